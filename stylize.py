@@ -1,0 +1,514 @@
+"""The algorithm: Gatys et al. style transfer as one tf.compat.v1 graph, optimised by
+SciPy's L-BFGS-B (through an `Evaluator`) or by Adam, on the same objective.
+
+Data flow, one direction:
+    targets (computed once, in their own short-lived graph)
+      -> loss terms (small pure functions) -> one finalized graph: loss terms + gradient
+      -> Evaluator (loss and gradient of one x, cached on x) -> L-BFGS-B | Adam
+      -> progress reported to the caller through a callback; nothing is printed here.
+
+The optimisation variable is the image itself in RGB 0..255, shape (1, H, W, 3). The
+network's preprocessing (mean, channel order) is part of the graph, so the box bounds
+of L-BFGS-B are simply [0, 255] and no clipping is ever needed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+import images
+import vgg
+
+# Defaults of the classic TensorFlow tool (anishathalye/neural-style), kept so that
+# its users' flags mean the same thing here.
+CONTENT_WEIGHT = 5e0
+CONTENT_WEIGHT_BLEND = 1.0
+STYLE_WEIGHT = 5e2
+TV_WEIGHT = 1e2
+STYLE_LAYER_WEIGHT_EXP = 1.0
+LEARNING_RATE = 1e1
+BETA1 = 0.9
+BETA2 = 0.999
+EPSILON = 1e-08
+STYLE_SCALE = 1.0
+ITERATIONS = 1000
+POOLING = "max"
+CONTENT_LAYERS = ("relu4_2", "relu5_2")
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# History size of L-BFGS. SciPy's default is 10; 20 measured at least as good per
+# evaluation on the example images, and its memory (2 x 20 image-sized float64
+# vectors) is small next to the network's activations.
+LBFGS_CORRECTIONS = 20
+# The classic tool's noise initialisation: N(0, 1) * 0.256 around the mean pixel.
+NOISE_SCALE = 0.256
+OPTIMIZERS = ("lbfgs", "adam")
+LOSS_TERMS = ("content", "style", "tv", "total")
+
+
+# ---------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """Everything that defines the objective (not how it is optimised)."""
+
+    content_weight: float = CONTENT_WEIGHT
+    content_weight_blend: float = CONTENT_WEIGHT_BLEND
+    style_weight: float = STYLE_WEIGHT
+    style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP
+    tv_weight: float = TV_WEIGHT
+    content_layers: tuple = CONTENT_LAYERS
+    style_layers: tuple = STYLE_LAYERS
+    style_blend_weights: tuple | None = None  # one per style; normalised to sum to 1
+    style_scales: tuple | None = None  # one per style; relative to the content width
+    pooling: str = POOLING
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """How the objective is minimised, and when to stop."""
+
+    optimizer: str = "lbfgs"
+    iterations: int = ITERATIONS
+    max_evaluations: int | None = None
+    time_budget: float | None = None  # seconds
+    lbfgs_corrections: int = LBFGS_CORRECTIONS
+    learning_rate: float = LEARNING_RATE
+    beta1: float = BETA1
+    beta2: float = BETA2
+    epsilon: float = EPSILON
+
+
+# ---------------------------------------------------------------- weights of layers
+
+
+def content_layer_weights(layers, blend=CONTENT_WEIGHT_BLEND):
+    """Per-layer content weights, as the classic tool's --content-weight-blend.
+
+    With the classic pair (relu4_2, relu5_2), relu4_2 gets `blend` and relu5_2 gets
+    1 - blend. With more layers the rest share 1 - blend; a single layer gets 1.
+    Layers of weight 0 are dropped, so they are never computed.
+    """
+    layers = tuple(layers)
+    if len(layers) == 1:
+        weights = {layers[0]: 1.0}
+    else:
+        rest = (1.0 - blend) / (len(layers) - 1)
+        weights = {layers[0]: blend, **{name: rest for name in layers[1:]}}
+    return OrderedDict((k, v) for k, v in weights.items() if v != 0)
+
+
+def style_layer_weights(layers, exp=STYLE_LAYER_WEIGHT_EXP):
+    """weight(layer n+1) = exp * weight(layer n), normalised to sum to 1 (classic tool)."""
+    raw = [exp**i for i in range(len(layers))]
+    total = sum(raw)
+    return OrderedDict((name, w / total) for name, w in zip(layers, raw))
+
+
+def blend_weights(count, weights=None):
+    """Style blend weights normalised to sum to 1; equal when not given."""
+    weights = [1.0] * count if weights is None else [float(w) for w in weights]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+# ---------------------------------------------------------------- pure loss functions
+# Each takes tensors (or NumPy arrays where noted) and returns a scalar tensor.
+# The normalisations are the classic TensorFlow tool's: per-element means, and Gram
+# matrices divided by H*W*C. They differ from Gatys et al. (sums, 1/(4 N^2 M^2));
+# the classic ones make the default weights work across image sizes.
+
+
+def gram_matrix(features):
+    """G = F^T F / (H W C) for features of shape (1, H, W, C)."""
+    import tensorflow as tf
+
+    shape = tf.shape(features)
+    channels = features.shape[-1]
+    flat = tf.reshape(features, (-1, channels))
+    size = tf.cast(shape[1] * shape[2] * shape[3], features.dtype)
+    return tf.matmul(flat, flat, transpose_a=True) / size
+
+
+def content_loss(features, target):
+    """Mean squared difference between features and their target."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.square(features - target))
+
+
+def style_loss(features, target_gram):
+    """Mean squared difference between the Gram matrix of features and a target Gram."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.square(gram_matrix(features) - target_gram))
+
+
+def total_variation(image):
+    """Mean squared difference between vertical neighbours, plus the same horizontally."""
+    import tensorflow as tf
+
+    dy = image[:, 1:, :, :] - image[:, :-1, :, :]
+    dx = image[:, :, 1:, :] - image[:, :, :-1, :]
+    return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+
+
+# ---------------------------------------------------------------- targets
+
+
+def session_config():
+    """Thread settings for this machine: all cores to each op, ops one after another.
+
+    The VGG graph is a chain, so inter-op parallelism has nothing to overlap and only
+    makes intra-op pools compete for the cores.
+    """
+    import tensorflow as tf
+
+    cores = os.cpu_count() or 1
+    return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=cores, inter_op_parallelism_threads=1)
+
+
+def compute_targets(network, content, styles, content_layers, style_layers, pooling):
+    """Content features and style Gram matrices, computed once in their own graph.
+
+    `content` is RGB (H, W, 3); `styles` a list of RGB images, already at their scale.
+    Returns ({layer: features}, [{layer: gram}, ...]) as float32 NumPy arrays.
+    """
+    import tensorflow as tf
+
+    needed = tuple(content_layers) + tuple(style_layers)
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
+        net = vgg.net_preloaded(network, network.preprocess(image), pooling, last=vgg.deepest(network, needed))
+        grams = {name: gram_matrix(net[name]) for name in style_layers}
+        graph.finalize()
+        with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
+            content_features = {}
+            if content_layers:
+                fetched = sess.run({n: net[n] for n in content_layers}, {image: content[None]})
+                content_features = fetched
+            style_grams = [sess.run(grams, {image: style[None]}) if grams else {} for style in styles]
+    return content_features, style_grams
+
+
+# ---------------------------------------------------------------- the objective
+
+
+class Objective:
+    """Loss terms and gradient of one transfer problem, in one finalized graph.
+
+    `evaluate(x)` runs a single session.run for every loss term and the gradient.
+    """
+
+    def __init__(self, network, content, styles, loss=LossOptions()):
+        import tensorflow as tf
+
+        content = np.asarray(content, np.float32)
+        self.network = network
+        self.loss_options = loss
+        self.shape = (1,) + content.shape
+        self.content = content
+        for name in tuple(loss.content_layers) + tuple(loss.style_layers):
+            if name not in network.layers:
+                raise ValueError(f"layer {name!r} is not in {network.name}")
+
+        content_weights = content_layer_weights(loss.content_layers, loss.content_weight_blend)
+        style_weights = style_layer_weights(loss.style_layers, loss.style_layer_weight_exp)
+        blend = blend_weights(len(styles), loss.style_blend_weights)
+        scaled_styles = [
+            prepare_style(style, content.shape[1], s)
+            for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))
+        ]
+        content_targets, style_targets = compute_targets(
+            network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling
+        )
+        self.style_images = scaled_styles
+
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.image = tf.compat.v1.placeholder(tf.float32, self.shape, name="image")
+            needed = tuple(content_weights) + tuple(style_weights)
+            net = vgg.net_preloaded(network, network.preprocess(self.image), loss.pooling, last=vgg.deepest(network, needed))
+
+            content_term = tf.add_n(
+                [w * content_loss(net[n], tf.constant(content_targets[n])) for n, w in content_weights.items()]
+            ) if content_weights else tf.constant(0.0)
+            style_term = tf.add_n([
+                b * tf.add_n([w * style_loss(net[n], tf.constant(grams[n])) for n, w in style_weights.items()])
+                for b, grams in zip(blend, style_targets)
+            ])
+            terms = OrderedDict(
+                content=loss.content_weight * content_term,
+                style=loss.style_weight * style_term,
+                tv=loss.tv_weight * total_variation(self.image),
+            )
+            terms["total"] = tf.add_n(list(terms.values()))
+            self.terms = terms
+            self.gradient = tf.gradients(terms["total"], self.image)[0]
+            self._fetches = (dict(terms), self.gradient)
+        # A finalized graph cannot grow: nothing is added, retraced or recompiled
+        # between evaluations.
+        self.graph.finalize()
+        self.session = tf.compat.v1.Session(graph=self.graph, config=session_config())
+
+    def evaluate(self, x):
+        """Loss terms (dict of floats) and gradient (float32, self.shape) at image `x`."""
+        terms, grad = self.session.run(self._fetches, {self.image: np.reshape(x, self.shape)})
+        return OrderedDict((k, float(terms[k])) for k in LOSS_TERMS), grad
+
+    def close(self):
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def prepare_style(style, content_width, style_scale=STYLE_SCALE):
+    """Resize a style image so its width is `style_scale` times the content's (classic tool)."""
+    return images.resize_to_width(np.asarray(style, np.float32), max(1, int(round(style_scale * content_width))))
+
+
+def initial_image(content, network, initial=None, noiseblend=None, seed=None):
+    """The starting image, with the classic tool's --initial / --initial-noiseblend meaning.
+
+    No initial and no noiseblend: noise. No initial with noiseblend < 1: start from the
+    content. Noise is N(0, 1) * 0.256 around the network's mean pixel, and the blend is
+    (1 - noiseblend) * initial + noiseblend * noise.
+    """
+    rng = np.random.default_rng(seed)
+    content = np.asarray(content, np.float32)
+    if initial is None:
+        if noiseblend is None:
+            noiseblend = 1.0
+        initial = content if noiseblend < 1.0 else None
+    elif noiseblend is None:
+        noiseblend = 0.0
+    noise = network.mean_pixel + rng.standard_normal(content.shape).astype(np.float32) * NOISE_SCALE
+    if initial is None:
+        start = noise
+    else:
+        start = (1.0 - noiseblend) * np.asarray(initial, np.float32) + noiseblend * noise
+    return np.clip(start, 0.0, 255.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+class BudgetExhausted(Exception):
+    """Raised inside the optimizer when the evaluation or time budget is used up."""
+
+
+class NonFiniteLoss(Exception):
+    """Raised inside the optimizer when the loss or gradient stops being finite."""
+
+
+class Evaluator:
+    """Loss and gradient for SciPy, computed together and cached on x.
+
+    `loss(x)` and `grads(x)` both look at the cache first: called with the x of the
+    last evaluation they return its values, with any other x they evaluate again. No
+    call order is assumed. It also remembers the lowest-loss image ever evaluated,
+    counts evaluations, enforces budgets, and reports each evaluation to `on_evaluation`.
+    """
+
+    def __init__(self, objective, max_evaluations=None, time_budget=None, on_evaluation=None):
+        self.objective = objective
+        self.max_evaluations = max_evaluations
+        self.time_budget = time_budget
+        self.on_evaluation = on_evaluation
+        self.evaluations = 0
+        self.session_seconds = 0.0
+        self.start = time.perf_counter()
+        self.best_loss = math.inf
+        self.best_x = None
+        self.best_terms = None
+        self._x = None
+        self._terms = None
+        self._grad = None
+
+    def _ensure(self, x):
+        x = np.asarray(x)
+        if self._x is not None and x.shape == self._x.shape and np.array_equal(x, self._x):
+            return
+        if self.max_evaluations is not None and self.evaluations >= self.max_evaluations:
+            raise BudgetExhausted(f"evaluation budget of {self.max_evaluations} reached")
+        if self.time_budget is not None and self.elapsed() >= self.time_budget:
+            raise BudgetExhausted(f"time budget of {self.time_budget:g} s reached")
+        t0 = time.perf_counter()
+        terms, grad = self.objective.evaluate(x.astype(np.float32, copy=False))
+        self.session_seconds += time.perf_counter() - t0
+        self.evaluations += 1
+        self._x = np.array(x, copy=True)
+        self._terms = terms
+        # SciPy's L-BFGS-B works in float64: this is the one conversion at its boundary.
+        self._grad = grad.ravel().astype(np.float64)
+        total = terms["total"]
+        if not (math.isfinite(total) and np.isfinite(self._grad).all()):
+            raise NonFiniteLoss(f"loss became {total} at evaluation {self.evaluations}")
+        if total < self.best_loss:
+            self.best_loss = total
+            self.best_x = self._x
+            self.best_terms = terms
+        if self.on_evaluation is not None:
+            self.on_evaluation(self.evaluations, self.elapsed(), terms)
+
+    def elapsed(self):
+        return time.perf_counter() - self.start
+
+    def loss(self, x):
+        self._ensure(x)
+        return self._terms["total"]
+
+    def grads(self, x):
+        self._ensure(x)
+        return self._grad
+
+    def terms(self, x):
+        """All loss terms at x (evaluating only if x is not the cached one)."""
+        self._ensure(x)
+        return self._terms
+
+    def best_image(self):
+        shape = self.objective.shape[1:]
+        return None if self.best_x is None else np.asarray(self.best_x, np.float32).reshape(shape)
+
+
+# ---------------------------------------------------------------- optimisation
+
+
+@dataclass
+class Progress:
+    """What the optimizer reports after each iteration (an L-BFGS iteration or an Adam step).
+
+    `evaluations` counts loss-and-gradient evaluations so far, which for L-BFGS is at
+    least `iteration` (its line search may evaluate several times per iteration).
+    """
+
+    iteration: int
+    iterations: int
+    evaluations: int
+    elapsed: float
+    terms: dict
+    best_loss: float
+    evaluator: Evaluator = field(repr=False)
+
+    def best_image(self):
+        return self.evaluator.best_image()
+
+
+@dataclass
+class Result:
+    image: np.ndarray | None  # the lowest-loss image evaluated, RGB float32 (H, W, 3)
+    terms: dict | None  # its loss terms
+    iterations: int
+    evaluations: int
+    elapsed: float
+    stop_reason: str  # "completed", "budget", "converged", "interrupted", "nonfinite", "stopped"
+    message: str = ""
+
+    @property
+    def ok(self):
+        return self.stop_reason not in ("nonfinite", "interrupted")
+
+
+def _lbfgs(evaluator, x0, opts, report):
+    from scipy.optimize import fmin_l_bfgs_b
+
+    n = x0.size
+    # One L-BFGS-B run for the whole job: restarting it would throw away its history.
+    # Box bounds keep every pixel in 0..255 without any clipping.
+    _, _, info = fmin_l_bfgs_b(
+        evaluator.loss,
+        x0.ravel().astype(np.float64),
+        fprime=evaluator.grads,
+        bounds=[(0.0, 255.0)] * n,
+        m=opts.lbfgs_corrections,
+        maxiter=opts.iterations,
+        maxfun=max(15000, 2 * opts.iterations + 10),
+        callback=lambda xk: report(evaluator.terms(xk)),
+    )
+    return info
+
+
+def _adam(evaluator, x0, opts, report):
+    """Adam on the same Evaluator, with TensorFlow's update rule (as the classic tool).
+
+    Unlike the classic tool, pixels are projected back into 0..255 after each step, so
+    that both optimizers search the same box; the lowest-loss image is kept.
+    """
+    x = x0.ravel().astype(np.float64)
+    m = np.zeros_like(x)
+    v = np.zeros_like(x)
+    b1, b2 = opts.beta1, opts.beta2
+    for t in range(1, opts.iterations + 1):
+        terms = evaluator.terms(x)
+        g = evaluator.grads(x)
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        step = opts.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+        x -= step * m / (np.sqrt(v) + opts.epsilon)
+        np.clip(x, 0.0, 255.0, out=x)
+        report(terms)
+
+
+def minimize(objective, x0, opts=OptimizerOptions(), callback=None, on_evaluation=None):
+    """Minimise `objective` from image `x0`; return the lowest-loss image as a `Result`.
+
+    `callback(progress)` is called after every iteration; `on_evaluation(index,
+    seconds, terms)` after every evaluation. Ctrl-C (KeyboardInterrupt) stops the run
+    and returns the best image so far with stop_reason "interrupted".
+    """
+    if opts.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {opts.optimizer!r}")
+    evaluator = Evaluator(objective, opts.max_evaluations, opts.time_budget, on_evaluation)
+    iteration = 0
+
+    def report(terms):
+        nonlocal iteration
+        iteration += 1
+        if callback is not None:
+            callback(Progress(iteration, opts.iterations, evaluator.evaluations, evaluator.elapsed(),
+                              terms, evaluator.best_loss, evaluator))
+
+    stop, message = "completed", ""
+    try:
+        if opts.optimizer == "lbfgs":
+            info = _lbfgs(evaluator, np.asarray(x0, np.float32), opts, report)
+            if iteration < opts.iterations:
+                text = info.get("task", "")
+                message = text.decode() if isinstance(text, bytes) else str(text)
+                stop = "converged" if info.get("warnflag", 0) == 0 else "stopped"
+        else:
+            _adam(evaluator, np.asarray(x0, np.float32), opts, report)
+    except BudgetExhausted as exc:
+        stop, message = "budget", str(exc)
+    except NonFiniteLoss as exc:
+        stop, message = "nonfinite", str(exc)
+    except KeyboardInterrupt:
+        stop, message = "interrupted", "interrupted"
+    return Result(
+        image=evaluator.best_image(),
+        terms=evaluator.best_terms,
+        iterations=iteration,
+        evaluations=evaluator.evaluations,
+        elapsed=evaluator.elapsed(),
+        stop_reason=stop,
+        message=message,
+    )
+
+
+def with_options(options, **changes):
+    """A copy of a frozen options dataclass with some fields changed."""
+    return replace(options, **changes)
