@@ -20,8 +20,6 @@ import signal
 import sys
 import time
 
-import numpy as np
-
 import images
 import vgg
 

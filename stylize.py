@@ -68,6 +68,7 @@ class LossOptions:
     style_blend_weights: tuple | None = None  # one per style; normalised to sum to 1
     style_scales: tuple | None = None  # one per style; relative to the content width
     pooling: str = POOLING
+    loss_scale: str = "classic"  # a key of LOSS_SCALES: how each term is normalised
 
 
 @dataclass(frozen=True)
@@ -119,14 +120,16 @@ def blend_weights(count, weights=None):
 
 
 # ---------------------------------------------------------------- pure loss functions
-# Each takes tensors (or NumPy arrays where noted) and returns a scalar tensor.
-# The normalisations are the classic TensorFlow tool's: per-element means, and Gram
-# matrices divided by H*W*C. They differ from Gatys et al. (sums, 1/(4 N^2 M^2));
-# the classic ones make the default weights work across image sizes.
+# Each takes tensors and returns a tensor. A *loss scale* is one consistent set of them
+# (see LOSS_SCALES): how the Gram matrix and each term are normalised.
+#
+# "classic" is the classic TensorFlow tool's: per-element means, and Gram matrices
+# divided by H*W*C. It differs from Gatys et al. (sums, 1/(4 N^2 M^2)); the means keep
+# the default weights meaningful across image sizes.
 
 
 def gram_matrix(features):
-    """G = F^T F / (H W C) for features of shape (1, H, W, C)."""
+    """G = F^T F / (H W C) for features of shape (1, H, W, C) (classic normalisation)."""
     import tensorflow as tf
 
     shape = tf.shape(features)
@@ -143,11 +146,11 @@ def content_loss(features, target):
     return tf.reduce_mean(tf.square(features - target))
 
 
-def style_loss(features, target_gram):
-    """Mean squared difference between the Gram matrix of features and a target Gram."""
+def style_loss(gram, target_gram):
+    """Mean squared difference between a Gram matrix and its target."""
     import tensorflow as tf
 
-    return tf.reduce_mean(tf.square(gram_matrix(features) - target_gram))
+    return tf.reduce_mean(tf.square(gram - target_gram))
 
 
 def total_variation(image):
@@ -157,6 +160,27 @@ def total_variation(image):
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
     return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+
+
+@dataclass(frozen=True)
+class LossScale:
+    """One consistent normalisation of the loss terms.
+
+    gram(features) -> G; content(features, target) -> scalar; style(G, target_G) ->
+    scalar for one layer; tv(image) -> scalar.
+    """
+
+    gram: object
+    content: object
+    style: object
+    tv: object
+    description: str = ""
+
+
+LOSS_SCALES = {
+    "classic": LossScale(gram_matrix, content_loss, style_loss, total_variation,
+                         "the classic TensorFlow tool's: per-element means, Gram / (H W C)"),
+}
 
 
 # ---------------------------------------------------------------- targets
@@ -174,7 +198,7 @@ def session_config():
     return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=cores, inter_op_parallelism_threads=1)
 
 
-def compute_targets(network, content, styles, content_layers, style_layers, pooling):
+def compute_targets(network, content, styles, content_layers, style_layers, pooling, gram=gram_matrix):
     """Content features and style Gram matrices, computed once in their own graph.
 
     `content` is RGB (H, W, 3); `styles` a list of RGB images, already at their scale.
@@ -187,7 +211,7 @@ def compute_targets(network, content, styles, content_layers, style_layers, pool
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
         net = vgg.net_preloaded(network, network.preprocess(image), pooling, last=vgg.deepest(network, needed))
-        grams = {name: gram_matrix(net[name]) for name in style_layers}
+        grams = {name: gram(net[name]) for name in style_layers}
         graph.finalize()
         with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
             content_features = {}
@@ -226,8 +250,9 @@ class Objective:
             prepare_style(style, content.shape[1], s)
             for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))
         ]
+        scale = LOSS_SCALES[loss.loss_scale]
         content_targets, style_targets = compute_targets(
-            network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling
+            network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling, scale.gram
         )
         self.style_images = scaled_styles
 
@@ -238,16 +263,16 @@ class Objective:
             net = vgg.net_preloaded(network, network.preprocess(self.image), loss.pooling, last=vgg.deepest(network, needed))
 
             content_term = tf.add_n(
-                [w * content_loss(net[n], tf.constant(content_targets[n])) for n, w in content_weights.items()]
+                [w * scale.content(net[n], tf.constant(content_targets[n])) for n, w in content_weights.items()]
             ) if content_weights else tf.constant(0.0)
             style_term = tf.add_n([
-                b * tf.add_n([w * style_loss(net[n], tf.constant(grams[n])) for n, w in style_weights.items()])
+                b * tf.add_n([w * scale.style(scale.gram(net[n]), tf.constant(grams[n])) for n, w in style_weights.items()])
                 for b, grams in zip(blend, style_targets)
             ])
             terms = OrderedDict(
                 content=loss.content_weight * content_term,
                 style=loss.style_weight * style_term,
-                tv=loss.tv_weight * total_variation(self.image),
+                tv=loss.tv_weight * scale.tv(self.image),
             )
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
