@@ -97,6 +97,8 @@ def content_layer_weights(layers, blend=CONTENT_WEIGHT_BLEND):
     Layers of weight 0 are dropped, so they are never computed.
     """
     layers = tuple(layers)
+    if not layers:  # no content term at all (pure texture synthesis)
+        return OrderedDict()
     if len(layers) == 1:
         weights = {layers[0]: 1.0}
     else:

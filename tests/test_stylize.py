@@ -1,0 +1,525 @@
+"""stylize.py: the objective graph (against NumPy, and its gradient against finite
+differences), the Evaluator's cache, budgets and failure handling, and both optimizers.
+
+Everything runs on the tiny network of conftest.py and 16x16 images, or on a small
+quadratic objective whose minimum is known exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_vgg import reference_net
+
+import stylize
+
+SIZE = 16
+
+
+def random_image(seed, shape=(SIZE, SIZE, 3), low=0.0, high=255.0):
+    return np.random.default_rng(seed).uniform(low, high, size=shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def content():
+    return random_image(10)
+
+
+@pytest.fixture(scope="module")
+def style():
+    return random_image(11, (20, 24, 3))
+
+
+@pytest.fixture(scope="module")
+def objective(tiny_network, content, style):
+    """The default objective on the tiny network. Shared: tests must not change it
+    (monkeypatching its attributes is fine, pytest undoes that)."""
+    with stylize.Objective(tiny_network, content, [style]) as obj:
+        yield obj
+
+
+# ---------------------------------------------------------------- the objective against NumPy
+
+
+def np_gram(features):
+    h, w, c = features.shape
+    flat = features.reshape(-1, c)
+    return flat.T @ flat / (h * w * c)
+
+
+def reference_terms(network, x, content, styles, loss):
+    """Every loss term computed from scratch in float64 NumPy, with the classic formulas."""
+    def net(image):
+        return reference_net(network.layers, network.weights, network.preprocess(image[None].astype(np.float64)),
+                             loss.pooling)
+
+    feats, content_feats = net(x), net(content)
+    style_feats = [net(s) for s in styles]
+    cw = stylize.content_layer_weights(loss.content_layers, loss.content_weight_blend)
+    sw = stylize.style_layer_weights(loss.style_layers, loss.style_layer_weight_exp)
+    blend = stylize.blend_weights(len(styles), loss.style_blend_weights)
+    content_term = sum(w * np.mean((feats[n] - content_feats[n]) ** 2) for n, w in cw.items())
+    style_term = sum(
+        b * sum(w * np.mean((np_gram(feats[n]) - np_gram(sf[n])) ** 2) for n, w in sw.items())
+        for b, sf in zip(blend, style_feats)
+    )
+    img = x.astype(np.float64)
+    tv = np.mean((img[1:] - img[:-1]) ** 2) + np.mean((img[:, 1:] - img[:, :-1]) ** 2)
+    terms = {"content": loss.content_weight * content_term, "style": loss.style_weight * style_term,
+             "tv": loss.tv_weight * tv}
+    terms["total"] = sum(terms.values())
+    return terms
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_objective_terms_match_numpy_with_two_styles_and_every_weight(tiny_network, content, style, pooling):
+    second_style = random_image(12, (12, 12, 3))
+    loss = stylize.LossOptions(content_weight=3.0, content_weight_blend=0.6, style_weight=70.0, tv_weight=0.5,
+                               style_layer_weight_exp=1.5, style_blend_weights=(1.0, 3.0), style_scales=(1.0, 0.5),
+                               pooling=pooling)
+    x = random_image(13)
+    with stylize.Objective(tiny_network, content, [style, second_style], loss) as obj:
+        # Styles are resized to scale x the content's width, as the classic tool does.
+        assert [s.shape[1] for s in obj.style_images] == [SIZE, SIZE // 2]
+        terms, grad = obj.evaluate(x)
+        expected = reference_terms(tiny_network, x, content, obj.style_images, loss)
+    assert list(terms) == list(stylize.LOSS_TERMS)
+    for key in stylize.LOSS_TERMS:
+        assert terms[key] == pytest.approx(expected[key], rel=2e-3), key
+    assert min(terms[k] for k in ("content", "style", "tv")) > 0  # every term is actually exercised
+    assert grad.shape == (1, SIZE, SIZE, 3) and grad.dtype == np.float32
+
+
+def test_objective_total_is_the_sum_of_its_named_terms(objective):
+    terms, _ = objective.evaluate(random_image(1))
+    assert list(terms) == ["content", "style", "tv", "total"]
+    assert terms["total"] == pytest.approx(terms["content"] + terms["style"] + terms["tv"], rel=1e-5)
+
+
+def test_objective_at_the_content_has_no_content_loss(objective, content):
+    terms, _ = objective.evaluate(content)
+    assert terms["content"] == pytest.approx(0.0, abs=1e-6 * terms["total"])
+    assert terms["style"] > 0
+
+
+def test_objective_graph_is_finalized_and_does_not_grow(objective):
+    assert objective.graph.finalized
+    ops = len(objective.graph.get_operations())
+    for seed in range(3):
+        objective.evaluate(random_image(seed))
+    assert len(objective.graph.get_operations()) == ops
+
+
+def test_objective_rejects_an_unknown_layer(tiny_network, content, style):
+    with pytest.raises(ValueError, match="relu9_9"):
+        stylize.Objective(tiny_network, content, [style], stylize.LossOptions(style_layers=("relu1_1", "relu9_9")))
+
+
+def test_objective_without_content_layers_has_no_content_term(tiny_network, content, style):
+    loss = stylize.LossOptions(content_layers=())
+    with stylize.Objective(tiny_network, content, [style], loss) as obj:
+        terms, grad = obj.evaluate(random_image(2))
+    assert terms["content"] == 0.0 and terms["style"] > 0 and np.abs(grad).max() > 0
+
+
+# ---------------------------------------------------------------- gradient against finite differences
+
+GRADIENT_CASES = {
+    "content": dict(content_weight=1.0, style_weight=0.0, tv_weight=0.0, content_weight_blend=0.5),
+    "style": dict(content_weight=0.0, style_weight=1.0, tv_weight=0.0, style_layer_weight_exp=1.3),
+    "tv": dict(content_weight=0.0, style_weight=0.0, tv_weight=1.0),
+    "all": dict(),
+    "all-avg-pooling": dict(pooling="avg"),
+}
+
+
+@pytest.mark.parametrize("case", list(GRADIENT_CASES))
+def test_gradient_matches_central_differences(tiny_network, content, style, case):
+    """check_grad along random directions: the graph's gradient g at x against
+    (L(x + h d) - L(x - h d)) / 2h, d with unit-variance entries, h in pixel units.
+
+    Two limits set h. The network is piecewise linear (ReLU, max pooling), so a large
+    step crosses kinks and the difference stops being a derivative (h = 0.5 is already
+    off by a few %). The loss is float32, so a tiny step drowns in rounding: its error
+    is about 2^-24 |L| / h. h = 0.03 keeps both well under 1% here, and the rounding
+    bound is part of the tolerance; a wrong factor or a wrong term would be off by far more.
+    """
+    loss = stylize.LossOptions(**GRADIENT_CASES[case])
+    rng = np.random.default_rng(5)
+    x = random_image(6, low=40.0, high=215.0).astype(np.float64)  # away from the box edges
+    h = 0.03
+    with stylize.Objective(tiny_network, content, [style], loss) as obj:
+        _, grad = obj.evaluate(x)
+        grad = grad[0].astype(np.float64)
+        for _ in range(3):
+            d = rng.standard_normal(x.shape)
+            plus, _ = obj.evaluate(x + h * d)
+            minus, _ = obj.evaluate(x - h * d)
+            numeric = (plus["total"] - minus["total"]) / (2 * h)
+            analytic = float(np.sum(grad * d))
+            rounding = 4 * 2.0**-24 * (abs(plus["total"]) + abs(minus["total"])) / (2 * h)
+            assert rounding < 0.1 * abs(analytic), "the check would be meaningless at this step"
+            assert abs(numeric - analytic) <= 1e-2 * abs(analytic) + rounding, (numeric, analytic, rounding)
+
+
+# ---------------------------------------------------------------- Evaluator: cache
+
+
+class Counting:
+    """Wraps objective.evaluate and records the images it was called with."""
+
+    def __init__(self, evaluate):
+        self.evaluate = evaluate
+        self.calls = []
+
+    def __call__(self, x):
+        self.calls.append(np.array(x, copy=True))
+        return self.evaluate(x)
+
+
+@pytest.fixture
+def counted(objective, monkeypatch):
+    counter = Counting(objective.evaluate)
+    monkeypatch.setattr(objective, "evaluate", counter)
+    return counter
+
+
+def flat(x):
+    return np.asarray(x, np.float64).ravel()
+
+
+def test_grads_called_first_evaluates_then_loss_uses_the_cache(objective, counted):
+    x = flat(random_image(20))
+    ev = stylize.Evaluator(objective)
+    grad = ev.grads(x)
+    assert len(counted.calls) == 1
+    terms, expected_grad = counted.evaluate(x)
+    np.testing.assert_allclose(grad, expected_grad.ravel(), rtol=1e-6)
+    assert ev.loss(x) == pytest.approx(terms["total"], rel=1e-6)
+    assert len(counted.calls) == 1 and ev.evaluations == 1
+
+
+def test_same_x_in_another_array_is_not_evaluated_again(objective, counted):
+    x = flat(random_image(21))
+    ev = stylize.Evaluator(objective)
+    ev.loss(x)
+    ev.grads(x.copy())
+    ev.terms(np.array(x))
+    ev.loss(x)
+    assert len(counted.calls) == 1 and ev.evaluations == 1
+
+
+def test_out_of_order_calls_never_return_another_xs_values(objective, counted):
+    x1, x2 = flat(random_image(22)), flat(random_image(23))
+    ev = stylize.Evaluator(objective)
+    loss1 = ev.loss(x1)
+    loss2 = ev.loss(x2)
+    grad1 = ev.grads(x1)  # the cache holds x2 now: x1 must be evaluated again, not answered with x2's gradient
+    assert len(counted.calls) == 3 and ev.evaluations == 3
+    np.testing.assert_allclose(grad1, counted.evaluate(x1)[1].ravel(), rtol=1e-6)
+    assert loss1 != loss2
+    assert ev.loss(x1) == pytest.approx(loss1)
+    assert len(counted.calls) == 3
+
+
+def test_x_changed_in_place_after_the_call_is_evaluated_again(objective, counted):
+    # SciPy may reuse its x buffer: the cache must keep its own copy.
+    x = flat(random_image(24))
+    ev = stylize.Evaluator(objective)
+    before = ev.loss(x)
+    x += 3.0
+    after = ev.loss(x)
+    assert len(counted.calls) == 2
+    assert after != before
+    np.testing.assert_allclose(counted.calls[1].ravel(), x)
+
+
+def test_best_image_is_the_lowest_loss_ever_evaluated(objective, content):
+    candidates = [random_image(25), content + 1.0, 0.5 * (content + random_image(25)), random_image(26)]
+    losses = [objective.evaluate(c)[0]["total"] for c in candidates]
+    order = np.argsort(losses)  # evaluate the best second, so neither first nor last wins by accident
+    sequence = [order[1], order[0], order[3], order[2]]
+    ev = stylize.Evaluator(objective)
+    assert ev.best_image() is None
+    for i in sequence:
+        ev.loss(flat(candidates[i]))
+    np.testing.assert_allclose(ev.best_image(), candidates[order[0]], atol=1e-4)
+    assert ev.best_loss == pytest.approx(losses[order[0]])
+    assert ev.best_terms["total"] == pytest.approx(losses[order[0]])
+    assert ev.best_image().shape == (SIZE, SIZE, 3) and ev.best_image().dtype == np.float32
+
+
+def test_on_evaluation_is_called_once_per_evaluation(objective):
+    seen = []
+    ev = stylize.Evaluator(objective, on_evaluation=lambda i, seconds, terms: seen.append((i, terms["total"])))
+    x1, x2 = flat(random_image(26)), flat(random_image(27))
+    ev.loss(x1), ev.grads(x1), ev.loss(x2), ev.grads(x2)
+    assert [i for i, _ in seen] == [1, 2]
+
+
+# ---------------------------------------------------------------- Evaluator: budget and non-finite loss
+
+
+def test_evaluation_budget_stops_exactly_at_the_budget(objective, counted):
+    ev = stylize.Evaluator(objective, max_evaluations=2)
+    x1, x2, x3 = (flat(random_image(s)) for s in (30, 31, 32))
+    ev.loss(x1)
+    ev.loss(x2)
+    with pytest.raises(stylize.BudgetExhausted):
+        ev.loss(x3)
+    assert len(counted.calls) == 2
+    ev.grads(x2)  # the cached x is still answered
+    assert len(counted.calls) == 2
+
+
+@pytest.mark.parametrize("optimizer", stylize.OPTIMIZERS)
+def test_minimize_with_an_evaluation_budget_uses_exactly_that_many(objective, counted, optimizer):
+    opts = stylize.OptimizerOptions(optimizer=optimizer, iterations=50, max_evaluations=7)
+    result = stylize.minimize(objective, random_image(33), opts)
+    assert result.stop_reason == "budget"
+    assert result.evaluations == 7 == len(counted.calls)
+    assert result.image is not None and result.ok
+
+
+def test_minimize_with_a_time_budget_stops(objective):
+    opts = stylize.OptimizerOptions(iterations=10_000, time_budget=0.0)
+    result = stylize.minimize(objective, random_image(34), opts)
+    assert result.stop_reason == "budget"
+    assert result.evaluations == 0 and result.image is None
+
+
+def poison_after(objective, monkeypatch, good_calls, bad=math.nan):
+    """Make the loss `bad` from evaluation good_calls + 1 on."""
+    real = objective.evaluate
+    calls = []
+
+    def evaluate(x):
+        calls.append(1)
+        terms, grad = real(x)
+        if len(calls) > good_calls:
+            terms = OrderedDict((k, bad) for k in terms)
+        return terms, grad
+
+    monkeypatch.setattr(objective, "evaluate", evaluate)
+
+
+@pytest.mark.parametrize("optimizer", stylize.OPTIMIZERS)
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_loss_stops_and_keeps_the_last_finite_best(objective, monkeypatch, optimizer, bad):
+    finite = []
+    poison_after(objective, monkeypatch, good_calls=4, bad=bad)
+    opts = stylize.OptimizerOptions(optimizer=optimizer, iterations=50)
+    result = stylize.minimize(objective, random_image(35), opts,
+                              on_evaluation=lambda i, s, terms: finite.append(terms["total"]))
+    assert result.stop_reason == "nonfinite" and not result.ok
+    assert str(bad).lower() in result.message.lower()
+    assert result.evaluations == 5
+    assert len(finite) == 4  # the non-finite evaluation is not reported as progress
+    assert result.image is not None and np.isfinite(result.image).all()
+    assert math.isfinite(result.terms["total"]) and result.terms["total"] == pytest.approx(min(finite))
+
+
+def test_non_finite_gradient_also_stops(objective, monkeypatch):
+    real = objective.evaluate
+
+    def evaluate(x):
+        terms, grad = real(x)
+        grad = grad.copy()
+        grad[0, 0, 0, 0] = np.nan
+        return terms, grad
+
+    monkeypatch.setattr(objective, "evaluate", evaluate)
+    result = stylize.minimize(objective, random_image(36), stylize.OptimizerOptions(iterations=5))
+    assert result.stop_reason == "nonfinite"
+
+
+@pytest.mark.parametrize("optimizer", stylize.OPTIMIZERS)
+def test_keyboard_interrupt_returns_the_best_image_so_far(objective, optimizer):
+    seen = []
+
+    def callback(progress):
+        seen.append(progress.best_loss)
+        if progress.iteration == 3:
+            raise KeyboardInterrupt
+
+    result = stylize.minimize(objective, random_image(37), stylize.OptimizerOptions(optimizer=optimizer, iterations=50),
+                              callback=callback)
+    assert result.stop_reason == "interrupted" and result.iterations == 3
+    assert result.image is not None
+    assert result.terms["total"] == pytest.approx(seen[-1])
+
+
+# ---------------------------------------------------------------- minimize on the real objective
+
+
+@pytest.mark.parametrize("optimizer", stylize.OPTIMIZERS)
+def test_minimize_decreases_the_loss_and_reports_every_iteration(objective, optimizer):
+    progress = []
+    x0 = random_image(40)
+    start = objective.evaluate(x0)[0]["total"]
+    opts = stylize.OptimizerOptions(optimizer=optimizer, iterations=8)
+    result = stylize.minimize(objective, x0, opts, callback=progress.append)
+    assert result.stop_reason == "completed" and result.ok
+    assert result.iterations == 8 == len(progress)
+    assert [p.iteration for p in progress] == list(range(1, 9))
+    assert all(p.iterations == 8 for p in progress)
+    evaluations = [p.evaluations for p in progress]
+    assert evaluations == sorted(evaluations) and evaluations[-1] <= result.evaluations
+    if optimizer == "adam":
+        assert evaluations == list(range(1, 9))  # one evaluation per step
+    else:
+        assert all(e >= i for i, e in enumerate(evaluations, start=1))  # line searches may add more
+    assert result.terms["total"] < 0.5 * start
+    best = [p.best_loss for p in progress]
+    assert best == sorted(best, reverse=True)
+    assert result.image.shape == (SIZE, SIZE, 3) and result.image.dtype == np.float32
+    assert result.image.min() >= 0.0 and result.image.max() <= 255.0
+    # The image returned is the one whose loss is reported.
+    assert objective.evaluate(result.image)[0]["total"] == pytest.approx(result.terms["total"], rel=1e-4)
+
+
+def test_lbfgs_is_one_scipy_run_with_bounds_and_the_history_size(objective, monkeypatch):
+    import scipy.optimize
+
+    calls = []
+    real = scipy.optimize.fmin_l_bfgs_b
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "fmin_l_bfgs_b", spy)
+    result = stylize.minimize(objective, random_image(41), stylize.OptimizerOptions(iterations=12, lbfgs_corrections=7))
+    assert len(calls) == 1  # never restarted: the curvature history is kept for the whole run
+    assert calls[0]["m"] == 7 and calls[0]["maxiter"] == 12
+    bounds = calls[0]["bounds"]
+    assert len(bounds) == SIZE * SIZE * 3 and set(bounds) == {(0.0, 255.0)}
+    assert result.evaluations >= result.iterations
+
+
+def test_minimize_rejects_an_unknown_optimizer(objective):
+    with pytest.raises(ValueError, match="sgd"):
+        stylize.minimize(objective, random_image(42), stylize.OptimizerOptions(optimizer="sgd"))
+
+
+# ---------------------------------------------------------------- the optimizers on a known quadratic
+
+
+class Quadratic:
+    """0.5 * sum(a * (x - c)^2): an objective with a known minimum, shaped like an image."""
+
+    def __init__(self, center, curvature=1.0):
+        self.center = np.asarray(center, np.float64)
+        self.shape = (1,) + self.center.shape
+        self.curvature = curvature
+        self.calls = 0
+
+    def evaluate(self, x):
+        self.calls += 1
+        diff = np.reshape(np.asarray(x, np.float64), self.shape[1:]) - self.center
+        total = 0.5 * self.curvature * float(np.sum(diff**2))
+        terms = OrderedDict(content=total, style=0.0, tv=0.0, total=total)
+        return terms, (self.curvature * diff).astype(np.float32)[None]
+
+
+def test_lbfgs_finds_the_minimum_inside_the_box():
+    center = random_image(50, (4, 5, 3), 20.0, 230.0)
+    result = stylize.minimize(Quadratic(center), np.full_like(center, 128.0), stylize.OptimizerOptions(iterations=50))
+    np.testing.assert_allclose(result.image, center, atol=1e-2)
+    assert result.stop_reason == "converged" and result.iterations < 50
+    assert result.message  # SciPy's reason, e.g. CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL
+
+
+def test_lbfgs_box_bounds_hold_pixels_at_the_edges():
+    center = np.full((3, 3, 3), 300.0, np.float32)
+    center[:, :, 1] = -40.0
+    center[:, :, 2] = 100.0
+    result = stylize.minimize(Quadratic(center), np.full_like(center, 128.0), stylize.OptimizerOptions(iterations=50))
+    np.testing.assert_allclose(result.image[..., 0], 255.0)
+    np.testing.assert_allclose(result.image[..., 1], 0.0)
+    np.testing.assert_allclose(result.image[..., 2], 100.0, atol=1e-2)
+
+
+def test_adam_follows_tensorflows_adam_update():
+    """Same steps as tf.compat.v1.train.AdamOptimizer (the classic tool's optimizer)."""
+    center = random_image(51, (3, 4, 3), 60.0, 200.0)
+    x0 = random_image(52, (3, 4, 3), 60.0, 200.0)
+    steps, lr, b1, b2, eps = 6, 2.0, 0.8, 0.95, 1e-3
+    images = []
+
+    quad = Quadratic(center, curvature=0.3)
+    opts = stylize.OptimizerOptions(optimizer="adam", iterations=steps, learning_rate=lr, beta1=b1, beta2=b2, epsilon=eps)
+    stylize.minimize(quad, x0, opts, on_evaluation=lambda *a: None,
+                     callback=lambda p: images.append(np.array(p.evaluator._x)))
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        var = tf.Variable(x0.astype(np.float64))
+        loss = 0.5 * 0.3 * tf.reduce_sum(tf.square(var - center.astype(np.float64)))
+        train = tf.compat.v1.train.AdamOptimizer(lr, b1, b2, eps).minimize(loss)
+        sess.run(tf.compat.v1.global_variables_initializer())
+        expected = []
+        for _ in range(steps):
+            expected.append(sess.run(var).ravel())
+            sess.run(train)
+    # images[i] is the image evaluated at step i + 1, i.e. after i updates.
+    np.testing.assert_allclose(np.array(images), np.array(expected), rtol=1e-6, atol=1e-6)
+    assert quad.calls == steps
+
+
+def test_adam_keeps_the_lowest_loss_image_not_the_last():
+    # A learning rate far too large makes Adam overshoot; the best image is still returned.
+    center = np.full((2, 2, 3), 100.0, np.float32)
+    quad = Quadratic(center)
+    opts = stylize.OptimizerOptions(optimizer="adam", iterations=6, learning_rate=90.0)
+    losses = []
+    result = stylize.minimize(quad, np.full_like(center, 120.0), opts, callback=lambda p: losses.append(p.terms["total"]))
+    assert losses[-1] > min(losses)
+    assert result.terms["total"] == pytest.approx(min(losses))
+
+
+def test_adam_projects_pixels_into_the_box():
+    center = np.full((2, 2, 3), 400.0, np.float32)
+    quad = Quadratic(center)
+    opts = stylize.OptimizerOptions(optimizer="adam", iterations=40, learning_rate=20.0)
+    seen = []
+    stylize.minimize(quad, np.full_like(center, 200.0), opts, callback=lambda p: seen.append(p.evaluator._x.max()))
+    assert max(seen) <= 255.0 and seen[-1] == pytest.approx(255.0)
+
+
+# ---------------------------------------------------------------- initial image
+
+
+def test_initial_image_default_is_noise_around_the_mean_pixel(tiny_network):
+    content = np.zeros((64, 64, 3), np.float32)
+    start = stylize.initial_image(content, tiny_network, seed=1)
+    np.testing.assert_allclose(start.mean(axis=(0, 1)), tiny_network.mean_pixel, atol=0.05)
+    assert start.std(axis=(0, 1)) == pytest.approx([stylize.NOISE_SCALE] * 3, rel=0.1)
+
+
+def test_initial_image_noiseblend_without_initial_blends_the_content(tiny_network):
+    content = random_image(60)
+    start = stylize.initial_image(content, tiny_network, noiseblend=0.0, seed=1)
+    np.testing.assert_array_equal(start, content)
+    blend = stylize.initial_image(content, tiny_network, noiseblend=0.5, seed=1)
+    noise = stylize.initial_image(content, tiny_network, seed=1)
+    np.testing.assert_allclose(blend, np.clip(0.5 * content + 0.5 * noise, 0, 255), atol=1e-3)
+
+
+def test_initial_image_given_uses_it_without_noise_by_default(tiny_network):
+    content, initial = random_image(61), random_image(62)
+    np.testing.assert_array_equal(stylize.initial_image(content, tiny_network, initial, seed=3), initial)
+
+
+def test_initial_image_is_reproducible_with_a_seed_and_stays_in_range(tiny_network):
+    content = np.zeros((8, 8, 3), np.float32)  # noise around 0 would go negative: it is clipped
+    net = tiny_network
+    a = stylize.initial_image(content, net, noiseblend=1.0, seed=9)
+    b = stylize.initial_image(content, net, noiseblend=1.0, seed=9)
+    c = stylize.initial_image(content, net, noiseblend=1.0, seed=10)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= 255
