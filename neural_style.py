@@ -58,11 +58,32 @@ def _layer_list(text):
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default once: skips None/False defaults and helps that already say theirs.
+
+    The stock formatter appends "(default: None)" even where the help text explains
+    the real default (e.g. --width: "the content's"), which reads as a contradiction.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is ONE line (argparse prints the whole 20-line usage first)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="neural_style.py",
         description="Neural style transfer (Gatys, Ecker & Bethge) with L-BFGS or Adam.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     io = p.add_argument_group("images")
     io.add_argument("--content", required=True, help="content image")
@@ -148,6 +169,9 @@ def validate_arguments(args):
     for label, value in (("--beta1", args.beta1), ("--beta2", args.beta2)):
         if not 0 <= value < 1:
             raise UsageError(f"{label} must be in [0, 1), not {value}")
+    # Outside 0..1 one content layer gets a negative weight, and the loss has no minimum.
+    if not 0 <= args.content_weight_blend <= 1:
+        raise UsageError(f"--content-weight-blend must be between 0 and 1, not {args.content_weight_blend}")
     if args.initial_noiseblend is not None and not 0 <= args.initial_noiseblend <= 1:
         raise UsageError(f"--initial-noiseblend must be between 0 and 1, not {args.initial_noiseblend}")
     for label, values in (("--style-scales", args.style_scales), ("--style-blend-weights", args.style_blend_weights)):
@@ -188,6 +212,11 @@ def validate_arguments(args):
         log_dir = os.path.dirname(os.path.abspath(args.log))
         if not os.path.isdir(log_dir) or not os.access(log_dir, os.W_OK):
             raise UsageError(f"--log {args.log}: directory {log_dir} is missing or not writable")
+        # Found here, not by open() after the network is built (a traceback, minutes later).
+        if os.path.isdir(args.log):
+            raise UsageError(f"--log {args.log} is a directory; give a file name, e.g. {os.path.join(args.log, 'run.jsonl')}")
+        if os.path.exists(args.log) and not os.access(args.log, os.W_OK):
+            raise UsageError(f"--log {args.log} is not writable")
 
 
 def validate_layers(args, network):
