@@ -469,6 +469,7 @@ def test_help_shows_every_default(capsys):
 
 def test_pyproject_declares_the_neural_style_command():
     import importlib
+
     import tomllib
 
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
