@@ -157,6 +157,16 @@ def suggest(name, known):
 
 def validate_arguments(args):
     """Every check that needs no network; raises UsageError with one line."""
+    # argparse's float() accepts "nan" and "inf"; no option here means anything with
+    # them, and they would fail late (inf style scale) or silently (NaN loss).
+    for dest, value in vars(args).items():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UsageError(f"--{dest.replace('_', '-')} must be a finite number, not {v}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, not {args.seed}")
+    if args.style_layer_weight_exp < 0:  # negative: every other style layer would get a negative weight
+        raise UsageError(f"--style-layer-weight-exp must be non-negative, not {args.style_layer_weight_exp}")
     for label, value in (("--iterations", args.iterations), ("--width", args.width),
                          ("--lbfgs-corrections", args.lbfgs_corrections),
                          ("--print-iterations", args.print_iterations),
@@ -405,13 +415,22 @@ def run(args):
             result = stylize.minimize(objective, x0, opts, callback=reporter)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    reporter.close(result)
+    # The work is done. A second Ctrl-C or SIGTERM during the last writes (a moment;
+    # longer with --progress-plot, which imports matplotlib) must not throw it away, so
+    # they are ignored until the output is written, and the output is written first.
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if result.image is not None:
+            rgb, alpha_out = finish_image(result.image)
+            images.save_image(args.output, rgb, alpha_out)
+        reporter.close(result)
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
 
     if result.image is None:
         print(f"error: {result.message}; no image was produced", file=sys.stderr)
         return EXIT_FAILED
-    rgb, alpha_out = finish_image(result.image)
-    images.save_image(args.output, rgb, alpha_out)
     summary = (f"{result.iterations} iterations, {result.evaluations} evaluations, {result.elapsed:.1f} s; "
                f"loss {result.terms['total']:.6g}")
     if result.stop_reason == "interrupted":

@@ -245,6 +245,32 @@ def test_sigterm_during_lbfgs_writes_the_best_image_and_exits_130(files, tiny_ne
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
 
 
+def test_a_second_signal_during_the_final_writes_does_not_lose_the_image(files, tiny_net_path, tmp_path, capsys,
+                                                                          monkeypatch):
+    real_call, real_close = neural_style.Reporter.__call__, neural_style.Reporter.close
+
+    def call(self, progress):
+        real_call(self, progress)
+        if progress.iteration == 2:
+            signal.raise_signal(signal.SIGINT)  # the first Ctrl-C
+
+    def close(self, result):
+        signal.raise_signal(signal.SIGINT)  # the impatient second one, while the plot is drawn
+        signal.raise_signal(signal.SIGTERM)
+        real_close(self, result)
+
+    monkeypatch.setattr(neural_style.Reporter, "__call__", call)
+    monkeypatch.setattr(neural_style.Reporter, "close", close)
+    out = tmp_path / "out.png"
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    code, _, err = run_main(base_args(files, tiny_net_path, out, 50, "--progress-plot"), capsys)
+    assert code == 130, err
+    assert "interrupted: wrote the best image so far" in err
+    assert Image.open(out).size == (32, 24)
+    assert (tmp_path / "progress.png").exists()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+
+
 def test_non_finite_loss_keeps_the_last_finite_best_and_fails(files, tiny_net_path, tmp_path, capsys, monkeypatch):
     real = stylize.Objective.evaluate
     calls = []
@@ -356,6 +382,11 @@ def bad_cases():
         ("checkpoint-iterations-0", {"--checkpoint-output": "{tmp}/ck_%d.png", "--checkpoint-iterations": "0"},
          ["--checkpoint-iterations", "0"]),
         ("log-dir-missing", {"--log": "{tmp}/nologdir/run.jsonl"}, ["nologdir", "--log"]),
+        ("seed-negative", {"--seed": "-1"}, ["--seed", "-1"]),
+        ("style-scale-infinite", {"--style-scales": ["inf"]}, ["--style-scales", "inf"]),
+        ("style-weight-nan", {"--style-weight": "nan"}, ["--style-weight", "nan"]),
+        ("blend-weight-nan", {"--style-blend-weights": ["nan"]}, ["--style-blend-weights", "nan"]),
+        ("layer-weight-exp-negative", {"--style-layer-weight-exp": "-2"}, ["--style-layer-weight-exp", "-2"]),
         ("log-is-a-directory", {"--log": "{tmp}/adir"}, ["adir", "--log", "is a directory"]),
         ("content-weight-blend-above-1", {"--content-weight-blend": "1.5"}, ["--content-weight-blend", "1.5"]),
         ("missing-required", {"--content": "DROP"}, ["--content", "required"]),
