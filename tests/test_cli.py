@@ -203,6 +203,18 @@ def test_initial_image_options(files, tiny_net_path, tmp_path, capsys, extra, st
         assert first["content"] > 100.0
 
 
+def test_lbfgs_stopping_early_reports_scipys_reason(files, tiny_net_path, tmp_path, capsys):
+    # Content only, starting at the content: the gradient is zero and L-BFGS-B stops at once.
+    out, log = tmp_path / "out.png", tmp_path / "run.jsonl"
+    code, _, err = run_main(base_args(files, tiny_net_path, out, 30, "--style-weight", 0, "--tv-weight", 0,
+                                      "--initial-noiseblend", 0, "--log", log), capsys)
+    assert code == 0, err
+    assert "L-BFGS stopped early: CONVERGENCE" in err and "0 iterations, 1 evaluations" in err
+    end = read_log(log)[-1]
+    assert end["stop_reason"] == "converged" and "CONVERGENCE" in end["message"]
+    np.testing.assert_array_equal(load(out), load(files["content"]))
+
+
 def test_overwrite_replaces_an_existing_output(files, tiny_net_path, tmp_path, capsys):
     out = tmp_path / "out.png"
     out.write_bytes(b"old")
