@@ -484,7 +484,7 @@ def summarise(args, network, records, prepared, configs):
             m["relative_loss_at_equal_seconds"] = _ratio(m["loss_at_equal_seconds"], best)
             per_run[run["run"]] = m
         pairs_out[pair_id] = {
-            "content": settings["content"], "styles": settings["styles"],
+            "content": os.path.relpath(settings["content"]), "styles": [os.path.relpath(p) for p in settings["styles"]],
             "size": list(content.shape[:2]), "best_loss": best, "equal_evaluations": e, "equal_seconds": t,
             "gram_layers": list(layers), "content_gram_distance": {n: grams[n][0] for n in layers},
             "configurations": {c[0]: aggregate([per_run[r["run"]] for r in runs if r["config"] == c[0]],
