@@ -238,3 +238,26 @@ def test_help_shows_the_transfer_loss_flags_and_defaults(capsys):
                  "--pooling", "--network", "--style-scales", "--init", "--gram-layers"):
         assert flag in text
     assert f"(default: {compare.EVALUATIONS})" in text
+
+
+def test_pairs_file_runs_the_grid_and_aggregates(tiny_net_path, images_dir, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    # Relative paths are read relative to the pairs file.
+    for name in ("content", "style"):
+        (tmp_path / f"{name}.png").write_bytes(open(images_dir[name], "rb").read())
+    pairs.write_text("content.png,style.png\n# a comment\nstyle.png,content.png\n")
+    out = tmp_path / "out"
+    argv = ["--network", tiny_net_path, "--pairs", str(pairs), "--out-dir", str(out), "--width", "24",
+            "--evaluations", "3", "--seeds", "0", "--adam-learning-rates", "10", "--lbfgs-corrections", "5",
+            "--quiet"]
+    assert compare.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["pairs"]) == ["content+style", "style+content"]
+    rows = _csv_rows(out)
+    assert {(r["pair"], r["config"]) for r in rows} == {(p, c) for p in summary["pairs"] for c in ("adam-lr10", "lbfgs-m5")}
+    assert len(rows) == 2 * 2 * 3
+    for config, stats in summary["overall"].items():
+        relative = [summary["runs"][f"{p}__{config}__seed0"]["relative_loss_at_equal_evaluations"] for p in summary["pairs"]]
+        assert stats["relative_loss_at_equal_evaluations"] == pytest.approx(np.mean(relative))
+        assert stats["runs"] == 2
+    assert "### All pairs" in (out / "summary.md").read_text()
