@@ -1,0 +1,112 @@
+"""Preflight estimate of the peak memory (RSS) of one style transfer, before TensorFlow starts.
+
+`estimate_peak_bytes` adds up what a run holds at its peak, from the network's shapes
+and the image size alone:
+
+- the TensorFlow runtime itself (its shared libraries and allocator pools: a constant,
+  measured with `benchmark.py` as the RSS of a process that imported TensorFlow and
+  built a tiny graph);
+- the weights: the NumPy copy of the whole network, plus two more copies of the layers
+  that are used (the graph's constants, and the session's tensors made from them);
+- the activations of every layer up to the deepest one used, float32: the forward pass
+  keeps each of them for the backward pass (ReLU and max-pool gradients need them);
+- the backward pass: the gradient of the largest activation, twice (the incoming and
+  the outgoing gradient are alive at once), plus the Gram matrices and their gradients;
+- the optimizer's arrays, float64 at SciPy's boundary: L-BFGS-B's history of 2 m
+  image-sized vectors and its working arrays (x, g, bounds, 5 n of scratch), or Adam's
+  moments; plus the Evaluator's cached copies (x in float64 and float32, gradient).
+
+The number is compared with the measured peak RSS at three sizes in the README
+(section Performance); it is meant for a warning, not to the megabyte.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import vgg
+
+# RSS of a process that imported TensorFlow 2.21 and ran one tiny graph, measured on the
+# benchmark machine (python benchmark.py reports it as "baseline"); it does not depend
+# on the image size.
+TENSORFLOW_BASELINE_BYTES = 700 * 2**20
+# Extra share of the activations that the allocator holds beyond the live tensors
+# (fragmentation, per-thread scratch of the convolutions). Chosen from the measured
+# peaks in the README; the estimate is a little pessimistic on purpose.
+ALLOCATOR_SLACK = 0.25
+FLOAT32 = 4
+FLOAT64 = 8
+
+
+def _shapes(network, height, width, last):
+    """(layer, H, W, C) of every layer up to and including `last`, as net_preloaded builds them."""
+    h, w, c = height, width, 3
+    out = []
+    for name in network.layers:
+        kind = vgg.layer_kind(name)
+        if kind == "conv":
+            c = network.weights[name][0].shape[3]
+        elif kind == "pool":  # 2x2, stride 2, SAME padding
+            h, w = math.ceil(h / 2), math.ceil(w / 2)
+        out.append((name, h, w, c))
+        if name == last:
+            break
+    return out
+
+
+def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None):
+    """The estimate, term by term, in bytes: {part: bytes}."""
+    layers_needed = tuple(layers_needed or network.relu_layers)
+    last = vgg.deepest(network, layers_needed)
+    shapes = _shapes(network, height, width, last)
+    used_convs = [name for name, *_ in shapes if vgg.layer_kind(name) == "conv"]
+    all_weights = sum(k.nbytes + b.nbytes for k, b in network.weights.values())
+    used_weights = sum(network.weights[n][0].nbytes + network.weights[n][1].nbytes for n in used_convs)
+    activations = sum(h * w * c for _, h, w, c in shapes) * FLOAT32
+    largest = max(h * w * c for _, h, w, c in shapes) * FLOAT32
+    grams = sum(c * c for name, _, _, c in shapes if name in layers_needed) * FLOAT32
+    n = height * width * 3
+    if optimizer == "lbfgs":
+        m = lbfgs_corrections
+        optimizer_bytes = (2 * m * n + 5 * n + 11 * m * m + 8 * m) * FLOAT64  # SciPy's `wa`
+        optimizer_bytes += 6 * n * FLOAT64  # x, g, lower and upper bounds, the (n, 2) bounds array
+        optimizer_bytes += 3 * n * 4  # nbd and iwa (int32)
+    else:
+        optimizer_bytes = 3 * n * FLOAT64  # x, m, v
+    evaluator = 2 * n * FLOAT64 + 2 * n * FLOAT32  # cached x and gradient; x and gradient in float32
+    return {
+        "tensorflow": TENSORFLOW_BASELINE_BYTES,
+        "weights": all_weights + 2 * used_weights,
+        "activations": int(activations * (1 + ALLOCATOR_SLACK)),
+        "backward": 2 * largest + 3 * grams,
+        "optimizer": optimizer_bytes,
+        "evaluator": evaluator,
+    }
+
+
+def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None):
+    """Estimated peak RSS in bytes of a transfer at height x width (see the module docstring).
+
+    `layers_needed`: the content and style layers (only layers up to the deepest are built).
+    """
+    return sum(estimate_parts(network, height, width, optimizer, lbfgs_corrections, layers_needed).values())
+
+
+def available_bytes():
+    """RAM available to a new process: MemAvailable from /proc/meminfo, else total physical RAM."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n):
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
