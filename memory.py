@@ -110,3 +110,26 @@ def available_bytes():
 
 def format_bytes(n):
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+# Warn above this share of the available RAM: the estimate is approximate, and other
+# programs' memory comes and goes.
+WARN_FRACTION = 0.7
+
+
+def preflight(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None, available=None):
+    """(level, message): level None (fine), "warn" (above 70% of available RAM) or "refuse" (above it)."""
+    available = available_bytes() if available is None else available
+    if not available:
+        return None, ""
+    need = estimate_peak_bytes(network, height, width, optimizer, lbfgs_corrections, layers_needed)
+    text = (f"a {width}x{height} image needs about {format_bytes(need)} of memory "
+            f"and {format_bytes(available)} is available")
+    advice = "use a smaller --width"
+    if optimizer == "lbfgs":
+        advice += f" or fewer --lbfgs-corrections (now {lbfgs_corrections})"
+    if need > available:
+        return "refuse", f"{text}; {advice}"
+    if need > WARN_FRACTION * available:
+        return "warn", f"{text}; the run may swap or be killed ({advice} to be safe)"
+    return None, ""

@@ -350,7 +350,19 @@ def run(args):
         initial = images.resize(images.load_image(args.initial), content.shape[:2])
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
 
+    import memory
     import stylize  # TensorFlow is imported only now, after every check has passed
+
+    # Preflight: refuse a run that would not fit in RAM, before any graph is built.
+    needed = tuple(args.style_layers)
+    if args.content_layers:
+        needed += tuple(stylize.content_layer_weights(args.content_layers, args.content_weight_blend))
+    level, message = memory.preflight(network, content.shape[0], content.shape[1], args.optimizer,
+                                      args.lbfgs_corrections, needed)
+    if level == "refuse":
+        raise UsageError(message)
+    if level == "warn":
+        print(f"warning: {message}", file=sys.stderr)
 
     loss = loss_options(args, network, stylize)
     opts = optimizer_options(args, stylize)
