@@ -43,7 +43,7 @@ STYLE_IMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples
 RANDOM_VGG19 = "random-vgg19"  # a --network value: VGG-19's shapes, random weights
 EMBEDDED = "embedded"  # a --network value: the embedded VGG-16
 VGG19_CHANNELS = (64, 128, 256, 512, 512)
-COMPARISONS = ("threads", "gram", "deepest", "onednn", "xla", "evaluator")
+COMPARISONS = ("threads", "gram", "deepest", "onednn", "xla", "malloc", "evaluator")
 
 
 # ---------------------------------------------------------------- networks
@@ -224,9 +224,11 @@ def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections
     t0 = time.perf_counter()
     objective = stylize.Objective(network, content, [style], loss)
     build = time.perf_counter() - t0
+    after_build = max_rss_bytes()
     assert objective.graph.finalized
     x = stylize.initial_image(content, network, noiseblend=0.0)
     objective.evaluate(x)  # warm-up: first-run allocations and kernel selection
+    after_warmup = max_rss_bytes()
     times = [_timed(lambda: objective.evaluate(x)) for _ in range(repeats)]
 
     timed = TimedObjective(objective)
@@ -257,6 +259,8 @@ def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections
         "lbfgs_setup_seconds": spans[0][0] - t0,
         "lbfgs_wall": lbfgs_wall,
         "baseline_rss": baseline,
+        "peak_rss_after_build": after_build,
+        "peak_rss_after_first_evaluation": after_warmup,
         "peak_rss": max_rss_bytes(),
         "estimate": memory.estimate_peak_bytes(network, height, width, "lbfgs", corrections, needed),
     }
@@ -375,6 +379,10 @@ def compare_env(name, network_spec, size, rounds, args):
     if name == "onednn":
         variants = {"oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"TF_ENABLE_ONEDNN_OPTS": "0"},
                     "oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)": {"TF_ENABLE_ONEDNN_OPTS": "1"}}
+    elif name == "malloc":  # glibc's dynamic mmap threshold lets freed tensors fragment the heap
+        variants = {"glibc malloc defaults": {},
+                    "MALLOC_MMAP_THRESHOLD_=1 MB, MALLOC_ARENA_MAX=2": {"MALLOC_MMAP_THRESHOLD_": "1048576",
+                                                                        "MALLOC_ARENA_MAX": "2"}}
     else:  # XLA auto-clustering on the CPU needs the CPU flag as well as the JIT level
         variants = {"XLA off": {"TF_XLA_FLAGS": ""},
                     "XLA auto-jit on": {"TF_XLA_FLAGS": "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"}}
@@ -492,7 +500,7 @@ def run_comparison(args, spec, size):
     load = load_average()
     if args.compare == "evaluator":
         result = compare_evaluator(size[0] * size[1] * 3)
-    elif args.compare in ("onednn", "xla"):
+    elif args.compare in ("onednn", "xla", "malloc"):
         result = compare_env(args.compare, spec, size, args.rounds, args)
     else:
         result = compare_in_process(args.compare, load_network(spec), size[0], size[1], args.rounds * args.repeats)
