@@ -510,7 +510,8 @@ def run_comparison(args, spec, size):
         extra = "".join(f", {k} {v}" for k, v in r.items() if k in ("ops",))
         if "peak_rss" in r:
             extra += f", peak RSS {memory.format_bytes(r['peak_rss'])}"
-        print(f"{label}: median {1000 * r['median']:.1f} ms{extra}")
+        samples = " ".join(f"{t:.2f}" for t in r.get("all", []))
+        print(f"{label}: median {1000 * r['median']:.1f} ms{extra}" + (f" (samples, s: {samples})" if samples else ""))
     return 0
 
 
