@@ -210,8 +210,10 @@ class TimedObjective:
         return result
 
 
-def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections):
+def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections, mallopt=True):
     """Everything about one network at one size, in this process. Returns a JSON-able dict."""
+    if mallopt:
+        memory.return_freed_tensors_to_the_os()  # as neural_style.main does
     network = load_network(network_spec)
     import tensorflow as tf  # noqa: F401  (imported here so that the baseline RSS includes it)
 
@@ -266,10 +268,10 @@ def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections
     }
 
 
-def run_child(network_spec, size, args, env=None):
+def run_child(network_spec, size, args, env=None, mallopt=True):
     """`measure` in a fresh Python process, so that its peak RSS is its own."""
     job = {"network": network_spec, "width": size[0], "height": size[1], "repeats": args.repeats,
-           "lbfgs_evaluations": args.lbfgs_evaluations, "corrections": args.lbfgs_corrections}
+           "lbfgs_evaluations": args.lbfgs_evaluations, "corrections": args.lbfgs_corrections, "mallopt": mallopt}
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(job)],
                           capture_output=True, text=True, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
@@ -316,7 +318,9 @@ def _tf_version():
 def _config(intra=None, inter=None):
     import tensorflow as tf
 
-    kwargs = {}
+    # Per-session pools: otherwise every session shares the process's inter-op pool,
+    # sized by whichever session came first, and the variants would not differ.
+    kwargs = {"use_per_session_threads": True}
     if intra is not None:
         kwargs["intra_op_parallelism_threads"] = intra
     if inter is not None:
@@ -380,9 +384,8 @@ def compare_env(name, network_spec, size, rounds, args):
         variants = {"oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"TF_ENABLE_ONEDNN_OPTS": "0"},
                     "oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)": {"TF_ENABLE_ONEDNN_OPTS": "1"}}
     elif name == "malloc":  # glibc's dynamic mmap threshold lets freed tensors fragment the heap
-        variants = {"glibc malloc defaults": {},
-                    "MALLOC_MMAP_THRESHOLD_=1 MB, MALLOC_ARENA_MAX=2": {"MALLOC_MMAP_THRESHOLD_": "1048576",
-                                                                        "MALLOC_ARENA_MAX": "2"}}
+        variants = {"glibc malloc defaults": {"mallopt": False},
+                    "mallopt: mmap threshold 1 MB, 2 arenas (ours)": {"mallopt": True}}
     else:  # XLA auto-clustering on the CPU needs the CPU flag as well as the JIT level
         variants = {"XLA off": {"TF_XLA_FLAGS": ""},
                     "XLA auto-jit on": {"TF_XLA_FLAGS": "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"}}
@@ -391,7 +394,8 @@ def compare_env(name, network_spec, size, rounds, args):
     peaks = {label: [] for label in variants}
     for _ in range(rounds):
         for label, env in variants.items():
-            r = run_child(network_spec, size, child_args, env)
+            env = dict(env)
+            r = run_child(network_spec, size, child_args, env, mallopt=env.pop("mallopt", True))
             results[label] += r["seconds_all"]
             peaks[label].append(r["peak_rss"])
     return {label: {"median": statistics.median(t), "all": t, "peak_rss": max(peaks[label])}
@@ -457,7 +461,7 @@ def main(argv=None):
     if args.child is not None:
         job = json.loads(args.child)
         print(json.dumps(measure(job["network"], job["width"], job["height"], job["repeats"],
-                                 job["lbfgs_evaluations"], job["corrections"])))
+                                 job["lbfgs_evaluations"], job["corrections"], job.get("mallopt", True))))
         return 0
     for label, value in (("--repeats", args.repeats), ("--lbfgs-evaluations", args.lbfgs_evaluations),
                          ("--lbfgs-corrections", args.lbfgs_corrections), ("--matmul-size", args.matmul_size),
