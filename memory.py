@@ -3,21 +3,18 @@
 `estimate_peak_bytes` adds up what a run holds at its peak, from the network's shapes
 and the image size alone:
 
-- the TensorFlow runtime itself (its shared libraries and allocator pools: a constant,
-  measured with `benchmark.py` as the RSS of a process that imported TensorFlow and
-  built a tiny graph);
-- the weights: the NumPy copy of the whole network, plus two more copies of the layers
-  that are used (the graph's constants, and the session's tensors made from them);
-- the activations of every layer up to the deepest one used, float32: the forward pass
-  keeps each of them for the backward pass (ReLU and max-pool gradients need them);
-- the backward pass: the gradient of the largest activation, twice (the incoming and
-  the outgoing gradient are alive at once), plus the Gram matrices and their gradients;
+- the TensorFlow runtime and the loaded network (a constant, measured);
+- the graphs' copies of the used weights (constants, Grappler's copies, sessions'
+  tensors, oneDNN's reordered kernels: about 13 copies, measured);
+- a measured share of the activations of every layer up to the deepest one used,
+  float32, with the backward pass's two largest gradients and the Gram matrices;
 - the optimizer's arrays, float64 at SciPy's boundary: L-BFGS-B's history of 2 m
   image-sized vectors and its working arrays (x, g, bounds, 5 n of scratch), or Adam's
   moments; plus the Evaluator's cached copies (x in float64 and float32, gradient).
 
-The number is compared with the measured peak RSS at three sizes in the README
-(section Performance); it is meant for a warning, not to the megabyte.
+The constants are calibrated on peaks measured by `benchmark.py` (README, section
+Performance, where the estimate is compared with the measured peak at three sizes);
+it is meant for a warning, not to the megabyte.
 """
 
 from __future__ import annotations
@@ -27,14 +24,19 @@ import os
 
 import vgg
 
-# RSS of a process that imported TensorFlow 2.21 and ran one tiny graph, measured on the
-# benchmark machine (python benchmark.py reports it as "baseline"); it does not depend
-# on the image size.
+# Calibrated on the peaks measured by benchmark.py at 256x192 and 512x384 (VGG-19 shapes
+# and the embedded VGG-16; README, Performance) and checked at 1024x768:
+# RSS of a process that imported TensorFlow 2.21 and loaded a network (benchmark.py's
+# "baseline_rss": 680-700 MB); it does not depend on the image size.
 TENSORFLOW_BASELINE_BYTES = 700 * 2**20
-# Extra share of the activations that the allocator holds beyond the live tensors
-# (fragmentation, per-thread scratch of the convolutions). Chosen from the measured
-# peaks in the README; the estimate is a little pessimistic on purpose.
-ALLOCATOR_SLACK = 0.25
+# The graphs hold the used weights many times over: the constants of the targets graph
+# and of the objective's, Grappler's optimised copies of both GraphDefs, the sessions'
+# tensors, oneDNN's reordered kernels. Measured: 13-14 x the used weights + ~40 MB.
+GRAPH_WEIGHT_COPIES = 13
+GRAPH_FIXED_BYTES = 200 * 2**20
+# Share of all the activations (+ gradients) resident at the peak: TensorFlow frees
+# what the backward pass no longer needs, and Grappler fuses conv + bias + relu.
+ACTIVATIONS_RESIDENT = 0.4
 FLOAT32 = 4
 FLOAT64 = 8
 
@@ -61,9 +63,8 @@ def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=
     last = vgg.deepest(network, layers_needed)
     shapes = _shapes(network, height, width, last)
     used_convs = [name for name, *_ in shapes if vgg.layer_kind(name) == "conv"]
-    all_weights = sum(k.nbytes + b.nbytes for k, b in network.weights.values())
     used_weights = sum(network.weights[n][0].nbytes + network.weights[n][1].nbytes for n in used_convs)
-    activations = sum(h * w * c for _, h, w, c in shapes) * FLOAT32
+    activations = activation_bytes(network, height, width, layers_needed)
     largest = max(h * w * c for _, h, w, c in shapes) * FLOAT32
     grams = sum(c * c for name, _, _, c in shapes if name in layers_needed) * FLOAT32
     n = height * width * 3
@@ -74,15 +75,20 @@ def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=
         optimizer_bytes += 3 * n * 4  # nbd and iwa (int32)
     else:
         optimizer_bytes = 3 * n * FLOAT64  # x, m, v
-    evaluator = 2 * n * FLOAT64 + 2 * n * FLOAT32  # cached x and gradient; x and gradient in float32
+    evaluator = n * FLOAT64 + 2 * n * FLOAT32  # gradient in float64; cached x and gradient in float32
     return {
         "tensorflow": TENSORFLOW_BASELINE_BYTES,
-        "weights": all_weights + 2 * used_weights,
-        "activations": int(activations * (1 + ALLOCATOR_SLACK)),
-        "backward": 2 * largest + 3 * grams,
+        "graph weights": GRAPH_WEIGHT_COPIES * used_weights + GRAPH_FIXED_BYTES,
+        "activations": int(ACTIVATIONS_RESIDENT * (activations + 2 * largest + 3 * grams)),
         "optimizer": optimizer_bytes,
         "evaluator": evaluator,
     }
+
+
+def activation_bytes(network, height, width, layers_needed):
+    """float32 bytes of every layer's output up to the deepest of `layers_needed`."""
+    shapes = _shapes(network, height, width, vgg.deepest(network, layers_needed))
+    return sum(h * w * c for _, h, w, c in shapes) * FLOAT32
 
 
 def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None):

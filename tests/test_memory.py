@@ -35,9 +35,10 @@ def test_estimate_grows_with_corrections_and_depth(tiny_network):
 
 
 def test_activations_follow_the_network_shapes(tiny_network):
-    # Tiny net: relu1_1 has 4 channels at full size; conv+relu at 16x16 = 2 x 256 x 4 floats.
-    parts = memory.estimate_parts(tiny_network, 16, 16, "adam", 1, ("relu1_1",))
-    assert parts["activations"] == int(2 * 16 * 16 * 4 * 4 * (1 + memory.ALLOCATOR_SLACK))
+    # Tiny net: conv1_1 and relu1_1 have 4 channels at 16x16; pool1 halves the size.
+    assert memory.activation_bytes(tiny_network, 16, 16, ("relu1_1",)) == 2 * 16 * 16 * 4 * 4
+    # Through pool1 (8x8) and conv2_1/relu2_1 (6 channels at 8x8).
+    assert memory.activation_bytes(tiny_network, 16, 16, ("relu2_1",)) == (2 * 256 * 4 + 64 * 4 + 2 * 64 * 6) * 4
 
 
 def test_preflight_levels(tiny_network):
