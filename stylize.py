@@ -364,7 +364,10 @@ class Evaluator:
         self._grad = None
 
     def _ensure(self, x):
-        x = np.asarray(x)
+        # The cache key is x as the graph sees it, in float32: two float64 x that round to
+        # the same float32 image have exactly the same loss and gradient. This makes the
+        # float32 cast the only copy of x (it is also the cached and the best image).
+        x = np.array(x, dtype=np.float32)
         if self._x is not None and x.shape == self._x.shape and np.array_equal(x, self._x):
             return
         if self.max_evaluations is not None and self.evaluations >= self.max_evaluations:
@@ -372,15 +375,15 @@ class Evaluator:
         if self.time_budget is not None and self.elapsed() >= self.time_budget:
             raise BudgetExhausted(f"time budget of {self.time_budget:g} s reached")
         t0 = time.perf_counter()
-        terms, grad = self.objective.evaluate(x.astype(np.float32, copy=False))
+        terms, grad = self.objective.evaluate(x)
         self.session_seconds += time.perf_counter() - t0
         self.evaluations += 1
-        self._x = np.array(x, copy=True)
+        self._x = x
         self._terms = terms
         # SciPy's L-BFGS-B works in float64: this is the one conversion at its boundary.
         self._grad = grad.ravel().astype(np.float64)
         total = terms["total"]
-        if not (math.isfinite(total) and np.isfinite(self._grad).all()):
+        if not (math.isfinite(total) and np.isfinite(grad).all()):
             raise NonFiniteLoss(f"loss became {total} at evaluation {self.evaluations}")
         if total < self.best_loss:
             self.best_loss = total

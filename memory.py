@@ -1,0 +1,168 @@
+"""Preflight estimate of the peak memory (RSS) of one style transfer, before TensorFlow starts.
+
+`estimate_peak_bytes` adds up what a run holds at its peak, from the network's shapes
+and the image size alone:
+
+- the TensorFlow runtime and the loaded network (a constant, measured);
+- the graphs' copies of the used weights (constants, Grappler's copies, sessions'
+  tensors, oneDNN's reordered kernels: about 13 copies, measured);
+- a measured share of the activations of every layer up to the deepest one used,
+  float32, with the backward pass's two largest gradients and the Gram matrices;
+- the optimizer's arrays, float64 at SciPy's boundary: L-BFGS-B's history of 2 m
+  image-sized vectors and its working arrays (x, g, bounds, 5 n of scratch), or Adam's
+  moments; plus the Evaluator's cached copies (x in float64 and float32, gradient).
+
+The constants are calibrated on peaks measured by `benchmark.py` (README, section
+Performance, where the estimate is compared with the measured peak at three sizes);
+it is meant for a warning, not to the megabyte.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import vgg
+
+# Calibrated on the peaks measured by benchmark.py at 256x192 and 512x384 (VGG-19 shapes
+# and the embedded VGG-16; README, Performance) and checked at 1024x768:
+# RSS of a process that imported TensorFlow 2.21 and loaded a network (benchmark.py's
+# "baseline_rss": 680-700 MB); it does not depend on the image size.
+TENSORFLOW_BASELINE_BYTES = 700 * 2**20
+# The graphs hold the used weights many times over: the constants of the targets graph
+# and of the objective's, Grappler's optimised copies of both GraphDefs, the sessions'
+# tensors, oneDNN's reordered kernels. Measured: 13-14 x the used weights + ~40 MB.
+GRAPH_WEIGHT_COPIES = 13
+GRAPH_FIXED_BYTES = 200 * 2**20
+# Share of all the activations (+ gradients) resident at the peak: TensorFlow frees
+# what the backward pass no longer needs, and Grappler fuses conv + bias + relu.
+ACTIVATIONS_RESIDENT = 0.4
+FLOAT32 = 4
+FLOAT64 = 8
+
+
+def _shapes(network, height, width, last):
+    """(layer, H, W, C) of every layer up to and including `last`, as net_preloaded builds them."""
+    h, w, c = height, width, 3
+    out = []
+    for name in network.layers:
+        kind = vgg.layer_kind(name)
+        if kind == "conv":
+            c = network.weights[name][0].shape[3]
+        elif kind == "pool":  # 2x2, stride 2, SAME padding
+            h, w = math.ceil(h / 2), math.ceil(w / 2)
+        out.append((name, h, w, c))
+        if name == last:
+            break
+    return out
+
+
+def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None):
+    """The estimate, term by term, in bytes: {part: bytes}."""
+    layers_needed = tuple(layers_needed or network.relu_layers)
+    last = vgg.deepest(network, layers_needed)
+    shapes = _shapes(network, height, width, last)
+    used_convs = [name for name, *_ in shapes if vgg.layer_kind(name) == "conv"]
+    used_weights = sum(network.weights[n][0].nbytes + network.weights[n][1].nbytes for n in used_convs)
+    activations = activation_bytes(network, height, width, layers_needed)
+    largest = max(h * w * c for _, h, w, c in shapes) * FLOAT32
+    grams = sum(c * c for name, _, _, c in shapes if name in layers_needed) * FLOAT32
+    n = height * width * 3
+    if optimizer == "lbfgs":
+        m = lbfgs_corrections
+        optimizer_bytes = (2 * m * n + 5 * n + 11 * m * m + 8 * m) * FLOAT64  # SciPy's `wa`
+        optimizer_bytes += 6 * n * FLOAT64  # x, g, lower and upper bounds, the (n, 2) bounds array
+        optimizer_bytes += 3 * n * 4  # nbd and iwa (int32)
+    else:
+        optimizer_bytes = 3 * n * FLOAT64  # x, m, v
+    evaluator = n * FLOAT64 + 2 * n * FLOAT32  # gradient in float64; cached x and gradient in float32
+    return {
+        "tensorflow": TENSORFLOW_BASELINE_BYTES,
+        "graph weights": GRAPH_WEIGHT_COPIES * used_weights + GRAPH_FIXED_BYTES,
+        "activations": int(ACTIVATIONS_RESIDENT * (activations + 2 * largest + 3 * grams)),
+        "optimizer": optimizer_bytes,
+        "evaluator": evaluator,
+    }
+
+
+def activation_bytes(network, height, width, layers_needed):
+    """float32 bytes of every layer's output up to the deepest of `layers_needed`."""
+    shapes = _shapes(network, height, width, vgg.deepest(network, layers_needed))
+    return sum(h * w * c for _, h, w, c in shapes) * FLOAT32
+
+
+def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None):
+    """Estimated peak RSS in bytes of a transfer at height x width (see the module docstring).
+
+    `layers_needed`: the content and style layers (only layers up to the deepest are built).
+    """
+    return sum(estimate_parts(network, height, width, optimizer, lbfgs_corrections, layers_needed).values())
+
+
+def available_bytes():
+    """RAM available to a new process: MemAvailable from /proc/meminfo, else total physical RAM."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n):
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+# Warn above this share of the available RAM: the estimate is approximate, and other
+# programs' memory comes and goes.
+WARN_FRACTION = 0.7
+
+
+def preflight(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None, available=None):
+    """(level, message): level None (fine), "warn" (above 70% of available RAM) or "refuse" (above it)."""
+    available = available_bytes() if available is None else available
+    if not available:
+        return None, ""
+    need = estimate_peak_bytes(network, height, width, optimizer, lbfgs_corrections, layers_needed)
+    text = (f"a {width}x{height} image needs about {format_bytes(need)} of memory "
+            f"and {format_bytes(available)} is available")
+    advice = "use a smaller --width"
+    if optimizer == "lbfgs":
+        advice += f" or fewer --lbfgs-corrections (now {lbfgs_corrections})"
+    if need > available:
+        return "refuse", f"{text}; {advice}"
+    if need > WARN_FRACTION * available:
+        return "warn", f"{text}; the run may swap or be killed ({advice} to be safe)"
+    return None, ""
+
+
+# glibc's mallopt parameters (malloc.h).
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+MMAP_THRESHOLD_BYTES = 1 << 20
+
+
+def return_freed_tensors_to_the_os():
+    """Make glibc serve every allocation of 1 MB or more with its own mmap, and use 2 arenas.
+
+    Why: by default glibc raises its mmap threshold each time a large block is freed, so
+    TensorFlow's activation-sized tensors end up on the heap, where freed ones fragment
+    it and are never returned; more threads also mean more arenas holding freed memory.
+    Measured at 512x384 with VGG-19 shapes (README, Performance): peak RSS 2.3 GB
+    -> 1.7 GB. Call it before TensorFlow is imported. Returns False where it does not
+    apply (not glibc), which is harmless.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_ARENA_MAX, 2))
