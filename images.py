@@ -183,10 +183,15 @@ def save_image_16(path, rgb, alpha=None):
         rows = pixels.reshape(height, width * planes)
         write_atomically(path, lambda f: writer.write(f, rows))
     else:
+        import io
+
         import tifffile
 
-        write_atomically(path, lambda f: tifffile.imwrite(f, pixels, photometric="rgb",
-                                                          extrasamples=("unassalpha",) if planes == 4 else None))
+        # tifffile looks at the file object's name, which is an int for our descriptor:
+        # encode in memory, then write the bytes atomically.
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, pixels, photometric="rgb", extrasamples=("unassalpha",) if planes == 4 else None)
+        write_atomically(path, lambda f: f.write(buffer.getvalue()))
 
 
 def load_image_16(path):
@@ -205,8 +210,9 @@ def load_image_16(path):
     else:
         import tifffile
 
-        pixels = np.asarray(tifffile.imread(path), np.float64)
-        peak = 65535 if tifffile.imread(path).dtype == np.uint16 else 255
+        raw = tifffile.imread(path)
+        pixels = np.asarray(raw, np.float64)
+        peak = 65535 if raw.dtype == np.uint16 else 255
     return pixels * (255.0 / peak)
 
 
