@@ -139,10 +139,16 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
             callback(out)
 
         extra = objective_kwargs(stage.size) if objective_kwargs else {}
-        # One Objective at a time: the `with` closes this scale's session before the
-        # next (larger) graph is built.
-        with stylize.Objective(network, scaled, styles, loss, **extra) as objective:
-            result = stylize.minimize(objective, x0, replace(opts, iterations=stage.iterations), callback=report)
+        try:
+            # One Objective at a time: the `with` closes this scale's session before the
+            # next (larger) graph is built.
+            with stylize.Objective(network, scaled, styles, loss, **extra) as objective:
+                result = stylize.minimize(objective, x0, replace(opts, iterations=stage.iterations), callback=report)
+        except KeyboardInterrupt:
+            if x is None:
+                raise  # nothing made yet: the caller reports that
+            # Interrupted while building a larger scale: the previous scale's image is the result.
+            result = stylize.Result(x, results[-1].terms, 0, 0, 0.0, "interrupted", "interrupted")
         results.append(result)
         done_iterations += result.iterations
         done_evaluations += result.evaluations
