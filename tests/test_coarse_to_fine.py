@@ -121,3 +121,19 @@ def test_normalized_equals_classic_at_the_reference_size(tiny_network):
         a, b = sess.run([stylize.total_variation(x), stylize.total_variation_normalized(x)])
     assert a == pytest.approx(b, rel=1e-6)
     assert "classic" in stylize.LOSS_SCALES and "normalized" in stylize.LOSS_SCALES
+
+
+@pytest.mark.parametrize("extra,needle", [(["--scales", "2", "--start-size", "64"], "--scales and --start-size"),
+                                          (["--scales", "0"], "--scales must be a positive integer, not 0"),
+                                          (["--start-size", "-5"], "--start-size must be a positive integer, not -5")])
+def test_coarse_to_fine_flags_are_checked(tmp_path, capsys, extra, needle):
+    import os
+
+    import neural_style
+
+    image = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "starry_night.jpg")
+    out = tmp_path / "o.png"
+    assert neural_style.main(["--content", image, "--styles", image, "--output", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not out.exists()
