@@ -145,7 +145,7 @@ def _pil_image(rgb, alpha, fmt):
     return Image.fromarray(pixels, mode="RGB")
 
 
-def save_image(path, rgb, alpha=None, quality=95):
+def save_image(path, rgb, alpha=None, quality=95, bit_depth=8):
     """Write `rgb` (float 0..255, clipped) to `path` atomically.
 
     The image goes to a temporary file in the same directory, then replaces `path` in
@@ -154,9 +154,66 @@ def save_image(path, rgb, alpha=None, quality=95):
     fmt = output_format(path)
     if fmt is None:
         raise ImageError(f"{path}: unknown image extension")
+    if bit_depth == 16:
+        return save_image_16(path, rgb, alpha)
     img = _pil_image(rgb, alpha, fmt)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     write_atomically(path, lambda f: img.save(f, format=fmt, **options))
+
+
+# Extensions that can hold 16 bits per channel here (Pillow cannot write 16-bit RGB PNG,
+# so PNG goes through pypng and TIFF through tifffile).
+BIT_DEPTH_16_EXTENSIONS = (".png", ".tif", ".tiff")
+
+
+def save_image_16(path, rgb, alpha=None):
+    """Write 16 bits per channel (RGB or RGBA) to a .png or .tif/.tiff, atomically."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in BIT_DEPTH_16_EXTENSIONS:
+        raise ImageError(f"{path}: 16-bit output needs .png, .tif or .tiff")
+    pixels = to_uint(rgb, 16)
+    if alpha is not None:
+        a = np.clip(np.rint(np.asarray(alpha, np.float64) * 65535.0), 0, 65535).astype(np.uint16)
+        pixels = np.dstack([pixels, a])
+    height, width, planes = pixels.shape
+    if ext == ".png":
+        import png
+
+        writer = png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16)
+        rows = pixels.reshape(height, width * planes)
+        write_atomically(path, lambda f: writer.write(f, rows))
+    else:
+        import io
+
+        import tifffile
+
+        # tifffile looks at the file object's name, which is an int for our descriptor:
+        # encode in memory, then write the bytes atomically.
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, pixels, photometric="rgb", extrasamples=("unassalpha",) if planes == 4 else None)
+        write_atomically(path, lambda f: f.write(buffer.getvalue()))
+
+
+def load_image_16(path):
+    """Read a 16-bit .png or .tif/.tiff as float 0..255 (H, W, C), keeping all 16 bits.
+
+    Pillow reads 16-bit RGB PNGs as 8 bits, so this goes through pypng / tifffile.
+    """
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".png":
+        import png
+
+        width, height, rows, info = png.Reader(filename=path).asDirect()
+        planes = info["planes"]
+        pixels = np.vstack([np.asarray(r, np.float64) for r in rows]).reshape(height, width, planes)
+        peak = 2 ** info["bitdepth"] - 1
+    else:
+        import tifffile
+
+        raw = tifffile.imread(path)
+        pixels = np.asarray(raw, np.float64)
+        peak = 65535 if raw.dtype == np.uint16 else 255
+    return pixels * (255.0 / peak)
 
 
 def write_atomically(path, write):

@@ -45,6 +45,12 @@ OPTIMIZER = "lbfgs"
 LBFGS_CORRECTIONS = 20
 CONTENT_LAYERS = ("relu4_2", "relu5_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# Issue 7: colour control, coarse-to-fine, loss scales, bit depth.
+PRESERVE_MODES = ("luminance", "luminance-only", "histogram")
+COLOR_MATCH = "sqrt"
+LOSS_SCALE = "classic"
+LOSS_SCALE_CHOICES = ("classic", "normalized")
+BIT_DEPTH = 8
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
@@ -96,8 +102,15 @@ def build_parser():
     io.add_argument("--initial-noiseblend", type=float, default=None,
                     help="weight of noise blended into the initial image, 0..1 (default: 0 with --initial, "
                          "else 1; below 1 without --initial starts from the content)")
-    io.add_argument("--preserve-colors", action="store_true",
-                    help="keep the content's colours (luminance transfer after the run)")
+    io.add_argument("--preserve-colors", nargs="?", const="luminance", default=None, choices=PRESERVE_MODES,
+                    help="keep the content's colours: luminance (the bare flag: swap chroma after the run), "
+                         "luminance-only (optimise on luminance) or histogram (match the style's colours first)")
+    io.add_argument("--color-match", choices=("sqrt", "cholesky"), default=COLOR_MATCH,
+                    help="histogram: A = S_c^1/2 S_s^-1/2 (sqrt) or L_c L_s^-1 (cholesky)")
+    io.add_argument("--color-source", default=None, metavar="IMAGE",
+                    help="histogram: take the colours from this image instead of the content (implies histogram)")
+    io.add_argument("--bit-depth", type=int, choices=(8, 16), default=BIT_DEPTH,
+                    help="bits per channel of the output; 16 needs .png, .tif or .tiff")
     io.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
 
     run = p.add_argument_group("optimisation")
@@ -109,6 +122,12 @@ def build_parser():
     run.add_argument("--beta1", type=float, default=BETA1, help="Adam: beta1")
     run.add_argument("--beta2", type=float, default=BETA2, help="Adam: beta2")
     run.add_argument("--eps", type=float, default=EPSILON, help="Adam: epsilon")
+    run.add_argument("--scales", type=int, default=None, metavar="N",
+                     help="coarse-to-fine over N sizes, each half the next; --iterations is the total, each scale "
+                          "getting half the iterations of the one below (default: on from 512 px for outputs "
+                          "above 1024 px, else off)")
+    run.add_argument("--start-size", type=int, default=None, metavar="PX",
+                     help="coarse-to-fine from this long side, in steps of at most 2")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed and logged)")
 
     loss = p.add_argument_group("objective")
@@ -130,6 +149,9 @@ def build_parser():
     loss.add_argument("--style-layers", type=_layer_list, default=STYLE_LAYERS, metavar="L1,L2,...",
                       help="comma-separated style layers (default " + ",".join(STYLE_LAYERS) + ")")
     loss.add_argument("--pooling", choices=vgg.POOLING_CHOICES, default=POOLING, help="pooling")
+    loss.add_argument("--loss-scale", choices=LOSS_SCALE_CHOICES, default=LOSS_SCALE,
+                      help="normalisation of the loss terms: classic, or normalized (equal at 512 px, TV "
+                           "independent of the size elsewhere)")
 
     out = p.add_argument_group("progress and outputs")
     out.add_argument("--print-iterations", type=int, default=None, help="print every loss term every N iterations")
@@ -218,6 +240,7 @@ def validate_arguments(args):
     problem = images.check_output_path(args.output, args.overwrite)
     if problem:
         raise UsageError(problem)
+    validate_issue7(args)
     if args.log is not None:
         log_dir = os.path.dirname(os.path.abspath(args.log))
         if not os.path.isdir(log_dir) or not os.access(log_dir, os.W_OK):
@@ -227,6 +250,23 @@ def validate_arguments(args):
             raise UsageError(f"--log {args.log} is a directory; give a file name, e.g. {os.path.join(args.log, 'run.jsonl')}")
         if os.path.exists(args.log) and not os.access(args.log, os.W_OK):
             raise UsageError(f"--log {args.log} is not writable")
+
+
+def validate_issue7(args):
+    """Checks of the colour, coarse-to-fine and bit-depth flags."""
+    for label, value in (("--scales", args.scales), ("--start-size", args.start_size)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{label} must be a positive integer, not {value}")
+    if args.scales is not None and args.start_size is not None:
+        raise UsageError("--scales and --start-size both choose the coarse-to-fine sizes; give one of them")
+    if args.bit_depth == 16 and os.path.splitext(args.output)[1].lower() not in images.BIT_DEPTH_16_EXTENSIONS:
+        raise UsageError(f"--bit-depth 16 needs a .png, .tif or .tiff output, not {args.output}")
+    if args.color_source is not None:
+        if args.preserve_colors not in (None, "histogram"):
+            raise UsageError(f"--color-source works with --preserve-colors histogram, not {args.preserve_colors}")
+        problem = images.check_readable_image(args.color_source)
+        if problem:
+            raise UsageError(f"--color-source {problem}")
 
 
 def validate_layers(args, network):
@@ -257,6 +297,7 @@ def loss_options(args, network, stylize):
         style_blend_weights=tuple(args.style_blend_weights) if args.style_blend_weights else None,
         style_scales=tuple(args.style_scales) if args.style_scales else None,
         pooling=args.pooling,
+        loss_scale=args.loss_scale,
     )
 
 
@@ -305,17 +346,23 @@ class Reporter:
         terms = progress.terms
         row = {"iteration": progress.iteration, "evaluations": progress.evaluations,
                "seconds": round(progress.elapsed, 3), **terms}
+        scale = getattr(progress, "scale", None)  # (index, count, size) from coarse_to_fine
+        where = ""
+        if scale is not None and scale[1] > 1:
+            row["scale"] = scale[0] + 1
+            where = f"scale {scale[0] + 1}/{scale[1]} ({scale[2][1]}x{scale[2][0]}) "
         self.history.append(row)
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{terms['total']:.4g}", evals=progress.evaluations, refresh=False)
+            self.bar.set_postfix(loss=f"{terms['total']:.4g}", evals=progress.evaluations, refresh=False,
+                                 **({"scale": row["scale"]} if "scale" in row else {}))
         if self.log:
             self.log.write(json.dumps(row) + "\n")
             self.log.flush()
         every = self.args.print_iterations
         if every and (progress.iteration % every == 0 or progress.iteration == progress.iterations):
             self.write(
-                f"iteration {progress.iteration}/{progress.iterations} ({progress.evaluations} evaluations, "
+                f"{where}iteration {progress.iteration}/{progress.iterations} ({progress.evaluations} evaluations, "
                 f"{progress.elapsed:.1f} s): " + ", ".join(f"{k} {v:.6g}" for k, v in terms.items())
             )
         every = self.args.checkpoint_iterations
@@ -384,6 +431,16 @@ def run(args):
         if alpha is not None:
             alpha = images.resize(alpha, content.shape[:2])
     styles = [images.load_image(path) for path in args.styles]
+    import coarse_to_fine
+    import color
+
+    content = color.fill_transparent(content, alpha)  # what lies under alpha 0 is arbitrary
+    mask = None if alpha is None else (alpha > 0).astype("float32")  # transparent pixels: no content loss
+    mode = args.preserve_colors or ("histogram" if args.color_source else None)
+    source = images.load_image(args.color_source) if args.color_source else None
+    target, styles, finish_colors = color.prepare_colors(content, styles, mode, args.color_match, source)
+    stages = coarse_to_fine.schedule(content.shape, args.iterations, args.scales,
+                                     coarse_to_fine.auto_start_size(content.shape, args.scales, args.start_size))
     initial = None
     if args.initial is not None:
         initial = images.resize(images.load_image(args.initial), content.shape[:2])
@@ -409,22 +466,33 @@ def run(args):
                 "content": args.content, "styles": list(args.styles), "size": list(content.shape[:2]),
                 "loss": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(loss).items()},
                 "optimizer": {k: v for k, v in vars(opts).items()}}
+    settings["scales"] = [list(s.size) + [s.iterations] for s in stages]
     print(f"seed: {seed}  size: {content.shape[1]}x{content.shape[0]}  optimizer: {opts.optimizer}", file=sys.stderr)
+    if len(stages) > 1:
+        print("coarse-to-fine: " + ", ".join(f"{s.size[1]}x{s.size[0]} ({s.iterations} it)" for s in stages),
+              file=sys.stderr)
 
     def finish_image(rgb):
-        if args.preserve_colors:
-            rgb = luminance_transfer(content, rgb)
-        return rgb, alpha
+        if rgb.shape != content.shape:  # a checkpoint at a coarse scale
+            rgb = images.resize(rgb, content.shape[:2])
+        return finish_colors(rgb), alpha
 
     # SIGTERM gets the same treatment as Ctrl-C: save the best image, exit 130.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     reporter = None
     try:
-        with stylize.Objective(network, content, styles, loss) as objective:
-            x0 = stylize.initial_image(content, network, initial, args.initial_noiseblend, seed)
-            reporter = Reporter(args, finish_image, settings)
-            print(f"ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr) if args.quiet else None
-            result = stylize.minimize(objective, x0, opts, callback=reporter)
+        reporter = Reporter(args, finish_image, settings)
+
+        def first_x0(scaled):
+            start = None if initial is None else images.resize(initial, scaled.shape[:2])
+            return stylize.initial_image(scaled, network, start, args.initial_noiseblend, seed)
+
+        def objective_kwargs(size):
+            return {"content_mask": None if mask is None else images.resize(mask, size).clip(0, 1)}
+
+        print(f"ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr) if args.quiet else None
+        result, _ = coarse_to_fine.run(stages, network, target, styles, loss, opts, first_x0,
+                                       callback=reporter, objective_kwargs=objective_kwargs)
     finally:
         signal.signal(signal.SIGTERM, previous)
     # The work is done. A second Ctrl-C or SIGTERM during the last writes (a moment;
@@ -434,7 +502,7 @@ def run(args):
     try:
         if result.image is not None:
             rgb, alpha_out = finish_image(result.image)
-            images.save_image(args.output, rgb, alpha_out)
+            images.save_image(args.output, rgb, alpha_out, bit_depth=args.bit_depth)
         reporter.close(result)
     finally:
         for sig, handler in held.items():

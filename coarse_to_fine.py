@@ -1,0 +1,164 @@
+"""Coarse-to-fine: optimise at a small size first, then upsample and refine at larger sizes.
+
+Why: memory and time grow with the pixel count, and at a large size the network's
+receptive fields cover a smaller part of the picture, so a run started from the
+content at 2048 px only ever changes fine texture. Solving at a small size first fixes
+the large-scale structure cheaply; each larger scale starts from the upsampled result
+of the previous one and only has to add detail.
+
+The schedule (documented in the README):
+
+- sizes: the long side goes geometrically from the start size to the final size, in
+  steps of at most 2 (`--start-size PX`), or halves `N - 1` times below the final
+  size (`--scales N`);
+- budget: `--iterations` is the TOTAL number of iterations over all scales; each scale
+  gets half the iterations of the scale below it (weights 2^(n-1), ..., 2, 1), so most
+  iterations go where they are cheap. With 150 iterations and 4 scales: 80, 40, 20, 10;
+- initialisation: the first scale starts as a single-scale run would (noise, content
+  or --initial, at that size); every later scale starts from the previous scale's
+  best image resized (bicubic) to the new size.
+
+Every scale builds a fresh `stylize.Objective` (targets at that size) and runs the
+same `stylize.minimize`; the previous Objective is closed first so its graph and
+session are freed before the larger one is built.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+import images
+
+# Outputs whose long side is above this go through coarse-to-fine unless told otherwise.
+AUTO_ABOVE = 1024
+# The start size used when coarse-to-fine is switched on automatically.
+AUTO_START_SIZE = 512
+# The largest ratio between the long sides of two consecutive scales.
+MAX_STEP = 2.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int  # 0-based
+    size: tuple  # (height, width)
+    iterations: int
+
+
+def scaled_size(shape, long_side):
+    """(height, width) of `shape` = (H, W, ...) with its long side set to `long_side`."""
+    height, width = int(shape[0]), int(shape[1])
+    factor = long_side / max(height, width)
+    return max(1, int(round(height * factor))), max(1, int(round(width * factor)))
+
+
+def split_iterations(total, count):
+    """`total` iterations over `count` scales, each scale half of the previous (at least 1 each)."""
+    if count <= 0:
+        raise ValueError("count must be positive")
+    total = max(int(total), count)
+    weights = [2.0 ** (count - 1 - i) for i in range(count)]
+    exact = [total * w / sum(weights) for w in weights]
+    counts = [max(1, int(math.floor(e))) for e in exact]
+    # Hand the rounding remainder to the smallest (cheapest) scales first.
+    i = 0
+    while sum(counts) < total:
+        counts[i % count] += 1
+        i += 1
+    while sum(counts) > total:
+        j = max(range(count), key=lambda k: counts[k])
+        counts[j] -= 1
+    return counts
+
+
+def schedule(shape, iterations, scales=None, start_size=None):
+    """The list of Stages for a final image of shape (H, W, ...).
+
+    Give `scales` (number of sizes, each half the next) or `start_size` (long side of
+    the first size; steps of at most MAX_STEP up to the final size), or neither for a
+    single scale.
+    """
+    final_long = max(int(shape[0]), int(shape[1]))
+    if scales is not None and start_size is not None:
+        raise ValueError("give scales or start_size, not both")
+    if scales is not None:
+        if scales < 1:
+            raise ValueError(f"scales must be at least 1, not {scales}")
+        longs = [final_long / 2.0 ** k for k in range(scales - 1, -1, -1)]
+    elif start_size is not None and start_size < final_long:
+        steps = max(1, math.ceil(math.log(final_long / start_size) / math.log(MAX_STEP) - 1e-9))
+        ratio = (final_long / start_size) ** (1.0 / steps)
+        longs = [start_size * ratio**k for k in range(steps)] + [final_long]
+    else:
+        longs = [final_long]
+    longs = [max(1, int(round(v))) for v in longs]
+    longs[-1] = final_long
+    sizes = [scaled_size(shape, v) for v in longs[:-1]] + [(int(shape[0]), int(shape[1]))]
+    return [Stage(i, size, n) for i, (size, n) in enumerate(zip(sizes, split_iterations(iterations, len(sizes))))]
+
+
+def auto_start_size(shape, scales=None, start_size=None):
+    """The start size to use when the user chose nothing: on above AUTO_ABOVE px, else off."""
+    if scales is not None or start_size is not None:
+        return start_size
+    return AUTO_START_SIZE if max(shape[0], shape[1]) > AUTO_ABOVE else None
+
+
+def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None,
+        resize_mask=None):
+    """Run `stages` in order; returns (stylize.Result at the final size, [per-stage Results]).
+
+    `first_x0(content_at_size)` makes the start image of the first stage. `callback`
+    receives each iteration's `stylize.Progress` with the iteration and evaluation
+    counts accumulated over all stages, `iterations` set to the total, and an extra
+    attribute `scale = (index, count, (height, width))`. `objective_kwargs(size)`
+    may return extra keyword arguments for each stage's Objective (e.g. a content mask
+    resized to that stage's size).
+    """
+    import stylize
+
+    content = np.asarray(content, np.float32)
+    total = sum(s.iterations for s in stages)
+    done_iterations = done_evaluations = 0
+    done_seconds = 0.0
+    results = []
+    x = None
+    for stage in stages:
+        scaled = images.resize(content, stage.size)
+        x0 = first_x0(scaled) if x is None else images.resize(x, stage.size)
+        x0 = np.clip(x0, 0.0, 255.0).astype(np.float32)
+
+        def report(progress, stage=stage, base=(done_iterations, done_evaluations, done_seconds)):
+            if callback is None:
+                return
+            out = replace(progress, iteration=base[0] + progress.iteration, iterations=total,
+                          evaluations=base[1] + progress.evaluations, elapsed=base[2] + progress.elapsed)
+            out.scale = (stage.index, len(stages), stage.size)
+            callback(out)
+
+        extra = objective_kwargs(stage.size) if objective_kwargs else {}
+        try:
+            # One Objective at a time: the `with` closes this scale's session before the
+            # next (larger) graph is built.
+            with stylize.Objective(network, scaled, styles, loss, **extra) as objective:
+                result = stylize.minimize(objective, x0, replace(opts, iterations=stage.iterations), callback=report)
+        except KeyboardInterrupt:
+            if x is None:
+                raise  # nothing made yet: the caller reports that
+            # Interrupted while building a larger scale: the previous scale's image is the result.
+            result = stylize.Result(x, results[-1].terms, 0, 0, 0.0, "interrupted", "interrupted")
+        results.append(result)
+        done_iterations += result.iterations
+        done_evaluations += result.evaluations
+        done_seconds += result.elapsed
+        if result.image is not None:
+            x = result.image
+        if not result.ok or result.image is None:
+            break
+    final = results[-1]
+    image = None if x is None else images.resize(x, content.shape[:2])
+    combined = replace(final, image=image, iterations=done_iterations, evaluations=done_evaluations,
+                       elapsed=done_seconds)
+    return combined, results
