@@ -467,7 +467,7 @@ CLASSIC_DEFAULTS = {
     "learning_rate": 1e1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "iterations": 1000, "pooling": "max",
     "style_scales": None, "style_blend_weights": None, "initial": None, "initial_noiseblend": None,
     "print_iterations": None, "checkpoint_output": None, "checkpoint_iterations": None, "width": None,
-    "preserve_colors": False, "overwrite": False, "progress_write": False, "progress_plot": False,
+    "overwrite": False, "progress_write": False, "progress_plot": False,
 }
 
 
@@ -476,6 +476,12 @@ def test_every_classic_flag_exists_with_its_default():
     for dest, default in CLASSIC_DEFAULTS.items():
         assert getattr(args, dest) == default, dest
     assert args.optimizer == "lbfgs" and args.lbfgs_corrections == stylize.LBFGS_CORRECTIONS
+    # The classic boolean --preserve-colors now takes an optional mode: off by default,
+    # and the bare flag still means the classic luminance transfer.
+    assert not args.preserve_colors
+    bare = neural_style.build_parser().parse_args(["--content", "c", "--styles", "s", "--output", "o.png",
+                                                  "--preserve-colors"])
+    assert bare.preserve_colors == "luminance"
     assert args.tv_weight is None  # 1e2 (classic) or the embedded network's own, chosen after loading
 
 
