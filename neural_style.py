@@ -21,6 +21,7 @@ import sys
 import time
 
 import images
+import presets
 import vgg
 
 # The defaults live in stylize.py (imported lazily, as it pulls TensorFlow in); they
@@ -109,6 +110,11 @@ def build_parser():
     loss.add_argument("--style-layers", type=_layer_list, default=STYLE_LAYERS, metavar="L1,L2,...",
                       help="comma-separated style layers (default " + ",".join(STYLE_LAYERS) + ")")
     loss.add_argument("--pooling", choices=vgg.POOLING_CHOICES, default=POOLING, help="pooling")
+    loss.add_argument("--preset", choices=tuple(presets.PRESETS), default=None,
+                      help="the exact settings of the paper (gatys2016) or of the authors' later code (gatys-pytorch); "
+                           "flags given explicitly still win")
+    loss.add_argument("--ratio", type=float, default=None, metavar="ALPHA/BETA",
+                      help="content/style trade-off alpha/beta: sets --content-weight (style weight: the preset's, else 1)")
 
     out = p.add_argument_group("progress and outputs")
     out.add_argument("--print-iterations", type=int, default=None, help="print every loss term every N iterations")
@@ -161,6 +167,8 @@ def validate_arguments(args):
                          ("--tv-weight", args.tv_weight)):
         if value is not None and (value < 0 or not math.isfinite(value)):
             raise UsageError(f"{label} must be a finite non-negative number, not {value}")
+    if getattr(args, "ratio", None) is not None and not (args.ratio > 0 and math.isfinite(args.ratio)):
+        raise UsageError(f"--ratio must be a positive number, not {args.ratio}")
     if not args.style_layers:
         raise UsageError("--style-layers is empty; name at least one layer, e.g. relu1_1")
     if (args.checkpoint_output is None) != (args.checkpoint_iterations is None):
@@ -338,6 +346,8 @@ def run(args):
         raise UsageError(str(exc)) from exc
     validate_layers(args, network)
     print(vgg.announce(network), file=sys.stderr)
+    if getattr(args, "normalise_network", False):  # --preset gatys2016: the paper's normalised net
+        network = presets.normalised_network(network, args.pooling, log=lambda text: print(text, file=sys.stderr))
 
     content, alpha = images.load_image(args.content, with_alpha=True)
     if args.width is not None:
@@ -345,6 +355,7 @@ def run(args):
         if alpha is not None:
             alpha = images.resize(alpha, content.shape[:2])
     styles = [images.load_image(path) for path in args.styles]
+    styles = presets.resize_styles(styles, content.shape, getattr(args, "style_size", "width"))
     initial = None
     if args.initial is not None:
         initial = images.resize(images.load_image(args.initial), content.shape[:2])
@@ -353,11 +364,15 @@ def run(args):
     import stylize  # TensorFlow is imported only now, after every check has passed
 
     loss = loss_options(args, network, stylize)
+    loss = stylize.with_options(loss, loss_scale=getattr(args, "loss_scale", "classic"))
     opts = optimizer_options(args, stylize)
     settings = {"seed": seed, "network": network.name, "network_path": network.path,
                 "content": args.content, "styles": list(args.styles), "size": list(content.shape[:2]),
                 "loss": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(loss).items()},
-                "optimizer": {k: v for k, v in vars(opts).items()}}
+                "optimizer": {k: v for k, v in vars(opts).items()},
+                "preset": getattr(args, "preset", None), "ratio": getattr(args, "ratio", None),
+                "style_size": getattr(args, "style_size", "width"),
+                "initial_noiseblend": args.initial_noiseblend}
     print(f"seed: {seed}  size: {content.shape[1]}x{content.shape[0]}  optimizer: {opts.optimizer}", file=sys.stderr)
 
     def finish_image(rgb):
@@ -401,6 +416,13 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        # A preset fills in every flag the user did not give explicitly.
+        explicit = presets.explicit_dests(build_parser, sys.argv[1:] if argv is None else argv)
+        presets.apply_preset(args, explicit, args.preset, args.ratio)
+    except ValueError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return run(args)
     except UsageError as exc:
