@@ -144,7 +144,7 @@ def cache_key(network, calibration, pooling, size, target=1.0):
     changes whenever the file is replaced.
     """
     data = {"network": _file_id(network.path), "images": [_file_id(p) for p in calibration],
-            "pooling": pooling, "size": size, "target": target}
+            "pooling": pooling, "size": size, "target": target, "floor": vgg.NORMALISE_FLOOR}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

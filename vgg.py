@@ -473,6 +473,11 @@ def announce(network):
 # ---------------------------------------------------------------- normalisation
 
 
+# Filters whose mean activation is below this fraction of their layer's median are
+# treated as dead by `normalize` (see there why).
+NORMALISE_FLOOR = 1e-2
+
+
 def mean_activations(network, images_rgb, pooling="max"):
     """{relu_layer: per-channel mean activation} over RGB 0..255 images and positions."""
     import tensorflow as tf
@@ -492,7 +497,7 @@ def mean_activations(network, images_rgb, pooling="max"):
     return {n: s / len(images_rgb) for n, s in sums.items()}
 
 
-def normalize(network, images_rgb, pooling="max", target=1.0, name=None):
+def normalize(network, images_rgb, pooling="max", target=1.0, name=None, floor=NORMALISE_FLOOR):
     """Rescale the weights so each filter's mean activation over `images_rgb` is `target`.
 
     Gatys et al. (2016) normalise VGG-19 this way. Because ReLU and both poolings are
@@ -500,7 +505,14 @@ def normalize(network, images_rgb, pooling="max", target=1.0, name=None):
     activation) scales its output channel by 1/m; multiplying the next conv's input
     weights for that channel by m undoes it downstream. Layer by layer, in order, every
     relu layer ends with mean activation `target`, and each layer's features equal the
-    original's times a positive per-channel factor. Dead filters (mean 0) are left as is.
+    original's times a positive per-channel factor.
+
+    Dead and nearly dead filters (mean below `floor` times the layer's median mean) get
+    the layer's median factor instead of 1/mean. This deviates from the paper on
+    purpose: with a handful of calibration images some filters are almost silent
+    (means down to 1e-7 in the embedded HED VGG-16), and 1/mean would multiply their
+    rare responses, e.g. to a noise image, by up to 1e7, which swamps every loss term.
+    The median factor keeps them in proportion with their layer, as in the original.
 
     One forward pass suffices: after layers 1..i-1 are rescaled and compensated, the
     input of conv i is exactly the original's, so its mean activation is the original
@@ -511,8 +523,7 @@ def normalize(network, images_rgb, pooling="max", target=1.0, name=None):
     weights = {n: (k.astype(np.float64), b.astype(np.float64)) for n, (k, b) in network.weights.items()}
     convs = [n for n in network.layers if layer_kind(n) == "conv"]
     for i, conv in enumerate(convs):
-        mean = means[conv.replace("conv", "relu")]
-        factor = np.where(mean > 0, target / np.where(mean > 0, mean, 1.0), 1.0)
+        factor = normalising_factors(means[conv.replace("conv", "relu")], target, floor)
         kernel, bias = weights[conv]
         weights[conv] = (kernel * factor, bias * factor)
         if i + 1 < len(convs):
@@ -523,8 +534,19 @@ def normalize(network, images_rgb, pooling="max", target=1.0, name=None):
         weights,
         name=name or f"{network.name}, normalised (mean activation {target:g})",
     )
-    normalised.notes["normalised"] = {"target": target, "pooling": pooling, "images": len(images_rgb)}
+    normalised.notes["normalised"] = {"target": target, "pooling": pooling, "images": len(images_rgb), "floor": floor}
     return normalised
+
+
+def normalising_factors(mean, target=1.0, floor=NORMALISE_FLOOR):
+    """Per-channel factors target/mean; channels below floor x median get target/median."""
+    mean = np.asarray(mean, np.float64)
+    alive = mean[mean > 0]
+    if alive.size == 0:
+        return np.ones_like(mean)
+    typical = float(np.median(alive))
+    ok = (mean > 0) & (mean >= floor * typical)
+    return np.where(ok, target / np.where(ok, mean, 1.0), target / typical)
 
 
 # Calibration images for `normalize` when none are given: the example images.
