@@ -68,6 +68,9 @@ PRESETS = {
 NO_PRESET = {"loss_scale": "classic", "style_size": "width", "normalise_network": False}
 # The keys above that are not command-line flags.
 NON_FLAG_KEYS = ("description", "loss_scale", "style_size", "normalise_network")
+# A preset value that only makes sense without another explicit flag: with --initial the
+# user wants to start from that image, and the classic default (noise blend 0) applies.
+YIELDS_TO = {"initial_noiseblend": "initial"}
 
 
 def explicit_dests(build_parser, argv):
@@ -105,7 +108,7 @@ def apply_preset(args, explicit, preset=None, ratio=None):
     for key in NO_PRESET:
         setattr(args, key, values.get(key, NO_PRESET[key]))
     for key, value in values.items():
-        if key in NON_FLAG_KEYS or key in explicit:
+        if key in NON_FLAG_KEYS or key in explicit or YIELDS_TO.get(key) in explicit:
             continue
         setattr(args, key, value)
         applied.append(key)

@@ -159,11 +159,13 @@ def run_figure(figure, out_dir, network, content, styles, size, evaluations, say
                 continue
             loss = loss_options(stylize, panel)
             key = (panel["painting"], loss)
+            t_build = time.perf_counter()
             if key != objective_key:  # panels sharing an objective (the init figure) share one graph
                 if objective is not None:
                     objective.close()
                 objective = stylize.Objective(network, content, [styles[panel["painting"]]], loss)
                 objective_key = key
+            build_seconds = time.perf_counter() - t_build  # 0 when the objective is shared
             if panel["init"] == "content":
                 x0 = stylize.initial_image(content, network, content, 0.0, panel["seed"])
             elif panel["init"] == "style":
@@ -182,6 +184,7 @@ def run_figure(figure, out_dir, network, content, styles, size, evaluations, say
             done[panel["id"]] = {"file": file, "label": panel["label"], "settings": settings,
                                  "terms": result.terms, "evaluations": result.evaluations,
                                  "iterations": result.iterations, "seconds": round(result.elapsed, 2),
+                                 "build_seconds": round(build_seconds, 2),
                                  "stop_reason": result.stop_reason, "message": result.message}
             write_json(manifest_path, manifest)
             say(f"[{index}/{len(todo)}] {figure} {panel['id']}: {result.evaluations} evaluations, "

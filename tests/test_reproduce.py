@@ -209,6 +209,9 @@ def test_explicit_flags_override_the_preset():
     # an explicit flag equal to the parser's default still counts as explicit
     args = resolved(BASE + ["--preset", "gatys-pytorch", "--pooling", "max", "--iterations", "1000"])
     assert args.iterations == 1000 and args.initial_noiseblend == 0.0 and args.style_weight == 5.0
+    # --initial keeps its classic meaning (start from that image) under a preset
+    args = resolved(BASE + ["--preset", "gatys2016", "--initial", "i.png"])
+    assert args.initial_noiseblend is None and args.pooling == "avg"
     # without a preset nothing changes but the ratio
     args = resolved(BASE + ["--ratio", "1e-2"])
     assert args.content_weight == 1e-2 and args.style_weight == 1.0 and args.loss_scale == "classic"
