@@ -557,9 +557,20 @@ CALIBRATION_SIZE = 256
 CALIBRATION_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 
 
+# The example photographs and paintings, named so that results later saved in
+# examples/ never change the default calibration (and so the cached network).
+EXAMPLE_IMAGES = ("composition_vii.jpg", "monet_woman_with_a_parasol.jpg", "pexels_golden_gate_bridge.jpg",
+                  "shipwreck_of_the_minotaur.jpg", "skimage_chelsea.jpg", "sklearn_china.jpg",
+                  "starry_night.jpg", "the_scream.jpg", "tubingen_neckarfront.jpg")
+
+
 def calibration_paths(directory=None):
-    """The image files in `directory` (default: the example images), sorted."""
-    directory = directory or EXAMPLES_DIR
+    """The image files in `directory`, sorted (default: the example images)."""
+    if directory is None:
+        paths = [os.path.join(EXAMPLES_DIR, n) for n in EXAMPLE_IMAGES if os.path.isfile(os.path.join(EXAMPLES_DIR, n))]
+        if not paths:
+            raise NetworkError(f"calibration images: none of the example images found in {EXAMPLES_DIR}; pass --images DIR")
+        return paths
     if not os.path.isdir(directory):
         raise NetworkError(f"calibration images: {directory} is not a directory")
     paths = sorted(os.path.join(directory, f) for f in os.listdir(directory)
