@@ -40,7 +40,7 @@ PAINTINGS = {
     "van-gogh": ("starry_night.jpg", "van Gogh, The Starry Night"),
     "munch": ("the_scream.jpg", "Munch, The Scream"),
     # Picasso's Femme nue assise (1910) is still in copyright: Monet stands in for it.
-    "monet": ("monet_woman_with_a_parasol.jpg", "Monet, Woman with a Parasol (for Picasso's Femme nue assise)"),
+    "monet": ("monet_woman_with_a_parasol.jpg", "Monet, Woman with a Parasol\n(in place of Picasso's Femme nue assise)"),
     "kandinsky": ("composition_vii.jpg", "Kandinsky, Composition VII"),
 }
 # Figure 3: the painting and alpha/beta of panels B-F.
@@ -266,7 +266,7 @@ def write_sheet(figure, out_dir, manifest, content, styles):
         "content-layer": "Content layer conv2_2 vs conv4_2",
         "init": "Initialisation: content, painting, four noise seeds",
     }[figure]
-    fig.suptitle(f"{caption}\n{s['network']}, {s['size'][1]}×{s['size'][0]} px, "
+    fig.suptitle(f"{caption}\n{s['network']}\n{s['size'][1]}×{s['size'][0]} px, "
                  f"{s['evaluations']} L-BFGS evaluations, gatys2016 preset", fontsize=10)
     fig.tight_layout()
     images.write_atomically(os.path.join(out_dir, "sheet.png"), lambda f: fig.savefig(f, format="png", dpi=100))
