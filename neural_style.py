@@ -21,6 +21,7 @@ import sys
 import time
 
 import images
+import presets
 import vgg
 
 # The defaults live in stylize.py (imported lazily, as it pulls TensorFlow in); they
@@ -49,7 +50,9 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PRESERVE_MODES = ("luminance", "luminance-only", "histogram")
 COLOR_MATCH = "sqrt"
 LOSS_SCALE = "classic"
-LOSS_SCALE_CHOICES = ("classic", "normalized")
+# classic and normalized are for everyday use; the other two are the paper's and the
+# authors' later code's (what --preset sets), offered so they can be mixed with other flags.
+LOSS_SCALE_CHOICES = ("classic", "normalized", "gatys2016", "gatys-pytorch")
 BIT_DEPTH = 8
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -150,8 +153,14 @@ def build_parser():
                       help="comma-separated style layers (default " + ",".join(STYLE_LAYERS) + ")")
     loss.add_argument("--pooling", choices=vgg.POOLING_CHOICES, default=POOLING, help="pooling")
     loss.add_argument("--loss-scale", choices=LOSS_SCALE_CHOICES, default=LOSS_SCALE,
-                      help="normalisation of the loss terms: classic, or normalized (equal at 512 px, TV "
-                           "independent of the size elsewhere)")
+                      help="normalisation of the loss terms: classic, normalized (equal at 512 px, TV "
+                           "independent of the size elsewhere), or the paper's gatys2016 / gatys-pytorch "
+                           "(what --preset sets)")
+    loss.add_argument("--preset", choices=tuple(presets.PRESETS), default=None,
+                      help="the exact settings of the paper (gatys2016) or of the authors' later code (gatys-pytorch); "
+                           "flags given explicitly still win")
+    loss.add_argument("--ratio", type=float, default=None, metavar="ALPHA/BETA",
+                      help="content/style trade-off alpha/beta: sets --content-weight (style weight: the preset's, else 1)")
 
     out = p.add_argument_group("progress and outputs")
     out.add_argument("--print-iterations", type=int, default=None, help="print every loss term every N iterations")
@@ -217,6 +226,8 @@ def validate_arguments(args):
                          ("--tv-weight", args.tv_weight)):
         if value is not None and (value < 0 or not math.isfinite(value)):
             raise UsageError(f"{label} must be a finite non-negative number, not {value}")
+    if getattr(args, "ratio", None) is not None and not (args.ratio > 0 and math.isfinite(args.ratio)):
+        raise UsageError(f"--ratio must be a positive number, not {args.ratio}")
     if not args.style_layers:
         raise UsageError("--style-layers is empty; name at least one layer, e.g. relu1_1")
     if (args.checkpoint_output is None) != (args.checkpoint_iterations is None):
@@ -424,6 +435,8 @@ def run(args):
         raise UsageError(str(exc)) from exc
     validate_layers(args, network)
     print(vgg.announce(network), file=sys.stderr)
+    if getattr(args, "normalise_network", False):  # --preset gatys2016: the paper's normalised net
+        network = presets.normalised_network(network, args.pooling, log=lambda text: print(text, file=sys.stderr))
 
     content, alpha = images.load_image(args.content, with_alpha=True)
     if args.width is not None:
@@ -441,6 +454,7 @@ def run(args):
     target, styles, finish_colors = color.prepare_colors(content, styles, mode, args.color_match, source)
     stages = coarse_to_fine.schedule(content.shape, args.iterations, args.scales,
                                      coarse_to_fine.auto_start_size(content.shape, args.scales, args.start_size))
+    styles = presets.resize_styles(styles, content.shape, getattr(args, "style_size", "width"))
     initial = None
     if args.initial is not None:
         initial = images.resize(images.load_image(args.initial), content.shape[:2])
@@ -465,7 +479,10 @@ def run(args):
     settings = {"seed": seed, "network": network.name, "network_path": network.path,
                 "content": args.content, "styles": list(args.styles), "size": list(content.shape[:2]),
                 "loss": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(loss).items()},
-                "optimizer": {k: v for k, v in vars(opts).items()}}
+                "optimizer": {k: v for k, v in vars(opts).items()},
+                "preset": getattr(args, "preset", None), "ratio": getattr(args, "ratio", None),
+                "style_size": getattr(args, "style_size", "width"),
+                "initial_noiseblend": args.initial_noiseblend}
     settings["scales"] = [list(s.size) + [s.iterations] for s in stages]
     print(f"seed: {seed}  size: {content.shape[1]}x{content.shape[0]}  optimizer: {opts.optimizer}", file=sys.stderr)
     if len(stages) > 1:
@@ -535,6 +552,13 @@ def main(argv=None):
     import memory
 
     memory.return_freed_tensors_to_the_os()  # lower peak RSS; before TensorFlow is imported (see memory.py)
+    try:
+        # A preset fills in every flag the user did not give explicitly.
+        explicit = presets.explicit_dests(build_parser, sys.argv[1:] if argv is None else argv)
+        presets.apply_preset(args, explicit, args.preset, args.ratio)
+    except ValueError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return run(args)
     except UsageError as exc:

@@ -211,6 +211,63 @@ LOSS_SCALES = {
 }
 
 
+# ---- the paper's losses (Gatys, Ecker & Bethge 2016) and the authors' later code
+# F is the (M, N) matrix of one layer's features: M = H W positions, N channels.
+
+
+def gram_per_position(features):
+    """G / M = F^T F / M for features of shape (1, H, W, C).
+
+    The paper's Gram matrix is G = F^T F, unnormalised. Dividing both G and its target
+    A by M (equal sizes: the preset resizes the style to the content's size) turns
+    sum((G - A)^2) / (4 N^2 M^2) into sum((G/M - A/M)^2) / (4 N^2): the same number,
+    computed without the huge intermediate values of an unnormalised Gram in float32,
+    and without the style term needing M.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(features)
+    flat = tf.reshape(features, (-1, features.shape[-1]))
+    positions = tf.cast(shape[1] * shape[2], features.dtype)
+    return tf.matmul(flat, flat, transpose_a=True) / positions
+
+
+def content_loss_half_sum(features, target):
+    """The paper's content loss: 1/2 sum (F - P)^2."""
+    import tensorflow as tf
+
+    return 0.5 * tf.reduce_sum(tf.square(features - target))
+
+
+def style_loss_gatys2016(gram_m, target_gram_m):
+    """The paper's E_l = sum((G - A)^2) / (4 N^2 M^2), from G/M and A/M (see gram_per_position)."""
+    import tensorflow as tf
+
+    channels = float(gram_m.shape[-1])
+    return tf.reduce_sum(tf.square(gram_m - target_gram_m)) / (4.0 * channels**2)
+
+
+def style_loss_gatys_pytorch(gram_m, target_gram_m):
+    """The authors' later PyTorch code: (1e3 / N^2) * MSE(G/M, A/M) for one layer.
+
+    Their per-layer weight 1e3/N_l^2 lives here because it depends on the layer. They
+    *sum* the layers while the Objective averages them (w_l = 1/L, exp 1), so their
+    preset sets the style weight to L (see presets.py).
+    """
+    import tensorflow as tf
+
+    channels = float(gram_m.shape[-1])
+    return (1e3 / channels**2) * tf.reduce_mean(tf.square(gram_m - target_gram_m))
+
+
+LOSS_SCALES["gatys2016"] = LossScale(
+    gram_per_position, content_loss_half_sum, style_loss_gatys2016, total_variation,
+    "Gatys et al. 2016: 1/2 sum (F-P)^2, sum (G-A)^2 / (4 N^2 M^2), TV as classic (the preset sets its weight 0)")
+LOSS_SCALES["gatys-pytorch"] = LossScale(
+    gram_per_position, content_loss, style_loss_gatys_pytorch, total_variation,
+    "the authors' PyTorch code: MSE(F, P), (1e3/N^2) MSE(G/M, A/M), TV as classic (weight 0 in the preset)")
+
+
 # ---------------------------------------------------------------- targets
 
 

@@ -365,17 +365,22 @@ def load_npz(path):
 
 def save_npz(network, path):
     """Write `network` so that `load_npz` (and so `--network`) reads it back."""
+    with open(path, "wb") as f:
+        save_npz_to(network, f)
+
+
+def save_npz_to(network, f):
+    """`save_npz` to an open binary file (e.g. inside `images.write_atomically`)."""
     arrays = {f"{n}/kernel": k for n, (k, _) in network.weights.items()}
     arrays.update({f"{n}/bias": b for n, (_, b) in network.weights.items()})
-    with open(path, "wb") as f:
-        np.savez(
-            f,
-            layers=np.array(network.layers),
-            name=np.array(network.name),
-            mean_pixel=network.mean_pixel,
-            channel_order=np.array(network.channel_order),
-            **arrays,
-        )
+    np.savez(
+        f,
+        layers=np.array(network.layers),
+        name=np.array(network.name),
+        mean_pixel=network.mean_pixel,
+        channel_order=np.array(network.channel_order),
+        **arrays,
+    )
 
 
 def embedded_weights_path():
@@ -468,6 +473,11 @@ def announce(network):
 # ---------------------------------------------------------------- normalisation
 
 
+# Filters whose mean activation is below this fraction of their layer's median are
+# treated as dead by `normalize` (see there why).
+NORMALISE_FLOOR = 1e-2
+
+
 def mean_activations(network, images_rgb, pooling="max"):
     """{relu_layer: per-channel mean activation} over RGB 0..255 images and positions."""
     import tensorflow as tf
@@ -487,7 +497,7 @@ def mean_activations(network, images_rgb, pooling="max"):
     return {n: s / len(images_rgb) for n, s in sums.items()}
 
 
-def normalize(network, images_rgb, pooling="max", target=1.0, name=None):
+def normalize(network, images_rgb, pooling="max", target=1.0, name=None, floor=NORMALISE_FLOOR):
     """Rescale the weights so each filter's mean activation over `images_rgb` is `target`.
 
     Gatys et al. (2016) normalise VGG-19 this way. Because ReLU and both poolings are
@@ -495,26 +505,91 @@ def normalize(network, images_rgb, pooling="max", target=1.0, name=None):
     activation) scales its output channel by 1/m; multiplying the next conv's input
     weights for that channel by m undoes it downstream. Layer by layer, in order, every
     relu layer ends with mean activation `target`, and each layer's features equal the
-    original's times a positive per-channel factor. Dead filters (mean 0) are left as is.
+    original's times a positive per-channel factor.
+
+    Dead and nearly dead filters (mean below `floor` times the layer's median mean) get
+    the layer's median factor instead of 1/mean. This deviates from the paper on
+    purpose: with a handful of calibration images some filters are almost silent
+    (means down to 1e-7 in the embedded HED VGG-16), and 1/mean would multiply their
+    rare responses, e.g. to a noise image, by up to 1e7, which swamps every loss term.
+    The median factor keeps them in proportion with their layer, as in the original.
+
+    One forward pass suffices: after layers 1..i-1 are rescaled and compensated, the
+    input of conv i is exactly the original's, so its mean activation is the original
+    network's. Measuring all means once, on the original network, gives the same
+    factors as re-measuring after every layer (L passes), in 1/L of the time.
     """
+    means = mean_activations(network, images_rgb, pooling)
     weights = {n: (k.astype(np.float64), b.astype(np.float64)) for n, (k, b) in network.weights.items()}
-    current = replace_weights(network, weights)
     convs = [n for n in network.layers if layer_kind(n) == "conv"]
     for i, conv in enumerate(convs):
-        relu = conv.replace("conv", "relu")
-        mean = mean_activations(current, images_rgb, pooling)[relu]
-        factor = np.where(mean > 0, target / np.where(mean > 0, mean, 1.0), 1.0)
+        factor = normalising_factors(means[conv.replace("conv", "relu")], target, floor)
         kernel, bias = weights[conv]
         weights[conv] = (kernel * factor, bias * factor)
         if i + 1 < len(convs):
             next_kernel, next_bias = weights[convs[i + 1]]
             weights[convs[i + 1]] = (next_kernel / factor[None, None, :, None], next_bias)
-        current = replace_weights(network, weights)
-    return replace_weights(
+    normalised = replace_weights(
         network,
         weights,
         name=name or f"{network.name}, normalised (mean activation {target:g})",
     )
+    normalised.notes["normalised"] = {"target": target, "pooling": pooling, "images": len(images_rgb), "floor": floor}
+    return normalised
+
+
+def normalising_factors(mean, target=1.0, floor=NORMALISE_FLOOR):
+    """Per-channel factors target/mean; channels below floor x median get target/median."""
+    mean = np.asarray(mean, np.float64)
+    alive = mean[mean > 0]
+    if alive.size == 0:
+        return np.ones_like(mean)
+    typical = float(np.median(alive))
+    ok = (mean > 0) & (mean >= floor * typical)
+    return np.where(ok, target / np.where(ok, mean, 1.0), target / typical)
+
+
+# Calibration images for `normalize` when none are given: the example images.
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
+# Longest side of the calibration images. Mean activations hardly depend on it, and
+# 256 px keeps a VGG-19 calibration pass over the examples under a minute on a CPU.
+CALIBRATION_SIZE = 256
+CALIBRATION_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+
+
+# The example photographs and paintings, named so that results later saved in
+# examples/ never change the default calibration (and so the cached network).
+EXAMPLE_IMAGES = ("composition_vii.jpg", "monet_woman_with_a_parasol.jpg", "pexels_golden_gate_bridge.jpg",
+                  "shipwreck_of_the_minotaur.jpg", "skimage_chelsea.jpg", "sklearn_china.jpg",
+                  "starry_night.jpg", "the_scream.jpg", "tubingen_neckarfront.jpg")
+
+
+def calibration_paths(directory=None):
+    """The image files in `directory`, sorted (default: the example images)."""
+    if directory is None:
+        paths = [os.path.join(EXAMPLES_DIR, n) for n in EXAMPLE_IMAGES if os.path.isfile(os.path.join(EXAMPLES_DIR, n))]
+        if not paths:
+            raise NetworkError(f"calibration images: none of the example images found in {EXAMPLES_DIR}; pass --images DIR")
+        return paths
+    if not os.path.isdir(directory):
+        raise NetworkError(f"calibration images: {directory} is not a directory")
+    paths = sorted(os.path.join(directory, f) for f in os.listdir(directory)
+                   if f.lower().endswith(CALIBRATION_EXTENSIONS) and not f.startswith("."))
+    if not paths:
+        raise NetworkError(f"calibration images: no image files ({', '.join(CALIBRATION_EXTENSIONS)}) in {directory}")
+    return paths
+
+
+def calibration_images(paths, size=CALIBRATION_SIZE):
+    """RGB 0..255 images, each resized so its longest side is `size`."""
+    import images
+
+    out = []
+    for path in paths:
+        rgb = images.load_image(path)
+        factor = size / max(rgb.shape[:2])
+        out.append(images.scale(rgb, factor))
+    return out
 
 
 def replace_weights(network, weights, **changes):
@@ -533,11 +608,54 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     layers = sub.add_parser("layers", help="list a network's layer names and output channels")
     layers.add_argument("--network", default=None, help="weights file (default: the search order of neural_style.py)")
+    norm = sub.add_parser("normalize", help="rescale a network so each filter's mean activation is 1 (Gatys et al.)",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    norm.add_argument("--network", default=None, help="source weights file (default: the search order of neural_style.py)")
+    norm.add_argument("--images", default=None, help="directory of calibration images (default: the example images)")
+    norm.add_argument("--out", required=True, help="output .npz (accepted by --network)")
+    norm.add_argument("--pooling", choices=POOLING_CHOICES, default="avg", help="pooling used while calibrating (the paper's: avg)")
+    norm.add_argument("--size", type=int, default=CALIBRATION_SIZE, help="longest side of the calibration images")
+    norm.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return parser
+
+
+def normalize_main(args):
+    """`vgg.py normalize`: calibrate, rescale, write the .npz atomically."""
+    import images
+
+    if not args.out.lower().endswith(".npz"):
+        print(f"error: --out {args.out}: the output must end in .npz", file=sys.stderr)
+        return 2
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        print(f"error: --out {args.out}: directory {out_dir} does not exist", file=sys.stderr)
+        return 2
+    if os.path.exists(args.out) and not args.overwrite:
+        print(f"error: --out {args.out} already exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    if args.size <= 0:
+        print(f"error: --size must be a positive integer, not {args.size}", file=sys.stderr)
+        return 2
+    try:
+        paths = calibration_paths(args.images)
+        network = load_net(args.network)
+        rgbs = calibration_images(paths, args.size)
+    except (NetworkError, images.ImageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(announce(network))
+    where = args.images if args.images else f"the {len(paths)} example images in {EXAMPLES_DIR} (no --images given)"
+    print(f"calibrating on {where}, longest side {args.size} px, {args.pooling} pooling")
+    normalised = normalize(network, rgbs, args.pooling)
+    images.write_atomically(args.out, lambda f: save_npz_to(normalised, f))
+    print(f"wrote {args.out}: {normalised.name}")
+    return 0
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command == "normalize":
+        return normalize_main(args)
     try:
         network = load_net(args.network)
     except NetworkError as exc:

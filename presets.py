@@ -1,0 +1,220 @@
+"""Presets: the exact settings of Gatys, Ecker & Bethge (CVPR 2016) and of the authors' later code.
+
+A preset is plain data: values for command-line flags (by argparse dest) plus three
+settings that have no flag (`loss_scale`, `style_size`, `normalise_network`). Flags the
+user gives explicitly always win over the preset (`apply_preset`).
+
+`normalised_network` gives the paper's normalised network (every filter's mean
+activation 1 on calibration images), computed once and cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+
+import vgg
+
+STYLE_LAYERS_PAPER = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+# Features are taken after the ReLU (relu4_2 for "conv4_2"), as the authors' released
+# code does. Settings without a command-line flag are marked (no flag).
+PRESETS = {
+    "gatys2016": {
+        "description": "Gatys, Ecker & Bethge, CVPR 2016: the paper's losses on the normalised net with avg pooling",
+        "loss_scale": "gatys2016",  # (no flag) 1/2 sum (F-P)^2 and sum (G-A)^2 / (4 N^2 M^2)
+        "content_layers": ("relu4_2",),
+        "content_weight_blend": 1.0,
+        "style_layers": STYLE_LAYERS_PAPER,
+        # exp 1 gives equal layer weights normalised to sum 1: w_l = 1/5, the paper's.
+        "style_layer_weight_exp": 1.0,
+        # alpha / beta = 1e-3 (Figure 3, Turner); --ratio changes it.
+        "content_weight": 1e-3,
+        "style_weight": 1.0,
+        "tv_weight": 0.0,  # the paper has no total-variation term
+        "pooling": "avg",
+        "initial_noiseblend": 1.0,  # start from white noise
+        "optimizer": "lbfgs",
+        "width": 512,
+        "style_size": "content",  # (no flag) the style image is resized to the content's size
+        "normalise_network": True,  # (no flag) mean activation 1 per filter
+    },
+    "gatys-pytorch": {
+        "description": "the authors' later PyTorch code: MSE losses, style weights 1e3/N_l^2, content init",
+        "loss_scale": "gatys-pytorch",  # (no flag) MSE(F, P) and (1e3/N^2) MSE(G/M, A/M)
+        "content_layers": ("relu4_2",),
+        "content_weight_blend": 1.0,
+        "style_layers": STYLE_LAYERS_PAPER,
+        "style_layer_weight_exp": 1.0,
+        "content_weight": 1.0,
+        # Their code sums the per-layer losses; the Objective averages them (w_l = 1/L),
+        # so beta = L reproduces the sum. Resolved to the number of style layers.
+        "style_weight": "number of style layers",
+        "tv_weight": 0.0,
+        "pooling": "max",  # their VGG class defaults to max pooling
+        "initial_noiseblend": 0.0,  # from the content image
+        "optimizer": "lbfgs",
+        "width": 512,
+        "iterations": 500,  # their loop stops after 500 evaluations of the closure
+        # (no flag) Their code resizes each image on its own (shorter edge 512), keeping
+        # aspect ratios; the classic width-relative style scale is the closest here.
+        "style_size": "width",
+        "normalise_network": False,  # (no flag) the un-normalised network
+    },
+}
+# Settings of a run without --preset (the classic tool's behaviour).
+NO_PRESET = {"loss_scale": "classic", "style_size": "width", "normalise_network": False}
+# The keys above that are not command-line flags.
+NON_FLAG_KEYS = ("description", "loss_scale", "style_size", "normalise_network")
+# A preset value that only makes sense without another explicit flag: with --initial the
+# user wants to start from that image, and the classic default (noise blend 0) applies.
+YIELDS_TO = {"initial_noiseblend": "initial"}
+
+
+def explicit_dests(build_parser, argv):
+    """The argparse dests the user gave on the command line (whatever their value).
+
+    Parses `argv` again with every default suppressed, so only given flags appear;
+    comparing values against defaults would miss `--pooling max` typed explicitly.
+    """
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False  # a missing --content is reported by the real parse
+    namespace, _ = parser.parse_known_args(argv)
+    return set(vars(namespace))
+
+
+def apply_preset(args, explicit, preset=None, ratio=None):
+    """Fill `args` (argparse Namespace) with the preset's values for the flags not in `explicit`.
+
+    Also sets `args.loss_scale`, `args.style_size`, `args.normalise_network`. `ratio`
+    (alpha/beta) sets the content weight; with no preset also the style weight to 1.
+    Returns the names of the settings the preset supplied. Raises ValueError for an
+    unknown preset or a ratio that conflicts with an explicit --content-weight.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    values = dict(PRESETS[preset]) if preset else {}
+    if ratio is not None:
+        if "content_weight" in explicit:
+            raise ValueError(f"--ratio {ratio:g} and --content-weight both set the content weight; give one")
+        values["content_weight"] = ratio
+        values.setdefault("style_weight", 1.0)
+        explicit = set(explicit) - {"content_weight"}
+    applied = []
+    for key in NO_PRESET:
+        if key in explicit:  # e.g. --loss-scale given on the command line wins over the preset's
+            continue
+        setattr(args, key, values.get(key, NO_PRESET[key]))
+    for key, value in values.items():
+        if key in NON_FLAG_KEYS or key in explicit or YIELDS_TO.get(key) in explicit:
+            continue
+        setattr(args, key, value)
+        applied.append(key)
+    if getattr(args, "style_weight", None) == "number of style layers":
+        args.style_weight = float(len(args.style_layers))
+    return applied
+
+
+def resize_styles(styles, content_shape, style_size):
+    """With style_size 'content' (the paper), every style image gets the content's (H, W)."""
+    import images
+
+    if style_size != "content":
+        return styles
+    return [images.resize(s, content_shape[:2]) for s in styles]
+
+
+# ---------------------------------------------------------------- the normalised network
+
+
+def cache_dir():
+    """~/.cache/neural-style-tf (or $XDG_CACHE_HOME/neural-style-tf)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "neural-style-tf")
+
+
+def _file_id(path):
+    st = os.stat(path)
+    return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
+
+
+def cache_key(network, calibration, pooling, size, target=1.0):
+    """A short hash of the source weights file (path, size, mtime) and the calibration settings.
+
+    The file's identity is cheaper to take than its sha256 (534 MB for VGG-19) and
+    changes whenever the file is replaced.
+    """
+    data = {"network": _file_id(network.path), "images": [_file_id(p) for p in calibration],
+            "pooling": pooling, "size": size, "target": target, "floor": vgg.NORMALISE_FLOOR}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_paths(network, key):
+    """Where a normalised copy may live: next to the source (if writable and not the
+    embedded package's file, which belongs to pip), then the user's cache folder."""
+    base = os.path.splitext(os.path.basename(network.path))[0] + f".normalised-{key}.npz"
+    paths = []
+    source_dir = os.path.dirname(os.path.abspath(network.path))
+    if not network.notes.get("embedded") and os.access(source_dir, os.W_OK):
+        paths.append(os.path.join(source_dir, base))
+    paths.append(os.path.join(cache_dir(), base))
+    return paths
+
+
+def is_normalised(network):
+    return bool(network.notes.get("normalised")) or "normalised" in network.name
+
+
+def normalised_network(network, pooling="avg", images_dir=None, size=vgg.CALIBRATION_SIZE, log=None):
+    """`network` normalised as in the paper, from the cache if it was computed before.
+
+    Calibrates on the images in `images_dir` (default: the example images). A network
+    that is already normalised (e.g. a `vgg.py normalize` .npz) is returned as is.
+    """
+    import images
+
+    if is_normalised(network):
+        return network
+    say = log or (lambda text: None)
+    paths = vgg.calibration_paths(images_dir)
+    key = cache_key(network, paths, pooling, size)
+    candidates = cache_paths(network, key)
+    for path in candidates:
+        if os.path.isfile(path):
+            try:
+                cached = vgg.load_npz(path)
+            except vgg.NetworkError:
+                continue  # a damaged cache file is recomputed and replaced
+            say(f"normalised network: {path} (cached)")
+            return _with_notes(cached, network, path)
+    where = images_dir or f"the {len(paths)} example images (no calibration folder given)"
+    say(f"normalising {network.name} on {where}, {pooling} pooling (once; cached)")
+    rgbs = vgg.calibration_images(paths, size)
+    normalised = vgg.normalize(network, rgbs, pooling)
+    for path in candidates:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            images.write_atomically(path, lambda f: vgg.save_npz_to(normalised, f))
+        except OSError:
+            continue
+        say(f"normalised network cached in {path}")
+        return _with_notes(normalised, network, path)
+    say("normalised network: no writable cache folder; it will be recomputed next time")
+    return normalised
+
+
+def _with_notes(normalised, source, path):
+    """Keep the source's notes (e.g. 'embedded', for the tools' warnings) on the copy."""
+    import dataclasses
+
+    notes = dict(source.notes)
+    notes.update(normalised.notes)
+    notes["normalised"] = notes.get("normalised") or True
+    notes["normalised_from"] = source.path
+    # The path is the cached file's, whether it was just written or read back, so that
+    # logs and manifests name the same file on a first and a resumed run.
+    return dataclasses.replace(normalised, path=path, notes=notes)
