@@ -216,6 +216,11 @@ def test_explicit_flags_override_the_preset():
     args = resolved(BASE + ["--ratio", "1e-2"])
     assert args.content_weight == 1e-2 and args.style_weight == 1.0 and args.loss_scale == "classic"
     assert args.pooling == "max" and args.content_layers == neural_style.CONTENT_LAYERS
+    # --loss-scale is a flag too: given, it wins over the preset's; not given, no preset keeps it classic
+    args = resolved(BASE + ["--preset", "gatys2016", "--loss-scale", "normalized"])
+    assert args.loss_scale == "normalized" and args.pooling == "avg"
+    assert resolved(BASE + ["--loss-scale", "normalized"]).loss_scale == "normalized"
+    assert resolved(BASE + ["--loss-scale", "gatys2016"]).loss_scale == "gatys2016"
 
 
 def test_ratio_and_content_weight_conflict(capsys):
