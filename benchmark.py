@@ -457,7 +457,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see vgg.import_tensorflow
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as neural_style.main does
     if args.child is not None:
         job = json.loads(args.child)

@@ -724,7 +724,7 @@ def run(args, say):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see vgg.import_tensorflow
 
     def say(text):
         if not args.quiet:

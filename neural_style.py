@@ -545,7 +545,7 @@ def run(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see vgg.import_tensorflow
     # oneDNN kernels are off by default on CPUs without AVX-512; on this AVX2 machine they
     # measured 22% faster per evaluation (README, Performance). Read at TensorFlow's import.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

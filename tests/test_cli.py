@@ -529,3 +529,14 @@ def test_pyproject_declares_the_neural_style_command():
     modules = set(project["tool"]["setuptools"]["py-modules"])
     assert {"neural_style", "stylize", "vgg", "images", "color"} <= modules
     assert all(os.path.exists(os.path.join(ROOT, m + ".py")) for m in modules)
+
+
+def test_tensorflow_start_up_chatter_is_kept_off_stderr():
+    # TensorFlow's C++ runtime prints CUDA-driver INFO/ERROR lines on machines without a
+    # GPU; a user running the CLI should only see the tool's own lines.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", "import stylize, vgg; print(vgg.import_tensorflow().__name__)"],
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "tensorflow"
+    assert done.stderr == ""
