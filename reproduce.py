@@ -285,6 +285,9 @@ def build_parser():
     p.add_argument("--evaluations", type=int, default=EVALUATIONS, help="L-BFGS evaluations per panel")
     p.add_argument("--network", default=None,
                    help="weights file (default: the search order of neural_style.py); normalised automatically")
+    p.add_argument("--as-loaded", action="store_true",
+                   help="skip the paper's normalisation of the network (with the embedded network the "
+                        "normalised one transfers little style: see the README)")
     p.add_argument("--quiet", action="store_true", help="print only errors")
     return p
 
@@ -324,7 +327,8 @@ def main(argv=None):
     except (vgg.NetworkError, images.ImageError) as exc:
         return fail(str(exc))
     say(vgg.announce(network))
-    network = presets.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
+    if not args.as_loaded:
+        network = presets.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
     # The paper resizes the style image to the content image's size.
     styles = {key: presets.resize_styles([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
     t0 = time.perf_counter()

@@ -282,6 +282,14 @@ def test_reproduce_grid_writes_sheet_and_manifest_and_resumes(tiny_net_path, tmp
     assert capsys.readouterr().err.count("skipped") == 19
 
 
+    # --as-loaded keeps the network as it is: another network, so every panel is redone
+    assert reproduce.main(argv + ["--as-loaded"]) == 0
+    assert capsys.readouterr().err.count("skipped") == 0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "normalised" not in manifest["settings"]["network"]
+    assert all("normalised" not in e["settings"]["network"] for e in manifest["panels"].values())
+
+
 def test_reproduce_bad_input_is_one_line(tiny_net_path, tmp_path, capsys):
     assert reproduce.main(["grid", "--out-dir", str(tmp_path / "a" / "b"), "--network", tiny_net_path]) == 2
     assert reproduce.main(["content-layer", "--out-dir", str(tmp_path), "--network", tiny_net_path]) == 2
