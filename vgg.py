@@ -158,7 +158,7 @@ def net_preloaded(network, input_image, pooling="max", last=None):
     Returns {layer_name: tensor} for every layer up to and including `last` (default:
     all). Nothing past `last` is built, so nothing past it is ever computed.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if pooling not in POOLING_CHOICES:
         raise ValueError(f"pooling must be one of {POOLING_CHOICES}, not {pooling!r}")
@@ -517,7 +517,7 @@ NORMALISE_FLOOR = 1e-2
 
 def mean_activations(network, images_rgb, pooling="max"):
     """{relu_layer: per-channel mean activation} over RGB 0..255 images and positions."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     sums = {name: 0.0 for name in network.relu_layers}
     graph = tf.Graph()
