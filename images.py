@@ -119,10 +119,14 @@ def resize(rgb, size):
     return out[..., 0] if rgb.ndim == 2 else out
 
 
+def size_at_width(shape, width):
+    """(height, width) of an image of `shape` resized to `width`, keeping the aspect ratio;
+    the height is rounded down as the classic tool does."""
+    return max(1, int(shape[0] * width / shape[1])), width
+
+
 def resize_to_width(rgb, width):
-    """Keep the aspect ratio; the height is rounded down as the classic tool does."""
-    height = max(1, int(rgb.shape[0] * width / rgb.shape[1]))
-    return resize(rgb, (height, width))
+    return resize(rgb, size_at_width(rgb.shape, width))
 
 
 def scale(rgb, factor):

@@ -425,6 +425,33 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def check_memory(args, network, content_shape, style_shapes, memory, stylize):
+    """Refuse a run that would not fit in RAM (UsageError), warn near the limit.
+
+    The estimate is for the largest image the network will see: the content at its
+    output size, or a style image at its scaled size when that is larger (its features
+    are computed once, but at that size). Using the largest is conservative.
+    """
+    size = tuple(content_shape[:2]) if args.width is None else images.size_at_width(content_shape, args.width)
+    sizes = [size]
+    if getattr(args, "style_size", "width") == "content":
+        sizes += [size] * len(style_shapes)
+    else:
+        scales = args.style_scales or [stylize.STYLE_SCALE] * len(style_shapes)
+        sizes += [images.size_at_width(shape, max(1, int(round(s * size[1])))) for shape, s in zip(style_shapes, scales)]
+    height, width = max(sizes, key=lambda hw: hw[0] * hw[1])
+    needed = tuple(args.style_layers)
+    if args.content_layers:
+        needed += tuple(stylize.content_layer_weights(args.content_layers, args.content_weight_blend))
+    level, message = memory.preflight(network, height, width, args.optimizer, args.lbfgs_corrections, needed)
+    if level and (height, width) != size:
+        message += " (the largest image is a style image; a smaller --style-scales helps too)"
+    if level == "refuse":
+        raise UsageError(message)
+    if level == "warn":
+        print(f"warning: {message}", file=sys.stderr)
+
+
 def run(args):
     """Validate, build, optimise, write. Returns the exit status."""
     t0 = time.perf_counter()
@@ -439,11 +466,17 @@ def run(args):
         network = presets.normalised_network(network, args.pooling, log=lambda text: print(text, file=sys.stderr))
 
     content, alpha = images.load_image(args.content, with_alpha=True)
+    styles = [images.load_image(path) for path in args.styles]
+    import memory
+    import stylize  # TensorFlow is imported only now, after every check but memory has passed
+
+    # Preflight before anything is resized: an absurd --width or --style-scales would
+    # otherwise exhaust the memory in the resize itself, and the OOM killer gives no message.
+    check_memory(args, network, content.shape, [style.shape for style in styles], memory, stylize)
     if args.width is not None:
         content = images.resize_to_width(content, args.width)
         if alpha is not None:
             alpha = images.resize(alpha, content.shape[:2])
-    styles = [images.load_image(path) for path in args.styles]
     import coarse_to_fine
     import color
 
@@ -459,20 +492,6 @@ def run(args):
     if args.initial is not None:
         initial = images.resize(images.load_image(args.initial), content.shape[:2])
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
-
-    import memory
-    import stylize  # TensorFlow is imported only now, after every check has passed
-
-    # Preflight: refuse a run that would not fit in RAM, before any graph is built.
-    needed = tuple(args.style_layers)
-    if args.content_layers:
-        needed += tuple(stylize.content_layer_weights(args.content_layers, args.content_weight_blend))
-    level, message = memory.preflight(network, content.shape[0], content.shape[1], args.optimizer,
-                                      args.lbfgs_corrections, needed)
-    if level == "refuse":
-        raise UsageError(message)
-    if level == "warn":
-        print(f"warning: {message}", file=sys.stderr)
 
     loss = loss_options(args, network, stylize)
     opts = optimizer_options(args, stylize)

@@ -87,3 +87,18 @@ def test_cli_warns_and_runs(tiny_net_path, content_and_style, tmp_path, monkeypa
     assert status == 0, err
     assert "warning: a 32x24 image needs about" in err
     assert out.exists()
+
+
+@pytest.mark.parametrize("extra, largest", [(["--width", "1000000"], "1000000x750000"),
+                                            (["--width", "32", "--style-scales", "40000"], "1280000x960000")])
+def test_cli_refuses_an_absurd_size_before_resizing(tiny_net_path, content_and_style, tmp_path, capsys, extra, largest):
+    # Resizing to these sizes would need terabytes and the OOM killer would end the run
+    # without a word: the preflight must see the sizes before any image is resized.
+    out = tmp_path / "out.png"
+    status = neural_style.main(["--content", content_and_style[0], "--styles", content_and_style[1],
+                                "--output", str(out), "--network", tiny_net_path, "--quiet"] + extra)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert f"a {largest} image needs about" in err and "Traceback" not in err
+    assert ("style image" in err) == ("--style-scales" in extra)
+    assert not out.exists()
