@@ -211,8 +211,10 @@ def choose_gram_layers(network, requested, objective_layers):
         return chosen
     # Networks without relu2_2/relu4_3 (or objectives that use them): unused relu layers,
     # else unused pooling layers (a small VGG may use every relu), one shallow, one deep.
-    for kind in ("relu", "pool"):
-        candidates = [n for n in network.layers if vgg.layer_kind(n) == kind and n not in used]
+    # A Keras model's layers have its own names: any unused feature layer will do.
+    kinds = ("relu", "pool") if not network.notes.get("keras") else (None,)
+    for kind in kinds:
+        candidates = [n for n in network.layers if kind in (None, vgg.layer_kind(n)) and n not in used]
         if candidates:
             picks = {candidates[len(candidates) // 3], candidates[(2 * len(candidates)) // 3]}
             return tuple(n for n in candidates if n in picks)
@@ -707,7 +709,7 @@ def run(args, say):
     t0 = time.perf_counter()
     pairs = validate_arguments(args)
     try:
-        network = vgg.load_net(args.network)
+        network = vgg.load_net(args.network, args.input_range)
     except vgg.NetworkError as exc:
         raise UsageError(str(exc)) from exc
     neural_style.validate_layers(args, network)

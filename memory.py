@@ -43,6 +43,8 @@ FLOAT64 = 8
 
 def _shapes(network, height, width, last):
     """(layer, H, W, C) of every layer up to and including `last`, as net_preloaded builds them."""
+    if hasattr(network, "feature_shapes"):  # a Keras model (keras_network.py)
+        return network.feature_shapes(height, width, last)
     h, w, c = height, width, 3
     out = []
     for name in network.layers:
@@ -63,7 +65,10 @@ def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=
     last = vgg.deepest(network, layers_needed)
     shapes = _shapes(network, height, width, last)
     used_convs = [name for name, *_ in shapes if vgg.layer_kind(name) == "conv"]
-    used_weights = sum(network.weights[n][0].nbytes + network.weights[n][1].nbytes for n in used_convs)
+    if hasattr(network, "weight_bytes"):
+        used_weights = network.weight_bytes(last)
+    else:
+        used_weights = sum(network.weights[n][0].nbytes + network.weights[n][1].nbytes for n in used_convs)
     activations = activation_bytes(network, height, width, layers_needed)
     largest = max(h * w * c for _, h, w, c in shapes) * FLOAT32
     grams = sum(c * c for name, _, _, c in shapes if name in layers_needed) * FLOAT32

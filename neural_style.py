@@ -21,6 +21,7 @@ import sys
 import time
 
 import images
+import keras_network
 import presets
 import vgg
 
@@ -136,7 +137,11 @@ def build_parser():
     loss = p.add_argument_group("objective")
     loss.add_argument("--network", default=None,
                       help="weights file: MatConvNet .mat, Keras .h5 or .npz (default: ./" + vgg.PAPER_MAT
-                           + ", then the Keras VGG-19 cache, then the embedded VGG-16)")
+                           + ", then the Keras VGG-19 cache, then the embedded VGG-16); or a whole Keras model "
+                           "(.keras or full-model .h5) with --content-layers and --style-layers naming its layers")
+    loss.add_argument("--input-range", choices=keras_network.INPUT_RANGES, default=None,
+                      help="Keras models: the input their training used: 0-1 (RGB / 255, the default), 0-255, "
+                           "or caffe (BGR minus the ImageNet mean)")
     loss.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT, help="content weight")
     loss.add_argument("--content-weight-blend", type=float, default=CONTENT_WEIGHT_BLEND,
                       help="share of the first content layer (relu4_2); the others get the rest")
@@ -146,7 +151,8 @@ def build_parser():
     loss.add_argument("--style-blend-weights", type=float, nargs="+", default=None, metavar="WEIGHT",
                       help="one per style (default: equal)")
     loss.add_argument("--tv-weight", type=float, default=None,
-                      help=f"total variation weight (default {TV_WEIGHT:g}; {TV_WEIGHT_EMBEDDED:g} with the embedded network)")
+                      help=f"total variation weight (default {TV_WEIGHT:g}; {TV_WEIGHT_EMBEDDED:g} with the embedded network "
+                           "or a Keras model)")
     loss.add_argument("--content-layers", type=_layer_list, default=CONTENT_LAYERS, metavar="L1,L2",
                       help="comma-separated content layers (default " + ",".join(CONTENT_LAYERS) + ")")
     loss.add_argument("--style-layers", type=_layer_list, default=STYLE_LAYERS, metavar="L1,L2,...",
@@ -283,7 +289,12 @@ def validate_issue7(args):
 def validate_layers(args, network):
     for label, names in (("--content-layers", args.content_layers), ("--style-layers", args.style_layers)):
         for name in names:
-            if name not in network.layers:
+            if hasattr(network, "layer_problem"):  # a Keras model: its own names and shapes
+                problem = network.layer_problem(name)
+                if problem:
+                    raise UsageError(f"{label}: {problem} (list them with: python vgg.py layers --network "
+                                     f"{network.path}; a Keras model needs --content-layers and --style-layers)")
+            elif name not in network.layers:
                 raise UsageError(
                     f"{label}: unknown layer {name!r} for {network.name}{suggest(name, network.layers)} "
                     f"(list them with: python vgg.py layers --network ...)"
@@ -296,7 +307,8 @@ def validate_layers(args, network):
 def loss_options(args, network, stylize):
     tv_weight = args.tv_weight
     if tv_weight is None:
-        tv_weight = TV_WEIGHT_EMBEDDED if network.notes.get("embedded") else TV_WEIGHT
+        # Keras models are scaled to the embedded network's feature magnitudes (keras_network.py).
+        tv_weight = TV_WEIGHT_EMBEDDED if network.notes.get("embedded") or network.notes.get("keras") else TV_WEIGHT
     return stylize.LossOptions(
         content_weight=args.content_weight,
         content_weight_blend=args.content_weight_blend,
@@ -457,7 +469,7 @@ def run(args):
     t0 = time.perf_counter()
     validate_arguments(args)
     try:
-        network = vgg.load_net(args.network)
+        network = vgg.load_net(args.network, args.input_range)
     except vgg.NetworkError as exc:
         raise UsageError(str(exc)) from exc
     validate_layers(args, network)

@@ -158,6 +158,8 @@ def net_preloaded(network, input_image, pooling="max", last=None):
     Returns {layer_name: tensor} for every layer up to and including `last` (default:
     all). Nothing past `last` is built, so nothing past it is ever computed.
     """
+    if hasattr(network, "features"):  # a Keras model (keras_network.py): its own frozen graph
+        return network.features(input_image, last)
     tf = import_tensorflow()
 
     if pooling not in POOLING_CHOICES:
@@ -464,9 +466,15 @@ def load_embedded(path=None, expected_sha256=HED_SHA256):
     return network
 
 
-def _load_file(path):
+def _load_file(path, input_range=None):
     if not os.path.exists(path):
         raise NetworkError(f"network file {path} does not exist")
+    import keras_network
+
+    if keras_network.kind_of(path):  # a whole Keras model, not VGG weights
+        return keras_network.load(path, input_range)
+    if input_range is not None:
+        raise NetworkError(f"--input-range is for Keras models; {path} is a VGG weights file with its own preprocessing")
     if os.path.isdir(path):
         raise NetworkError(f"network {path} is a directory, not a weights file")
     with open(path, "rb") as f:
@@ -491,12 +499,18 @@ def find_default_network():
     return None
 
 
-def load_net(path=None):
+def load_net(path=None, input_range=None):
     """Load a network: `path`, or the first of ./imagenet-vgg-verydeep-19.mat, the Keras
-    VGG-19 cache file, and the embedded default. Raises NetworkError with a one-line message."""
+    VGG-19 cache file, and the embedded default. Raises NetworkError with a one-line message.
+
+    A whole Keras model (.keras, full-model .h5) gives a `keras_network.KerasNetwork`;
+    `input_range` ('0-1', '0-255', 'caffe') is how its input is scaled.
+    """
     if path is None:
+        if input_range is not None:
+            raise NetworkError("--input-range is for Keras models given with --network")
         path = find_default_network()
-    return load_embedded() if path is None else _load_file(path)
+    return load_embedded() if path is None else _load_file(path, input_range)
 
 
 def announce(network):
@@ -643,7 +657,7 @@ def replace_weights(network, weights, **changes):
 def build_parser():
     parser = argparse.ArgumentParser(prog="vgg.py", description="Inspect feature networks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    layers = sub.add_parser("layers", help="list a network's layer names and output channels")
+    layers = sub.add_parser("layers", help="list a network's layer names and output channels (Keras models: output shapes)")
     layers.add_argument("--network", default=None, help="weights file (default: the search order of neural_style.py)")
     norm = sub.add_parser("normalize", help="rescale a network so each filter's mean activation is 1 (Gatys et al.)",
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -699,6 +713,12 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(announce(network))
+    if hasattr(network, "shapes"):  # a Keras model: every layer, and which can be used
+        for name, shape in network.shapes.items():
+            usable = "" if name in network.layers else "\t(not usable: " + (
+                "no single output" if shape is None else "input" if len(shape) == 4 else "not a 4-D feature map") + ")"
+            print(f"{name}\t{'?' if shape is None else tuple(shape)}{usable}")
+        return 0
     channels = 3
     for name in network.layers:
         if layer_kind(name) == "conv":
