@@ -244,6 +244,9 @@ def load(path, input_range=None):
         )
     if kind is None:
         raise vgg.NetworkError(f"{path} is not a Keras model file (.keras or a full-model .h5)")
+    if kind == "keras" and not _zip_has_config(path):  # Keras would call it "file not found"
+        raise vgg.NetworkError(f"{path}: not a valid .keras file (a zip archive holding config.json); "
+                               f"is it damaged or cut short?")
     vgg.import_tensorflow()
     import keras
 

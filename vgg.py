@@ -728,4 +728,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy's: errors raised by other
+    # modules (keras_network) are `vgg.NetworkError`, which this copy's class is not.
+    import vgg
+
+    sys.exit(vgg.main())

@@ -195,3 +195,18 @@ def test_example_script_writes_a_model_the_tool_loads(tmp_path, capsys):
     with pytest.raises(SystemExit):  # an existing file is not replaced without --overwrite
         example.main(["--output", str(out), "--channels", "4"])
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_damaged_keras_file_is_one_line(model_files, pictures, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(open(model_files[1]["keras"], "rb").read()[:2000])
+    assert run_cli(pictures, str(cut), tmp_path / "o.png") == 2
+    err = capsys.readouterr().err
+    assert "not a valid .keras file" in err and "Traceback" not in err
+    # also from `python vgg.py layers`, where vgg.py is __main__ and keras_network raises vgg.NetworkError
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "vgg.py"), "layers", "--network", str(cut)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "not a valid .keras file" in done.stderr and "Traceback" not in done.stderr
