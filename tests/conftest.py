@@ -39,3 +39,18 @@ def tiny_net_path(tmp_path_factory):
 def tiny_network(tiny_net_path):
     """`vgg.load_net(tiny_net_path)`. Shared across tests: do not mutate it."""
     return vgg.load_net(tiny_net_path)
+
+
+@pytest.fixture
+def content_and_style(tmp_path):
+    """Paths of two 32x24 random-noise PNGs: a content and a style image."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for name in ("content.png", "style.png"):
+        path = tmp_path / name
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths

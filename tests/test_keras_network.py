@@ -44,14 +44,8 @@ def model_files(tmp_path_factory):
 
 
 @pytest.fixture
-def pictures(tmp_path):
-    rng = np.random.default_rng(1)
-    paths = []
-    for name in ("content.png", "style.png"):
-        path = tmp_path / name
-        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
-        paths.append(str(path))
-    return paths
+def pictures(content_and_style):
+    return content_and_style
 
 
 def run_cli(paths, model_path, out, *extra):

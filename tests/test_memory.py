@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import memory
 import neural_style
@@ -51,17 +49,6 @@ def test_preflight_levels(tiny_network):
 
 def test_available_bytes_is_positive():
     assert memory.available_bytes() > 0
-
-
-@pytest.fixture
-def content_and_style(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = []
-    for name in ("content.png", "style.png"):
-        path = tmp_path / name
-        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
-        paths.append(str(path))
-    return paths
 
 
 def test_cli_refuses_with_advice_and_exit_2(tiny_net_path, content_and_style, tmp_path, monkeypatch, capsys):
