@@ -474,6 +474,9 @@ def run(args):
         raise UsageError(str(exc)) from exc
     validate_layers(args, network)
     print(vgg.announce(network), file=sys.stderr)
+    if getattr(args, "normalise_network", False) and network.notes.get("keras"):
+        raise UsageError("--preset gatys2016 normalises a VGG network's weights; a Keras model's features are "
+                         "scaled already (keras_network.py): use --loss-scale gatys2016 and its --ratio instead")
     if getattr(args, "normalise_network", False):  # --preset gatys2016: the paper's normalised net
         network = presets.normalised_network(network, args.pooling, log=lambda text: print(text, file=sys.stderr))
 

@@ -158,6 +158,14 @@ def test_savedmodel_and_input_range_mistakes_are_one_line(model_files, pictures,
     assert not (tmp_path / "o.png").exists()
 
 
+def test_the_paper_preset_is_refused_with_advice(model_files, pictures, tmp_path, capsys):
+    assert run_cli(pictures, model_files[1]["keras"], tmp_path / "o.png", "--preset", "gatys2016") == 2
+    err = capsys.readouterr().err
+    assert "use --loss-scale gatys2016" in err and "Traceback" not in err
+    assert run_cli(pictures, model_files[1]["keras"], tmp_path / "o.png", "--loss-scale", "gatys2016",
+                   "--ratio", "1e-3", "--iterations", "3") == 0
+
+
 def test_input_ranges_and_noise_centre(model_files):
     rgb = np.array([[[255.0, 127.5, 0.0]]], np.float32)
     path = model_files[1]["keras"]
