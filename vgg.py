@@ -488,7 +488,7 @@ def _load_file(path, input_range=None):
         return load_h5(path)
     if head.startswith(b"PK") or lower.endswith(".npz"):
         return load_npz(path)
-    raise NetworkError(f"{path}: unknown weights format; expected a MatConvNet .mat, a Keras .h5 or a .npz")
+    raise NetworkError(f"{path}: unknown weights format; expected a MatConvNet .mat, a Keras .h5, a .npz or a whole Keras model (.keras)")
 
 
 def find_default_network():
