@@ -1,27 +1,28 @@
 """Any Keras model as the feature network: the "train your own network" route.
 
 Style transfer needs only some named layers' activations and their gradient with
-respect to the input image. A Keras model (`.keras`, or a full-model `.h5`) supplies
-both. The data flow:
+respect to the input image. A Keras model (`.keras`, a full-model `.h5`, or a SavedModel
+exported from Keras) supplies both. The data flow:
 
-    load(path)                  the Keras model, its 4-D layers in order   (eager, once)
+    load(path)                  the model's layers and output shapes, and a way to
+                                freeze it (a Keras sub-model, or the SavedModel's
+                                serving function cut after a layer)        (once)
     KerasNetwork.frozen(last)   a GraphDef of input -> every feature layer up to `last`,
-                                variables converted to constants            (eager, cached)
+                                variables converted to constants           (cached)
     KerasNetwork.features(x)    that GraphDef imported into the current tf.compat.v1
                                 graph: {layer_name: tensor}, as vgg.net_preloaded gives
 
 so `stylize.py` and everything built on it (both optimizers, compare.py, colour control,
-coarse-to-fine) work unchanged. Layers after the deepest requested one (global pooling,
-dense heads) are not in the frozen graph, so they are never evaluated.
-
-A SavedModel directory is refused with advice: Keras 3 exports a SavedModel as a serving
-function of the input, without the inner layers that style transfer needs.
+coarse-to-fine, the memory preflight) work unchanged. Layers after the deepest
+requested one (global pooling, dense heads) are not in the frozen graph, so they are
+never evaluated.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -84,25 +85,21 @@ class KerasNetwork:
     `shapes` has every top-level layer's output shape, for listing and messages.
     """
 
-    def __init__(self, model, path, input_range=INPUT_RANGE):
+    def __init__(self, name, path, shapes, freeze, input_range=INPUT_RANGE, inputs=()):
+        """`shapes`: {layer: output shape or None} in model order; `freeze(names)`: a
+        (GraphDef, input tensor name, {name: output tensor name}) for those layers;
+        `inputs`: names of input layers (listed, never usable)."""
         if input_range not in INPUT_RANGES:
             raise vgg.NetworkError(f"input range must be one of {', '.join(INPUT_RANGES)}, not {input_range!r}")
-        self.model = model
+        self.name = name
         self.path = path
         self.input_range = input_range
-        self.name = f"Keras model {model.name!r}"
-        self.shapes = {}
-        for layer in model.layers:
-            try:
-                self.shapes[layer.name] = tuple(layer.output.shape)
-            except (AttributeError, ValueError):  # a layer used twice has no single output
-                self.shapes[layer.name] = None
-        input_names = {t.name for t in model.inputs} | {layer.name for layer in model.layers
-                                                        if type(layer).__name__ == "InputLayer"}
-        self.layers = tuple(n for n, s in self.shapes.items() if s is not None and len(s) == 4 and n not in input_names)
+        self.shapes = dict(shapes)
+        self.layers = tuple(n for n, s in self.shapes.items() if s is not None and len(s) == 4 and n not in inputs)
         self.mean_pixel = np.array(IMAGENET_MEAN_RGB, np.float32)
         self.channel_order = "BGR" if input_range == "caffe" else "RGB"
         self.notes = {"keras": True, "input_range": input_range}
+        self._freeze = freeze
         self._frozen = {}
         self._scales = None
 
@@ -142,27 +139,9 @@ class KerasNetwork:
     # ------------------------------------------------------------ graphs
 
     def frozen(self, last):
-        """(GraphDef, input tensor name, {layer: output tensor name}) up to `last`, cached.
-
-        Built in eager mode whatever graph is current: converting variables to
-        constants reads their values, which a tf.compat.v1 graph cannot do.
-        """
+        """(GraphDef, input tensor name, {layer: output tensor name}) up to `last`, cached."""
         if last not in self._frozen:
-            import keras
-            from tensorflow.python.eager import context
-            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-            tf = vgg.import_tensorflow()
-            names = self.layers[: self.layers.index(last) + 1]
-            with context.eager_mode():
-                sub = keras.Model(self.model.inputs[0], [self.model.get_layer(n).output for n in names])
-                function = tf.function(lambda x: sub(x, training=False))
-                channels = self.model.inputs[0].shape[-1]
-                concrete = function.get_concrete_function(tf.TensorSpec([1, None, None, channels], tf.float32))
-                frozen = convert_variables_to_constants_v2(concrete)
-                graph_def = frozen.graph.as_graph_def()
-                outputs = dict(zip(names, (t.name for t in frozen.outputs)))
-                self._frozen[last] = (graph_def, frozen.inputs[0].name, outputs)
+            self._frozen[last] = self._freeze(self.layers[: self.layers.index(last) + 1])
         return self._frozen[last]
 
     def features(self, input_image, last=None, normalise=True):
@@ -196,58 +175,74 @@ class KerasNetwork:
         per layer, so it only reweights the loss terms; the features' structure is unchanged.
         """
         if self._scales is None:
-            import keras
-            from tensorflow.python.eager import context
-
-            vgg.import_tensorflow()
+            tf = vgg.import_tensorflow()
             pictures = vgg.calibration_images(vgg.calibration_paths(), CALIBRATION_SIZE)
-            names = self.layers
-            with context.eager_mode():
-                sub = keras.Model(self.model.inputs[0], [self.model.get_layer(n).output for n in names])
-                sums = np.zeros(len(names))
-                for rgb in pictures:
-                    x = np.asarray(self.preprocess(np.asarray(rgb, np.float32)[None]), np.float32)
-                    outputs = sub(x, training=False)
-                    sums += [float(np.mean(np.abs(np.asarray(o)))) for o in outputs]
-            means = sums / len(pictures)
+            graph = tf.Graph()
+            with graph.as_default():
+                image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
+                net = self.features(self.preprocess(image), normalise=False)
+                means = {n: tf.reduce_mean(tf.abs(t)) for n, t in net.items()}
+                with tf.compat.v1.Session(graph=graph) as sess:
+                    sums = {n: 0.0 for n in means}
+                    for rgb in pictures:
+                        for n, m in sess.run(means, {image: np.asarray(rgb, np.float32)[None]}).items():
+                            sums[n] += float(m)
             # A layer silent on every calibration image keeps its scale instead of 1/0.
-            self._scales = {n: (FEATURE_TARGET / m if m > 0 else 1.0) for n, m in zip(names, means)}
+            self._scales = {n: (FEATURE_TARGET * len(pictures) / total if total > 0 else 1.0)
+                            for n, total in sums.items()}
         return self._scales
 
     # ------------------------------------------------------------ memory preflight
 
     def feature_shapes(self, height, width, last):
-        """(layer, H, W, C) of every feature layer up to `last` for a height x width input."""
-        import keras
-
-        names = self.layers[: self.layers.index(last) + 1]
-        sub = keras.Model(self.model.inputs[0], [self.model.get_layer(n).output for n in names])
-        shapes = sub.compute_output_shape((1, height, width, self.model.inputs[0].shape[-1]))
-        return [(n, s[1], s[2], s[3]) for n, s in zip(names, shapes)]
+        """(layer, H, W, C) of every feature layer up to `last` for a height x width input,
+        from TensorFlow's static shape inference on the frozen graph."""
+        tf = vgg.import_tensorflow()
+        with tf.Graph().as_default():
+            net = self.features(tf.compat.v1.placeholder(tf.float32, (1, height, width, 3)), last, normalise=False)
+            return [(n, *t.shape.as_list()[1:]) for n, t in net.items()]
 
     def weight_bytes(self, last):
-        """Bytes of the weights that the graph up to `last` uses (all of the model's, at most)."""
-        import keras
-
-        names = self.layers[: self.layers.index(last) + 1]
-        sub = keras.Model(self.model.inputs[0], [self.model.get_layer(n).output for n in names])
-        return int(sum(np.prod(w.shape) * 4 for w in sub.weights))
+        """Bytes of the constants (the frozen weights) in the graph up to `last`."""
+        tf = vgg.import_tensorflow()
+        graph_def = self.frozen(last)[0]
+        total = 0
+        for node in graph_def.node:
+            if node.op == "Const":
+                tensor = node.attr["value"].tensor
+                count = int(np.prod([d.size for d in tensor.tensor_shape.dim])) if tensor.tensor_shape.dim else 1
+                total += count * tf.as_dtype(tensor.dtype).size
+        return total
 
 
 def load(path, input_range=None):
-    """A KerasNetwork from a `.keras` or full-model `.h5` file. Raises vgg.NetworkError."""
+    """A KerasNetwork from a `.keras` file, a full-model `.h5` or a SavedModel directory.
+    Raises vgg.NetworkError with a one-line message."""
     kind = kind_of(path)
-    if kind == "savedmodel":
-        raise vgg.NetworkError(
-            f"{path} is a SavedModel, which keeps only the model's serving function, not its layers; "
-            f"save the model with model.save('model.keras') and pass that file"
-        )
     if kind is None:
-        raise vgg.NetworkError(f"{path} is not a Keras model file (.keras or a full-model .h5)")
+        raise vgg.NetworkError(f"{path} is not a Keras model (.keras, a full-model .h5 or a SavedModel directory)")
     if kind == "keras" and not _zip_has_config(path):  # Keras would call it "file not found"
         raise vgg.NetworkError(f"{path}: not a valid .keras file (a zip archive holding config.json); "
                                f"is it damaged or cut short?")
-    vgg.import_tensorflow()
+    input_range = input_range or INPUT_RANGE
+    network = _load_saved_model(path, input_range) if kind == "savedmodel" else _load_keras(path, input_range)
+    if not network.layers:
+        raise vgg.NetworkError(f"{path}: the model has no layer with a 4-D feature-map output")
+    return network
+
+
+def _freeze(concrete):
+    """(GraphDef, input tensor name, output tensor names) of a concrete function whose
+    variables are turned into constants."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(concrete)
+    inputs = [t for t in frozen.inputs if t.dtype.name != "resource"]
+    return frozen.graph.as_graph_def(), inputs[0].name, [t.name for t in frozen.outputs]
+
+
+def _load_keras(path, input_range):
+    tf = vgg.import_tensorflow()
     import keras
 
     try:
@@ -259,7 +254,106 @@ def load(path, input_range=None):
         raise vgg.NetworkError(f"{path}: Keras could not load the model ({first})") from exc
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4 or model.inputs[0].shape[-1] != 3:
         raise vgg.NetworkError(f"{path}: the model must take one RGB image input (batch, height, width, 3)")
-    network = KerasNetwork(model, path, input_range or INPUT_RANGE)
-    if not network.layers:
-        raise vgg.NetworkError(f"{path}: the model has no layer with a 4-D feature-map output")
-    return network
+    shapes = {}
+    for layer in model.layers:
+        try:
+            shapes[layer.name] = tuple(layer.output.shape)
+        except (AttributeError, ValueError):  # a layer used twice has no single output
+            shapes[layer.name] = None
+    inputs = {layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"}
+
+    def freeze(names):
+        # In eager mode whatever graph is current: converting variables to constants
+        # reads their values, which a tf.compat.v1 graph cannot do.
+        from tensorflow.python.eager import context
+
+        with context.eager_mode():
+            # Only the requested layers' outputs: the sub-model ends at the deepest one,
+            # so whatever lies after it (pooling, dense head) is not in the frozen graph.
+            sub = keras.Model(model.inputs[0], [model.get_layer(n).output for n in names])
+            function = tf.function(lambda x: sub(x, training=False))
+            # Height and width left open: one graph serves every image size, even for a
+            # model saved with a fixed input size (convolutions do not depend on it).
+            graph_def, input_name, outputs = _freeze(
+                function.get_concrete_function(tf.TensorSpec([1, None, None, 3], tf.float32)))
+        return graph_def, input_name, dict(zip(names, outputs))
+
+    return KerasNetwork(f"Keras model {model.name!r}", path, shapes, freeze, input_range, inputs)
+
+
+# Inside a traced Keras model, each layer's ops carry the name scope
+# `StatefulPartitionedCall/.../<model>/<layer>_<n>/`; `_n` keeps scopes unique.
+_SCOPE = re.compile(r"^(?:StatefulPartitionedCall(?:_\d+)?/)+(?P<model>[^/]+)/(?P<layer>[^/]+)/")
+
+
+def _load_saved_model(path, input_range):
+    """A SavedModel exported from a Keras model (`model.export` or `tf.saved_model.save`).
+
+    Keras 3 cannot load a SavedModel as a model: only the serving function is kept. Its
+    frozen graph still has each layer's ops under the layer's name scope, so a layer's
+    output is the last tensor of its scope that another scope reads. This is a
+    heuristic that holds for Keras-exported models; a .keras file is the reliable route.
+    """
+    tf = vgg.import_tensorflow()
+    from tensorflow.python.eager import context
+
+    try:
+        with context.eager_mode():
+            loaded = tf.saved_model.load(path)  # kept: the signature's variables live in it
+            signature = loaded.signatures["serving_default"]
+            graph_def, input_name, _ = _freeze(signature)
+            inputs = [t for t in signature.inputs if t.dtype.name != "resource"]
+    except Exception as exc:  # TensorFlow raises many types for a foreign or damaged directory
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise vgg.NetworkError(f"{path}: not a SavedModel with a serving_default signature ({first})") from exc
+    if len(inputs) != 1 or inputs[0].shape.rank != 4 or inputs[0].shape[-1] != 3:
+        raise vgg.NetworkError(f"{path}: the serving function must take one RGB image (batch, height, width, 3)")
+    scope_of = {}
+    for node in graph_def.node:
+        match = _SCOPE.match(node.name)
+        if match:
+            scope_of[node.name] = match.group("layer")
+    exported = {}  # layer scope -> its last tensor read from outside the scope
+    for node in graph_def.node:
+        for source in node.input:
+            if source.startswith("^"):
+                continue
+            scope = scope_of.get(source.split(":")[0])
+            if scope is not None and scope_of.get(node.name) != scope:
+                exported[scope] = source if ":" in source else source + ":0"
+    if not exported:
+        raise vgg.NetworkError(f"{path}: no Keras layers found in the SavedModel's serving function; "
+                               f"save the model with model.save('model.keras') and pass that file")
+    position = {n.name: i for i, n in enumerate(graph_def.node)}
+    order = sorted(exported, key=lambda scope: position[exported[scope].split(":")[0]])
+    # Keras export appends `_<n>` to every scope; the layer names are without it.
+    strip = all(re.search(r"_\d+$", scope) for scope in order)
+    outputs = {(re.sub(r"_\d+$", "", scope) if strip else scope): exported[scope] for scope in order}
+    with tf.Graph().as_default():
+        tensors = tf.compat.v1.import_graph_def(graph_def, return_elements=list(outputs.values()), name="")
+        shapes = {n: (tuple(t.shape.as_list()) if t.shape.rank is not None else None)
+                  for n, t in zip(outputs, tensors)}
+
+    def freeze(names):
+        return _prune(graph_def, [outputs[n].split(":")[0] for n in names]), input_name, {n: outputs[n] for n in names}
+
+    name = f"SavedModel {os.path.basename(os.path.normpath(path))!r}"
+    return KerasNetwork(name, path, shapes, freeze, input_range)
+
+
+def _prune(graph_def, keep):
+    """`graph_def` with only the nodes that the nodes `keep` depend on: the cut after the
+    deepest requested layer (what graph_util.extract_sub_graph does, without its warning)."""
+    tf = vgg.import_tensorflow()
+    nodes = {n.name: n for n in graph_def.node}
+    needed, stack = set(), list(keep)
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(i.lstrip("^").split(":")[0] for i in nodes[name].input)
+    cut = tf.compat.v1.GraphDef()
+    cut.versions.CopyFrom(graph_def.versions)
+    cut.library.CopyFrom(graph_def.library)
+    cut.node.extend(n for n in graph_def.node if n.name in needed)
+    return cut

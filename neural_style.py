@@ -138,7 +138,7 @@ def build_parser():
     loss.add_argument("--network", default=None,
                       help="weights file: MatConvNet .mat, Keras .h5 or .npz (default: ./" + vgg.PAPER_MAT
                            + ", then the Keras VGG-19 cache, then the embedded VGG-16); or a whole Keras model "
-                           "(.keras or full-model .h5) with --content-layers and --style-layers naming its layers")
+                           "(.keras, full-model .h5 or SavedModel directory) with --content-layers and --style-layers naming its layers")
     loss.add_argument("--input-range", choices=keras_network.INPUT_RANGES, default=None,
                       help="Keras models: the input their training used: 0-1 (RGB / 255, the default), 0-255, "
                            "or caffe (BGR minus the ImageNet mean)")
