@@ -184,14 +184,9 @@ def validate_arguments(args):
     if args.style_blend_weights is not None and (any(w < 0 for w in args.style_blend_weights)
                                                  or sum(args.style_blend_weights) <= 0):
         raise UsageError(f"--style-blend-weights must be non-negative with a positive sum, not {args.style_blend_weights}")
-    parent = os.path.dirname(os.path.abspath(args.out_dir))
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        raise UsageError(f"--out-dir {args.out_dir} exists and is not a directory")
-    if not os.path.isdir(parent):
-        raise UsageError(f"--out-dir {args.out_dir}: directory {parent} does not exist")
-    target = args.out_dir if os.path.isdir(args.out_dir) else parent
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise UsageError(f"--out-dir {args.out_dir}: {target} is not writable")
+    problem = images.check_output_dir(args.out_dir)
+    if problem:
+        raise UsageError(f"--out-dir {problem}")
     return pairs
 
 

@@ -83,6 +83,19 @@ def check_readable_image(path):
     return None
 
 
+def check_output_dir(path):
+    """None if `path` is (or can be created as) a writable output folder, else the problem."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"{path} exists and is not a directory"
+    if not os.path.isdir(parent):
+        return f"{path}: directory {parent} does not exist"
+    target = path if os.path.isdir(path) else parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        return f"{path}: {target} is not writable"
+    return None
+
+
 def check_output_path(path, overwrite=False, what="output"):
     """None if an image can be written at `path`, else a one-line reason with the fix.
 

@@ -148,7 +148,7 @@ class KerasNetwork:
         """Import the frozen model into the current graph on `input_image` (preprocessed).
 
         Returns {layer_name: tensor} for every feature layer up to `last` (default: all),
-        each divided by its mean activation (see `feature_scales`) unless `normalise` is False.
+        each multiplied by its layer's scale (see `feature_scales`) unless `normalise` is False.
         """
         tf = vgg.import_tensorflow()
         last = last or self.layers[-1]

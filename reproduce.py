@@ -309,11 +309,9 @@ def main(argv=None):
         return fail(f"--size must be at least 16 pixels, not {args.size}")
     if args.evaluations <= 0:
         return fail(f"--evaluations must be a positive integer, not {args.evaluations}")
-    parent = os.path.dirname(os.path.abspath(args.out_dir))
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        return fail(f"--out-dir {args.out_dir} exists and is not a directory")
-    if not os.path.isdir(parent):
-        return fail(f"--out-dir {args.out_dir}: directory {parent} does not exist")
+    problem = images.check_output_dir(args.out_dir)
+    if problem:
+        return fail(f"--out-dir {problem}")
     figures = FIGURES if args.figure == "all" else (args.figure,)
     try:
         network = vgg.load_net(args.network)
