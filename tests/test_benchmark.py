@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import benchmark
+from neural_style_tf import benchmark
 import vgg
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import color
-import images
+from neural_style_tf import color
+from neural_style_tf import images
 import neural_style
 import stylize
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import coarse_to_fine
-import images
+from neural_style_tf import coarse_to_fine
+from neural_style_tf import images
 import stylize
 
 

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-import color
-import images
+from neural_style_tf import color
+from neural_style_tf import images
 import neural_style
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import compare
+from neural_style_tf import compare
 
 EVALUATIONS = 5
 SEEDS = (0, 1)

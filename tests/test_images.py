@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import color
-import images
+from neural_style_tf import color
+from neural_style_tf import images
 
 
 def assert_rgb_float(rgb, shape):

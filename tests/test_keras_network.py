@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import keras_network
-import memory
+from neural_style_tf import keras_network
+from neural_style_tf import memory
 import neural_style
 import vgg
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import memory
+from neural_style_tf import memory
 import neural_style
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1", "relu4_2")

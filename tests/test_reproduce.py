@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 
-import images
+from neural_style_tf import images
 import neural_style
-import presets
-import reproduce
+from neural_style_tf import presets
+from neural_style_tf import reproduce
 import vgg
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")

@@ -1,8 +1,9 @@
 """Presets: the exact settings of Gatys, Ecker & Bethge (CVPR 2016) and of the authors' later code.
 
 A preset is plain data: values for command-line flags (by argparse dest) plus three
-settings that have no flag (`loss_scale`, `style_size`, `normalise_network`). Flags the
-user gives explicitly always win over the preset (`apply_preset`).
+settings that have no flag (`loss_scale`, `style_size`, `normalise_network`).
+`apply_preset` turns one `settings.Settings` into another; flags the user gives
+explicitly always win over the preset.
 
 `normalised_network` gives the paper's normalised network (every filter's mean
 activation 1 on calibration images), computed once and cached.
@@ -10,12 +11,14 @@ activation 1 on calibration images), computed once and cached.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import hashlib
 import json
 import os
 
 import vgg
+
+from . import calibration, images
 
 STYLE_LAYERS_PAPER = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -73,27 +76,13 @@ NON_FLAG_KEYS = ("description", "loss_scale", "style_size", "normalise_network")
 YIELDS_TO = {"initial_noiseblend": "initial"}
 
 
-def explicit_dests(build_parser, argv):
-    """The argparse dests the user gave on the command line (whatever their value).
+def apply_preset(settings, explicit, preset=None, ratio=None):
+    """`settings` (a settings.Settings) with the preset's values for the flags not in `explicit`.
 
-    Parses `argv` again with every default suppressed, so only given flags appear;
-    comparing values against defaults would miss `--pooling max` typed explicitly.
-    """
-    parser = build_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-        action.required = False  # a missing --content is reported by the real parse
-    namespace, _ = parser.parse_known_args(argv)
-    return set(vars(namespace))
-
-
-def apply_preset(args, explicit, preset=None, ratio=None):
-    """Fill `args` (argparse Namespace) with the preset's values for the flags not in `explicit`.
-
-    Also sets `args.loss_scale`, `args.style_size`, `args.normalise_network`. `ratio`
-    (alpha/beta) sets the content weight; with no preset also the style weight to 1.
-    Returns the names of the settings the preset supplied. Raises ValueError for an
-    unknown preset or a ratio that conflicts with an explicit --content-weight.
+    Also sets `loss_scale`, `style_size` and `normalise_network` (to the classic ones
+    without a preset). `ratio` (alpha/beta) sets the content weight; with no preset also
+    the style weight to 1. Raises ValueError for an unknown preset or a ratio that
+    conflicts with an explicit --content-weight.
     """
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -104,25 +93,19 @@ def apply_preset(args, explicit, preset=None, ratio=None):
         values["content_weight"] = ratio
         values.setdefault("style_weight", 1.0)
         explicit = set(explicit) - {"content_weight"}
-    applied = []
-    for key in NO_PRESET:
-        if key in explicit:  # e.g. --loss-scale given on the command line wins over the preset's
-            continue
-        setattr(args, key, values.get(key, NO_PRESET[key]))
+    # e.g. --loss-scale given on the command line wins over the preset's
+    changes = {key: values.get(key, default) for key, default in NO_PRESET.items() if key not in explicit}
     for key, value in values.items():
         if key in NON_FLAG_KEYS or key in explicit or YIELDS_TO.get(key) in explicit:
             continue
-        setattr(args, key, value)
-        applied.append(key)
-    if getattr(args, "style_weight", None) == "number of style layers":
-        args.style_weight = float(len(args.style_layers))
-    return applied
+        changes[key] = value
+    if changes.get("style_weight") == "number of style layers":
+        changes["style_weight"] = float(len(changes.get("style_layers", settings.loss.style_layers)))
+    return settings.with_values(changes)
 
 
 def resize_styles(styles, content_shape, style_size):
     """With style_size 'content' (the paper), every style image gets the content's (H, W)."""
-    import images
-
     if style_size != "content":
         return styles
     return [images.resize(s, content_shape[:2]) for s in styles]
@@ -159,28 +142,25 @@ def cache_paths(network, key):
     base = os.path.splitext(os.path.basename(network.path))[0] + f".normalised-{key}.npz"
     paths = []
     source_dir = os.path.dirname(os.path.abspath(network.path))
-    if not network.notes.get("embedded") and os.access(source_dir, os.W_OK):
+    if network.cache_beside_source and os.access(source_dir, os.W_OK):
         paths.append(os.path.join(source_dir, base))
     paths.append(os.path.join(cache_dir(), base))
     return paths
 
 
-def is_normalised(network):
-    return bool(network.notes.get("normalised")) or "normalised" in network.name
-
-
-def normalised_network(network, pooling="avg", images_dir=None, size=vgg.CALIBRATION_SIZE, log=None):
+def normalised_network(network, pooling="avg", images_dir=None, size=calibration.CALIBRATION_SIZE, log=None):
     """`network` normalised as in the paper, from the cache if it was computed before.
 
-    Calibrates on the images in `images_dir` (default: the example images). A network
-    that is already normalised (e.g. a `vgg.py normalize` .npz) is returned as is.
+    Calibrates on the images in `images_dir` (default: the shipped calibration images).
+    A network that is already normalised (e.g. a `vgg.py normalize` .npz) is returned as is.
     """
-    import images
-
-    if is_normalised(network):
+    if not network.can_normalise:
+        raise ValueError("--preset gatys2016 normalises a VGG network's weights; a Keras model's features are "
+                         "scaled already (keras_network.py): use --loss-scale gatys2016 and its --ratio instead")
+    if network.is_normalised:
         return network
     say = log or (lambda text: None)
-    paths = vgg.calibration_paths(images_dir)
+    paths = calibration.calibration_paths(images_dir)
     key = cache_key(network, paths, pooling, size)
     candidates = cache_paths(network, key)
     for path in candidates:
@@ -191,9 +171,9 @@ def normalised_network(network, pooling="avg", images_dir=None, size=vgg.CALIBRA
                 continue  # a damaged cache file is recomputed and replaced
             say(f"normalised network: {path} (cached)")
             return _with_notes(cached, network, path)
-    where = images_dir or f"the {len(paths)} example images (no calibration folder given)"
+    where = images_dir or f"the {len(paths)} shipped calibration images (no calibration folder given)"
     say(f"normalising {network.name} on {where}, {pooling} pooling (once; cached)")
-    rgbs = vgg.calibration_images(paths, size)
+    rgbs = calibration.calibration_images(paths, size)
     normalised = vgg.normalize(network, rgbs, pooling)
     for path in candidates:
         try:
@@ -208,13 +188,12 @@ def normalised_network(network, pooling="avg", images_dir=None, size=vgg.CALIBRA
 
 
 def _with_notes(normalised, source, path):
-    """Keep the source's notes (e.g. 'embedded', for the tools' warnings) on the copy."""
-    import dataclasses
-
+    """Keep the source's notes and attributes (e.g. the embedded network's hint) on the copy."""
     notes = dict(source.notes)
     notes.update(normalised.notes)
     notes["normalised"] = notes.get("normalised") or True
     notes["normalised_from"] = source.path
     # The path is the cached file's, whether it was just written or read back, so that
     # logs and manifests name the same file on a first and a resumed run.
-    return dataclasses.replace(normalised, path=path, notes=notes)
+    return dataclasses.replace(normalised, path=path, notes=notes, default_tv_weight=source.default_tv_weight,
+                               hint=source.hint, cache_beside_source=source.cache_beside_source, is_normalised=True)

@@ -12,12 +12,10 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import ImageError
+
 # Formats whose files can carry an alpha channel, by Pillow format name.
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
-
-
-class ImageError(Exception):
-    """An image that cannot be read or written. The message is one line meant for the user."""
 
 
 def output_format(path):

@@ -19,10 +19,7 @@ it is meant for a warning, not to the megabyte.
 
 from __future__ import annotations
 
-import math
 import os
-
-import vgg
 
 # Calibrated on the peaks measured by benchmark.py at 256x192 and 512x384 (VGG-19 shapes
 # and the embedded VGG-16; README, Performance) and checked at 1024x768:
@@ -41,34 +38,12 @@ FLOAT32 = 4
 FLOAT64 = 8
 
 
-def _shapes(network, height, width, last):
-    """(layer, H, W, C) of every layer up to and including `last`, as net_preloaded builds them."""
-    if hasattr(network, "feature_shapes"):  # a Keras model (keras_network.py)
-        return network.feature_shapes(height, width, last)
-    h, w, c = height, width, 3
-    out = []
-    for name in network.layers:
-        kind = vgg.layer_kind(name)
-        if kind == "conv":
-            c = network.weights[name][0].shape[3]
-        elif kind == "pool":  # 2x2, stride 2, SAME padding
-            h, w = math.ceil(h / 2), math.ceil(w / 2)
-        out.append((name, h, w, c))
-        if name == last:
-            break
-    return out
-
-
 def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None):
     """The estimate, term by term, in bytes: {part: bytes}."""
-    layers_needed = tuple(layers_needed or network.relu_layers)
-    last = vgg.deepest(network, layers_needed)
-    shapes = _shapes(network, height, width, last)
-    used_convs = [name for name, *_ in shapes if vgg.layer_kind(name) == "conv"]
-    if hasattr(network, "weight_bytes"):
-        used_weights = network.weight_bytes(last)
-    else:
-        used_weights = sum(network.weights[n][0].nbytes + network.weights[n][1].nbytes for n in used_convs)
+    layers_needed = tuple(layers_needed or network.layers)
+    last = network.deepest(layers_needed)
+    shapes = network.feature_shapes(height, width, last)
+    used_weights = network.weight_bytes(last)
     activations = activation_bytes(network, height, width, layers_needed)
     largest = max(h * w * c for _, h, w, c in shapes) * FLOAT32
     grams = sum(c * c for name, _, _, c in shapes if name in layers_needed) * FLOAT32
@@ -92,7 +67,7 @@ def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=
 
 def activation_bytes(network, height, width, layers_needed):
     """float32 bytes of every layer's output up to the deepest of `layers_needed`."""
-    shapes = _shapes(network, height, width, vgg.deepest(network, layers_needed))
+    shapes = network.feature_shapes(height, width, network.deepest(layers_needed))
     return sum(h * w * c for _, h, w, c in shapes) * FLOAT32
 
 
@@ -144,30 +119,3 @@ def preflight(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, l
     if need > WARN_FRACTION * available:
         return "warn", f"{text}; the run may swap or be killed ({advice} to be safe)"
     return None, ""
-
-
-# glibc's mallopt parameters (malloc.h).
-M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
-MMAP_THRESHOLD_BYTES = 1 << 20
-
-
-def return_freed_tensors_to_the_os():
-    """Make glibc serve every allocation of 1 MB or more with its own mmap, and use 2 arenas.
-
-    Why: by default glibc raises its mmap threshold each time a large block is freed, so
-    TensorFlow's activation-sized tensors end up on the heap, where freed ones fragment
-    it and are never returned; more threads also mean more arenas holding freed memory.
-    Measured at 512x384 with VGG-19 shapes (README, Performance): peak RSS 2.3 GB
-    -> 1.7 GB. Call it before TensorFlow is imported. Returns False where it does not
-    apply (not glibc), which is harmless.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_ARENA_MAX, 2))

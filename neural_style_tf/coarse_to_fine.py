@@ -30,7 +30,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-import images
+import stylize
+
+from . import images
 
 # Outputs whose long side is above this go through coarse-to-fine unless told otherwise.
 AUTO_ABOVE = 1024
@@ -106,8 +108,7 @@ def auto_start_size(shape, scales=None, start_size=None):
     return AUTO_START_SIZE if max(shape[0], shape[1]) > AUTO_ABOVE else None
 
 
-def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None,
-        resize_mask=None):
+def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None):
     """Run `stages` in order; returns (stylize.Result at the final size, [per-stage Results]).
 
     `first_x0(content_at_size)` makes the start image of the first stage. `callback`
@@ -117,8 +118,6 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
     may return extra keyword arguments for each stage's Objective (e.g. a content mask
     resized to that stage's size).
     """
-    import stylize
-
     content = np.asarray(content, np.float32)
     total = sum(s.iterations for s in stages)
     done_iterations = done_evaluations = 0

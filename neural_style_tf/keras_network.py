@@ -27,7 +27,11 @@ import zipfile
 
 import numpy as np
 
-import vgg
+from . import calibration
+from .errors import NetworkError
+from .feature_network import FeatureNetwork, shown_layers
+from .settings import TV_WEIGHT_EMBEDDED
+from .tf_runtime import import_tensorflow
 
 # How the RGB 0..255 image is scaled for the model. Custom models differ: Keras
 # `Rescaling(1/255)` pipelines and most home-trained models expect 0..1, some 0..255,
@@ -44,8 +48,6 @@ FEATURE_TARGET = 7.2
 # Longest side of the calibration images for `feature_scales`: the mean activations
 # hardly depend on it, and 128 px keeps the calibration fast for a large model.
 CALIBRATION_SIZE = 128
-# Longest list of layer names that an error message prints in full.
-LIST_LIMIT = 30
 
 
 def kind_of(path):
@@ -76,10 +78,8 @@ def _zip_has_config(path):
         return False
 
 
-class KerasNetwork:
-    """A Keras model seen through the interface of `vgg.Network` that stylize.py uses:
-    `name`, `path`, `layers`, `mean_pixel`, `notes`, `preprocess`, `describe`, plus
-    `features` (what `vgg.net_preloaded` returns for it) and `layer_problem`.
+class KerasNetwork(FeatureNetwork):
+    """A Keras model as a FeatureNetwork: its frozen graph imported into the v1 graph.
 
     `layers` are the model's layers with a 4-D (feature map) output, in model order;
     `shapes` has every top-level layer's output shape, for listing and messages.
@@ -90,7 +90,7 @@ class KerasNetwork:
         (GraphDef, input tensor name, {name: output tensor name}) for those layers;
         `inputs`: names of input layers (listed, never usable)."""
         if input_range not in INPUT_RANGES:
-            raise vgg.NetworkError(f"input range must be one of {', '.join(INPUT_RANGES)}, not {input_range!r}")
+            raise NetworkError(f"input range must be one of {', '.join(INPUT_RANGES)}, not {input_range!r}")
         self.name = name
         self.path = path
         self.input_range = input_range
@@ -99,6 +99,9 @@ class KerasNetwork:
         self.mean_pixel = np.array(IMAGENET_MEAN_RGB, np.float32)
         self.channel_order = "BGR" if input_range == "caffe" else "RGB"
         self.notes = {"keras": True, "input_range": input_range}
+        # The features are scaled to the embedded network's magnitudes (feature_scales),
+        # so the embedded network's TV weight keeps the same balance.
+        self.default_tv_weight = TV_WEIGHT_EMBEDDED
         self._freeze = freeze
         self._frozen = {}
         self._scales = None
@@ -112,6 +115,13 @@ class KerasNetwork:
         if self.input_range == "0-255":
             return rgb
         return (rgb - self.mean_pixel)[..., ::-1]
+
+    def unprocess(self, x):
+        if self.input_range == "0-1":
+            return x * 255.0
+        if self.input_range == "0-255":
+            return x
+        return x[..., ::-1] + self.mean_pixel
 
     def describe(self):
         return (f"{self.name}: {len(self.layers)} feature-map layers, input range {self.input_range}, "
@@ -131,10 +141,15 @@ class KerasNetwork:
             return f"layer {name!r} of {self.name} is the model's input"
         close = difflib.get_close_matches(name, self.layers, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
-        shown = ", ".join(self.layers[:LIST_LIMIT])
-        if len(self.layers) > LIST_LIMIT:
-            shown += f", ... ({len(self.layers) - LIST_LIMIT} more)"
-        return f"unknown layer {name!r} for {self.name}{hint} Its feature-map layers: {shown}"
+        return f"unknown layer {name!r} for {self.name}{hint} Its feature-map layers: {shown_layers(self.layers)}"
+
+    def layer_table(self):
+        rows = []
+        for name, shape in self.shapes.items():
+            usable = "" if name in self.layers else "\t(not usable: " + (
+                "no single output" if shape is None else "input" if len(shape) == 4 else "not a 4-D feature map") + ")"
+            rows.append((name, f"{'?' if shape is None else tuple(shape)}{usable}"))
+        return rows
 
     # ------------------------------------------------------------ graphs
 
@@ -144,13 +159,14 @@ class KerasNetwork:
             self._frozen[last] = self._freeze(self.layers[: self.layers.index(last) + 1])
         return self._frozen[last]
 
-    def features(self, input_image, last=None, normalise=True):
+    def features(self, input_image, last=None, pooling="max", normalise=True):
         """Import the frozen model into the current graph on `input_image` (preprocessed).
 
         Returns {layer_name: tensor} for every feature layer up to `last` (default: all),
         each multiplied by its layer's scale (see `feature_scales`) unless `normalise` is False.
+        `pooling` is the model's own: a trained model's pooling layers are part of it.
         """
-        tf = vgg.import_tensorflow()
+        tf = import_tensorflow()
         last = last or self.layers[-1]
         graph_def, input_name, outputs = self.frozen(last)
         names = list(outputs)
@@ -175,8 +191,8 @@ class KerasNetwork:
         per layer, so it only reweights the loss terms; the features' structure is unchanged.
         """
         if self._scales is None:
-            tf = vgg.import_tensorflow()
-            pictures = vgg.calibration_images(vgg.calibration_paths(), CALIBRATION_SIZE)
+            tf = import_tensorflow()
+            pictures = calibration.calibration_images(calibration.calibration_paths(), CALIBRATION_SIZE)
             graph = tf.Graph()
             with graph.as_default():
                 image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
@@ -197,14 +213,14 @@ class KerasNetwork:
     def feature_shapes(self, height, width, last):
         """(layer, H, W, C) of every feature layer up to `last` for a height x width input,
         from TensorFlow's static shape inference on the frozen graph."""
-        tf = vgg.import_tensorflow()
+        tf = import_tensorflow()
         with tf.Graph().as_default():
             net = self.features(tf.compat.v1.placeholder(tf.float32, (1, height, width, 3)), last, normalise=False)
             return [(n, *t.shape.as_list()[1:]) for n, t in net.items()]
 
     def weight_bytes(self, last):
         """Bytes of the constants (the frozen weights) in the graph up to `last`."""
-        tf = vgg.import_tensorflow()
+        tf = import_tensorflow()
         graph_def = self.frozen(last)[0]
         total = 0
         for node in graph_def.node:
@@ -217,17 +233,17 @@ class KerasNetwork:
 
 def load(path, input_range=None):
     """A KerasNetwork from a `.keras` file, a full-model `.h5` or a SavedModel directory.
-    Raises vgg.NetworkError with a one-line message."""
+    Raises NetworkError with a one-line message."""
     kind = kind_of(path)
     if kind is None:
-        raise vgg.NetworkError(f"{path} is not a Keras model (.keras, a full-model .h5 or a SavedModel directory)")
+        raise NetworkError(f"{path} is not a Keras model (.keras, a full-model .h5 or a SavedModel directory)")
     if kind == "keras" and not _zip_has_config(path):  # Keras would call it "file not found"
-        raise vgg.NetworkError(f"{path}: not a valid .keras file (a zip archive holding config.json); "
+        raise NetworkError(f"{path}: not a valid .keras file (a zip archive holding config.json); "
                                f"is it damaged or cut short?")
     input_range = input_range or INPUT_RANGE
     network = _load_saved_model(path, input_range) if kind == "savedmodel" else _load_keras(path, input_range)
     if not network.layers:
-        raise vgg.NetworkError(f"{path}: the model has no layer with a 4-D feature-map output")
+        raise NetworkError(f"{path}: the model has no layer with a 4-D feature-map output")
     return network
 
 
@@ -242,7 +258,7 @@ def _freeze(concrete):
 
 
 def _load_keras(path, input_range):
-    tf = vgg.import_tensorflow()
+    tf = import_tensorflow()
     import keras
 
     try:
@@ -251,9 +267,9 @@ def _load_keras(path, input_range):
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad or foreign file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise vgg.NetworkError(f"{path}: Keras could not load the model ({first})") from exc
+        raise NetworkError(f"{path}: Keras could not load the model ({first})") from exc
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4 or model.inputs[0].shape[-1] != 3:
-        raise vgg.NetworkError(f"{path}: the model must take one RGB image input (batch, height, width, 3)")
+        raise NetworkError(f"{path}: the model must take one RGB image input (batch, height, width, 3)")
     shapes = {}
     for layer in model.layers:
         try:
@@ -294,7 +310,7 @@ def _load_saved_model(path, input_range):
     output is the last tensor of its scope that another scope reads. This is a
     heuristic that holds for Keras-exported models; a .keras file is the reliable route.
     """
-    tf = vgg.import_tensorflow()
+    tf = import_tensorflow()
     from tensorflow.python.eager import context
 
     try:
@@ -305,9 +321,9 @@ def _load_saved_model(path, input_range):
             inputs = [t for t in signature.inputs if t.dtype.name != "resource"]
     except Exception as exc:  # TensorFlow raises many types for a foreign or damaged directory
         first = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise vgg.NetworkError(f"{path}: not a SavedModel with a serving_default signature ({first})") from exc
+        raise NetworkError(f"{path}: not a SavedModel with a serving_default signature ({first})") from exc
     if len(inputs) != 1 or inputs[0].shape.rank != 4 or inputs[0].shape[-1] != 3:
-        raise vgg.NetworkError(f"{path}: the serving function must take one RGB image (batch, height, width, 3)")
+        raise NetworkError(f"{path}: the serving function must take one RGB image (batch, height, width, 3)")
     scope_of = {}
     for node in graph_def.node:
         match = _SCOPE.match(node.name)
@@ -322,7 +338,7 @@ def _load_saved_model(path, input_range):
             if scope is not None and scope_of.get(node.name) != scope:
                 exported[scope] = source if ":" in source else source + ":0"
     if not exported:
-        raise vgg.NetworkError(f"{path}: no Keras layers found in the SavedModel's serving function; "
+        raise NetworkError(f"{path}: no Keras layers found in the SavedModel's serving function; "
                                f"save the model with model.save('model.keras') and pass that file")
     position = {n.name: i for i, n in enumerate(graph_def.node)}
     order = sorted(exported, key=lambda scope: position[exported[scope].split(":")[0]])
@@ -344,7 +360,7 @@ def _load_saved_model(path, input_range):
 def _prune(graph_def, keep):
     """`graph_def` with only the nodes that the nodes `keep` depend on: the cut after the
     deepest requested layer (what graph_util.extract_sub_graph does, without its warning)."""
-    tf = vgg.import_tensorflow()
+    tf = import_tensorflow()
     nodes = {n.name: n for n in graph_def.node}
     needed, stack = set(), list(keep)
     while stack:

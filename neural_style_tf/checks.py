@@ -1,0 +1,229 @@
+"""Validation of a transfer's settings, up front: every check that needs no network runs
+before TensorFlow is imported, and the few that need the network (layer names, the
+smallest usable size, memory) run before any graph is built.
+
+Each check raises UsageError with one line that names the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import sys
+
+import stylize
+
+from . import images, memory
+from .errors import UsageError
+from .settings import STYLE_SCALE
+
+
+def flag(dest):
+    return "--" + dest.replace("_", "-")
+
+
+def format_checkpoint(pattern, iteration):
+    return pattern % iteration if "%" in pattern else pattern.format(iteration)
+
+
+def validate(settings):
+    """Every check of `settings` that needs no network."""
+    check_numbers(settings)
+    check_per_style(settings.run.styles, settings.loss)
+    check_checkpoints(settings.run)
+    check_files(settings.run)
+    check_colour_and_scales(settings)
+    check_log(settings.run.log)
+
+
+def _finite(settings):
+    # argparse's float() accepts "nan" and "inf"; no option here means anything with
+    # them, and they would fail late (inf style scale) or silently (NaN loss).
+    for part in (settings.run, settings.loss, settings.optimizer):
+        for f in dataclasses.fields(part):
+            value = getattr(part, f.name)
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(v, float) and not math.isfinite(v):
+                    name = "eps" if f.name == "epsilon" else f.name
+                    raise UsageError(f"{flag(name)} must be a finite number, not {v}")
+
+
+def check_numbers(settings):
+    _finite(settings)
+    run, loss, opt = settings.run, settings.loss, settings.optimizer
+    if run.seed is not None and run.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, not {run.seed}")
+    if loss.style_layer_weight_exp < 0:  # negative: every other style layer would get a negative weight
+        raise UsageError(f"--style-layer-weight-exp must be non-negative, not {loss.style_layer_weight_exp}")
+    for label, value in (("--iterations", opt.iterations), ("--width", run.width),
+                         ("--lbfgs-corrections", opt.lbfgs_corrections),
+                         ("--print-iterations", run.print_iterations),
+                         ("--checkpoint-iterations", run.checkpoint_iterations),
+                         ("--scales", opt.scales), ("--start-size", opt.start_size)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{label} must be a positive integer, not {value}")
+    for label, value in (("--learning-rate", opt.learning_rate), ("--eps", opt.epsilon)):
+        if not value > 0:
+            raise UsageError(f"{label} must be positive, not {value}")
+    for label, value in (("--beta1", opt.beta1), ("--beta2", opt.beta2)):
+        if not 0 <= value < 1:
+            raise UsageError(f"{label} must be in [0, 1), not {value}")
+    # Outside 0..1 one content layer gets a negative weight, and the loss has no minimum.
+    if not 0 <= loss.content_weight_blend <= 1:
+        raise UsageError(f"--content-weight-blend must be between 0 and 1, not {loss.content_weight_blend}")
+    if run.initial_noiseblend is not None and not 0 <= run.initial_noiseblend <= 1:
+        raise UsageError(f"--initial-noiseblend must be between 0 and 1, not {run.initial_noiseblend}")
+    check_weights(loss)
+    if run.ratio is not None and not run.ratio > 0:
+        raise UsageError(f"--ratio must be a positive number, not {run.ratio}")
+
+
+def check_weights(loss):
+    for label, value in (("--content-weight", loss.content_weight), ("--style-weight", loss.style_weight),
+                         ("--tv-weight", loss.tv_weight)):
+        if value is not None and (value < 0 or not math.isfinite(value)):
+            raise UsageError(f"{label} must be a finite non-negative number, not {value}")
+    if not loss.style_layers:
+        raise UsageError("--style-layers is empty; name at least one layer, e.g. relu1_1")
+
+
+def check_per_style(styles, loss):
+    """--style-scales and --style-blend-weights: one positive value per style image."""
+    for label, values in (("--style-scales", loss.style_scales), ("--style-blend-weights", loss.style_blend_weights)):
+        if values is not None and len(values) != len(styles):
+            raise UsageError(f"{label} has {len(values)} values for {len(styles)} style image(s); give one per style")
+    if loss.style_scales is not None and any(not s > 0 for s in loss.style_scales):
+        raise UsageError(f"--style-scales must be positive, not {list(loss.style_scales)}")
+    weights = loss.style_blend_weights
+    if weights is not None and (any(w < 0 for w in weights) or sum(weights) <= 0):
+        raise UsageError(f"--style-blend-weights must be non-negative with a positive sum, not {list(weights)}")
+
+
+def check_checkpoints(run):
+    if (run.checkpoint_output is None) != (run.checkpoint_iterations is None):
+        raise UsageError("--checkpoint-output and --checkpoint-iterations go together; give both or neither")
+    if run.checkpoint_output is None:
+        return
+    if not re.search(r"\{[^}]*\}|%", run.checkpoint_output):
+        raise UsageError(f"--checkpoint-output {run.checkpoint_output} needs a placeholder, e.g. out_{{:05}}.jpg")
+    try:
+        example = format_checkpoint(run.checkpoint_output, 1)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise UsageError(f"--checkpoint-output {run.checkpoint_output}: bad placeholder ({exc})") from exc
+    problem = images.check_output_path(example, overwrite=True, what="--checkpoint-output")
+    if problem:
+        raise UsageError(problem)
+
+
+def check_files(run):
+    """The inputs are readable images, and the output can be written (nothing is written)."""
+    inputs = [("--content", run.content), ("--initial", run.initial)] + [("--styles", s) for s in run.styles]
+    if run.color_source is not None:
+        inputs.append(("--color-source", run.color_source))
+    for label, path in inputs:
+        if path is not None:
+            problem = images.check_readable_image(path)
+            if problem:
+                raise UsageError(f"{label} {problem}")
+    problem = images.check_output_path(run.output, run.overwrite)
+    if problem:
+        raise UsageError(problem)
+
+
+def check_colour_and_scales(settings):
+    """Checks of the colour, coarse-to-fine and bit-depth flags."""
+    run, opt = settings.run, settings.optimizer
+    if opt.scales is not None and opt.start_size is not None:
+        raise UsageError("--scales and --start-size both choose the coarse-to-fine sizes; give one of them")
+    if run.bit_depth == 16 and os.path.splitext(run.output)[1].lower() not in images.BIT_DEPTH_16_EXTENSIONS:
+        raise UsageError(f"--bit-depth 16 needs a .png, .tif or .tiff output, not {run.output}")
+    if run.color_source is not None and run.preserve_colors not in (None, "histogram"):
+        raise UsageError(f"--color-source works with --preserve-colors histogram, not {run.preserve_colors}")
+
+
+def check_log(log):
+    if log is None:
+        return
+    log_dir = os.path.dirname(os.path.abspath(log))
+    if not os.path.isdir(log_dir) or not os.access(log_dir, os.W_OK):
+        raise UsageError(f"--log {log}: directory {log_dir} is missing or not writable")
+    # Found here, not by open() after the network is built (a traceback, minutes later).
+    if os.path.isdir(log):
+        raise UsageError(f"--log {log} is a directory; give a file name, e.g. {os.path.join(log, 'run.jsonl')}")
+    if os.path.exists(log) and not os.access(log, os.W_OK):
+        raise UsageError(f"--log {log} is not writable")
+
+
+# ---------------------------------------------------------------- checks that need the network
+
+
+def check_layers(loss, network):
+    for label, names in (("--content-layers", loss.content_layers), ("--style-layers", loss.style_layers)):
+        for name in names:
+            problem = network.layer_problem(name)
+            if problem:
+                raise UsageError(f"{label}: {problem} (list them with: python vgg.py layers --network "
+                                 f"{network.path})")
+
+
+def used_layers(loss):
+    """The layers the objective reads (content layers of weight 0 are never computed)."""
+    return tuple(loss.style_layers) + tuple(stylize.content_layer_weights(loss.content_layers,
+                                                                          loss.content_weight_blend))
+
+
+def minimum_side(network, layers):
+    """The smallest image side at which the deepest of `layers` is not degenerate.
+
+    Each pooling before it halves the picture; below 2^poolings pixels a side, the
+    deepest feature map is made of padding, and a side of 1 px has no neighbour for
+    the TV term (its mean over nothing is NaN: the loss became NaN at evaluation 1).
+    """
+    probe = 256
+    last = network.deepest(layers)
+    _, h, w, _ = network.feature_shapes(probe, probe, last)[-1]
+    return max(2, math.ceil(probe / max(1, min(h, w))))
+
+
+def check_size(network, loss, sizes, what="the output"):
+    """Refuse sizes (height, width) too small for the network's deepest used layer."""
+    need = minimum_side(network, used_layers(loss))
+    for height, width in sizes:
+        if min(height, width) < need:
+            raise UsageError(f"{what} would be {width}x{height} px; {network.deepest(used_layers(loss))} of "
+                             f"{network.name} needs at least {need} px on each side: use a larger --width "
+                             f"(or a less extreme content image)")
+
+
+def largest_size(settings, content_shape, style_shapes):
+    """(output size, largest image the network sees): the content at its output size, or a
+    style image at its scaled size when that is larger."""
+    run, loss = settings.run, settings.loss
+    size = tuple(content_shape[:2]) if run.width is None else images.size_at_width(content_shape, run.width)
+    sizes = [size]
+    if run.style_size == "content":
+        sizes += [size] * len(style_shapes)
+    else:
+        scales = loss.style_scales or [STYLE_SCALE] * len(style_shapes)
+        sizes += [images.size_at_width(shape, max(1, int(round(s * size[1])))) for shape, s in zip(style_shapes, scales)]
+    return size, max(sizes, key=lambda hw: hw[0] * hw[1])
+
+
+def check_memory(settings, network, content_shape, style_shapes):
+    """Refuse a run that would not fit in RAM (UsageError), warn near the limit.
+
+    The estimate is for the largest image the network will see; using the largest is
+    conservative (the style images' features are computed once, but at that size).
+    """
+    opt = settings.optimizer
+    size, (height, width) = largest_size(settings, content_shape, style_shapes)
+    level, message = memory.preflight(network, height, width, opt.optimizer, opt.lbfgs_corrections,
+                                      used_layers(settings.loss))
+    if level and (height, width) != size:
+        message += " (the largest image is a style image; a smaller --style-scales helps too)"
+    if level == "refuse":
+        raise UsageError(message)
+    if level == "warn":
+        print(f"warning: {message}", file=sys.stderr)

@@ -1,0 +1,202 @@
+"""The command-line pieces every command shares: flags, parsing into settings, errors.
+
+The transfer's flags are defined once, here, in groups that `neural_style.py` uses
+whole and the experiment commands (compare.py) reuse; their defaults come from
+settings.py. `parse_settings` turns parsed arguments into one frozen
+`settings.Settings`, with the preset applied; nothing after it reads the Namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import vgg
+
+from . import presets, settings
+from .errors import EXIT_USAGE
+from .keras_network import INPUT_RANGES
+from .settings import Settings
+
+
+
+def layer_list(text):
+    """'relu1_1, relu2_1' -> ('relu1_1', 'relu2_1')."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default once: skips None/False defaults and helps that already say theirs.
+
+    The stock formatter appends "(default: None)" even where the help text explains
+    the real default (e.g. --width: "the content's"), which reads as a contradiction.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is ONE line (argparse prints the whole 20-line usage first)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fail(prog, message):
+    """Print a user mistake as one line; returns the usage exit code."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+# ---------------------------------------------------------------- the transfer's flags
+
+
+def add_style_scales(group):
+    group.add_argument("--style-scales", type=float, nargs="+", default=None, metavar="SCALE",
+                       help=f"one per style: its width relative to the output's (default {settings.STYLE_SCALE})")
+
+
+def add_image_arguments(p):
+    io = p.add_argument_group("images")
+    io.add_argument("--content", required=True, help="content image")
+    io.add_argument("--styles", required=True, nargs="+", metavar="STYLE", help="one or more style images")
+    io.add_argument("--output", required=True, help="output image (.png, .jpg, .tif, .webp)")
+    io.add_argument("--width", type=int, default=None, help="output width in pixels (default: the content's)")
+    add_style_scales(io)
+    io.add_argument("--initial", default=None, help="initial image (default: noise)")
+    io.add_argument("--initial-noiseblend", type=float, default=None,
+                    help="weight of noise blended into the initial image, 0..1 (default: 0 with --initial, "
+                         "else 1; below 1 without --initial starts from the content)")
+    io.add_argument("--preserve-colors", nargs="?", const="luminance", default=None, choices=settings.PRESERVE_MODES,
+                    help="keep the content's colours: luminance (the bare flag: swap chroma after the run), "
+                         "luminance-only (optimise on luminance) or histogram (match the style's colours first)")
+    io.add_argument("--color-match", choices=settings.COLOR_MATCHES, default=settings.COLOR_MATCH,
+                    help="histogram: A = S_c^1/2 S_s^-1/2 (sqrt) or L_c L_s^-1 (cholesky)")
+    io.add_argument("--color-source", default=None, metavar="IMAGE",
+                    help="histogram: take the colours from this image instead of the content (implies histogram)")
+    io.add_argument("--bit-depth", type=int, choices=settings.BIT_DEPTHS, default=settings.BIT_DEPTH,
+                    help="bits per channel of the output; 16 needs .png, .tif or .tiff")
+    io.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    return io
+
+
+def add_optimisation_arguments(p):
+    run = p.add_argument_group("optimisation")
+    run.add_argument("--optimizer", choices=settings.OPTIMIZERS, default=settings.OPTIMIZER, help="optimizer")
+    run.add_argument("--iterations", type=int, default=settings.ITERATIONS,
+                     help="iterations (L-BFGS iterations or Adam steps; evaluations are counted separately)")
+    run.add_argument("--lbfgs-corrections", type=int, default=settings.LBFGS_CORRECTIONS, help="L-BFGS history size")
+    run.add_argument("--learning-rate", type=float, default=settings.LEARNING_RATE, help="Adam: learning rate")
+    run.add_argument("--beta1", type=float, default=settings.BETA1, help="Adam: beta1")
+    run.add_argument("--beta2", type=float, default=settings.BETA2, help="Adam: beta2")
+    run.add_argument("--eps", type=float, default=settings.EPSILON, help="Adam: epsilon")
+    run.add_argument("--scales", type=int, default=None, metavar="N",
+                     help="coarse-to-fine over N sizes, each half the next; --iterations is the total, each scale "
+                          "getting half the iterations of the one below (default: on from 512 px for outputs "
+                          "above 1024 px, else off)")
+    run.add_argument("--start-size", type=int, default=None, metavar="PX",
+                     help="coarse-to-fine from this long side, in steps of at most 2")
+    run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed and logged)")
+    return run
+
+
+def add_objective_arguments(group):
+    """The flags that define the objective and its network, into `group` (a parser or a group)."""
+    group.add_argument("--network", default=None,
+                       help="weights file: MatConvNet .mat, Keras .h5 or .npz (default: ./" + vgg.PAPER_MAT
+                            + ", then the Keras VGG-19 cache, then the embedded VGG-16); or a whole Keras model "
+                            "(.keras, full-model .h5 or SavedModel directory) with --content-layers and "
+                            "--style-layers naming its layers")
+    group.add_argument("--input-range", choices=INPUT_RANGES, default=None,
+                       help="Keras models: the input their training used: 0-1 (RGB / 255, the default), 0-255, "
+                            "or caffe (BGR minus the ImageNet mean)")
+    group.add_argument("--content-weight", type=float, default=settings.CONTENT_WEIGHT, help="content weight")
+    group.add_argument("--content-weight-blend", type=float, default=settings.CONTENT_WEIGHT_BLEND,
+                       help="share of the first content layer (relu4_2); the others get the rest")
+    group.add_argument("--style-weight", type=float, default=settings.STYLE_WEIGHT, help="style weight")
+    group.add_argument("--style-layer-weight-exp", type=float, default=settings.STYLE_LAYER_WEIGHT_EXP,
+                       help="weight(layer n+1) = exp * weight(layer n)")
+    group.add_argument("--style-blend-weights", type=float, nargs="+", default=None, metavar="WEIGHT",
+                       help="one per style (default: equal)")
+    group.add_argument("--tv-weight", type=float, default=None,
+                       help=f"total variation weight (default {settings.TV_WEIGHT:g}; "
+                            f"{settings.TV_WEIGHT_EMBEDDED:g} with the embedded network or a Keras model)")
+    group.add_argument("--content-layers", type=layer_list, default=settings.CONTENT_LAYERS, metavar="L1,L2",
+                       help="comma-separated content layers (default " + ",".join(settings.CONTENT_LAYERS) + ")")
+    group.add_argument("--style-layers", type=layer_list, default=settings.STYLE_LAYERS, metavar="L1,L2,...",
+                       help="comma-separated style layers (default " + ",".join(settings.STYLE_LAYERS) + ")")
+    group.add_argument("--pooling", choices=settings.POOLING_CHOICES, default=settings.POOLING, help="pooling")
+    group.add_argument("--loss-scale", choices=settings.LOSS_SCALE_CHOICES, default=settings.LOSS_SCALE,
+                       help="normalisation of the loss terms: classic, normalized (equal at 512 px, TV "
+                            "independent of the size elsewhere), or the paper's gatys2016 / gatys-pytorch "
+                            "(what --preset sets)")
+    group.add_argument("--preset", choices=tuple(presets.PRESETS), default=None,
+                       help="the exact settings of the paper (gatys2016) or of the authors' later code "
+                            "(gatys-pytorch); flags given explicitly still win")
+    group.add_argument("--ratio", type=float, default=None, metavar="ALPHA/BETA",
+                       help="content/style trade-off alpha/beta: sets --content-weight (style weight: the "
+                            "preset's, else 1)")
+    return group
+
+
+def add_output_arguments(p):
+    out = p.add_argument_group("progress and outputs")
+    out.add_argument("--print-iterations", type=int, default=None, help="print every loss term every N iterations")
+    out.add_argument("--checkpoint-output", default=None,
+                     help="checkpoint file name with a placeholder, e.g. out_{:05}.jpg or out_%%05d.jpg")
+    out.add_argument("--checkpoint-iterations", type=int, default=None, help="checkpoint every N iterations")
+    out.add_argument("--progress-write", action="store_true", help="write progress.txt to the output's directory")
+    out.add_argument("--progress-plot", action="store_true", help="plot progress.png to the output's directory")
+    out.add_argument("--log", default=None, help="JSON-lines log: one line per iteration with every loss term")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    return out
+
+
+def add_transfer_arguments(p):
+    """Every flag of neural_style.py, in its four groups."""
+    add_image_arguments(p)
+    add_optimisation_arguments(p)
+    add_objective_arguments(p.add_argument_group("objective"))
+    add_output_arguments(p)
+    return p
+
+
+# ---------------------------------------------------------------- arguments -> settings
+
+
+def explicit_dests(build_parser, argv):
+    """The argparse dests the user gave on the command line (whatever their value).
+
+    Parses `argv` again with every default suppressed, so only given flags appear;
+    comparing values against defaults would miss `--pooling max` typed explicitly.
+    """
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False  # a missing --content is reported by the real parse
+    namespace, _ = parser.parse_known_args(argv)
+    return set(vars(namespace))
+
+
+def _tuple(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def parse_settings(args, explicit=()):
+    """Parsed arguments -> one frozen Settings, with --preset and --ratio applied.
+
+    Every dest of `args` that names a setting is taken; the others (e.g. a command's
+    own flags) are left to the command. Raises ValueError for a preset conflict.
+    """
+    values = {dest: _tuple(value) for dest, value in vars(args).items() if dest in settings.FIELD_OF_DEST}
+    values.setdefault("content", None)
+    values.setdefault("styles", ())
+    values.setdefault("output", None)
+    run = settings.RunSettings(content=values.pop("content"), styles=values.pop("styles"),
+                               output=values.pop("output"))
+    base = Settings(run=run).with_values(values)
+    return presets.apply_preset(base, set(explicit), base.run.preset, base.run.ratio)

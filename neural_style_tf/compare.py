@@ -1,0 +1,742 @@
+"""L-BFGS against Adam on the same style-transfer objective: a fair, resumable experiment.
+
+    python compare.py --content C --styles S --out-dir DIR [--width W] [--evaluations N]
+                      [--time-budget SECONDS] [--seeds 0 1 2] [--adam-learning-rates 1 10 30]
+                      [--lbfgs-corrections 5 20 100] [--init content|noise] [loss flags of neural_style.py]
+
+Fairness: for each image pair ONE `stylize.Objective` (one graph, one session) serves every
+configuration, each seed gives every configuration the same starting image, and every
+loss-and-gradient evaluation is recorded through the Evaluator's `on_evaluation` hook. An
+Adam step costs one evaluation, an L-BFGS iteration one or more, so runs are compared per
+evaluation and per second, never per "iteration".
+
+Outputs in --out-dir: evaluations.csv, summary.json, summary.md, loss_vs_evaluations.png,
+loss_vs_seconds.png, images.png and runs/<run>.png (+ runs/<run>.json, the marker that
+makes a rerun skip the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import images
+import neural_style
+import vgg
+
+WIDTH = 256
+EVALUATIONS = 100
+TIME_BUDGET = None
+SEEDS = (0, 1, 2)
+ADAM_LEARNING_RATES = (1.0, 10.0, 30.0)
+LBFGS_CORRECTIONS = (5, 20, 100)
+INIT = "content"
+INIT_CHOICES = ("content", "noise")
+# Style statistics on layers the objective does not see: a lower loss that does not
+# lower these is the optimizer fitting the loss, not making a more stylish image.
+GRAM_LAYERS = ("relu2_2", "relu4_3")
+# The loss thresholds of "evaluations to reach": 110% and 101% of the best loss any
+# configuration found on the same pair.
+THRESHOLDS = (1.10, 1.01)
+# Runs stop at the evaluation or time budget, never at an iteration count: the budget
+# is what makes L-BFGS and Adam comparable.
+ITERATIONS_UNBOUNDED = 10**8
+EXIT_USAGE = neural_style.EXIT_USAGE
+EXIT_INTERRUPTED = neural_style.EXIT_INTERRUPTED
+UsageError = neural_style.UsageError
+CSV_FIELDS = ("pair", "config", "optimizer", "setting", "seed", "evaluation", "seconds",
+              "content", "style", "tv", "total")
+
+
+def _layer_list(text):
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _copy_arguments(source, title, target, dests=None):
+    """Add the actions of `source`'s argument group `title` (optionally only `dests`) to `target`.
+
+    This is what argparse's own `parents=` does, group by group; it keeps the transfer's
+    loss flags, their defaults and help defined once, in neural_style.py.
+    """
+    for group in source._action_groups:
+        if group.title == title:
+            for action in group._group_actions:
+                if dests is None or action.dest in dests:
+                    target._add_action(action)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="compare.py",
+        description="Compare L-BFGS and Adam on the same style-transfer objective, start and seeds.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    io_group = p.add_argument_group("images")
+    io_group.add_argument("--content", default=None, help="content image")
+    io_group.add_argument("--styles", nargs="+", default=None, metavar="STYLE", help="one or more style images")
+    io_group.add_argument("--pairs", default=None,
+                          help="CSV file, one 'content,style[,style...]' per line, instead of --content/--styles")
+    io_group.add_argument("--out-dir", required=True, help="directory for every output (created if missing)")
+    io_group.add_argument("--width", type=int, default=WIDTH, help="width of the images optimised, in pixels")
+    io_group.add_argument("--init", choices=INIT_CHOICES, default=INIT,
+                          help="start from the content, or from the classic tool's noise (seeded)")
+    transfer = neural_style.build_parser()
+    _copy_arguments(transfer, "images", io_group, dests={"style_scales"})
+
+    grid = p.add_argument_group("the experiment")
+    grid.add_argument("--evaluations", type=int, default=EVALUATIONS,
+                      help="loss-and-gradient evaluations per run")
+    grid.add_argument("--time-budget", type=float, default=TIME_BUDGET, metavar="SECONDS",
+                      help="also stop each run after this many seconds")
+    grid.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
+                      help="seeds (of the noise start; with --init content every seed starts from the content)")
+    grid.add_argument("--adam-learning-rates", type=float, nargs="*", default=list(ADAM_LEARNING_RATES),
+                      metavar="LR", help="one Adam configuration per learning rate (none: no Adam)")
+    grid.add_argument("--lbfgs-corrections", type=int, nargs="*", default=list(LBFGS_CORRECTIONS),
+                      metavar="M", help="one L-BFGS configuration per history size (none: no L-BFGS)")
+    grid.add_argument("--gram-layers", type=_layer_list, default=None, metavar="L1,L2",
+                      help="held-out layers for the Gram distance to the style (default "
+                           + ",".join(GRAM_LAYERS) + " when the network has them and the objective does not "
+                           "use them, else unused layers picked from the network)")
+    grid.add_argument("--quiet", action="store_true", help="no line per run")
+
+    loss = p.add_argument_group("objective (as neural_style.py)")
+    _copy_arguments(transfer, "objective", loss)
+    return p
+
+
+# ---------------------------------------------------------------- validation
+
+
+def read_pairs(path):
+    """[(content, [styles])] from a CSV file; blank lines and lines starting with # are skipped."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except OSError as exc:
+        raise UsageError(f"--pairs {path}: cannot read ({exc.strerror})") from exc
+    pairs = []
+    for number, row in enumerate(rows, start=1):
+        fields = [x.strip() for x in row if x.strip()]
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) < 2:
+            raise UsageError(f"--pairs {path}: line {number} has {len(fields)} field(s); expected content,style")
+        base = os.path.dirname(os.path.abspath(path))
+        # Relative paths are relative to the pairs file, so the file can travel with its images.
+        resolved = [x if os.path.isabs(x) or os.path.exists(x) else os.path.join(base, x) for x in fields]
+        pairs.append((resolved[0], resolved[1:]))
+    if not pairs:
+        raise UsageError(f"--pairs {path}: no pairs in the file")
+    return pairs
+
+
+def validate_arguments(args):
+    """Every check that needs no network; returns the image pairs. Raises UsageError."""
+    if args.pairs is not None:
+        if args.content is not None or args.styles is not None:
+            raise UsageError("give either --pairs or --content with --styles, not both")
+        pairs = read_pairs(args.pairs)
+    else:
+        if args.content is None or args.styles is None:
+            raise UsageError("--content and --styles are required (or --pairs FILE)")
+        pairs = [(args.content, list(args.styles))]
+    for label, value in (("--width", args.width), ("--evaluations", args.evaluations)):
+        if value <= 0:
+            raise UsageError(f"{label} must be a positive integer, not {value}")
+    if args.time_budget is not None and not (args.time_budget > 0 and math.isfinite(args.time_budget)):
+        raise UsageError(f"--time-budget must be a positive number of seconds, not {args.time_budget}")
+    for seed in args.seeds:
+        if seed < 0:
+            raise UsageError(f"--seeds must be non-negative integers, not {seed}")
+    for lr in args.adam_learning_rates:
+        if not (lr > 0 and math.isfinite(lr)):
+            raise UsageError(f"--adam-learning-rates must be positive, not {lr:g}")
+    for m in args.lbfgs_corrections:
+        if m <= 0:
+            raise UsageError(f"--lbfgs-corrections must be positive integers, not {m}")
+    if not args.adam_learning_rates and not args.lbfgs_corrections:
+        raise UsageError("nothing to compare: give at least one --adam-learning-rates or --lbfgs-corrections value")
+    for label, value in (("--content-weight", args.content_weight), ("--style-weight", args.style_weight),
+                         ("--tv-weight", args.tv_weight)):
+        if value is not None and (value < 0 or not math.isfinite(value)):
+            raise UsageError(f"{label} must be a finite non-negative number, not {value}")
+    if not args.style_layers:
+        raise UsageError("--style-layers is empty; name at least one layer, e.g. relu1_1")
+    for content, styles in pairs:
+        for label, values in (("--style-scales", args.style_scales), ("--style-blend-weights", args.style_blend_weights)):
+            if values is not None and len(values) != len(styles):
+                raise UsageError(f"{label} has {len(values)} values for {len(styles)} style image(s); give one per style")
+        for label, path in [("--content", content)] + [("--styles", s) for s in styles]:
+            problem = images.check_readable_image(path)
+            if problem:
+                raise UsageError(f"{label} {problem}")
+    if args.style_scales is not None and any(not s > 0 for s in args.style_scales):
+        raise UsageError(f"--style-scales must be positive, not {args.style_scales}")
+    if args.style_blend_weights is not None and (any(w < 0 for w in args.style_blend_weights)
+                                                 or sum(args.style_blend_weights) <= 0):
+        raise UsageError(f"--style-blend-weights must be non-negative with a positive sum, not {args.style_blend_weights}")
+    problem = images.check_output_dir(args.out_dir)
+    if problem:
+        raise UsageError(f"--out-dir {problem}")
+    return pairs
+
+
+def choose_gram_layers(network, requested, objective_layers):
+    """The held-out layers of the Gram distance (see GRAM_LAYERS)."""
+    used = set(objective_layers)
+    if requested is not None:
+        for name in requested:
+            if name not in network.layers:
+                raise UsageError(f"--gram-layers: unknown layer {name!r} for {network.name}"
+                                 f"{neural_style.suggest(name, network.layers)}")
+            if name in used:
+                raise UsageError(f"--gram-layers: {name} is in the objective; choose layers the loss does not use")
+        return tuple(requested)
+    chosen = tuple(n for n in GRAM_LAYERS if n in network.layers and n not in used)
+    if chosen:
+        return chosen
+    # Networks without relu2_2/relu4_3 (or objectives that use them): unused relu layers,
+    # else unused pooling layers (a small VGG may use every relu), one shallow, one deep.
+    # A Keras model's layers have its own names: any unused feature layer will do.
+    kinds = ("relu", "pool") if not network.notes.get("keras") else (None,)
+    for kind in kinds:
+        candidates = [n for n in network.layers if kind in (None, vgg.layer_kind(n)) and n not in used]
+        if candidates:
+            picks = {candidates[len(candidates) // 3], candidates[(2 * len(candidates)) // 3]}
+            return tuple(n for n in candidates if n in picks)
+    raise UsageError("--gram-layers: every layer of the network is in the objective; name held-out layers")
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def configurations(args):
+    """[(config id, label, optimizer, setting, OptimizerOptions changes)] in a fixed order."""
+    configs = []
+    for lr in dict.fromkeys(args.adam_learning_rates):
+        configs.append((f"adam-lr{lr:g}", f"Adam lr={lr:g}", "adam", lr, {"learning_rate": lr}))
+    for m in dict.fromkeys(args.lbfgs_corrections):
+        configs.append((f"lbfgs-m{m}", f"L-BFGS m={m}", "lbfgs", m, {"lbfgs_corrections": m}))
+    return configs
+
+
+def pair_ids(pairs):
+    """Short, unique, file-name-safe names for the image pairs."""
+    ids = []
+    for content, styles in pairs:
+        stem = "+".join(os.path.splitext(os.path.basename(p))[0] for p in [content] + list(styles))
+        stem = "".join(c if c.isalnum() or c in "+-_" else "_" for c in stem)
+        name, n = stem, 2
+        while name in ids:
+            name, n = f"{stem}-{n}", n + 1
+        ids.append(name)
+    return ids
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def shared_settings(args, network, loss, content, styles):
+    """What must be equal for two runs to be comparable (checked when resuming)."""
+    return {"content": os.path.abspath(content), "styles": [os.path.abspath(s) for s in styles],
+            "width": args.width, "init": args.init, "network": network.name,
+            "evaluations": args.evaluations, "time_budget": args.time_budget,
+            "loss": _jsonable(vars(loss))}
+
+
+def run_path(out_dir, run_id, ext):
+    return os.path.join(out_dir, "runs", f"{run_id}.{ext}")
+
+
+def read_marker(out_dir, run_id):
+    """The finished run's record, or None when it must (re)run."""
+    path = run_path(out_dir, run_id, "json")
+    if not (os.path.isfile(path) and os.path.isfile(run_path(out_dir, run_id, "png"))):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None  # an unreadable marker: run again rather than trust it
+
+
+def write_json(path, data):
+    images.write_atomically(path, lambda f: f.write((json.dumps(data, indent=1) + "\n").encode()))
+
+
+def run_grid(args, network, pairs, say):
+    """Run every (pair, configuration, seed) not finished yet; return every run's record."""
+    import stylize  # TensorFlow is imported only now, after every check has passed
+
+    configs = configurations(args)
+    ids = pair_ids(pairs)
+    os.makedirs(os.path.join(args.out_dir, "runs"), exist_ok=True)
+    records = []
+    prepared = []
+    for pair_id, (content_path, style_paths) in zip(ids, pairs):
+        content = images.resize_to_width(images.load_image(content_path), args.width)
+        styles = [images.load_image(p) for p in style_paths]
+        loss = neural_style.loss_options(args, network, stylize)
+        settings = shared_settings(args, network, loss, content_path, style_paths)
+        todo, done = [], {}
+        for seed in args.seeds:
+            for config in configs:
+                run_id = f"{pair_id}__{config[0]}__seed{seed}"
+                marker = read_marker(args.out_dir, run_id)
+                if marker is None:
+                    todo.append((run_id, config, seed))
+                    continue
+                if marker.get("settings") != settings:
+                    diff = sorted(k for k in set(settings) | set(marker.get("settings", {}))
+                                  if settings.get(k) != marker.get("settings", {}).get(k))
+                    raise UsageError(f"--out-dir {args.out_dir} holds run {run_id} made with other settings "
+                                     f"({', '.join(diff)} differ); use a new --out-dir or the same settings")
+                done[run_id] = marker
+        prepared.append((pair_id, content, styles, loss, settings, todo, done))
+
+    total = sum(len(p[5]) for p in prepared)
+    count = 0
+    for pair_id, content, styles, loss, settings, todo, done in prepared:
+        if todo:
+            # One objective for every configuration and seed of this pair: the same graph,
+            # the same targets, the same session.
+            with stylize.Objective(network, content, styles, loss) as objective:
+                # The first session.run pays TensorFlow's one-off start-up costs; spend them
+                # here so that they are not charged to whichever configuration runs first.
+                objective.evaluate(content)
+                import scipy.optimize  # noqa: F401  (likewise: its import would be charged to the first L-BFGS run)
+                for run_id, (config_id, label, optimizer, setting, changes), seed in todo:
+                    count += 1
+                    noiseblend = 0.0 if args.init == "content" else 1.0
+                    x0 = stylize.initial_image(content, network, None, noiseblend, seed)
+                    opts = stylize.OptimizerOptions(optimizer=optimizer, iterations=ITERATIONS_UNBOUNDED,
+                                                    max_evaluations=args.evaluations,
+                                                    time_budget=args.time_budget, **changes)
+                    rows = []
+
+                    def record(index, seconds, terms, rows=rows):
+                        rows.append([index, seconds] + [terms[k] for k in ("content", "style", "tv", "total")])
+
+                    result = stylize.minimize(objective, x0, opts, on_evaluation=record)
+                    if result.stop_reason == "interrupted":
+                        raise KeyboardInterrupt
+                    if result.image is None:  # not even one finite evaluation: keep the start
+                        image = x0
+                    else:
+                        image = result.image
+                    images.save_image(run_path(args.out_dir, run_id, "png"), image)
+                    marker = {"run": run_id, "pair": pair_id, "config": config_id, "label": label,
+                              "optimizer": optimizer, "setting": setting, "seed": seed, "settings": settings,
+                              "stop_reason": result.stop_reason, "message": result.message,
+                              "evaluations": result.evaluations, "iterations": result.iterations,
+                              "seconds": result.elapsed, "best_terms": result.terms, "rows": rows}
+                    # Written last and atomically: its presence means the run is complete.
+                    write_json(run_path(args.out_dir, run_id, "json"), marker)
+                    done[run_id] = marker
+                    best = result.terms["total"] if result.terms else float("nan")
+                    say(f"run {count}/{total}: {label}, seed {seed}: {result.evaluations} evaluations, "
+                        f"{result.elapsed:.1f} s, best loss {best:.6g} ({result.stop_reason})")
+        for seed in args.seeds:
+            for config in configs:
+                records.append(done[f"{pair_id}__{config[0]}__seed{seed}"])
+    return records, prepared, configs
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def best_so_far(rows):
+    return np.minimum.accumulate(np.array([r[5] for r in rows], np.float64)) if rows else np.array([])
+
+
+def pair_references(runs):
+    """For one pair's runs: best loss found, and the equal-evaluation / equal-time points.
+
+    E is the fewest evaluations any run stopped by its budget made; T the shortest such
+    run's wall-clock time. Runs that ended by themselves (L-BFGS converged or gave up, a
+    NaN) do not lower E or T: what they deliver is their best image, carried forward.
+    """
+    finite = [r[5] for run in runs for r in run["rows"] if math.isfinite(r[5])]
+    best = min(finite) if finite else float("nan")
+    budgeted = [run for run in runs if run["stop_reason"] in ("budget", "completed") and run["rows"]]
+    pool = budgeted or [run for run in runs if run["rows"]]
+    pick = min if budgeted else max
+    e = pick(run["rows"][-1][0] for run in pool) if pool else 0
+    t = pick(run["rows"][-1][1] for run in pool) if pool else 0.0
+    return best, e, t
+
+
+def run_metrics(run, best, e, t):
+    """The per-run numbers of the summary (all recomputable from evaluations.csv)."""
+    rows = run["rows"]
+    totals = np.array([r[5] for r in rows], np.float64)
+    seconds = np.array([r[1] for r in rows], np.float64)
+    running = best_so_far(rows)
+    out = {"run": run["run"], "seed": run["seed"], "evaluations": len(rows),
+           "seconds": float(seconds[-1]) if len(rows) else 0.0,
+           "final_loss": float(running[-1]) if len(rows) else None}
+    out["loss_at_equal_evaluations"] = float(running[min(e, len(rows)) - 1]) if len(rows) and e > 0 else None
+    by_t = totals[seconds <= t]
+    out["loss_at_equal_seconds"] = float(np.min(by_t)) if by_t.size else None
+    for threshold in THRESHOLDS:
+        key = f"{round(threshold * 100)}"
+        hits = np.nonzero(totals <= threshold * best)[0]
+        out[f"evaluations_to_{key}"] = int(rows[hits[0]][0]) if hits.size else None
+        out[f"seconds_to_{key}"] = float(seconds[hits[0]]) if hits.size else None
+    return out
+
+
+def _luminance(rgb):
+    from . import color
+
+    return color.rgb_to_ycbcr(rgb)[..., 0]
+
+
+def ssim_to_content(content, image):
+    """SSIM of the luminance (Y of YCbCr): structure kept from the photo, colours aside."""
+    from skimage.metrics import structural_similarity
+
+    side = min(content.shape[:2])
+    win = min(7, side if side % 2 else side - 1)  # skimage's default window, shrunk for tiny images
+    return float(structural_similarity(_luminance(content), _luminance(image), data_range=255.0, win_size=win))
+
+
+def gram_distances(network, loss, styles, pictures, layers):
+    """{layer: [distance of each picture]}: blend-weighted mean squared Gram difference to the styles.
+
+    A separate small graph (vgg.net_preloaded up to the deepest held-out layer) with the
+    objective's own Gram normalisation, so the numbers are on the loss's scale.
+    """
+    import tensorflow as tf
+
+    import stylize
+
+    gram = stylize.LOSS_SCALES[loss.loss_scale].gram
+    blend = stylize.blend_weights(len(styles), loss.style_blend_weights)
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
+        net = vgg.net_preloaded(network, network.preprocess(image), loss.pooling, last=vgg.deepest(network, layers))
+        grams = {n: gram(net[n]) for n in layers}
+        graph.finalize()
+        with tf.compat.v1.Session(graph=graph, config=stylize.session_config()) as sess:
+            targets = [sess.run(grams, {image: s[None]}) for s in styles]
+            out = {n: [] for n in layers}
+            for picture in pictures:
+                g = sess.run(grams, {image: np.asarray(picture, np.float32)[None]})
+                for n in layers:
+                    out[n].append(float(sum(b * np.mean((g[n].astype(np.float64) - t[n]) ** 2)
+                                            for b, t in zip(blend, targets))))
+    return out
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def summarise(args, network, records, prepared, configs):
+    """summary.json's content: per pair and configuration, and over all pairs."""
+    import stylize
+
+    by_pair = {}
+    for run in records:
+        by_pair.setdefault(run["pair"], []).append(run)
+    pairs_out = {}
+    per_run = {}
+    gram_layers = None
+    for pair_id, content, styles, loss, settings, _todo, _done in prepared:
+        runs = by_pair[pair_id]
+        best, e, t = pair_references(runs)
+        layers = choose_gram_layers(network, args.gram_layers, tuple(loss.content_layers) + tuple(loss.style_layers))
+        gram_layers = gram_layers or layers
+        scaled = [stylize.prepare_style(s, content.shape[1], sc)
+                  for s, sc in zip(styles, loss.style_scales or [stylize.STYLE_SCALE] * len(styles))]
+        # Metrics of the saved images, the ones the user gets (so a resumed run measures the same thing).
+        finals = [images.load_image(run_path(args.out_dir, run["run"], "png")) for run in runs]
+        grams = gram_distances(network, loss, scaled, [content] + finals, layers)
+        for i, run in enumerate(runs):
+            m = run_metrics(run, best, e, t)
+            m["ssim_to_content"] = ssim_to_content(content, finals[i])
+            # Relative to the content photo's own distance: 1 = no nearer the style than the photo.
+            m["gram_distance"] = {n: grams[n][i + 1] for n in layers}
+            m["gram_distance_vs_content"] = {n: grams[n][i + 1] / grams[n][0] if grams[n][0] > 0 else None
+                                             for n in layers}
+            m["stop_reason"], m["message"] = run["stop_reason"], run["message"]
+            m["relative_loss_at_equal_evaluations"] = _ratio(m["loss_at_equal_evaluations"], best)
+            m["relative_loss_at_equal_seconds"] = _ratio(m["loss_at_equal_seconds"], best)
+            per_run[run["run"]] = m
+        pairs_out[pair_id] = {
+            "content": os.path.relpath(settings["content"]), "styles": [os.path.relpath(p) for p in settings["styles"]],
+            "size": list(content.shape[:2]), "best_loss": best, "equal_evaluations": e, "equal_seconds": t,
+            "gram_layers": list(layers), "content_gram_distance": {n: grams[n][0] for n in layers},
+            "configurations": {c[0]: aggregate([per_run[r["run"]] for r in runs if r["config"] == c[0]],
+                                               [r for r in runs if r["config"] == c[0]], c)
+                               for c in configs},
+        }
+    overall = {c[0]: aggregate([per_run[r["run"]] for r in records if r["config"] == c[0]],
+                               [r for r in records if r["config"] == c[0]], c) for c in configs}
+    return {"settings": {"width": args.width, "init": args.init, "evaluations": args.evaluations,
+                         "time_budget": args.time_budget, "seeds": list(args.seeds), "network": network.name,
+                         "loss": prepared[0][4]["loss"], "thresholds": list(THRESHOLDS),
+                         "gram_layers": list(gram_layers or ())},
+            "pairs": pairs_out, "overall": overall, "runs": per_run}
+
+
+def _ratio(value, best):
+    return value / best if value is not None and best and math.isfinite(best) else None
+
+
+def aggregate(metrics, runs, config):
+    """One configuration over its runs: means, and 'to reach' only when every run reached."""
+    config_id, label, optimizer, setting, _ = config
+    out = {"label": label, "optimizer": optimizer, "setting": setting, "runs": len(metrics)}
+    for key in ("loss_at_equal_evaluations", "loss_at_equal_seconds", "relative_loss_at_equal_evaluations",
+                "relative_loss_at_equal_seconds", "ssim_to_content"):
+        out[key] = _mean([m[key] for m in metrics])
+    for threshold in THRESHOLDS:
+        key = f"{round(threshold * 100)}"
+        for what in ("evaluations", "seconds"):
+            values = [m[f"{what}_to_{key}"] for m in metrics]
+            out[f"{what}_to_{key}"] = _mean(values) if all(v is not None for v in values) else None
+        out[f"reached_{key}"] = sum(m[f"evaluations_to_{key}"] is not None for m in metrics)
+    evaluations = sum(m["evaluations"] for m in metrics)
+    seconds = sum(m["seconds"] for m in metrics)
+    out["evaluations_per_second"] = evaluations / seconds if seconds > 0 else None
+    layers = list(metrics[0]["gram_distance_vs_content"]) if metrics else []
+    out["gram_distance_vs_content"] = {n: _mean([m["gram_distance_vs_content"][n] for m in metrics]) for n in layers}
+    out["failures"] = [{"run": r["run"], "stop_reason": r["stop_reason"], "message": r["message"]}
+                       for r in runs if r["stop_reason"] not in ("budget", "completed")]
+    return out
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def write_csv(path, records):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for run in records:
+        for index, seconds, content, style, tv, total in run["rows"]:
+            writer.writerow([run["pair"], run["config"], run["optimizer"], run["setting"], run["seed"], index,
+                             repr(float(seconds)), repr(content), repr(style), repr(tv), repr(total)])
+    images.write_atomically(path, lambda f: f.write(buffer.getvalue().encode()))
+
+
+def _fmt(value, spec=".4g", none="–"):
+    return none if value is None else format(value, spec)
+
+
+def table(configurations_stats, gram_layers, absolute=True, e=None, t=None):
+    """The summary table in Markdown, one row per configuration."""
+    head = ["configuration"]
+    if absolute:
+        head += [f"loss @ {e} evals", f"loss @ {t:.3g} s"]
+    head += ["× best @ evals", "× best @ s"]
+    for threshold in THRESHOLDS:
+        pct = round(threshold * 100)
+        head += [f"evals to {pct}%", f"s to {pct}%"]
+    head += ["evals/s", "failures", "SSIM to content"]
+    head += [f"style dist {n} (content=1)" for n in gram_layers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in configurations_stats.values():
+        row = [s["label"]]
+        if absolute:
+            row += [_fmt(s["loss_at_equal_evaluations"]), _fmt(s["loss_at_equal_seconds"])]
+        row += [_fmt(s["relative_loss_at_equal_evaluations"], ".3f"), _fmt(s["relative_loss_at_equal_seconds"], ".3f")]
+        for threshold in THRESHOLDS:
+            key = f"{round(threshold * 100)}"
+            reached = f" ({s[f'reached_{key}']}/{s['runs']})" if s[f"reached_{key}"] < s["runs"] else ""
+            row += [_fmt(s[f"evaluations_to_{key}"], ".1f") + reached, _fmt(s[f"seconds_to_{key}"], ".1f") + reached]
+        row += [_fmt(s["evaluations_per_second"], ".2f")]
+        failures = s["failures"]
+        row += ["none" if not failures else "; ".join(f"{f['stop_reason']}: {f['message']}" for f in failures)]
+        row += [_fmt(s["ssim_to_content"], ".3f")]
+        row += [_fmt(s["gram_distance_vs_content"].get(n), ".3f") for n in gram_layers]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def summary_markdown(summary):
+    st = summary["settings"]
+    parts = [f"Settings: width {st['width']} px, init {st['init']}, {st['evaluations']} evaluations"
+             + (f" or {st['time_budget']:g} s" if st["time_budget"] else "")
+             + f" per run, seeds {' '.join(map(str, st['seeds']))}, network {st['network']}; loss weights content "
+             f"{st['loss']['content_weight']:g}, style {st['loss']['style_weight']:g}, tv {st['loss']['tv_weight']:g}."]
+    parts.append("Losses are the best so far, averaged over seeds; '× best' is relative to the best loss any "
+                 "configuration found; 'to N%' counts evaluations and seconds until a run first reached N% of it "
+                 "(mean over seeds; '(k/n)' when only k of n runs did). Style distances are Gram distances on "
+                 "layers the objective does not use, relative to the content photo's (1 = no nearer the style).")
+    for pair_id, p in summary["pairs"].items():
+        parts.append(f"### {pair_id} ({p['size'][1]}x{p['size'][0]})\n\nBest loss found: {p['best_loss']:.6g}. "
+                     f"Equal evaluations: {p['equal_evaluations']}; equal time: {p['equal_seconds']:.3g} s.\n\n"
+                     + table(p["configurations"], p["gram_layers"], True, p["equal_evaluations"], p["equal_seconds"]))
+    if len(summary["pairs"]) > 1:
+        parts.append("### All pairs (relative losses averaged over pairs and seeds)\n\n"
+                     + table(summary["overall"], st["gram_layers"], absolute=False))
+    return "\n\n".join(parts) + "\n"
+
+
+def _colours(configs):
+    import matplotlib
+
+    adam = [c for c in configs if c[2] == "adam"]
+    lbfgs = [c for c in configs if c[2] == "lbfgs"]
+    colours = {}
+    for group, cmap in ((adam, "Oranges"), (lbfgs, "Blues")):
+        for i, c in enumerate(group):
+            colours[c[0]] = matplotlib.colormaps[cmap](0.45 + 0.5 * (i + 1) / (len(group) + 1))
+    return colours
+
+
+def _save_figure(fig, path):
+    import matplotlib.pyplot as plt
+
+    images.write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+def plot_losses(path, records, configs, pair_order, by="evaluations"):
+    """Best loss so far (log scale) per configuration: the median over seeds, and a min..max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = _colours(configs)
+    fig, axes = plt.subplots(1, len(pair_order), figsize=(7 * len(pair_order), 4.6), squeeze=False)
+    for ax, pair_id in zip(axes[0], pair_order):
+        for config_id, label, *_ in configs:
+            runs = [r for r in records if r["pair"] == pair_id and r["config"] == config_id and r["rows"]]
+            if not runs:
+                continue
+            curves = [best_so_far(r["rows"]) for r in runs]
+            if by == "evaluations":
+                n = min(len(c) for c in curves)
+                x = np.arange(1, n + 1)
+                stack = np.stack([c[:n] for c in curves])
+            else:
+                # A common time grid; each run counts only between its first and last evaluation.
+                start = min(r["rows"][0][1] for r in runs)
+                end = max(r["rows"][-1][1] for r in runs)
+                x = np.linspace(start, end, 300)
+                stack = np.full((len(runs), x.size), np.nan)
+                for i, (c, r) in enumerate(zip(curves, runs)):
+                    times = np.array([row[1] for row in r["rows"]])
+                    idx = np.searchsorted(times, x, side="right") - 1
+                    inside = (idx >= 0) & (x <= times[-1])
+                    stack[i, inside] = c[idx[inside]]
+                keep = np.isfinite(stack).any(axis=0)
+                x, stack = x[keep], stack[:, keep]
+            ax.plot(x, np.nanmedian(stack, axis=0), color=colours[config_id], label=label, lw=1.8)
+            if len(runs) > 1:
+                ax.fill_between(x, np.nanmin(stack, axis=0), np.nanmax(stack, axis=0), color=colours[config_id],
+                                alpha=0.25, lw=0)
+        ax.set_yscale("log")
+        ax.set_xlabel("loss-and-gradient evaluations" if by == "evaluations" else "wall-clock seconds")
+        ax.set_ylabel("best total loss so far (log)")
+        ax.set_title(pair_id, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_images(path, args, summary, prepared, configs):
+    """Content, style and each configuration's final image (first seed), with losses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seed = args.seeds[0]
+    cols = 2 + len(configs)
+    fig, axes = plt.subplots(len(prepared), cols, figsize=(2.3 * cols, 2.2 * len(prepared) + 0.4), squeeze=False)
+    for row, (pair_id, content, styles, *_rest) in zip(axes, prepared):
+        panels = [(content, "content"), (styles[0], "style")]
+        for config_id, label, *_ in configs:
+            run_id = f"{pair_id}__{config_id}__seed{seed}"
+            m = summary["runs"][run_id]
+            panels.append((images.load_image(run_path(args.out_dir, run_id, "png")),
+                           f"{label}\nloss {_fmt(m['final_loss'], '.4g')}"))
+        for ax, (picture, title) in zip(row, panels):
+            ax.imshow(np.clip(picture, 0, 255).astype(np.uint8))
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.suptitle(f"final images, seed {seed}, {args.evaluations} evaluations", fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def write_outputs(args, network, records, prepared, configs):
+    summary = summarise(args, network, records, prepared, configs)
+    out = args.out_dir
+    write_csv(os.path.join(out, "evaluations.csv"), records)
+    write_json(os.path.join(out, "summary.json"), summary)
+    markdown = summary_markdown(summary)
+    images.write_atomically(os.path.join(out, "summary.md"), lambda f: f.write(markdown.encode()))
+    order = [p[0] for p in prepared]
+    plot_losses(os.path.join(out, "loss_vs_evaluations.png"), records, configs, order, "evaluations")
+    plot_losses(os.path.join(out, "loss_vs_seconds.png"), records, configs, order, "seconds")
+    plot_images(os.path.join(out, "images.png"), args, summary, prepared, configs)
+    return summary, markdown
+
+
+# ---------------------------------------------------------------- command
+
+
+def run(args, say):
+    t0 = time.perf_counter()
+    pairs = validate_arguments(args)
+    try:
+        network = vgg.load_net(args.network, args.input_range)
+    except vgg.NetworkError as exc:
+        raise UsageError(str(exc)) from exc
+    neural_style.validate_layers(args, network)
+    choose_gram_layers(network, args.gram_layers, tuple(args.content_layers) + tuple(args.style_layers))
+    say(vgg.announce(network))
+    os.makedirs(args.out_dir, exist_ok=True)
+    records, prepared, configs = run_grid(args, network, pairs, say)
+    summary, markdown = write_outputs(args, network, records, prepared, configs)
+    print(markdown)
+    say(f"wrote {args.out_dir} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see vgg.import_tensorflow
+
+    def say(text):
+        if not args.quiet:
+            print(text, file=sys.stderr)
+
+    try:
+        return run(args, say)
+    except (UsageError, images.ImageError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        # The interrupted run has no marker; finished runs keep theirs.
+        print(f"{parser.prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The one interface every feature network implements (VGG weights, a Keras model).
+
+Code downstream (stylize.py, memory.py, the commands) asks the network, never its
+type: no `hasattr` checks or tags decide what happens. `vgg.load_net` is the one
+dispatcher that turns a path into a network.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+
+from .settings import TV_WEIGHT
+
+# Longest list of layer names that an error message prints in full.
+LIST_LIMIT = 30
+
+
+class FeatureNetwork:
+    """What style transfer needs of a network.
+
+    Attributes every network sets: `name`, `path`, `layers` (the names usable as
+    content or style layers, in network order), `mean_pixel` (RGB 0..255: the centre
+    of the noise start) and `notes` (provenance for logs and manifests; nothing
+    decides behaviour on it).
+    """
+
+    name: str
+    path: str
+    layers: tuple
+    mean_pixel: np.ndarray
+    notes: dict
+    # The TV weight when none is given: the loss terms' magnitudes depend on the network.
+    default_tv_weight: float = TV_WEIGHT
+    # Whether the paper's normalisation of the weights (vgg.normalize) applies.
+    can_normalise: bool = False
+    # Said after the description when the network is not the paper's (e.g. where to get it).
+    hint: str = ""
+    # Whether the weights were rescaled as the paper's (vgg.normalize).
+    is_normalised: bool = False
+    # Whether a normalised copy may be cached next to the source file.
+    cache_beside_source: bool = False
+
+    # ------------------------------------------------------------ input
+
+    def preprocess(self, rgb):
+        """RGB 0..255 (NumPy array or tensor, channels last) -> the network's input."""
+        raise NotImplementedError
+
+    def unprocess(self, x):
+        """Inverse of `preprocess`: the network's input -> RGB 0..255 (not clipped)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ graph
+
+    def features(self, input_image, last=None, pooling="max"):
+        """{layer: tensor} for every layer up to `last` (default: all) on `input_image`
+        (a preprocessed NHWC float32 tensor), built in the current tf.compat.v1 graph.
+        Nothing past `last` is built, so nothing past it is ever computed."""
+        raise NotImplementedError
+
+    def deepest(self, names):
+        """The layer among `names` that comes last in the network."""
+        order = {n: i for i, n in enumerate(self.layers)}
+        return max(names, key=order.__getitem__)
+
+    # ------------------------------------------------------------ description
+
+    def describe(self):
+        """One line: what the network is and where it came from."""
+        raise NotImplementedError
+
+    def announce(self):
+        """The line the commands print about the network they use."""
+        line = f"network: {self.describe()}"
+        return f"{line} ({self.hint})" if self.hint else line
+
+    def layer_problem(self, name):
+        """None if `name` can be a content or style layer, else a one-line reason."""
+        if name in self.layers:
+            return None
+        close = difflib.get_close_matches(name, self.layers, n=1)
+        return f"unknown layer {name!r} for {self.name}" + (f"; did you mean {close[0]}?" if close else "")
+
+    def layer_table(self):
+        """[(layer, description)] for `vgg.py layers`: every layer, and whether it can be used."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ memory preflight
+
+    def feature_shapes(self, height, width, last):
+        """[(layer, H, W, C)] of every layer up to `last` for a height x width input."""
+        raise NotImplementedError
+
+    def weight_bytes(self, last):
+        """Bytes of the weights the graph holds up to `last`."""
+        raise NotImplementedError
+
+
+def shown_layers(layers, limit=LIST_LIMIT):
+    """A comma-separated list of layer names, cut after `limit`."""
+    shown = ", ".join(layers[:limit])
+    return shown + (f", ... ({len(layers) - limit} more)" if len(layers) > limit else "")

@@ -1,0 +1,112 @@
+"""Progress of one transfer: the callback that turns stylize's Progress reports into a
+bar, printed terms, checkpoints, a JSON-lines log, progress.txt and a plot.
+
+The algorithm prints nothing; everything a user sees while it runs comes from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from . import images
+from .checks import format_checkpoint
+
+
+class Reporter:
+    """The `callback` of stylize.minimize / coarse_to_fine.run for one transfer."""
+
+    def __init__(self, run, iterations, finish_image, record):
+        """`run`: the RunSettings; `finish_image(x) -> (rgb, alpha)`; `record`: the start
+        line of the log (settings, seed, sizes)."""
+        self.run = run
+        self.finish_image = finish_image
+        self.history = []
+        self.bar = None
+        self.log = open(run.log, "a", encoding="utf-8") if run.log else None
+        if self.log:
+            self.log.write(json.dumps({"event": "start", **record}) + "\n")
+        if not run.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=iterations, unit="it", dynamic_ncols=True, file=sys.stderr)
+
+    def write(self, text):
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+
+    def __call__(self, progress):
+        terms = progress.terms
+        row = {"iteration": progress.iteration, "evaluations": progress.evaluations,
+               "seconds": round(progress.elapsed, 3), **terms}
+        scale = getattr(progress, "scale", None)  # (index, count, size) from coarse_to_fine
+        where = ""
+        if scale is not None and scale[1] > 1:
+            row["scale"] = scale[0] + 1
+            where = f"scale {scale[0] + 1}/{scale[1]} ({scale[2][1]}x{scale[2][0]}) "
+        self.history.append(row)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{terms['total']:.4g}", evals=progress.evaluations, refresh=False,
+                                 **({"scale": row["scale"]} if "scale" in row else {}))
+        if self.log:
+            self.log.write(json.dumps(row) + "\n")
+            self.log.flush()
+        self._print(progress, where)
+        every = self.run.checkpoint_iterations
+        if every and progress.iteration % every == 0:
+            path = format_checkpoint(self.run.checkpoint_output, progress.iteration)
+            rgb, alpha = self.finish_image(progress.best_image())
+            images.save_image(path, rgb, alpha)
+
+    def _print(self, progress, where):
+        every = self.run.print_iterations
+        if every and (progress.iteration % every == 0 or progress.iteration == progress.iterations):
+            self.write(
+                f"{where}iteration {progress.iteration}/{progress.iterations} ({progress.evaluations} evaluations, "
+                f"{progress.elapsed:.1f} s): " + ", ".join(f"{k} {v:.6g}" for k, v in progress.terms.items())
+            )
+
+    def close(self, result):
+        if self.bar is not None:
+            self.bar.close()
+        if self.log:
+            self.log.write(json.dumps({"event": "end", "stop_reason": result.stop_reason, "message": result.message,
+                                       "iterations": result.iterations, "evaluations": result.evaluations,
+                                       "seconds": round(result.elapsed, 3), "terms": result.terms}) + "\n")
+            self.log.close()
+        directory = os.path.dirname(os.path.abspath(self.run.output))
+        if self.run.progress_write and self.history:
+            write_progress_table(os.path.join(directory, "progress.txt"), self.history)
+        if self.run.progress_plot and self.history:
+            write_progress_plot(os.path.join(directory, "progress.png"), self.history)
+
+
+def write_progress_table(path, history):
+    keys = list(history[0])
+    table = "\n".join(" ".join(f"{row[k]:.10g}" for k in keys) for row in history)
+    images.write_atomically(path, lambda f: f.write(("# " + " ".join(keys) + "\n" + table + "\n").encode()))
+
+
+def write_progress_plot(path, history):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = [row["iteration"] for row in history]
+    for key in ("content", "style", "tv", "total"):
+        values = [row[key] for row in history]
+        if any(v > 0 for v in values):
+            ax.semilogy(x, values, label=key)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    images.write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)

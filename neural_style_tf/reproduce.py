@@ -1,0 +1,342 @@
+"""Reproduce the figures of Gatys, Ecker & Bethge (CVPR 2016) with the gatys2016 preset.
+
+    python reproduce.py figure3 --out-dir repro               # the paper's size, 512 px
+    python reproduce.py all --out-dir repro --size 128 --evaluations 50   # a quick preview
+
+Each figure goes to OUT_DIR/FIGURE/: one PNG per panel, a labelled contact sheet laid
+out like the paper's figure (sheet.png) and manifest.json (the settings, final loss
+terms, evaluations and seconds of every panel). A panel whose image exists and whose
+settings are unchanged is skipped, so an interrupted run resumes where it stopped.
+
+This file only lists the panels and lays out the sheets: every panel is one
+`stylize.Objective` + `stylize.minimize`, and panels that share an objective (the
+initialisation figure) share one Objective.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import images
+from . import presets
+import vgg
+
+FIGURES = ("figure3", "grid", "content-layer", "init")
+SIZE = 512  # the paper's "about 512 px": the output width
+# The paper gives no iteration count; 500 evaluations is the authors' later code's budget.
+EVALUATIONS = 500
+NOISE_SEED = 0  # the noise start of every panel except the init figure's seeds
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
+CONTENT = os.path.join(EXAMPLES, "tubingen_neckarfront.jpg")
+PAINTINGS = {
+    "turner": ("shipwreck_of_the_minotaur.jpg", "Turner, The Shipwreck of the Minotaur"),
+    "van-gogh": ("starry_night.jpg", "van Gogh, The Starry Night"),
+    "munch": ("the_scream.jpg", "Munch, The Scream"),
+    # Picasso's Femme nue assise (1910) is still in copyright: Monet stands in for it.
+    "monet": ("monet_woman_with_a_parasol.jpg", "Monet, Woman with a Parasol\n(in place of Picasso's Femme nue assise)"),
+    "kandinsky": ("composition_vii.jpg", "Kandinsky, Composition VII"),
+}
+# Figure 3: the painting and alpha/beta of panels B-F.
+FIGURE3 = (("B", "turner", 1e-3), ("C", "van-gogh", 8e-4), ("D", "munch", 5e-3),
+           ("E", "monet", 5e-4), ("F", "kandinsky", 5e-4))
+GRID_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)
+GRID_DEPTHS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+# The issue does not name the painting of the content-layer and initialisation figures;
+# The Starry Night is our choice.
+SECOND_PAINTING = "van-gogh"
+INIT_SEEDS = (1, 2, 3, 4)
+NOTES = [
+    "Picasso's Femme nue assise (figure 3 E) is in copyright; Monet's Woman with a Parasol replaces it.",
+    "Features are taken after the ReLU: conv4_2 means relu4_2, as in the authors' code.",
+]
+
+
+def relu(conv):
+    return conv.replace("conv", "relu")
+
+
+def ratio_label(r):
+    mantissa, exponent = f"{r:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}" if mantissa != "1" else f"1e{int(exponent)}"
+
+
+def panels(figure):
+    """The panels of one figure: dicts with id, painting, ratio, layers, init, seed, label, row, col."""
+    base = {"content_layers": ("relu4_2",), "style_layers": presets.STYLE_LAYERS_PAPER,
+            "init": "noise", "seed": NOISE_SEED}
+    out = []
+    if figure == "figure3":
+        for i, (letter, painting, ratio) in enumerate(FIGURE3, start=1):
+            out.append({**base, "id": f"{letter}_{painting}", "painting": painting, "ratio": ratio,
+                        "label": f"{letter}  {PAINTINGS[painting][1]}\nα/β = {ratio_label(ratio)}",
+                        "row": i // 3, "col": i % 3})
+    elif figure == "grid":
+        for row, depth in enumerate(GRID_DEPTHS):
+            layers = tuple(presets.STYLE_LAYERS_PAPER[: row + 1])
+            for col, ratio in enumerate(GRID_RATIOS):
+                out.append({**base, "id": f"{depth}_r{ratio_label(ratio)}", "painting": "kandinsky", "ratio": ratio,
+                            "style_layers": layers, "label": f"up to {depth}, α/β = {ratio_label(ratio)}",
+                            "row": row, "col": col})
+    elif figure == "content-layer":
+        for col, layer in enumerate(("conv2_2", "conv4_2")):
+            out.append({**base, "id": f"content_{layer}", "painting": SECOND_PAINTING, "ratio": 1e-3,
+                        "content_layers": (relu(layer),), "label": f"content layer {layer}, α/β = 1e-3",
+                        "row": 0, "col": col})
+    elif figure == "init":
+        starts = [("content", 0, "A  from the content"), ("style", 0, "B  from the painting")]
+        starts += [("noise", seed, f"{chr(ord('C') + i)}  from noise, seed {seed}") for i, seed in enumerate(INIT_SEEDS)]
+        for i, (init, seed, label) in enumerate(starts):
+            out.append({**base, "id": f"init_{init}{seed if init == 'noise' else ''}", "painting": SECOND_PAINTING,
+                        "ratio": 1e-3, "init": init, "seed": seed, "label": f"{label}\nα/β = 1e-3",
+                        "row": i // 3, "col": i % 3})
+    else:
+        raise ValueError(f"unknown figure {figure!r}")
+    return out
+
+
+# ---------------------------------------------------------------- running the panels
+
+
+def loss_options(stylize, panel):
+    """The gatys2016 preset's objective with this panel's ratio and layers."""
+    p = presets.PRESETS["gatys2016"]
+    return stylize.LossOptions(
+        content_weight=panel["ratio"], style_weight=1.0, tv_weight=p["tv_weight"],
+        content_weight_blend=p["content_weight_blend"], style_layer_weight_exp=p["style_layer_weight_exp"],
+        content_layers=tuple(panel["content_layers"]), style_layers=tuple(panel["style_layers"]),
+        pooling=p["pooling"], loss_scale=p["loss_scale"],
+    )
+
+
+def panel_settings(panel, common):
+    """Everything that determines a panel's image; a change forces it to be redone."""
+    keys = ("painting", "ratio", "content_layers", "style_layers", "init", "seed")
+    return {**common, **{k: (list(panel[k]) if isinstance(panel[k], tuple) else panel[k]) for k in keys},
+            "style": PAINTINGS[panel["painting"]][0]}
+
+
+def load_manifest(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) and isinstance(data.get("panels"), dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path, data):
+    images.write_atomically(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
+
+
+def run_figure(figure, out_dir, network, content, styles, size, evaluations, say):
+    """Run (or resume) every panel of `figure`, then draw its sheet. Returns False if interrupted."""
+    import stylize
+
+    os.makedirs(out_dir, exist_ok=True)
+    manifest_path = os.path.join(out_dir, "manifest.json")
+    common = {"preset": "gatys2016", "size": list(content.shape[:2]), "evaluations": evaluations,
+              "network": network.name, "network_file": os.path.basename(network.path), "optimizer": "lbfgs"}
+    manifest = load_manifest(manifest_path) or {}
+    manifest.update({"figure": figure, "content": os.path.basename(CONTENT), "settings": common, "notes": NOTES})
+    done = manifest.setdefault("panels", {})
+    todo = panels(figure)
+    objective, objective_key = None, None
+    interrupted = False
+    try:
+        for index, panel in enumerate(todo, start=1):
+            settings = panel_settings(panel, common)
+            file = f"{panel['id']}.png"
+            previous = done.get(panel["id"])
+            if previous and previous.get("settings") == settings and os.path.isfile(os.path.join(out_dir, file)):
+                say(f"[{index}/{len(todo)}] {figure} {panel['id']}: done before, skipped")
+                continue
+            loss = loss_options(stylize, panel)
+            key = (panel["painting"], loss)
+            t_build = time.perf_counter()
+            if key != objective_key:  # panels sharing an objective (the init figure) share one graph
+                if objective is not None:
+                    objective.close()
+                objective = stylize.Objective(network, content, [styles[panel["painting"]]], loss)
+                objective_key = key
+            build_seconds = time.perf_counter() - t_build  # 0 when the objective is shared
+            if panel["init"] == "content":
+                x0 = stylize.initial_image(content, network, content, 0.0, panel["seed"])
+            elif panel["init"] == "style":
+                x0 = stylize.initial_image(content, network, objective.style_images[0], 0.0, panel["seed"])
+            else:
+                x0 = stylize.initial_image(content, network, None, 1.0, panel["seed"])
+            opts = stylize.OptimizerOptions(optimizer="lbfgs", iterations=evaluations, max_evaluations=evaluations)
+            result = stylize.minimize(objective, x0, opts)
+            if result.stop_reason == "interrupted":
+                interrupted = True
+                break
+            if result.image is None:
+                say(f"[{index}/{len(todo)}] {figure} {panel['id']}: no image ({result.message})")
+                continue
+            images.save_image(os.path.join(out_dir, file), result.image)
+            done[panel["id"]] = {"file": file, "label": panel["label"], "settings": settings,
+                                 "terms": result.terms, "evaluations": result.evaluations,
+                                 "iterations": result.iterations, "seconds": round(result.elapsed, 2),
+                                 "build_seconds": round(build_seconds, 2),
+                                 "stop_reason": result.stop_reason, "message": result.message}
+            write_json(manifest_path, manifest)
+            say(f"[{index}/{len(todo)}] {figure} {panel['id']}: {result.evaluations} evaluations, "
+                f"{result.elapsed:.1f} s, loss {result.terms['total']:.6g} "
+                f"(content {result.terms['content']:.4g}, style {result.terms['style']:.4g})")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if objective is not None:
+            objective.close()
+    write_json(manifest_path, manifest)
+    if interrupted:
+        say(f"interrupted: finished panels are kept in {out_dir}; run the same command again to resume")
+        return False
+    write_sheet(figure, out_dir, manifest, content, styles)
+    say(f"wrote {os.path.join(out_dir, 'sheet.png')} and {manifest_path}")
+    return True
+
+
+# ---------------------------------------------------------------- contact sheets
+
+
+def _show(ax, rgb, title=None, fontsize=8):
+    import numpy as np
+
+    ax.imshow(np.clip(rgb, 0, 255).astype("uint8"))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+
+
+def _inset(ax, rgb):
+    inset = ax.inset_axes([0.0, 0.0, 0.3, 0.3])
+    _show(inset, rgb)
+    for spine in inset.spines.values():
+        spine.set_edgecolor("white")
+
+
+def write_sheet(figure, out_dir, manifest, content, styles):
+    """sheet.png: the panels laid out like the paper's figure, each labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    todo = panels(figure)
+    rows = 1 + max(p["row"] for p in todo)
+    cols = 1 + max(p["col"] for p in todo)
+    aspect = content.shape[0] / content.shape[1]
+    width = 3.0
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, (width * aspect + 0.55) * rows + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    if figure == "figure3":  # panel A: the photograph itself
+        _show(axes[0, 0], content, "A  Neckarfront, Tübingen (photo)")
+        axes[0, 0].axis("on")
+    for p in todo:
+        ax = axes[p["row"], p["col"]]
+        entry = manifest["panels"].get(p["id"])
+        path = os.path.join(out_dir, f"{p['id']}.png")
+        if entry is None or not os.path.isfile(path):
+            ax.text(0.5, 0.5, f"{p['id']}\nnot run", ha="center", va="center", fontsize=8)
+            continue
+        ax.axis("on")
+        title = p["label"] if figure != "grid" else None
+        _show(ax, images.load_image(path), title)
+        if figure in ("figure3", "content-layer", "init") and p["init"] != "style":
+            _inset(ax, styles[p["painting"]])
+        if figure == "grid":
+            if p["row"] == 0:
+                ax.set_title(f"α/β = {ratio_label(p['ratio'])}", fontsize=10)
+            if p["col"] == 0:
+                ax.set_ylabel(f"up to {GRID_DEPTHS[p['row']]}", fontsize=10)
+    s = manifest["settings"]
+    caption = {
+        "figure3": "Figure 3: Neckarfront with five paintings",
+        "grid": "Style/content grid: Composition VII, style layers (rows) × α/β (columns)",
+        "content-layer": "Content layer conv2_2 vs conv4_2",
+        "init": "Initialisation: content, painting, four noise seeds",
+    }[figure]
+    fig.suptitle(f"{caption}\n{s['network']}\n{s['size'][1]}×{s['size'][0]} px, "
+                 f"{s['evaluations']} L-BFGS evaluations, gatys2016 preset", fontsize=10)
+    fig.tight_layout()
+    images.write_atomically(os.path.join(out_dir, "sheet.png"), lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("figure", choices=FIGURES + ("all",), help="which figure (all: every one)")
+    p.add_argument("--out-dir", required=True, help="output folder; each figure goes to OUT_DIR/FIGURE/")
+    p.add_argument("--size", type=int, default=SIZE, help="output width in pixels (the paper: about 512)")
+    p.add_argument("--evaluations", type=int, default=EVALUATIONS, help="L-BFGS evaluations per panel")
+    p.add_argument("--network", default=None,
+                   help="weights file (default: the search order of neural_style.py); normalised automatically")
+    p.add_argument("--as-loaded", action="store_true",
+                   help="skip the paper's normalisation of the network (with the embedded network the "
+                        "normalised one transfers little style: see the README)")
+    p.add_argument("--quiet", action="store_true", help="print only errors")
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see vgg.import_tensorflow
+
+    def fail(message):
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def say(text):
+        if not args.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    if args.size < 16:
+        return fail(f"--size must be at least 16 pixels, not {args.size}")
+    if args.evaluations <= 0:
+        return fail(f"--evaluations must be a positive integer, not {args.evaluations}")
+    problem = images.check_output_dir(args.out_dir)
+    if problem:
+        return fail(f"--out-dir {problem}")
+    figures = FIGURES if args.figure == "all" else (args.figure,)
+    try:
+        network = vgg.load_net(args.network)
+        for figure in figures:
+            for panel in panels(figure):
+                for name in panel["content_layers"] + tuple(panel["style_layers"]):
+                    if name not in network.layers:
+                        return fail(f"{figure} needs layer {name}, which {network.name} does not have")
+        content = images.resize_to_width(images.load_image(CONTENT), args.size)
+        raw = {key: images.load_image(os.path.join(EXAMPLES, file)) for key, (file, _) in PAINTINGS.items()}
+    except (vgg.NetworkError, images.ImageError) as exc:
+        return fail(str(exc))
+    say(vgg.announce(network))
+    if not args.as_loaded:
+        network = presets.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
+    # The paper resizes the style image to the content image's size.
+    styles = {key: presets.resize_styles([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
+    t0 = time.perf_counter()
+    for figure in figures:
+        if not run_figure(figure, os.path.join(args.out_dir, figure), network, content, styles,
+                          args.size, args.evaluations, say):
+            return EXIT_INTERRUPTED
+    say(f"done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

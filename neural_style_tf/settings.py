@@ -1,0 +1,191 @@
+"""Defaults and the frozen settings of one transfer, free of TensorFlow.
+
+Every default is defined here once; the command line shows them in --help and the
+algorithm (stylize.py) uses them, so the two can never disagree. A run's settings are
+three frozen dataclasses, made once from the command line (cli.py), transformed by a
+preset (presets.py) and checked up front (checks.py):
+
+    LossOptions       what the objective is (stylize.Objective)
+    OptimizerOptions  how it is minimised and when to stop (stylize.minimize, coarse-to-fine)
+    RunSettings       the files, the network, the start image, colours and the outputs
+
+Nothing downstream of the command line reads the argparse Namespace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------- defaults
+# The classic TensorFlow tool's defaults (anishathalye/neural-style), kept so that its
+# users' flags mean the same thing here.
+CONTENT_WEIGHT = 5e0
+CONTENT_WEIGHT_BLEND = 1.0
+STYLE_WEIGHT = 5e2
+TV_WEIGHT = 1e2
+# The embedded HED VGG-16 has feature losses about 100x smaller than VGG-19's for the
+# same images, so the classic TV weight would blur everything. Measured on the example
+# images (256 px, 100 L-BFGS iterations): 1e0 keeps the same balance as 1e2 on VGG-19.
+# Keras models are scaled to the embedded network's magnitudes (keras_network.py), so
+# they get it too: see FeatureNetwork.default_tv_weight.
+TV_WEIGHT_EMBEDDED = 1e0
+STYLE_LAYER_WEIGHT_EXP = 1.0
+LEARNING_RATE = 1e1
+BETA1 = 0.9
+BETA2 = 0.999
+EPSILON = 1e-08
+STYLE_SCALE = 1.0
+ITERATIONS = 1000
+POOLING = "max"
+POOLING_CHOICES = ("max", "avg")
+OPTIMIZER = "lbfgs"
+OPTIMIZERS = ("lbfgs", "adam")
+# History size of L-BFGS. SciPy's default is 10; 20 measured at least as good per
+# evaluation on the example images, and its memory (2 x 20 image-sized float64
+# vectors) is small next to the network's activations.
+LBFGS_CORRECTIONS = 20
+CONTENT_LAYERS = ("relu4_2", "relu5_2")
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# Colour control (color.py), coarse-to-fine (coarse_to_fine.py), loss scales, bit depth.
+PRESERVE_MODES = ("luminance", "luminance-only", "histogram")
+COLOR_MATCHES = ("sqrt", "cholesky")
+COLOR_MATCH = "sqrt"
+LOSS_SCALE = "classic"
+# classic and normalized are for everyday use; the other two are the paper's and the
+# authors' later code's (what --preset sets), offered so they can be mixed with other flags.
+LOSS_SCALE_CHOICES = ("classic", "normalized", "gatys2016", "gatys-pytorch")
+BIT_DEPTHS = (8, 16)
+BIT_DEPTH = 8
+# How style images are sized: "width" (the classic tool: --style-scales times the
+# output width) or "content" (the paper: the content's height and width).
+STYLE_SIZES = ("width", "content")
+STYLE_SIZE = "width"
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """Everything that defines the objective (not how it is optimised)."""
+
+    content_weight: float = CONTENT_WEIGHT
+    content_weight_blend: float = CONTENT_WEIGHT_BLEND
+    style_weight: float = STYLE_WEIGHT
+    style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP
+    # None: the network's own default (FeatureNetwork.default_tv_weight), see effective_tv_weight.
+    tv_weight: float | None = TV_WEIGHT
+    content_layers: tuple = CONTENT_LAYERS
+    style_layers: tuple = STYLE_LAYERS
+    style_blend_weights: tuple | None = None  # one per style; normalised to sum to 1
+    style_scales: tuple | None = None  # one per style; relative to the content width
+    pooling: str = POOLING
+    loss_scale: str = LOSS_SCALE  # a key of stylize.LOSS_SCALES: how each term is normalised
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """How the objective is minimised, and when to stop."""
+
+    optimizer: str = OPTIMIZER
+    iterations: int = ITERATIONS
+    max_evaluations: int | None = None
+    time_budget: float | None = None  # seconds
+    lbfgs_corrections: int = LBFGS_CORRECTIONS
+    learning_rate: float = LEARNING_RATE
+    beta1: float = BETA1
+    beta2: float = BETA2
+    epsilon: float = EPSILON
+    # Coarse-to-fine (coarse_to_fine.py): the number of sizes, or the first long side.
+    scales: int | None = None
+    start_size: int | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The files, the network, the start image, colours and the outputs of one transfer."""
+
+    content: str
+    styles: tuple
+    output: str
+    width: int | None = None
+    initial: str | None = None
+    initial_noiseblend: float | None = None
+    preserve_colors: str | None = None
+    color_match: str = COLOR_MATCH
+    color_source: str | None = None
+    bit_depth: int = BIT_DEPTH
+    overwrite: bool = False
+    seed: int | None = None
+    network: str | None = None
+    input_range: str | None = None
+    preset: str | None = None
+    ratio: float | None = None
+    style_size: str = STYLE_SIZE
+    normalise_network: bool = False
+    print_iterations: int | None = None
+    checkpoint_output: str | None = None
+    checkpoint_iterations: int | None = None
+    progress_write: bool = False
+    progress_plot: bool = False
+    log: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One transfer: the three parts above."""
+
+    run: RunSettings
+    loss: LossOptions = LossOptions()
+    optimizer: OptimizerOptions = OptimizerOptions()
+
+    def with_values(self, values):
+        """A copy with `values` ({command-line dest: value}) put in their parts."""
+        parts = {"run": {}, "loss": {}, "optimizer": {}}
+        for dest, value in values.items():
+            part, name = FIELD_OF_DEST[dest]
+            parts[part][name] = value
+        return Settings(**{part: dataclasses.replace(getattr(self, part), **changes)
+                           for part, changes in parts.items()})
+
+    def value(self, dest):
+        """The value of the setting a command-line dest names."""
+        part, name = FIELD_OF_DEST[dest]
+        return getattr(getattr(self, part), name)
+
+    def as_dict(self):
+        """Plain JSON-ready values, for logs and result records."""
+        return {part: _jsonable(dataclasses.asdict(getattr(self, part))) for part in ("run", "loss", "optimizer")}
+
+
+# Command-line dests whose setting has another name.
+_RENAMED = {"eps": "epsilon"}
+
+
+def _field_of_dest():
+    table = {}
+    for part, cls in (("run", RunSettings), ("loss", LossOptions), ("optimizer", OptimizerOptions)):
+        for f in dataclasses.fields(cls):
+            table[f.name] = (part, f.name)
+    for dest, name in _RENAMED.items():
+        table[dest] = table.pop(name)
+    return table
+
+
+# {command-line dest: (part, field)}: how flags (and presets, which are keyed by them) map to settings.
+FIELD_OF_DEST = _field_of_dest()
+
+
+def effective_tv_weight(loss, network):
+    """The TV weight of a run: the one given, else the network's own default."""
+    return network.default_tv_weight if loss.tv_weight is None else loss.tv_weight
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,210 @@
+"""One transfer, from frozen settings to a written image: load, check, prepare, optimise, write.
+
+`neural_style.py` parses and validates; `run(settings)` does the rest and returns the
+exit status. A batch or a video is many of these jobs. Long runs report progress
+through progress.Reporter, write checkpoints and the output atomically, and on Ctrl-C
+or SIGTERM save the best image so far and return EXIT_INTERRUPTED.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import stylize
+import vgg
+
+from . import checks, coarse_to_fine, color, images, presets
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from .progress import Reporter
+from .settings import effective_tv_weight
+from .tf_runtime import device_line
+
+
+def say(text):
+    print(text, file=sys.stderr)
+
+
+@dataclass
+class Inputs:
+    """What `load` reads: the network and the images at their file sizes."""
+
+    network: object
+    content: np.ndarray
+    alpha: np.ndarray | None
+    styles: list
+
+
+@dataclass
+class Job:
+    """What `prepare` makes of the inputs: everything the optimisation needs at the output size."""
+
+    network: object
+    target: np.ndarray  # the content as the objective sees it (colours prepared)
+    content: np.ndarray  # the content at the output size, for finishing the image
+    alpha: np.ndarray | None
+    styles: list
+    stages: list  # coarse_to_fine.Stage
+    initial: np.ndarray | None
+    seed: int
+    finish_colors: object
+    loss: object  # LossOptions with the TV weight resolved for the network
+
+    def finish_image(self, rgb):
+        """The optimised image -> (RGB at the output size with its colours, alpha)."""
+        if rgb.shape != self.content.shape:  # a checkpoint at a coarse scale
+            rgb = images.resize(rgb, self.content.shape[:2])
+        return self.finish_colors(rgb), self.alpha
+
+
+def load(settings):
+    """The network (normalised for the paper's preset) and the images."""
+    run = settings.run
+    network = vgg.load_net(run.network, run.input_range)
+    checks.check_layers(settings.loss, network)
+    say(network.announce())
+    if run.normalise_network:  # --preset gatys2016: the paper's normalised net
+        try:
+            network = presets.normalised_network(network, settings.loss.pooling, log=say)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    content, alpha = images.load_image(run.content, with_alpha=True)
+    styles = [images.load_image(path) for path in run.styles]
+    return Inputs(network, content, alpha, styles)
+
+
+def check(settings, inputs):
+    """The checks that need the network and the images' sizes, before anything is resized
+    (an absurd --width would otherwise exhaust the memory in the resize itself, and the
+    OOM killer gives no message)."""
+    size, _ = checks.largest_size(settings, inputs.content.shape, [s.shape for s in inputs.styles])
+    opt = settings.optimizer
+    stages = coarse_to_fine.schedule(size, opt.iterations, opt.scales,
+                                     coarse_to_fine.auto_start_size(size, opt.scales, opt.start_size))
+    checks.check_size(inputs.network, settings.loss, [size], "the output")
+    checks.check_size(inputs.network, settings.loss, [s.size for s in stages[:1]], "the first coarse-to-fine scale")
+    checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles])
+
+
+def prepare(settings, inputs):
+    """Resize, fill transparency, prepare the colours, plan the scales, choose the seed."""
+    run, opt = settings.run, settings.optimizer
+    content, alpha = inputs.content, inputs.alpha
+    if run.width is not None:
+        content = images.resize_to_width(content, run.width)
+        if alpha is not None:
+            alpha = images.resize(alpha, content.shape[:2])
+    content = color.fill_transparent(content, alpha)  # what lies under alpha 0 is arbitrary
+    mode = run.preserve_colors or ("histogram" if run.color_source else None)
+    source = images.load_image(run.color_source) if run.color_source else None
+    target, styles, finish_colors = color.prepare_colors(content, inputs.styles, mode, run.color_match, source)
+    stages = coarse_to_fine.schedule(content.shape, opt.iterations, opt.scales,
+                                     coarse_to_fine.auto_start_size(content.shape, opt.scales, opt.start_size))
+    styles = presets.resize_styles(styles, content.shape, run.style_size)
+    initial = None
+    if run.initial is not None:
+        initial = images.resize(images.load_image(run.initial), content.shape[:2])
+    seed = run.seed if run.seed is not None else int.from_bytes(os.urandom(4), "little")
+    loss = dataclasses.replace(settings.loss, tv_weight=effective_tv_weight(settings.loss, inputs.network))
+    return Job(inputs.network, target, content, alpha, styles, stages, initial, seed, finish_colors, loss)
+
+
+def record(settings, job):
+    """The start line of the log: what makes this run reproducible."""
+    run = settings.run
+    return {"seed": job.seed, "network": job.network.name, "network_path": job.network.path,
+            "content": run.content, "styles": list(run.styles), "size": list(job.content.shape[:2]),
+            "loss": settings.as_dict()["loss"] | {"tv_weight": job.loss.tv_weight},
+            "optimizer": settings.as_dict()["optimizer"],
+            "preset": run.preset, "ratio": run.ratio, "style_size": run.style_size,
+            "initial_noiseblend": run.initial_noiseblend,
+            "scales": [list(s.size) + [s.iterations] for s in job.stages]}
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def optimise(settings, job, reporter):
+    """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept)."""
+    mask = None if job.alpha is None else (job.alpha > 0).astype("float32")  # transparent pixels: no content loss
+
+    def first_x0(scaled):
+        start = None if job.initial is None else images.resize(job.initial, scaled.shape[:2])
+        return stylize.initial_image(scaled, job.network, start, settings.run.initial_noiseblend, job.seed)
+
+    def objective_kwargs(size):
+        return {"content_mask": None if mask is None else images.resize(mask, size).clip(0, 1)}
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        result, _ = coarse_to_fine.run(job.stages, job.network, job.target, job.styles, job.loss,
+                                       settings.optimizer, first_x0, callback=reporter,
+                                       objective_kwargs=objective_kwargs)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return result
+
+
+def write(settings, job, result, reporter):
+    """Write the output first, then the logs. A second Ctrl-C or SIGTERM during these last
+    writes (a moment; longer with --progress-plot, which imports matplotlib) must not
+    throw the work away, so both are ignored until they are done."""
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if result.image is not None:
+            rgb, alpha = job.finish_image(result.image)
+            images.save_image(settings.run.output, rgb, alpha, bit_depth=settings.run.bit_depth)
+        reporter.close(result)
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+
+
+def outcome(output, result):
+    """The closing line and the exit status of a finished run."""
+    if result.image is None:
+        say(f"error: {result.message}; no image was produced")
+        return EXIT_FAILED
+    summary = (f"{result.iterations} iterations, {result.evaluations} evaluations, {result.elapsed:.1f} s; "
+               f"loss {result.terms['total']:.6g}")
+    if result.stop_reason == "interrupted":
+        say(f"interrupted: wrote the best image so far to {output} ({summary})")
+        return EXIT_INTERRUPTED
+    if result.stop_reason == "nonfinite":
+        say(f"error: {result.message}; wrote the last finite best image to {output}")
+        return EXIT_FAILED
+    if result.stop_reason in ("converged", "stopped"):
+        say(f"L-BFGS stopped early: {result.message}")
+    say(f"wrote {output} ({summary})")
+    return EXIT_OK
+
+
+def announce(settings, job):
+    content = job.content
+    say(f"seed: {job.seed}  size: {content.shape[1]}x{content.shape[0]}  optimizer: {settings.optimizer.optimizer}"
+        f"  device: {device_line()}")
+    if len(job.stages) > 1:
+        say("coarse-to-fine: " + ", ".join(f"{s.size[1]}x{s.size[0]} ({s.iterations} it)" for s in job.stages))
+
+
+def run(settings):
+    """Load, check, prepare, optimise, write. Returns the exit status; raises UsageError
+    (or its NetworkError, ImageError) for a user mistake found on the way."""
+    t0 = time.perf_counter()
+    inputs = load(settings)
+    check(settings, inputs)
+    job = prepare(settings, inputs)
+    announce(settings, job)
+    reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record(settings, job))
+    if settings.run.quiet:
+        say(f"ready in {time.perf_counter() - t0:.1f} s")
+    result = optimise(settings, job, reporter)
+    write(settings, job, result, reporter)
+    return outcome(settings.run.output, result)
