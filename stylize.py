@@ -15,7 +15,6 @@ of L-BFGS-B are simply [0, 255] and no clipping is ever needed.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,6 +33,9 @@ from neural_style_tf.settings import (
 )
 from neural_style_tf.tf_runtime import import_tensorflow, session_config
 
+# The defaults of Objective and minimize (frozen, so one instance serves every call).
+DEFAULT_LOSS = LossOptions()
+DEFAULT_OPTIMIZER = OptimizerOptions()
 # The classic tool's noise initialisation: N(0, 1) * 0.256 around the mean pixel.
 NOISE_SCALE = 0.256
 LOSS_TERMS = ("content", "style", "tv", "total")
@@ -257,7 +259,7 @@ class Objective:
     `evaluate(x)` runs a single session.run for every loss term and the gradient.
     """
 
-    def __init__(self, network, content, styles, loss=LossOptions(), content_mask=None):
+    def __init__(self, network, content, styles, loss=DEFAULT_LOSS, content_mask=None):
         """`content_mask` (H, W) in 0..1, optional: how much each pixel counts in the
         content loss (0 for fully transparent pixels); see `masked_content`."""
         tf = import_tensorflow()
@@ -553,7 +555,7 @@ def _adam(evaluator, x0, opts, report):
         report(terms)
 
 
-def minimize(objective, x0, opts=OptimizerOptions(), callback=None, on_evaluation=None):
+def minimize(objective, x0, opts=DEFAULT_OPTIMIZER, callback=None, on_evaluation=None):
     """Minimise `objective` from image `x0`; return the lowest-loss image as a `Result`.
 
     `callback(progress)` is called after every iteration; `on_evaluation(index,

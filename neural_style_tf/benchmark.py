@@ -28,8 +28,12 @@ import time
 
 import numpy as np
 
-from . import memory
+import stylize
 import vgg
+
+from . import images, memory
+from .errors import UsageError
+from .tf_runtime import import_tensorflow, return_freed_tensors_to_the_os
 
 REFERENCE_SIZE = "512x384"  # the size the targets are set at; always measured
 REPEATS = 5
@@ -80,8 +84,6 @@ def default_networks():
 
 def used_layers(loss):
     """The layers the objective reads, as stylize.Objective chooses them (zero-weight content layers dropped)."""
-    import stylize
-
     content = stylize.content_layer_weights(loss.content_layers, loss.content_weight_blend)
     return tuple(content) + tuple(loss.style_layers), tuple(loss.style_layers)
 
@@ -213,12 +215,9 @@ class TimedObjective:
 def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections, mallopt=True):
     """Everything about one network at one size, in this process. Returns a JSON-able dict."""
     if mallopt:
-        memory.return_freed_tensors_to_the_os()  # as neural_style.main does
+        return_freed_tensors_to_the_os()  # as neural_style.main does (tf_runtime.configure_process)
     network = load_network(network_spec)
-    import tensorflow as tf  # noqa: F401  (imported here so that the baseline RSS includes it)
-
-    import stylize
-
+    import_tensorflow()  # here, so that the baseline RSS includes it
     content, style = test_images(width, height)
     loss = stylize.LossOptions()
     needed, style_layers = used_layers(loss)
@@ -272,8 +271,11 @@ def run_child(network_spec, size, args, env=None, mallopt=True):
     """`measure` in a fresh Python process, so that its peak RSS is its own."""
     job = {"network": network_spec, "width": size[0], "height": size[1], "repeats": args.repeats,
            "lbfgs_evaluations": args.lbfgs_evaluations, "corrections": args.lbfgs_corrections, "mallopt": mallopt}
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(job)],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+    # `-m` with the project's root on the path: the child imports this package as the parent does.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, "-m", "neural_style_tf.benchmark", "--child", json.dumps(job)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed for {network_spec} at {size}:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -316,7 +318,7 @@ def _tf_version():
 
 
 def _config(intra=None, inter=None):
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     # Per-session pools: otherwise every session shares the process's inter-op pool,
     # sized by whichever session came first, and the variants would not differ.
@@ -329,7 +331,7 @@ def _config(intra=None, inter=None):
 
 
 def _einsum_gram(features):
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     shape = tf.shape(features)
     size = tf.cast(shape[1] * shape[2] * shape[3], features.dtype)
@@ -340,12 +342,10 @@ def compare_in_process(name, network, width, height, rounds):
     """Build one Objective per variant, then evaluate them interleaved (A B C A B C ...)."""
     import dataclasses
 
-    import stylize
-
     content, style = test_images(width, height)
     loss = stylize.LossOptions()
     variants = {}
-    original_config, original_deepest = stylize.session_config, vgg.deepest
+    original_config = stylize.session_config
     try:
         if name == "threads":
             for label, kw in (("intra 2, inter 1 (ours)", dict(intra=os.cpu_count(), inter=1)),
@@ -359,12 +359,13 @@ def compare_in_process(name, network, width, height, rounds):
             variants["tf.einsum"] = stylize.Objective(network, content, [style], dataclasses.replace(loss, loss_scale="_einsum"))
         elif name == "deepest":
             variants["graph stops at deepest layer (ours)"] = stylize.Objective(network, content, [style], loss)
-            vgg.deepest = lambda net, names: net.layers[-1]
-            variants["whole network in the graph"] = stylize.Objective(network, content, [style], loss)
+            whole = dataclasses.replace(network)
+            object.__setattr__(whole, "deepest", lambda names: whole.layers[-1])  # a frozen dataclass
+            variants["whole network in the graph"] = stylize.Objective(whole, content, [style], loss)
         else:
             raise ValueError(name)
     finally:
-        stylize.session_config, vgg.deepest = original_config, original_deepest
+        stylize.session_config = original_config
     x = stylize.initial_image(content, network, noiseblend=0.0)
     times = {label: [] for label in variants}
     for objective in variants.values():
@@ -406,8 +407,6 @@ def compare_evaluator(n, rounds=50):
     """The Evaluator's own NumPy work per evaluation (cache check, float32/float64 copies, finiteness),
     with an objective that returns a ready gradient at once: no TensorFlow in the timing."""
     from collections import OrderedDict
-
-    import stylize
 
     rng = np.random.default_rng(0)
     grad = rng.standard_normal((1, n // 3, 1, 3), dtype=np.float32)
@@ -457,8 +456,9 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see vgg.import_tensorflow
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as neural_style.main does
+    # As tf_runtime.configure_process, but the allocator is set per child (--compare malloc).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if args.child is not None:
         job = json.loads(args.child)
         print(json.dumps(measure(job["network"], job["width"], job["height"], job["repeats"],
@@ -478,7 +478,7 @@ def main(argv=None):
         for spec in networks:
             if spec not in (RANDOM_VGG19, EMBEDDED):
                 vgg.load_net(spec)  # fail now, with one line, rather than in a child
-    except vgg.NetworkError as exc:
+    except UsageError as exc:  # a NetworkError: one line
         parser.error(str(exc))
 
     if args.compare:
@@ -493,8 +493,6 @@ def main(argv=None):
             rows.append(run_child(spec, size, args))
     text = table(rows, gflops, load_before, load_average(), args.matmul_size)
     print(text)
-    from . import images
-
     images.write_atomically(args.out, lambda f: f.write(text.encode()))
     with open(os.path.splitext(args.out)[0] + ".json", "w", encoding="utf-8") as f:
         json.dump({"matmul_gflops": gflops, "load_before": load_before, "rows": rows}, f, indent=1)

@@ -19,7 +19,6 @@ from .keras_network import INPUT_RANGES
 from .settings import Settings
 
 
-
 def layer_list(text):
     """'relu1_1, relu2_1' -> ('relu1_1', 'relu2_1')."""
     return tuple(name.strip() for name in text.split(",") if name.strip())

@@ -19,18 +19,24 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import images
-import neural_style
+import stylize
 import vgg
+
+from . import checks, cli, color, images, presets
+from .errors import EXIT_INTERRUPTED, UsageError
+from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, effective_tv_weight
+from .tf_runtime import configure_process, import_tensorflow, session_config
 
 WIDTH = 256
 EVALUATIONS = 100
@@ -49,28 +55,29 @@ THRESHOLDS = (1.10, 1.01)
 # Runs stop at the evaluation or time budget, never at an iteration count: the budget
 # is what makes L-BFGS and Adam comparable.
 ITERATIONS_UNBOUNDED = 10**8
-EXIT_USAGE = neural_style.EXIT_USAGE
-EXIT_INTERRUPTED = neural_style.EXIT_INTERRUPTED
-UsageError = neural_style.UsageError
 CSV_FIELDS = ("pair", "config", "optimizer", "setting", "seed", "evaluation", "seconds",
               "content", "style", "tv", "total")
 
 
-def _layer_list(text):
-    return tuple(name.strip() for name in text.split(",") if name.strip())
+@dataclass(frozen=True)
+class Experiment:
+    """compare.py's settings, made once from the command line (nothing reads the Namespace)."""
 
-
-def _copy_arguments(source, title, target, dests=None):
-    """Add the actions of `source`'s argument group `title` (optionally only `dests`) to `target`.
-
-    This is what argparse's own `parents=` does, group by group; it keeps the transfer's
-    loss flags, their defaults and help defined once, in neural_style.py.
-    """
-    for group in source._action_groups:
-        if group.title == title:
-            for action in group._group_actions:
-                if dests is None or action.dest in dests:
-                    target._add_action(action)
+    pairs: tuple  # ((content, (styles...)), ...)
+    out_dir: str
+    width: int
+    init: str
+    evaluations: int
+    time_budget: float | None
+    seeds: tuple
+    adam_learning_rates: tuple
+    lbfgs_corrections: tuple
+    gram_layers: tuple | None
+    quiet: bool
+    network: str | None
+    input_range: str | None
+    normalise_network: bool
+    loss: LossOptions
 
 
 def build_parser():
@@ -88,8 +95,7 @@ def build_parser():
     io_group.add_argument("--width", type=int, default=WIDTH, help="width of the images optimised, in pixels")
     io_group.add_argument("--init", choices=INIT_CHOICES, default=INIT,
                           help="start from the content, or from the classic tool's noise (seeded)")
-    transfer = neural_style.build_parser()
-    _copy_arguments(transfer, "images", io_group, dests={"style_scales"})
+    cli.add_style_scales(io_group)
 
     grid = p.add_argument_group("the experiment")
     grid.add_argument("--evaluations", type=int, default=EVALUATIONS,
@@ -102,14 +108,13 @@ def build_parser():
                       metavar="LR", help="one Adam configuration per learning rate (none: no Adam)")
     grid.add_argument("--lbfgs-corrections", type=int, nargs="*", default=list(LBFGS_CORRECTIONS),
                       metavar="M", help="one L-BFGS configuration per history size (none: no L-BFGS)")
-    grid.add_argument("--gram-layers", type=_layer_list, default=None, metavar="L1,L2",
+    grid.add_argument("--gram-layers", type=cli.layer_list, default=None, metavar="L1,L2",
                       help="held-out layers for the Gram distance to the style (default "
                            + ",".join(GRAM_LAYERS) + " when the network has them and the objective does not "
                            "use them, else unused layers picked from the network)")
     grid.add_argument("--quiet", action="store_true", help="no line per run")
 
-    loss = p.add_argument_group("objective (as neural_style.py)")
-    _copy_arguments(transfer, "objective", loss)
+    cli.add_objective_arguments(p.add_argument_group("objective (as neural_style.py)"))
     return p
 
 
@@ -139,55 +144,65 @@ def read_pairs(path):
     return pairs
 
 
-def validate_arguments(args):
-    """Every check that needs no network; returns the image pairs. Raises UsageError."""
+def resolve_pairs(args):
+    """[(content, [styles])] from --pairs or from --content with --styles."""
     if args.pairs is not None:
         if args.content is not None or args.styles is not None:
             raise UsageError("give either --pairs or --content with --styles, not both")
-        pairs = read_pairs(args.pairs)
-    else:
-        if args.content is None or args.styles is None:
-            raise UsageError("--content and --styles are required (or --pairs FILE)")
-        pairs = [(args.content, list(args.styles))]
-    for label, value in (("--width", args.width), ("--evaluations", args.evaluations)):
+        return read_pairs(args.pairs)
+    if args.content is None or args.styles is None:
+        raise UsageError("--content and --styles are required (or --pairs FILE)")
+    return [(args.content, list(args.styles))]
+
+
+def read_experiment(argv=None):
+    """argv -> a validated, frozen Experiment. Raises UsageError."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    pairs = resolve_pairs(args)
+    try:
+        settings = cli.parse_settings(args, cli.explicit_dests(build_parser, argv))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    experiment = Experiment(
+        pairs=tuple((c, tuple(s)) for c, s in pairs), out_dir=args.out_dir, width=args.width, init=args.init,
+        evaluations=args.evaluations, time_budget=args.time_budget, seeds=tuple(args.seeds),
+        adam_learning_rates=tuple(args.adam_learning_rates), lbfgs_corrections=tuple(args.lbfgs_corrections),
+        gram_layers=args.gram_layers, quiet=args.quiet, network=settings.run.network,
+        input_range=settings.run.input_range, normalise_network=settings.run.normalise_network,
+        loss=settings.loss)
+    validate(experiment)
+    return experiment
+
+
+def validate(exp):
+    """Every check that needs no network. Raises UsageError."""
+    for label, value in (("--width", exp.width), ("--evaluations", exp.evaluations)):
         if value <= 0:
             raise UsageError(f"{label} must be a positive integer, not {value}")
-    if args.time_budget is not None and not (args.time_budget > 0 and math.isfinite(args.time_budget)):
-        raise UsageError(f"--time-budget must be a positive number of seconds, not {args.time_budget}")
-    for seed in args.seeds:
+    if exp.time_budget is not None and not (exp.time_budget > 0 and math.isfinite(exp.time_budget)):
+        raise UsageError(f"--time-budget must be a positive number of seconds, not {exp.time_budget}")
+    for seed in exp.seeds:
         if seed < 0:
             raise UsageError(f"--seeds must be non-negative integers, not {seed}")
-    for lr in args.adam_learning_rates:
+    for lr in exp.adam_learning_rates:
         if not (lr > 0 and math.isfinite(lr)):
             raise UsageError(f"--adam-learning-rates must be positive, not {lr:g}")
-    for m in args.lbfgs_corrections:
+    for m in exp.lbfgs_corrections:
         if m <= 0:
             raise UsageError(f"--lbfgs-corrections must be positive integers, not {m}")
-    if not args.adam_learning_rates and not args.lbfgs_corrections:
+    if not exp.adam_learning_rates and not exp.lbfgs_corrections:
         raise UsageError("nothing to compare: give at least one --adam-learning-rates or --lbfgs-corrections value")
-    for label, value in (("--content-weight", args.content_weight), ("--style-weight", args.style_weight),
-                         ("--tv-weight", args.tv_weight)):
-        if value is not None and (value < 0 or not math.isfinite(value)):
-            raise UsageError(f"{label} must be a finite non-negative number, not {value}")
-    if not args.style_layers:
-        raise UsageError("--style-layers is empty; name at least one layer, e.g. relu1_1")
-    for content, styles in pairs:
-        for label, values in (("--style-scales", args.style_scales), ("--style-blend-weights", args.style_blend_weights)):
-            if values is not None and len(values) != len(styles):
-                raise UsageError(f"{label} has {len(values)} values for {len(styles)} style image(s); give one per style")
+    checks.check_weights(exp.loss)
+    for content, styles in exp.pairs:
+        checks.check_per_style(styles, exp.loss)
         for label, path in [("--content", content)] + [("--styles", s) for s in styles]:
             problem = images.check_readable_image(path)
             if problem:
                 raise UsageError(f"{label} {problem}")
-    if args.style_scales is not None and any(not s > 0 for s in args.style_scales):
-        raise UsageError(f"--style-scales must be positive, not {args.style_scales}")
-    if args.style_blend_weights is not None and (any(w < 0 for w in args.style_blend_weights)
-                                                 or sum(args.style_blend_weights) <= 0):
-        raise UsageError(f"--style-blend-weights must be non-negative with a positive sum, not {args.style_blend_weights}")
-    problem = images.check_output_dir(args.out_dir)
+    problem = images.check_output_dir(exp.out_dir)
     if problem:
         raise UsageError(f"--out-dir {problem}")
-    return pairs
 
 
 def choose_gram_layers(network, requested, objective_layers):
@@ -196,8 +211,7 @@ def choose_gram_layers(network, requested, objective_layers):
     if requested is not None:
         for name in requested:
             if name not in network.layers:
-                raise UsageError(f"--gram-layers: unknown layer {name!r} for {network.name}"
-                                 f"{neural_style.suggest(name, network.layers)}")
+                raise UsageError(f"--gram-layers: {network.layer_problem(name)}")
             if name in used:
                 raise UsageError(f"--gram-layers: {name} is in the objective; choose layers the loss does not use")
         return tuple(requested)
@@ -206,9 +220,8 @@ def choose_gram_layers(network, requested, objective_layers):
         return chosen
     # Networks without relu2_2/relu4_3 (or objectives that use them): unused relu layers,
     # else unused pooling layers (a small VGG may use every relu), one shallow, one deep.
-    # A Keras model's layers have its own names: any unused feature layer will do.
-    kinds = ("relu", "pool") if not network.notes.get("keras") else (None,)
-    for kind in kinds:
+    # A Keras model's layers have names of its own: then any unused feature layer will do.
+    for kind in ("relu", "pool", None):
         candidates = [n for n in network.layers if kind in (None, vgg.layer_kind(n)) and n not in used]
         if candidates:
             picks = {candidates[len(candidates) // 3], candidates[(2 * len(candidates)) // 3]}
@@ -219,12 +232,12 @@ def choose_gram_layers(network, requested, objective_layers):
 # ---------------------------------------------------------------- the grid
 
 
-def configurations(args):
+def configurations(exp):
     """[(config id, label, optimizer, setting, OptimizerOptions changes)] in a fixed order."""
     configs = []
-    for lr in dict.fromkeys(args.adam_learning_rates):
+    for lr in dict.fromkeys(exp.adam_learning_rates):
         configs.append((f"adam-lr{lr:g}", f"Adam lr={lr:g}", "adam", lr, {"learning_rate": lr}))
-    for m in dict.fromkeys(args.lbfgs_corrections):
+    for m in dict.fromkeys(exp.lbfgs_corrections):
         configs.append((f"lbfgs-m{m}", f"L-BFGS m={m}", "lbfgs", m, {"lbfgs_corrections": m}))
     return configs
 
@@ -250,11 +263,11 @@ def _jsonable(value):
     return value
 
 
-def shared_settings(args, network, loss, content, styles):
+def shared_settings(exp, network, loss, content, styles):
     """What must be equal for two runs to be comparable (checked when resuming)."""
     return {"content": os.path.abspath(content), "styles": [os.path.abspath(s) for s in styles],
-            "width": args.width, "init": args.init, "network": network.name,
-            "evaluations": args.evaluations, "time_budget": args.time_budget,
+            "width": exp.width, "init": exp.init, "network": network.name,
+            "evaluations": exp.evaluations, "time_budget": exp.time_budget,
             "loss": _jsonable(vars(loss))}
 
 
@@ -278,32 +291,30 @@ def write_json(path, data):
     images.write_atomically(path, lambda f: f.write((json.dumps(data, indent=1) + "\n").encode()))
 
 
-def run_grid(args, network, pairs, say):
+def run_grid(exp, network, pairs, say):
     """Run every (pair, configuration, seed) not finished yet; return every run's record."""
-    import stylize  # TensorFlow is imported only now, after every check has passed
-
-    configs = configurations(args)
+    configs = configurations(exp)
     ids = pair_ids(pairs)
-    os.makedirs(os.path.join(args.out_dir, "runs"), exist_ok=True)
+    os.makedirs(os.path.join(exp.out_dir, "runs"), exist_ok=True)
     records = []
     prepared = []
     for pair_id, (content_path, style_paths) in zip(ids, pairs):
-        content = images.resize_to_width(images.load_image(content_path), args.width)
+        content = images.resize_to_width(images.load_image(content_path), exp.width)
         styles = [images.load_image(p) for p in style_paths]
-        loss = neural_style.loss_options(args, network, stylize)
-        settings = shared_settings(args, network, loss, content_path, style_paths)
+        loss = dataclasses.replace(exp.loss, tv_weight=effective_tv_weight(exp.loss, network))
+        settings = shared_settings(exp, network, loss, content_path, style_paths)
         todo, done = [], {}
-        for seed in args.seeds:
+        for seed in exp.seeds:
             for config in configs:
                 run_id = f"{pair_id}__{config[0]}__seed{seed}"
-                marker = read_marker(args.out_dir, run_id)
+                marker = read_marker(exp.out_dir, run_id)
                 if marker is None:
                     todo.append((run_id, config, seed))
                     continue
                 if marker.get("settings") != settings:
                     diff = sorted(k for k in set(settings) | set(marker.get("settings", {}))
                                   if settings.get(k) != marker.get("settings", {}).get(k))
-                    raise UsageError(f"--out-dir {args.out_dir} holds run {run_id} made with other settings "
+                    raise UsageError(f"--out-dir {exp.out_dir} holds run {run_id} made with other settings "
                                      f"({', '.join(diff)} differ); use a new --out-dir or the same settings")
                 done[run_id] = marker
         prepared.append((pair_id, content, styles, loss, settings, todo, done))
@@ -321,11 +332,11 @@ def run_grid(args, network, pairs, say):
                 import scipy.optimize  # noqa: F401  (likewise: its import would be charged to the first L-BFGS run)
                 for run_id, (config_id, label, optimizer, setting, changes), seed in todo:
                     count += 1
-                    noiseblend = 0.0 if args.init == "content" else 1.0
+                    noiseblend = 0.0 if exp.init == "content" else 1.0
                     x0 = stylize.initial_image(content, network, None, noiseblend, seed)
-                    opts = stylize.OptimizerOptions(optimizer=optimizer, iterations=ITERATIONS_UNBOUNDED,
-                                                    max_evaluations=args.evaluations,
-                                                    time_budget=args.time_budget, **changes)
+                    opts = OptimizerOptions(optimizer=optimizer, iterations=ITERATIONS_UNBOUNDED,
+                                                    max_evaluations=exp.evaluations,
+                                                    time_budget=exp.time_budget, **changes)
                     rows = []
 
                     def record(index, seconds, terms, rows=rows):
@@ -338,19 +349,19 @@ def run_grid(args, network, pairs, say):
                         image = x0
                     else:
                         image = result.image
-                    images.save_image(run_path(args.out_dir, run_id, "png"), image)
+                    images.save_image(run_path(exp.out_dir, run_id, "png"), image)
                     marker = {"run": run_id, "pair": pair_id, "config": config_id, "label": label,
                               "optimizer": optimizer, "setting": setting, "seed": seed, "settings": settings,
                               "stop_reason": result.stop_reason, "message": result.message,
                               "evaluations": result.evaluations, "iterations": result.iterations,
                               "seconds": result.elapsed, "best_terms": result.terms, "rows": rows}
                     # Written last and atomically: its presence means the run is complete.
-                    write_json(run_path(args.out_dir, run_id, "json"), marker)
+                    write_json(run_path(exp.out_dir, run_id, "json"), marker)
                     done[run_id] = marker
                     best = result.terms["total"] if result.terms else float("nan")
                     say(f"run {count}/{total}: {label}, seed {seed}: {result.evaluations} evaluations, "
                         f"{result.elapsed:.1f} s, best loss {best:.6g} ({result.stop_reason})")
-        for seed in args.seeds:
+        for seed in exp.seeds:
             for config in configs:
                 records.append(done[f"{pair_id}__{config[0]}__seed{seed}"])
     return records, prepared, configs
@@ -401,8 +412,6 @@ def run_metrics(run, best, e, t):
 
 
 def _luminance(rgb):
-    from . import color
-
     return color.rgb_to_ycbcr(rgb)[..., 0]
 
 
@@ -421,19 +430,16 @@ def gram_distances(network, loss, styles, pictures, layers):
     A separate small graph (vgg.net_preloaded up to the deepest held-out layer) with the
     objective's own Gram normalisation, so the numbers are on the loss's scale.
     """
-    import tensorflow as tf
-
-    import stylize
-
+    tf = import_tensorflow()
     gram = stylize.LOSS_SCALES[loss.loss_scale].gram
     blend = stylize.blend_weights(len(styles), loss.style_blend_weights)
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
-        net = vgg.net_preloaded(network, network.preprocess(image), loss.pooling, last=vgg.deepest(network, layers))
+        net = network.features(network.preprocess(image), network.deepest(layers), loss.pooling)
         grams = {n: gram(net[n]) for n in layers}
         graph.finalize()
-        with tf.compat.v1.Session(graph=graph, config=stylize.session_config()) as sess:
+        with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
             targets = [sess.run(grams, {image: s[None]}) for s in styles]
             out = {n: [] for n in layers}
             for picture in pictures:
@@ -449,10 +455,8 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
-def summarise(args, network, records, prepared, configs):
+def summarise(exp, network, records, prepared, configs):
     """summary.json's content: per pair and configuration, and over all pairs."""
-    import stylize
-
     by_pair = {}
     for run in records:
         by_pair.setdefault(run["pair"], []).append(run)
@@ -462,12 +466,12 @@ def summarise(args, network, records, prepared, configs):
     for pair_id, content, styles, loss, settings, _todo, _done in prepared:
         runs = by_pair[pair_id]
         best, e, t = pair_references(runs)
-        layers = choose_gram_layers(network, args.gram_layers, tuple(loss.content_layers) + tuple(loss.style_layers))
+        layers = choose_gram_layers(network, exp.gram_layers, tuple(loss.content_layers) + tuple(loss.style_layers))
         gram_layers = gram_layers or layers
         scaled = [stylize.prepare_style(s, content.shape[1], sc)
-                  for s, sc in zip(styles, loss.style_scales or [stylize.STYLE_SCALE] * len(styles))]
+                  for s, sc in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))]
         # Metrics of the saved images, the ones the user gets (so a resumed run measures the same thing).
-        finals = [images.load_image(run_path(args.out_dir, run["run"], "png")) for run in runs]
+        finals = [images.load_image(run_path(exp.out_dir, run["run"], "png")) for run in runs]
         grams = gram_distances(network, loss, scaled, [content] + finals, layers)
         for i, run in enumerate(runs):
             m = run_metrics(run, best, e, t)
@@ -490,8 +494,8 @@ def summarise(args, network, records, prepared, configs):
         }
     overall = {c[0]: aggregate([per_run[r["run"]] for r in records if r["config"] == c[0]],
                                [r for r in records if r["config"] == c[0]], c) for c in configs}
-    return {"settings": {"width": args.width, "init": args.init, "evaluations": args.evaluations,
-                         "time_budget": args.time_budget, "seeds": list(args.seeds), "network": network.name,
+    return {"settings": {"width": exp.width, "init": exp.init, "evaluations": exp.evaluations,
+                         "time_budget": exp.time_budget, "seeds": list(exp.seeds), "network": network.name,
                          "loss": prepared[0][4]["loss"], "thresholds": list(THRESHOLDS),
                          "gram_layers": list(gram_layers or ())},
             "pairs": pairs_out, "overall": overall, "runs": per_run}
@@ -657,14 +661,14 @@ def plot_losses(path, records, configs, pair_order, by="evaluations"):
     _save_figure(fig, path)
 
 
-def plot_images(path, args, summary, prepared, configs):
+def plot_images(path, exp, summary, prepared, configs):
     """Content, style and each configuration's final image (first seed), with losses."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    seed = args.seeds[0]
+    seed = exp.seeds[0]
     cols = 2 + len(configs)
     fig, axes = plt.subplots(len(prepared), cols, figsize=(2.3 * cols, 2.2 * len(prepared) + 0.4), squeeze=False)
     for row, (pair_id, content, styles, *_rest) in zip(axes, prepared):
@@ -672,20 +676,20 @@ def plot_images(path, args, summary, prepared, configs):
         for config_id, label, *_ in configs:
             run_id = f"{pair_id}__{config_id}__seed{seed}"
             m = summary["runs"][run_id]
-            panels.append((images.load_image(run_path(args.out_dir, run_id, "png")),
+            panels.append((images.load_image(run_path(exp.out_dir, run_id, "png")),
                            f"{label}\nloss {_fmt(m['final_loss'], '.4g')}"))
         for ax, (picture, title) in zip(row, panels):
             ax.imshow(np.clip(picture, 0, 255).astype(np.uint8))
             ax.set_title(title, fontsize=8)
             ax.axis("off")
-    fig.suptitle(f"final images, seed {seed}, {args.evaluations} evaluations", fontsize=9)
+    fig.suptitle(f"final images, seed {seed}, {exp.evaluations} evaluations", fontsize=9)
     fig.tight_layout()
     _save_figure(fig, path)
 
 
-def write_outputs(args, network, records, prepared, configs):
-    summary = summarise(args, network, records, prepared, configs)
-    out = args.out_dir
+def write_outputs(exp, network, records, prepared, configs):
+    summary = summarise(exp, network, records, prepared, configs)
+    out = exp.out_dir
     write_csv(os.path.join(out, "evaluations.csv"), records)
     write_json(os.path.join(out, "summary.json"), summary)
     markdown = summary_markdown(summary)
@@ -693,50 +697,52 @@ def write_outputs(args, network, records, prepared, configs):
     order = [p[0] for p in prepared]
     plot_losses(os.path.join(out, "loss_vs_evaluations.png"), records, configs, order, "evaluations")
     plot_losses(os.path.join(out, "loss_vs_seconds.png"), records, configs, order, "seconds")
-    plot_images(os.path.join(out, "images.png"), args, summary, prepared, configs)
+    plot_images(os.path.join(out, "images.png"), exp, summary, prepared, configs)
     return summary, markdown
 
 
 # ---------------------------------------------------------------- command
 
 
-def run(args, say):
+def load_network(exp, say):
+    """The network, checked against the objective's layers (normalised for the paper's preset)."""
+    network = vgg.load_net(exp.network, exp.input_range)
+    checks.check_layers(exp.loss, network)
+    choose_gram_layers(network, exp.gram_layers, tuple(exp.loss.content_layers) + tuple(exp.loss.style_layers))
+    say(network.announce())
+    if exp.normalise_network:
+        try:
+            network = presets.normalised_network(network, exp.loss.pooling, log=say)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    return network
+
+
+def run(exp, say):
     t0 = time.perf_counter()
-    pairs = validate_arguments(args)
-    try:
-        network = vgg.load_net(args.network, args.input_range)
-    except vgg.NetworkError as exc:
-        raise UsageError(str(exc)) from exc
-    neural_style.validate_layers(args, network)
-    choose_gram_layers(network, args.gram_layers, tuple(args.content_layers) + tuple(args.style_layers))
-    say(vgg.announce(network))
-    os.makedirs(args.out_dir, exist_ok=True)
-    records, prepared, configs = run_grid(args, network, pairs, say)
-    summary, markdown = write_outputs(args, network, records, prepared, configs)
+    network = load_network(exp, say)
+    os.makedirs(exp.out_dir, exist_ok=True)
+    records, prepared, configs = run_grid(exp, network, [(c, list(s)) for c, s in exp.pairs], say)
+    summary, markdown = write_outputs(exp, network, records, prepared, configs)
     print(markdown)
-    say(f"wrote {args.out_dir} in {time.perf_counter() - t0:.1f} s")
+    say(f"wrote {exp.out_dir} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see vgg.import_tensorflow
-
-    def say(text):
-        if not args.quiet:
-            print(text, file=sys.stderr)
-
+    prog = "compare.py"
     try:
-        return run(args, say)
-    except (UsageError, images.ImageError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        exp = read_experiment(argv)
+
+        def say(text):
+            if not exp.quiet:
+                print(text, file=sys.stderr)
+
+        configure_process()
+        return run(exp, say)
+    except UsageError as exc:  # NetworkError and ImageError too
+        return cli.fail(prog, exc)
     except KeyboardInterrupt:
         # The interrupted run has no marker; finished runs keep theirs.
-        print(f"{parser.prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

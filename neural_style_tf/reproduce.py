@@ -21,20 +21,24 @@ import os
 import sys
 import time
 
-from . import images
-from . import presets
+import stylize
 import vgg
+
+from . import cli, images, presets
+from .errors import EXIT_INTERRUPTED, UsageError
+from .settings import LossOptions
+from .tf_runtime import configure_process
 
 FIGURES = ("figure3", "grid", "content-layer", "init")
 SIZE = 512  # the paper's "about 512 px": the output width
 # The paper gives no iteration count; 500 evaluations is the authors' later code's budget.
 EVALUATIONS = 500
 NOISE_SEED = 0  # the noise start of every panel except the init figure's seeds
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
-CONTENT = os.path.join(EXAMPLES, "tubingen_neckarfront.jpg")
+# The checkout's example images (the paper's photo and paintings); an installed tool
+# is pointed at a copy of them with --examples.
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+CONTENT = "tubingen_neckarfront.jpg"
 PAINTINGS = {
     "turner": ("shipwreck_of_the_minotaur.jpg", "Turner, The Shipwreck of the Minotaur"),
     "van-gogh": ("starry_night.jpg", "van Gogh, The Starry Night"),
@@ -104,10 +108,10 @@ def panels(figure):
 # ---------------------------------------------------------------- running the panels
 
 
-def loss_options(stylize, panel):
+def loss_options(panel):
     """The gatys2016 preset's objective with this panel's ratio and layers."""
     p = presets.PRESETS["gatys2016"]
-    return stylize.LossOptions(
+    return LossOptions(
         content_weight=panel["ratio"], style_weight=1.0, tv_weight=p["tv_weight"],
         content_weight_blend=p["content_weight_blend"], style_layer_weight_exp=p["style_layer_weight_exp"],
         content_layers=tuple(panel["content_layers"]), style_layers=tuple(panel["style_layers"]),
@@ -135,16 +139,32 @@ def write_json(path, data):
     images.write_atomically(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
+def start_image(panel, content, network, objective):
+    """The panel's start: the content, the (resized) painting, or noise of the panel's seed."""
+    if panel["init"] == "content":
+        return stylize.initial_image(content, network, content, 0.0, panel["seed"])
+    if panel["init"] == "style":
+        return stylize.initial_image(content, network, objective.style_images[0], 0.0, panel["seed"])
+    return stylize.initial_image(content, network, None, 1.0, panel["seed"])
+
+
+def panel_record(panel, file, settings, result, build_seconds):
+    """The manifest entry of a finished panel."""
+    return {"file": file, "label": panel["label"], "settings": settings,
+            "terms": result.terms, "evaluations": result.evaluations,
+            "iterations": result.iterations, "seconds": round(result.elapsed, 2),
+            "build_seconds": round(build_seconds, 2),
+            "stop_reason": result.stop_reason, "message": result.message}
+
+
 def run_figure(figure, out_dir, network, content, styles, size, evaluations, say):
     """Run (or resume) every panel of `figure`, then draw its sheet. Returns False if interrupted."""
-    import stylize
-
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, "manifest.json")
     common = {"preset": "gatys2016", "size": list(content.shape[:2]), "evaluations": evaluations,
               "network": network.name, "network_file": os.path.basename(network.path), "optimizer": "lbfgs"}
     manifest = load_manifest(manifest_path) or {}
-    manifest.update({"figure": figure, "content": os.path.basename(CONTENT), "settings": common, "notes": NOTES})
+    manifest.update({"figure": figure, "content": CONTENT, "settings": common, "notes": NOTES})
     done = manifest.setdefault("panels", {})
     todo = panels(figure)
     objective, objective_key = None, None
@@ -157,7 +177,7 @@ def run_figure(figure, out_dir, network, content, styles, size, evaluations, say
             if previous and previous.get("settings") == settings and os.path.isfile(os.path.join(out_dir, file)):
                 say(f"[{index}/{len(todo)}] {figure} {panel['id']}: done before, skipped")
                 continue
-            loss = loss_options(stylize, panel)
+            loss = loss_options(panel)
             key = (panel["painting"], loss)
             t_build = time.perf_counter()
             if key != objective_key:  # panels sharing an objective (the init figure) share one graph
@@ -166,13 +186,8 @@ def run_figure(figure, out_dir, network, content, styles, size, evaluations, say
                 objective = stylize.Objective(network, content, [styles[panel["painting"]]], loss)
                 objective_key = key
             build_seconds = time.perf_counter() - t_build  # 0 when the objective is shared
-            if panel["init"] == "content":
-                x0 = stylize.initial_image(content, network, content, 0.0, panel["seed"])
-            elif panel["init"] == "style":
-                x0 = stylize.initial_image(content, network, objective.style_images[0], 0.0, panel["seed"])
-            else:
-                x0 = stylize.initial_image(content, network, None, 1.0, panel["seed"])
-            opts = stylize.OptimizerOptions(optimizer="lbfgs", iterations=evaluations, max_evaluations=evaluations)
+            x0 = start_image(panel, content, network, objective)
+            opts = OptimizerOptions(optimizer="lbfgs", iterations=evaluations, max_evaluations=evaluations)
             result = stylize.minimize(objective, x0, opts)
             if result.stop_reason == "interrupted":
                 interrupted = True
@@ -181,11 +196,7 @@ def run_figure(figure, out_dir, network, content, styles, size, evaluations, say
                 say(f"[{index}/{len(todo)}] {figure} {panel['id']}: no image ({result.message})")
                 continue
             images.save_image(os.path.join(out_dir, file), result.image)
-            done[panel["id"]] = {"file": file, "label": panel["label"], "settings": settings,
-                                 "terms": result.terms, "evaluations": result.evaluations,
-                                 "iterations": result.iterations, "seconds": round(result.elapsed, 2),
-                                 "build_seconds": round(build_seconds, 2),
-                                 "stop_reason": result.stop_reason, "message": result.message}
+            done[panel["id"]] = panel_record(panel, file, settings, result, build_seconds)
             write_json(manifest_path, manifest)
             say(f"[{index}/{len(todo)}] {figure} {panel['id']}: {result.evaluations} evaluations, "
                 f"{result.elapsed:.1f} s, loss {result.terms['total']:.6g} "
@@ -287,48 +298,61 @@ def build_parser():
                    help="weights file (default: the search order of neural_style.py); normalised automatically")
     p.add_argument("--as-loaded", action="store_true",
                    help="skip the paper's normalisation of the network (with the embedded network the "
-                        "normalised one transfers little style: see the README)")
+                        "normalised one transfers little style: see docs/reproducing-the-paper.md)")
+    p.add_argument("--examples", default=EXAMPLES,
+                   help="folder with the paper's photo and paintings (the checkout's examples/)")
     p.add_argument("--quiet", action="store_true", help="print only errors")
     return p
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see vgg.import_tensorflow
+def validate(args):
+    """Every check that needs no network. Raises UsageError."""
+    if args.size < 16:
+        raise UsageError(f"--size must be at least 16 pixels, not {args.size}")
+    if args.evaluations <= 0:
+        raise UsageError(f"--evaluations must be a positive integer, not {args.evaluations}")
+    problem = images.check_output_dir(args.out_dir)
+    if problem:
+        raise UsageError(f"--out-dir {problem}")
+    needed = [CONTENT] + [file for file, _ in PAINTINGS.values()]
+    missing = [f for f in needed if not os.path.isfile(os.path.join(args.examples, f))]
+    if missing:
+        raise UsageError(f"--examples {args.examples}: {', '.join(missing)} not found; point --examples at "
+                         f"the checkout's examples/ folder")
 
-    def fail(message):
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+
+def load(args, figures, say):
+    """The (normalised) network, checked against every panel's layers, and the images."""
+    network = vgg.load_net(args.network)
+    for figure in figures:
+        for panel in panels(figure):
+            for name in panel["content_layers"] + tuple(panel["style_layers"]):
+                if name not in network.layers:
+                    raise UsageError(f"{figure} needs layer {name}, which {network.name} does not have")
+    content = images.resize_to_width(images.load_image(os.path.join(args.examples, CONTENT)), args.size)
+    raw = {key: images.load_image(os.path.join(args.examples, file)) for key, (file, _) in PAINTINGS.items()}
+    say(network.announce())
+    if not args.as_loaded:
+        network = presets.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
+    # The paper resizes the style image to the content image's size.
+    styles = {key: presets.resize_styles([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
+    return network, content, styles
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     def say(text):
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
 
-    if args.size < 16:
-        return fail(f"--size must be at least 16 pixels, not {args.size}")
-    if args.evaluations <= 0:
-        return fail(f"--evaluations must be a positive integer, not {args.evaluations}")
-    problem = images.check_output_dir(args.out_dir)
-    if problem:
-        return fail(f"--out-dir {problem}")
     figures = FIGURES if args.figure == "all" else (args.figure,)
     try:
-        network = vgg.load_net(args.network)
-        for figure in figures:
-            for panel in panels(figure):
-                for name in panel["content_layers"] + tuple(panel["style_layers"]):
-                    if name not in network.layers:
-                        return fail(f"{figure} needs layer {name}, which {network.name} does not have")
-        content = images.resize_to_width(images.load_image(CONTENT), args.size)
-        raw = {key: images.load_image(os.path.join(EXAMPLES, file)) for key, (file, _) in PAINTINGS.items()}
-    except (vgg.NetworkError, images.ImageError) as exc:
-        return fail(str(exc))
-    say(vgg.announce(network))
-    if not args.as_loaded:
-        network = presets.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
-    # The paper resizes the style image to the content image's size.
-    styles = {key: presets.resize_styles([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
+        validate(args)
+        configure_process()
+        network, content, styles = load(args, figures, say)
+    except UsageError as exc:  # NetworkError and ImageError too
+        return cli.fail("reproduce.py", exc)
     t0 = time.perf_counter()
     for figure in figures:
         if not run_figure(figure, os.path.join(args.out_dir, figure), network, content, styles,
@@ -336,7 +360,3 @@ def main(argv=None):
             return EXIT_INTERRUPTED
     say(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
