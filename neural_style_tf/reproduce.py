@@ -26,7 +26,7 @@ import vgg
 
 from . import cli, images, presets
 from .errors import EXIT_INTERRUPTED, UsageError
-from .settings import LossOptions
+from .settings import LossOptions, OptimizerOptions
 from .tf_runtime import configure_process
 
 FIGURES = ("figure3", "grid", "content-layer", "init")
