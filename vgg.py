@@ -229,6 +229,21 @@ def _mat_string(value):
     return str(arr.reshape(-1)[0]) if arr.size else ""
 
 
+def _mat_conv(struct, name, path):
+    """(kernel HWIO, bias) of one MatConvNet conv layer; kernels are stored [W, H, in, out]."""
+    pair = np.asarray(_mat_field(struct, "weights", path)).reshape(-1)
+    if pair.size != 2:
+        raise NetworkError(f"{path}: layer {name} has {pair.size} weight arrays; expected kernel and bias")
+    try:
+        kernel = np.asarray(pair[0], dtype=np.float32)
+        bias = np.asarray(pair[1], dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise NetworkError(f"{path}: layer {name} weights are not numeric arrays ({exc})") from exc
+    if kernel.ndim == 4:  # else _check_shapes reports the shape
+        kernel = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3))
+    return kernel, bias
+
+
 def load_mat(path):
     """The MatConvNet `imagenet-vgg-verydeep-{16,19}.mat` files, both known layouts.
 
@@ -270,17 +285,7 @@ def load_mat(path):
         if layer_kind(name) != kind:
             raise NetworkError(f"{path}: layer {name} has type '{kind}'; expected a name like {kind}1_1")
         if kind == "conv":
-            pair = np.asarray(_mat_field(struct, "weights", path)).reshape(-1)
-            if pair.size != 2:
-                raise NetworkError(f"{path}: layer {name} has {pair.size} weight arrays; expected kernel and bias")
-            try:
-                kernel = np.asarray(pair[0], dtype=np.float32)
-                bias = np.asarray(pair[1], dtype=np.float32).reshape(-1)
-            except (TypeError, ValueError) as exc:
-                raise NetworkError(f"{path}: layer {name} weights are not numeric arrays ({exc})") from exc
-            if kernel.ndim == 4:  # else _check_shapes reports the shape
-                kernel = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3))
-            weights[name] = (kernel, bias)
+            weights[name] = _mat_conv(struct, name, path)
         layers.append(name)
     if not weights:
         raise NetworkError(f"{path}: no convolution layers found")

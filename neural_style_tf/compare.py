@@ -291,36 +291,64 @@ def write_json(path, data):
     images.write_atomically(path, lambda f: f.write((json.dumps(data, indent=1) + "\n").encode()))
 
 
+def plan_pair(exp, network, pair_id, content_path, style_paths, configs):
+    """One pair's images and objective, its runs still to do and the finished ones' markers."""
+    content = images.resize_to_width(images.load_image(content_path), exp.width)
+    styles = [images.load_image(p) for p in style_paths]
+    loss = dataclasses.replace(exp.loss, tv_weight=effective_tv_weight(exp.loss, network))
+    settings = shared_settings(exp, network, loss, content_path, style_paths)
+    todo, done = [], {}
+    for seed in exp.seeds:
+        for config in configs:
+            run_id = f"{pair_id}__{config[0]}__seed{seed}"
+            marker = read_marker(exp.out_dir, run_id)
+            if marker is None:
+                todo.append((run_id, config, seed))
+                continue
+            if marker.get("settings") != settings:
+                diff = sorted(k for k in set(settings) | set(marker.get("settings", {}))
+                              if settings.get(k) != marker.get("settings", {}).get(k))
+                raise UsageError(f"--out-dir {exp.out_dir} holds run {run_id} made with other settings "
+                                 f"({', '.join(diff)} differ); use a new --out-dir or the same settings")
+            done[run_id] = marker
+    return pair_id, content, styles, loss, settings, todo, done
+
+
+def run_one(exp, objective, network, content, run, pair_id, settings):
+    """One configuration and seed on the pair's objective; writes its image and marker."""
+    run_id, (config_id, label, optimizer, setting, changes), seed = run
+    noiseblend = 0.0 if exp.init == "content" else 1.0
+    x0 = stylize.initial_image(content, network, None, noiseblend, seed)
+    opts = OptimizerOptions(optimizer=optimizer, iterations=ITERATIONS_UNBOUNDED,
+                            max_evaluations=exp.evaluations, time_budget=exp.time_budget, **changes)
+    rows = []
+
+    def record(index, seconds, terms):
+        rows.append([index, seconds] + [terms[k] for k in ("content", "style", "tv", "total")])
+
+    result = stylize.minimize(objective, x0, opts, on_evaluation=record)
+    if result.stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    # Not even one finite evaluation: keep the start.
+    images.save_image(run_path(exp.out_dir, run_id, "png"), x0 if result.image is None else result.image)
+    marker = {"run": run_id, "pair": pair_id, "config": config_id, "label": label,
+              "optimizer": optimizer, "setting": setting, "seed": seed, "settings": settings,
+              "stop_reason": result.stop_reason, "message": result.message,
+              "evaluations": result.evaluations, "iterations": result.iterations,
+              "seconds": result.elapsed, "best_terms": result.terms, "rows": rows}
+    # Written last and atomically: its presence means the run is complete.
+    write_json(run_path(exp.out_dir, run_id, "json"), marker)
+    return marker, result
+
+
 def run_grid(exp, network, pairs, say):
     """Run every (pair, configuration, seed) not finished yet; return every run's record."""
     configs = configurations(exp)
-    ids = pair_ids(pairs)
     os.makedirs(os.path.join(exp.out_dir, "runs"), exist_ok=True)
-    records = []
-    prepared = []
-    for pair_id, (content_path, style_paths) in zip(ids, pairs):
-        content = images.resize_to_width(images.load_image(content_path), exp.width)
-        styles = [images.load_image(p) for p in style_paths]
-        loss = dataclasses.replace(exp.loss, tv_weight=effective_tv_weight(exp.loss, network))
-        settings = shared_settings(exp, network, loss, content_path, style_paths)
-        todo, done = [], {}
-        for seed in exp.seeds:
-            for config in configs:
-                run_id = f"{pair_id}__{config[0]}__seed{seed}"
-                marker = read_marker(exp.out_dir, run_id)
-                if marker is None:
-                    todo.append((run_id, config, seed))
-                    continue
-                if marker.get("settings") != settings:
-                    diff = sorted(k for k in set(settings) | set(marker.get("settings", {}))
-                                  if settings.get(k) != marker.get("settings", {}).get(k))
-                    raise UsageError(f"--out-dir {exp.out_dir} holds run {run_id} made with other settings "
-                                     f"({', '.join(diff)} differ); use a new --out-dir or the same settings")
-                done[run_id] = marker
-        prepared.append((pair_id, content, styles, loss, settings, todo, done))
-
+    prepared = [plan_pair(exp, network, pair_id, c, s, configs) for pair_id, (c, s) in zip(pair_ids(pairs), pairs)]
     total = sum(len(p[5]) for p in prepared)
     count = 0
+    records = []
     for pair_id, content, styles, loss, settings, todo, done in prepared:
         if todo:
             # One objective for every configuration and seed of this pair: the same graph,
@@ -330,36 +358,12 @@ def run_grid(exp, network, pairs, say):
                 # here so that they are not charged to whichever configuration runs first.
                 objective.evaluate(content)
                 import scipy.optimize  # noqa: F401  (likewise: its import would be charged to the first L-BFGS run)
-                for run_id, (config_id, label, optimizer, setting, changes), seed in todo:
+                for run in todo:
                     count += 1
-                    noiseblend = 0.0 if exp.init == "content" else 1.0
-                    x0 = stylize.initial_image(content, network, None, noiseblend, seed)
-                    opts = OptimizerOptions(optimizer=optimizer, iterations=ITERATIONS_UNBOUNDED,
-                                                    max_evaluations=exp.evaluations,
-                                                    time_budget=exp.time_budget, **changes)
-                    rows = []
-
-                    def record(index, seconds, terms, rows=rows):
-                        rows.append([index, seconds] + [terms[k] for k in ("content", "style", "tv", "total")])
-
-                    result = stylize.minimize(objective, x0, opts, on_evaluation=record)
-                    if result.stop_reason == "interrupted":
-                        raise KeyboardInterrupt
-                    if result.image is None:  # not even one finite evaluation: keep the start
-                        image = x0
-                    else:
-                        image = result.image
-                    images.save_image(run_path(exp.out_dir, run_id, "png"), image)
-                    marker = {"run": run_id, "pair": pair_id, "config": config_id, "label": label,
-                              "optimizer": optimizer, "setting": setting, "seed": seed, "settings": settings,
-                              "stop_reason": result.stop_reason, "message": result.message,
-                              "evaluations": result.evaluations, "iterations": result.iterations,
-                              "seconds": result.elapsed, "best_terms": result.terms, "rows": rows}
-                    # Written last and atomically: its presence means the run is complete.
-                    write_json(run_path(exp.out_dir, run_id, "json"), marker)
-                    done[run_id] = marker
+                    marker, result = run_one(exp, objective, network, content, run, pair_id, settings)
+                    done[run[0]] = marker
                     best = result.terms["total"] if result.terms else float("nan")
-                    say(f"run {count}/{total}: {label}, seed {seed}: {result.evaluations} evaluations, "
+                    say(f"run {count}/{total}: {marker['label']}, seed {run[2]}: {result.evaluations} evaluations, "
                         f"{result.elapsed:.1f} s, best loss {best:.6g} ({result.stop_reason})")
         for seed in exp.seeds:
             for config in configs:
