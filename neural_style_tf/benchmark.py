@@ -31,7 +31,7 @@ import numpy as np
 import stylize
 import vgg
 
-from . import images, memory
+from . import calibration, images, memory
 from .errors import UsageError
 from .tf_runtime import import_tensorflow, return_freed_tensors_to_the_os
 
@@ -42,8 +42,17 @@ LBFGS_CORRECTIONS = 20
 MATMUL_SIZE = 2048
 MATMUL_REPEATS = 7
 OUT = "BENCHMARKS.md"
-CONTENT_IMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "tubingen_neckarfront.jpg")
-STYLE_IMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "starry_night.jpg")
+# The checkout's example images; an installed tool measures on the shipped 256 px copies.
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def example_image(name):
+    path = os.path.join(EXAMPLES, name)
+    return path if os.path.isfile(path) else os.path.join(calibration.DATA_DIR, os.path.splitext(name)[0] + ".png")
+
+
+CONTENT_IMAGE = example_image("tubingen_neckarfront.jpg")
+STYLE_IMAGE = example_image("starry_night.jpg")
 RANDOM_VGG19 = "random-vgg19"  # a --network value: VGG-19's shapes, random weights
 EMBEDDED = "embedded"  # a --network value: the embedded VGG-16
 VGG19_CHANNELS = (64, 128, 256, 512, 512)

@@ -177,24 +177,27 @@ def used_layers(loss):
 def minimum_side(network, layers):
     """The smallest image side at which the deepest of `layers` is not degenerate.
 
-    Each pooling before it halves the picture; below 2^poolings pixels a side, the
-    deepest feature map is made of padding, and a side of 1 px has no neighbour for
-    the TV term (its mean over nothing is NaN: the loss became NaN at evaluation 1).
+    A side of 1 px has no neighbour for the TV term, whose mean over nothing is NaN
+    (the run failed with "loss became nan at evaluation 1"). And the network halves the
+    picture at each pooling before the deepest layer (factor f = 2^poolings): at f/2 px
+    or less, the last of those poolings sees a map one pixel wide, so the deepest
+    layer's features describe a single pixel padded with zeros. Hence f/2 + 1, at least 2.
     """
     probe = 256
-    last = network.deepest(layers)
-    _, h, w, _ = network.feature_shapes(probe, probe, last)[-1]
-    return max(2, math.ceil(probe / max(1, min(h, w))))
+    _, h, w, _ = network.feature_shapes(probe, probe, network.deepest(layers))[-1]
+    factor = probe // max(1, min(h, w))
+    return max(2, factor // 2 + 1)
 
 
 def check_size(network, loss, sizes, what="the output"):
     """Refuse sizes (height, width) too small for the network's deepest used layer."""
-    need = minimum_side(network, used_layers(loss))
+    layers = used_layers(loss)
+    need = minimum_side(network, layers)
     for height, width in sizes:
         if min(height, width) < need:
-            raise UsageError(f"{what} would be {width}x{height} px; {network.deepest(used_layers(loss))} of "
+            raise UsageError(f"{what} would be {width}x{height} px, and {network.deepest(layers)} of "
                              f"{network.name} needs at least {need} px on each side: use a larger --width "
-                             f"(or a less extreme content image)")
+                             f"(or a less elongated content image)")
 
 
 def largest_size(settings, content_shape, style_shapes):

@@ -69,11 +69,6 @@ def load(settings):
     network = vgg.load_net(run.network, run.input_range)
     checks.check_layers(settings.loss, network)
     say(network.announce())
-    if run.normalise_network:  # --preset gatys2016: the paper's normalised net
-        try:
-            network = presets.normalised_network(network, settings.loss.pooling, log=say)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
     content, alpha = images.load_image(run.content, with_alpha=True)
     styles = [images.load_image(path) for path in run.styles]
     return Inputs(network, content, alpha, styles)
@@ -82,7 +77,7 @@ def load(settings):
 def check(settings, inputs):
     """The checks that need the network and the images' sizes, before anything is resized
     (an absurd --width would otherwise exhaust the memory in the resize itself, and the
-    OOM killer gives no message)."""
+    OOM killer gives no message); then the paper's normalisation, if asked for."""
     size, _ = checks.largest_size(settings, inputs.content.shape, [s.shape for s in inputs.styles])
     opt = settings.optimizer
     stages = coarse_to_fine.schedule(size, opt.iterations, opt.scales,
@@ -90,6 +85,11 @@ def check(settings, inputs):
     checks.check_size(inputs.network, settings.loss, [size], "the output")
     checks.check_size(inputs.network, settings.loss, [s.size for s in stages[:1]], "the first coarse-to-fine scale")
     checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles])
+    if settings.run.normalise_network:  # --preset gatys2016: the paper's normalised net
+        try:
+            inputs.network = presets.normalised_network(inputs.network, settings.loss.pooling, log=say)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
 
 
 def prepare(settings, inputs):

@@ -3,17 +3,18 @@ the command line, and a tiny reproduce.py run that resumes. Tiny network, 16-48 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 import pytest
 
-from neural_style_tf import images
 import neural_style
-from neural_style_tf import presets
-from neural_style_tf import reproduce
 import vgg
+from neural_style_tf import cli, images, presets, reproduce, settings
+from neural_style_tf.calibration import calibration_images, calibration_paths
+from neural_style_tf.settings import effective_tv_weight
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -91,7 +92,7 @@ def test_vgg_normalize_command_writes_a_network_that_loads(tiny_net_path, tmp_pa
                      "--size", "24"]) == 0
     network = vgg.load_net(str(out))
     assert "normalised" in network.name
-    cal = vgg.calibration_images(vgg.calibration_paths(str(folder)), 24)
+    cal = calibration_images(calibration_paths(str(folder)), 24)
     means = vgg.mean_activations(network, cal, "avg")
     assert abs(means["relu3_1"][means["relu3_1"] > 0] - 1).max() < 1e-3
     # an existing output is not replaced; a bad folder is one line and status 2
@@ -126,11 +127,9 @@ def preset_objective(preset, network, content, style, extra=()):
     import stylize
 
     argv = ["--content", "c.png", "--styles", "s.png", "--output", "o.png", "--preset", preset, *extra]
-    args = neural_style.build_parser().parse_args(argv)
-    presets.apply_preset(args, presets.explicit_dests(neural_style.build_parser, argv), args.preset, args.ratio)
-    loss = neural_style.loss_options(args, network, stylize)
-    loss = stylize.with_options(loss, loss_scale=args.loss_scale)
-    style = presets.resize_styles([style], content.shape, args.style_size)[0]
+    settings = resolved(argv)
+    loss = dataclasses.replace(settings.loss, tv_weight=effective_tv_weight(settings.loss, network))
+    style = presets.resize_styles([style], content.shape, settings.run.style_size)[0]
     return stylize.Objective(network, content, [style], loss), loss, style
 
 
@@ -189,17 +188,30 @@ def test_gatys_pytorch_loss_matches_the_authors_code(tiny_network):
 
 
 def resolved(argv):
-    parser = neural_style.build_parser()
-    args = parser.parse_args(argv)
-    presets.apply_preset(args, presets.explicit_dests(neural_style.build_parser, argv), args.preset, args.ratio)
-    return args
+    """The settings neural_style.py makes of `argv`, preset applied (before validation)."""
+    args = neural_style.build_parser().parse_args(argv)
+    return cli.parse_settings(args, cli.explicit_dests(neural_style.build_parser, argv))
+
+
+class Flat:
+    """Settings read by command-line dest, as the flags name them."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def __getattr__(self, dest):
+        return self.settings.value(dest)
 
 
 BASE = ["--content", "c.png", "--styles", "s.png", "--output", "o.png"]
 
 
+def flat(argv):
+    return Flat(resolved(argv))
+
+
 def test_explicit_flags_override_the_preset():
-    args = resolved(BASE + ["--preset", "gatys2016", "--pooling", "max", "--style-layers", "relu1_1,relu2_1",
+    args = flat(BASE + ["--preset", "gatys2016", "--pooling", "max", "--style-layers", "relu1_1,relu2_1",
                             "--width", "300", "--tv-weight", "2"])
     assert args.pooling == "max" and args.style_layers == ("relu1_1", "relu2_1")
     assert args.width == 300 and args.tv_weight == 2
@@ -207,20 +219,20 @@ def test_explicit_flags_override_the_preset():
     assert args.content_layers == ("relu4_2",) and args.initial_noiseblend == 1.0
     assert args.loss_scale == "gatys2016" and args.style_size == "content" and args.normalise_network
     # an explicit flag equal to the parser's default still counts as explicit
-    args = resolved(BASE + ["--preset", "gatys-pytorch", "--pooling", "max", "--iterations", "1000"])
+    args = flat(BASE + ["--preset", "gatys-pytorch", "--pooling", "max", "--iterations", "1000"])
     assert args.iterations == 1000 and args.initial_noiseblend == 0.0 and args.style_weight == 5.0
     # --initial keeps its classic meaning (start from that image) under a preset
-    args = resolved(BASE + ["--preset", "gatys2016", "--initial", "i.png"])
+    args = flat(BASE + ["--preset", "gatys2016", "--initial", "i.png"])
     assert args.initial_noiseblend is None and args.pooling == "avg"
     # without a preset nothing changes but the ratio
-    args = resolved(BASE + ["--ratio", "1e-2"])
+    args = flat(BASE + ["--ratio", "1e-2"])
     assert args.content_weight == 1e-2 and args.style_weight == 1.0 and args.loss_scale == "classic"
-    assert args.pooling == "max" and args.content_layers == neural_style.CONTENT_LAYERS
+    assert args.pooling == "max" and args.content_layers == settings.CONTENT_LAYERS
     # --loss-scale is a flag too: given, it wins over the preset's; not given, no preset keeps it classic
-    args = resolved(BASE + ["--preset", "gatys2016", "--loss-scale", "normalized"])
+    args = flat(BASE + ["--preset", "gatys2016", "--loss-scale", "normalized"])
     assert args.loss_scale == "normalized" and args.pooling == "avg"
-    assert resolved(BASE + ["--loss-scale", "normalized"]).loss_scale == "normalized"
-    assert resolved(BASE + ["--loss-scale", "gatys2016"]).loss_scale == "gatys2016"
+    assert flat(BASE + ["--loss-scale", "normalized"]).loss_scale == "normalized"
+    assert flat(BASE + ["--loss-scale", "gatys2016"]).loss_scale == "gatys2016"
 
 
 def test_ratio_and_content_weight_conflict(capsys):
