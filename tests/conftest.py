@@ -1,15 +1,13 @@
-"""Shared fixtures: a tiny VGG-shaped network file that every test of the transfer can use."""
+"""Shared fixtures: a tiny VGG-shaped network file that every test of the transfer can use.
+
+`import vgg` and `import weights_factory` work because pyproject.toml sets pytest's
+pythonpath to the checkout and tests/.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT_DIR = os.path.dirname(TESTS_DIR)
-for _path in (ROOT_DIR, TESTS_DIR):  # `import vgg` and `import weights_factory` from any cwd
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of test output
 
 import pytest  # noqa: E402
@@ -54,3 +52,24 @@ def content_and_style(tmp_path):
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
         paths.append(str(path))
     return paths
+
+
+CONTENT_SIZE = (24, 32)  # height, width of the `files` content
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Real image files: a content PNG with gentle colours (32x24), two style images (JPEG, PNG)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:CONTENT_SIZE[0], 0:CONTENT_SIZE[1]]
+    content = np.dstack([90 + 3 * xx, 150 - 2 * yy, 100 + xx + yy]) + rng.uniform(-10, 10, CONTENT_SIZE + (3,))
+    paths = {"content": tmp_path / "content.png", "style": tmp_path / "style.jpg", "style2": tmp_path / "style2.png"}
+    Image.fromarray(np.clip(content, 0, 255).astype(np.uint8)).save(paths["content"])
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(paths["style"], quality=95)
+    stripes = np.zeros((16, 24, 3), np.uint8)
+    stripes[:, ::4] = (250, 200, 20)
+    Image.fromarray(stripes).save(paths["style2"])
+    return {k: str(v) for k, v in paths.items()}

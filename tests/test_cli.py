@@ -1,544 +1,110 @@
-"""neural_style.py end to end: real image files, the tiny network file, real L-BFGS and
-Adam; every bad input; Ctrl-C and SIGTERM in a real subprocess; --help and the entry point."""
+"""cli.py: the shared flags, the one-line parser errors, which flags were given, and
+arguments -> frozen Settings with the preset applied. The whole command line is tested
+end to end in test_neural_style.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
+import argparse
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from neural_style_tf import color
-from neural_style_tf import images
 import neural_style
-import stylize
+from neural_style_tf import cli, settings
+from neural_style_tf.settings import Settings
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "neural_style.py")
-CONTENT_SIZE = (24, 32)  # height, width
+BASE = ["--content", "c.jpg", "--styles", "s.jpg", "--output", "o.jpg"]
 
 
-@pytest.fixture
-def files(tmp_path):
-    """Real image files: a content PNG with gentle colours, two style images (JPEG, PNG)."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:CONTENT_SIZE[0], 0:CONTENT_SIZE[1]]
-    content = np.dstack([90 + 3 * xx, 150 - 2 * yy, 100 + xx + yy]) + rng.uniform(-10, 10, CONTENT_SIZE + (3,))
-    paths = {"content": tmp_path / "content.png", "style": tmp_path / "style.jpg", "style2": tmp_path / "style2.png"}
-    Image.fromarray(np.clip(content, 0, 255).astype(np.uint8)).save(paths["content"])
-    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(paths["style"], quality=95)
-    stripes = np.zeros((16, 24, 3), np.uint8)
-    stripes[:, ::4] = (250, 200, 20)
-    Image.fromarray(stripes).save(paths["style2"])
-    return {k: str(v) for k, v in paths.items()}
+def parse_settings(argv):
+    args = neural_style.build_parser().parse_args(argv)
+    return cli.parse_settings(args, cli.explicit_dests(neural_style.build_parser, argv))
 
 
-def run_main(argv, capsys):
-    """neural_style.main(argv) -> (exit status, stdout, stderr); argparse's exits included."""
-    try:
-        code = neural_style.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+def test_layer_list_splits_and_strips():
+    assert cli.layer_list("relu1_1, relu2_1 ,relu3_1") == ("relu1_1", "relu2_1", "relu3_1")
+    assert cli.layer_list(",") == () and cli.layer_list("relu4_2") == ("relu4_2",)
 
 
-def base_args(files, tiny_net_path, output, iterations=6, *extra):
-    return ["--network", tiny_net_path, "--content", files["content"], "--styles", files["style"],
-            "--output", output, "--iterations", iterations, "--quiet", "--seed", 1, *extra]
-
-
-def read_log(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def iteration_rows(log):
-    return [row for row in log if "iteration" in row]
-
-
-def load(path):
-    return np.asarray(Image.open(path).convert("RGB"), np.float64)
-
-
-# ---------------------------------------------------------------- end to end
-
-
-def test_lbfgs_run_decreases_the_loss_logs_every_term_and_has_the_requested_width(files, tiny_net_path, tmp_path, capsys):
-    out, log = tmp_path / "out.png", tmp_path / "run.jsonl"
-    code, _, err = run_main(base_args(files, tiny_net_path, out, 8, "--width", 20, "--log", log,
-                                      "--print-iterations", 4), capsys)
-    assert code == 0, err
-    assert Image.open(out).size == (20, 15)  # 24 * 20 / 32 = 15 rows
-    rows = read_log(log)
-    assert rows[0]["event"] == "start" and rows[0]["seed"] == 1 and rows[0]["size"] == [15, 20]
-    assert rows[-1]["event"] == "end" and rows[-1]["stop_reason"] == "completed"
-    its = iteration_rows(rows)
-    assert [r["iteration"] for r in its] == list(range(1, 9))
-    for r in its:
-        assert set(stylize.LOSS_TERMS) | {"evaluations", "seconds"} <= set(r)
-        assert r["total"] == pytest.approx(r["content"] + r["style"] + r["tv"], rel=1e-5)
-    assert its[-1]["total"] < 0.5 * its[0]["total"]
-    assert all(r["evaluations"] >= r["iteration"] for r in its)
-    assert rows[-1]["evaluations"] >= its[-1]["evaluations"] and rows[-1]["iterations"] == 8
-    # --print-iterations 4: every loss term at iterations 4 and 8, with honest labels.
-    printed = [line for line in err.splitlines() if line.startswith("iteration ")]
-    assert [line.split()[1] for line in printed] == ["4/8", "8/8"]
-    assert all("evaluations" in line and "content" in line and "tv" in line for line in printed)
-    assert "wrote" in err and "8 iterations" in err
-
-
-def test_adam_run_decreases_the_loss_one_evaluation_per_step(files, tiny_net_path, tmp_path, capsys):
-    out, log = tmp_path / "out.jpg", tmp_path / "run.jsonl"
-    argv = base_args(files, tiny_net_path, out, 8, "--optimizer", "adam", "--log", log)
-    argv.remove("--quiet")  # with the progress bar, this once
-    code, _, err = run_main(argv, capsys)
-    assert code == 0, err
-    assert "8/8" in err  # the bar reached the end
-    its = iteration_rows(read_log(log))
-    assert [r["evaluations"] for r in its] == list(range(1, 9))
-    assert its[-1]["total"] < its[0]["total"]
-    assert Image.open(out).format == "JPEG" and Image.open(out).size == (32, 24)
-
-
-def test_two_styles_with_blend_weights(files, tiny_net_path, tmp_path, capsys):
-    """Blend weights really weigh the styles: (1, 0) is exactly the first style alone."""
-    styles = ["--styles", files["style"], files["style2"]]
-    outputs = {}
-    for name, extra in (("blend", [*styles, "--style-blend-weights", 1, 3, "--style-scales", 1, 0.5]),
-                        ("first-only", [*styles, "--style-blend-weights", 1, 0]),
-                        ("single", [])):
-        outputs[name] = tmp_path / f"{name}.png"
-        log = tmp_path / f"{name}.jsonl"
-        code, _, err = run_main(base_args(files, tiny_net_path, outputs[name], 5, "--log", log, *extra), capsys)
-        assert code == 0, err
-        its = iteration_rows(read_log(log))
-        assert its[-1]["total"] < its[0]["total"]
-    assert read_log(tmp_path / "blend.jsonl")[0]["loss"]["style_blend_weights"] == [1.0, 3.0]
-    assert outputs["first-only"].read_bytes() == outputs["single"].read_bytes()
-    assert outputs["blend"].read_bytes() != outputs["single"].read_bytes()
-
-
-@pytest.mark.parametrize("pattern, names", [
-    ("ck_{:03}.png", ["ck_002.png", "ck_004.png"]),
-    ("ck_%03d.jpg", ["ck_002.jpg", "ck_004.jpg"]),
-])
-def test_checkpoints_appear(files, tiny_net_path, tmp_path, capsys, pattern, names):
-    code, _, err = run_main(base_args(files, tiny_net_path, tmp_path / "out.png", 5, "--checkpoint-output",
-                                      tmp_path / pattern, "--checkpoint-iterations", 2), capsys)
-    assert code == 0, err
-    found = sorted(n for n in os.listdir(tmp_path) if n.startswith("ck_"))
-    assert found == names
-    for name in names:
-        assert Image.open(tmp_path / name).size == (32, 24)
-
-
-def test_progress_write_and_plot(files, tiny_net_path, tmp_path, capsys):
-    out_dir = tmp_path / "results"
-    out_dir.mkdir()
-    code, _, err = run_main(base_args(files, tiny_net_path, out_dir / "out.png", 5, "--progress-write",
-                                      "--progress-plot"), capsys)
-    assert code == 0, err
-    lines = (out_dir / "progress.txt").read_text().splitlines()
-    assert lines[0].split()[1:] == ["iteration", "evaluations", "seconds", "content", "style", "tv", "total"]
-    table = np.loadtxt(out_dir / "progress.txt")
-    assert table.shape == (5, 7)
-    np.testing.assert_array_equal(table[:, 0], [1, 2, 3, 4, 5])
-    assert table[-1, 6] < table[0, 6]
-    plot = Image.open(out_dir / "progress.png")
-    assert plot.format == "PNG" and plot.size[0] > 200
-    assert sorted(os.listdir(out_dir)) == ["out.png", "progress.png", "progress.txt"]  # no temporary files
-
-
-def test_preserve_colors_gives_the_contents_chroma(files, tiny_net_path, tmp_path, capsys):
-    plain, kept = tmp_path / "plain.png", tmp_path / "kept.png"
-    for out, extra in ((plain, []), (kept, ["--preserve-colors"])):
-        code, _, err = run_main(base_args(files, tiny_net_path, out, 5, *extra), capsys)
-        assert code == 0, err
-    content = color.rgb_to_ycbcr(load(files["content"]))
-    plain_ycc, kept_ycc = color.rgb_to_ycbcr(load(plain)), color.rgb_to_ycbcr(load(kept))
-    # Same run (same seed), so the same luminance; the chroma is the content's. Allow for
-    # 8-bit rounding, and for the few pixels clipped at 0 or 255.
-    assert np.median(np.abs(kept_ycc[..., 0] - plain_ycc[..., 0])) < 1.0
-    assert np.median(np.abs(kept_ycc[..., 1:] - content[..., 1:])) < 1.0
-    # ... and without --preserve-colors the chroma is clearly not the content's.
-    assert np.median(np.abs(plain_ycc[..., 1:] - content[..., 1:])) > 5.0
-
-
-def test_same_seed_same_output_other_seed_other_output(files, tiny_net_path, tmp_path, capsys):
-    outputs = []
-    for i, seed in enumerate((7, 7, 8)):
-        out = tmp_path / f"out{i}.png"
-        code, _, err = run_main(base_args(files, tiny_net_path, out, 4) + ["--seed", seed], capsys)
-        assert code == 0, err
-        assert f"seed: {seed}" in err
-        outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1]
-    assert outputs[0] != outputs[2]
-
-
-@pytest.mark.parametrize("extra, starts_at_content", [
-    ([], False),  # the classic default: noise
-    (["--initial-noiseblend", "0"], True),  # no --initial and noiseblend below 1: the content
-    (["--initial", "{content}"], True),  # --initial without noiseblend: that image, no noise
-    (["--initial", "{style2}"], False),
-])
-def test_initial_image_options(files, tiny_net_path, tmp_path, capsys, extra, starts_at_content):
-    # Adam's first row is the loss at the starting image itself.
-    log = tmp_path / "run.jsonl"
-    extra = [e.format(**files) for e in extra]
-    code, _, err = run_main(base_args(files, tiny_net_path, tmp_path / "o.png", 1, "--optimizer", "adam",
-                                      "--log", log, *extra), capsys)
-    assert code == 0, err
-    first = iteration_rows(read_log(log))[0]
-    if starts_at_content:
-        assert first["content"] < 1e-3
-    else:
-        assert first["content"] > 100.0
-
-
-def test_lbfgs_stopping_early_reports_scipys_reason(files, tiny_net_path, tmp_path, capsys):
-    # Content only, starting at the content: the gradient is zero and L-BFGS-B stops at once.
-    out, log = tmp_path / "out.png", tmp_path / "run.jsonl"
-    code, _, err = run_main(base_args(files, tiny_net_path, out, 30, "--style-weight", 0, "--tv-weight", 0,
-                                      "--initial-noiseblend", 0, "--log", log), capsys)
-    assert code == 0, err
-    assert "L-BFGS stopped early: CONVERGENCE" in err and "0 iterations, 1 evaluations" in err
-    end = read_log(log)[-1]
-    assert end["stop_reason"] == "converged" and "CONVERGENCE" in end["message"]
-    np.testing.assert_array_equal(load(out), load(files["content"]))
-
-
-def test_overwrite_replaces_an_existing_output(files, tiny_net_path, tmp_path, capsys):
-    out = tmp_path / "out.png"
-    out.write_bytes(b"old")
-    code, _, err = run_main(base_args(files, tiny_net_path, out, 2, "--overwrite"), capsys)
-    assert code == 0, err
-    assert Image.open(out).size == (32, 24)
-
-
-def test_rgba_content_keeps_its_alpha_in_the_output(files, tiny_net_path, tmp_path, capsys):
-    rgba = np.dstack([np.asarray(Image.open(files["content"])), np.full(CONTENT_SIZE, 255, np.uint8)])
-    rgba[:, :8, 3] = 0
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
-    out = tmp_path / "out.png"
-    argv = base_args(files, tiny_net_path, out, 2, "--width", 16)
-    argv[argv.index("--content") + 1] = str(tmp_path / "rgba.png")
-    code, _, err = run_main(argv, capsys)
-    assert code == 0, err
-    written = np.asarray(Image.open(out))
-    assert written.shape == (12, 16, 4)
-    assert written[:, :3, 3].max() < 30 and written[:, -3:, 3].min() > 225
-
-
-def test_sigterm_during_lbfgs_writes_the_best_image_and_exits_130(files, tiny_net_path, tmp_path, capsys, monkeypatch):
-    """In-process: the real SIGTERM handler, raised from inside the L-BFGS callback."""
-    real_call = neural_style.Reporter.__call__
-
-    def call(self, progress):
-        real_call(self, progress)
-        if progress.iteration == 3:
-            signal.raise_signal(signal.SIGTERM)
-
-    monkeypatch.setattr(neural_style.Reporter, "__call__", call)
-    out, log = tmp_path / "out.png", tmp_path / "run.jsonl"
-    before = signal.getsignal(signal.SIGTERM)
-    code, _, err = run_main(base_args(files, tiny_net_path, out, 50, "--log", log), capsys)
-    assert code == 130, err
-    assert "interrupted: wrote the best image so far" in err
-    assert read_log(log)[-1]["stop_reason"] == "interrupted" and read_log(log)[-1]["iterations"] == 3
-    assert Image.open(out).size == (32, 24)
-    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
-
-
-def test_a_second_signal_during_the_final_writes_does_not_lose_the_image(files, tiny_net_path, tmp_path, capsys,
-                                                                          monkeypatch):
-    real_call, real_close = neural_style.Reporter.__call__, neural_style.Reporter.close
-
-    def call(self, progress):
-        real_call(self, progress)
-        if progress.iteration == 2:
-            # The first Ctrl-C, raised as Python's SIGINT handler does; not raise_signal,
-            # whose handler Python runs at a later bytecode (one full run lost it).
-            raise KeyboardInterrupt
-
-    def close(self, result):
-        signal.raise_signal(signal.SIGINT)  # the impatient second one, while the plot is drawn
-        signal.raise_signal(signal.SIGTERM)
-        real_close(self, result)
-
-    monkeypatch.setattr(neural_style.Reporter, "__call__", call)
-    monkeypatch.setattr(neural_style.Reporter, "close", close)
-    out = tmp_path / "out.png"
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    code, _, err = run_main(base_args(files, tiny_net_path, out, 50, "--progress-plot"), capsys)
-    assert code == 130, err
-    assert "interrupted: wrote the best image so far" in err
-    assert Image.open(out).size == (32, 24)
-    assert (tmp_path / "progress.png").exists()
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
-
-
-def test_non_finite_loss_keeps_the_last_finite_best_and_fails(files, tiny_net_path, tmp_path, capsys, monkeypatch):
-    real = stylize.Objective.evaluate
-    calls = []
-
-    def evaluate(self, x):
-        calls.append(1)
-        terms, grad = real(self, x)
-        if len(calls) > 4:
-            terms = {k: float("nan") for k in terms}
-        return terms, grad
-
-    monkeypatch.setattr(stylize.Objective, "evaluate", evaluate)
-    out = tmp_path / "out.png"
-    code, _, err = run_main(base_args(files, tiny_net_path, out, 20), capsys)
-    assert code == 1
-    assert "nan" in err.lower() and "last finite best image" in err
-    assert Image.open(out).size == (32, 24)
-
-
-# ---------------------------------------------------------------- Ctrl-C and SIGTERM in a subprocess
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_in_a_real_process_writes_the_best_image_and_exits_130(files, tiny_net_path, tmp_path, sig):
-    out, log = tmp_path / "out.png", tmp_path / "run.jsonl"
-    # Adam never converges early: a million steps are still running when the signal comes.
-    cmd = [sys.executable, SCRIPT] + [str(a) for a in base_args(
-        files, tiny_net_path, out, 1_000_000, "--optimizer", "adam", "--log", log)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    # A shell without job control starts background jobs with SIGINT ignored, and Python
-    # keeps an inherited "ignore". Give the child the default disposition, as a terminal does.
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    if ignored:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    finally:
-        if ignored:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        deadline = time.monotonic() + 300  # a safety net against a hang, not a timing assertion
-        while not (log.exists() and len(iteration_rows(read_log_lines(log))) >= 3):
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "no progress in the log"
-            time.sleep(0.05)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
-    assert f"interrupted: wrote the best image so far to {out}" in err
-    with Image.open(out) as img:
-        img.verify()
-    assert images.load_image(str(out)).shape == CONTENT_SIZE + (3,)
-    end = read_log(log)[-1]
-    assert end["event"] == "end" and end["stop_reason"] == "interrupted" and end["iterations"] >= 3
-    assert sorted(os.listdir(tmp_path)) == sorted(["content.png", "style.jpg", "style2.png", "out.png", "run.jsonl"])
-
-
-def read_log_lines(path):
-    """The complete lines of a log that is still being written."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.endswith("\n")]
-
-
-# ---------------------------------------------------------------- bad input: one line, exit 2, nothing touched
-
-
-def bad_cases():
-    """(id, argv changes, fragments the message must contain). `{tmp}` is the test's directory."""
-    return [
-        ("missing-content", {"--content": "{tmp}/missing.png"}, ["missing.png", "no such file"]),
-        ("content-not-an-image", {"--content": "{tmp}/notes.png"}, ["notes.png", "not a readable image"]),
-        ("truncated-content", {"--content": "{tmp}/half.png"}, ["half.png", "not a readable image"]),
-        ("missing-style", {"--styles": ["{style}", "{tmp}/nostyle.jpg"]}, ["nostyle.jpg", "--styles"]),
-        ("content-is-a-directory", {"--content": "{tmp}/adir"}, ["adir", "directory"]),
-        ("missing-initial", {"--initial": "{tmp}/noinit.png"}, ["noinit.png", "--initial"]),
-        ("output-dir-missing", {"--output": "{tmp}/nodir/out.png"}, ["nodir", "does not exist"]),
-        ("output-exists", {"--overwrite": None}, ["existing.png", "--overwrite"]),
-        ("unknown-output-extension", {"--output": "{tmp}/out.xyz"}, ["out.xyz", ".xyz"]),
-        ("output-is-a-directory", {"--output": "{tmp}/adir.png"}, ["adir.png", "directory"]),
-        ("width-0", {"--width": "0"}, ["--width", "0"]),
-        ("width-negative", {"--width": "-5"}, ["--width", "-5"]),
-        ("width-not-a-number", {"--width": "abc"}, ["--width", "abc"]),
-        ("iterations-0", {"--iterations": "0"}, ["--iterations", "0"]),
-        ("iterations-negative", {"--iterations": "-1"}, ["--iterations", "-1"]),
-        ("style-scales-count", {"--style-scales": ["1", "2"]}, ["--style-scales", "2 values", "1 style"]),
-        ("style-scales-zero", {"--style-scales": ["0"]}, ["--style-scales", "0"]),
-        ("blend-weights-count", {"--style-blend-weights": ["1", "2", "3"]}, ["--style-blend-weights", "3 values"]),
-        ("blend-weights-negative", {"--style-blend-weights": ["-1"]}, ["--style-blend-weights", "-1"]),
-        ("bad-style-layer", {"--style-layers": "relu1_1,relu3_l"}, ["relu3_l", "did you mean relu3_1"]),
-        ("bad-content-layer", {"--content-layers": "relu4_3"}, ["relu4_3", "did you mean relu4_"]),
-        ("empty-style-layers", {"--style-layers": ","}, ["--style-layers", "empty"]),
-        ("bad-pooling", {"--pooling": "median"}, ["--pooling", "median"]),
-        ("bad-optimizer", {"--optimizer": "sgd"}, ["--optimizer", "sgd"]),
-        ("network-not-weights", {"--network": "{tmp}/net.mat"}, ["net.mat"]),
-        ("network-missing", {"--network": "{tmp}/nonet.mat"}, ["nonet.mat", "does not exist"]),
-        ("network-unknown-format", {"--network": "{tmp}/net.bin"}, ["net.bin", "unknown weights format"]),
-        ("noiseblend-above-1", {"--initial-noiseblend": "2"}, ["--initial-noiseblend", "2"]),
-        ("negative-style-weight", {"--style-weight": "-1"}, ["--style-weight", "-1"]),
-        ("beta1-1", {"--beta1": "1"}, ["--beta1", "1"]),
-        ("learning-rate-0", {"--learning-rate": "0"}, ["--learning-rate", "0"]),
-        ("checkpoint-without-placeholder", {"--checkpoint-output": "{tmp}/ck.png", "--checkpoint-iterations": "2"},
-         ["ck.png", "placeholder"]),
-        ("checkpoint-without-iterations", {"--checkpoint-output": "{tmp}/ck_{{}}.png"}, ["--checkpoint-iterations"]),
-        ("checkpoint-iterations-0", {"--checkpoint-output": "{tmp}/ck_%d.png", "--checkpoint-iterations": "0"},
-         ["--checkpoint-iterations", "0"]),
-        ("log-dir-missing", {"--log": "{tmp}/nologdir/run.jsonl"}, ["nologdir", "--log"]),
-        ("seed-negative", {"--seed": "-1"}, ["--seed", "-1"]),
-        ("style-scale-infinite", {"--style-scales": ["inf"]}, ["--style-scales", "inf"]),
-        ("style-weight-nan", {"--style-weight": "nan"}, ["--style-weight", "nan"]),
-        ("blend-weight-nan", {"--style-blend-weights": ["nan"]}, ["--style-blend-weights", "nan"]),
-        ("layer-weight-exp-negative", {"--style-layer-weight-exp": "-2"}, ["--style-layer-weight-exp", "-2"]),
-        ("log-is-a-directory", {"--log": "{tmp}/adir"}, ["adir", "--log", "is a directory"]),
-        ("content-weight-blend-above-1", {"--content-weight-blend": "1.5"}, ["--content-weight-blend", "1.5"]),
-        ("missing-required", {"--content": "DROP"}, ["--content", "required"]),
-    ]
-
-
-@pytest.mark.parametrize("changes, fragments", [c[1:] for c in bad_cases()], ids=[c[0] for c in bad_cases()])
-def test_bad_input_is_one_line_exit_2_and_touches_nothing(files, tiny_net_path, tmp_path, capsys, changes, fragments):
-    (tmp_path / "notes.png").write_text("not a picture\n")
-    Image.fromarray(np.zeros((64, 64, 3), np.uint8) + 7).save(tmp_path / "full.png")
-    data = (tmp_path / "full.png").read_bytes()
-    (tmp_path / "half.png").write_bytes(data[: len(data) // 2])
-    (tmp_path / "adir").mkdir()
-    (tmp_path / "adir.png").mkdir()
-    (tmp_path / "net.mat").write_text("these are not weights\n")
-    (tmp_path / "net.bin").write_bytes(b"\x00" * 64)
-    existing = tmp_path / "existing.png"
-    images.save_image(str(existing), np.full((4, 4, 3), 99.0))
-    before = {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path) if (tmp_path / p).is_file()}
-    listing = sorted(os.listdir(tmp_path))
-
-    args = {"--network": tiny_net_path, "--content": files["content"], "--styles": [files["style"]],
-            "--output": str(existing), "--iterations": "3", "--overwrite": [], "--quiet": []}
-    for key, value in changes.items():
-        if value is None:
-            del args[key]
-        else:
-            args[key] = value
-    argv = []
-    for key, value in args.items():
-        if value == "DROP":
-            continue
-        values = value if isinstance(value, list) else [value]
-        argv += [key] + [v.format(tmp=tmp_path, style=files["style"]) for v in values]
-
-    code, out, err = run_main(argv, capsys)
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and out == ""
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert sorted(os.listdir(tmp_path)) == listing  # nothing written, no temporary file left
-    assert {p: (tmp_path / p).read_bytes() for p in before} == before
-
-
-def test_validation_fails_before_tensorflow_is_imported(files, tmp_path):
-    """A typo costs about a second: the checks run without importing TensorFlow."""
-    code = (
-        "import sys, neural_style\n"
-        f"rc = neural_style.main(['--content', {files['content']!r}, '--styles', {files['style']!r},"
-        f" '--output', {str(tmp_path / 'out.png')!r}, '--width', '0'])\n"
-        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
-        "sys.exit(rc)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == "neural_style.py: error: --width must be a positive integer, not 0"
-
-
-# ---------------------------------------------------------------- flags, defaults, --help, entry point
-
-# The classic tool's flags and defaults (anishathalye/neural-style), which must mean the same here.
-CLASSIC_DEFAULTS = {
-    "content_weight": 5e0, "content_weight_blend": 1.0, "style_weight": 5e2, "style_layer_weight_exp": 1.0,
-    "learning_rate": 1e1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "iterations": 1000, "pooling": "max",
-    "style_scales": None, "style_blend_weights": None, "initial": None, "initial_noiseblend": None,
-    "print_iterations": None, "checkpoint_output": None, "checkpoint_iterations": None, "width": None,
-    "overwrite": False, "progress_write": False, "progress_plot": False,
-}
-
-
-def test_every_classic_flag_exists_with_its_default():
-    args = neural_style.build_parser().parse_args(["--content", "c.png", "--styles", "s.png", "--output", "o.png"])
-    for dest, default in CLASSIC_DEFAULTS.items():
-        assert getattr(args, dest) == default, dest
-    assert args.optimizer == "lbfgs" and args.lbfgs_corrections == stylize.LBFGS_CORRECTIONS
-    # The classic boolean --preserve-colors now takes an optional mode: off by default,
-    # and the bare flag still means the classic luminance transfer.
-    assert not args.preserve_colors
-    bare = neural_style.build_parser().parse_args(["--content", "c", "--styles", "s", "--output", "o.png",
-                                                  "--preserve-colors"])
-    assert bare.preserve_colors == "luminance"
-    assert args.tv_weight is None  # 1e2 (classic) or the embedded network's own, chosen after loading
-
-
-def test_cli_defaults_are_stylizes_defaults():
-    for name in ("CONTENT_WEIGHT", "CONTENT_WEIGHT_BLEND", "STYLE_WEIGHT", "TV_WEIGHT", "STYLE_LAYER_WEIGHT_EXP",
-                 "LEARNING_RATE", "BETA1", "BETA2", "EPSILON", "STYLE_SCALE", "ITERATIONS", "POOLING",
-                 "LBFGS_CORRECTIONS", "CONTENT_LAYERS", "STYLE_LAYERS"):
-        assert getattr(neural_style, name) == getattr(stylize, name), name
-    options, loss = stylize.OptimizerOptions(), stylize.LossOptions()
-    assert (options.learning_rate, options.beta1, options.beta2, options.epsilon) == (1e1, 0.9, 0.999, 1e-8)
-    assert (loss.content_weight, loss.style_weight, loss.tv_weight) == (5.0, 500.0, 100.0)
-
-
-def test_help_shows_every_default(capsys):
+def test_parser_error_is_one_line_with_exit_2(capsys):
+    parser = neural_style.build_parser()
     with pytest.raises(SystemExit) as exc:
-        neural_style.main(["--help"])
-    assert exc.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
-    for flag in ("--content", "--styles", "--output", "--iterations", "--print-iterations", "--checkpoint-output",
-                 "--checkpoint-iterations", "--progress-write", "--progress-plot", "--width", "--style-scales",
-                 "--network", "--content-weight-blend", "--content-weight", "--style-weight",
-                 "--style-layer-weight-exp", "--style-blend-weights", "--tv-weight", "--learning-rate", "--beta1",
-                 "--beta2", "--eps", "--initial", "--initial-noiseblend", "--preserve-colors", "--pooling",
-                 "--overwrite", "--optimizer", "--lbfgs-corrections", "--seed", "--content-layers",
-                 "--style-layers", "--log"):
-        assert flag + " " in text, flag
-    for shown in ("(default: 1000)", "(default: 5.0)", "(default: 1.0)", "(default: 500.0)", "(default: 10.0)",
-                  "(default: 0.9)", "(default: 0.999)", "(default: 1e-08)", "(default: max)", "(default: lbfgs)",
-                  "(default: 20)", "default 100", "relu4_2,relu5_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
-                  "default: the content's"):
-        assert shown in text, shown
+        parser.parse_args(BASE + ["--width", "abc"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("neural_style.py: error: ") and err.endswith("(see --help)\n")
+    assert "--width" in err and "abc" in err
+
+
+def test_fail_prints_one_line_and_returns_the_usage_status(capsys):
+    assert cli.fail("tool.py", "no good") == 2
+    assert capsys.readouterr().err == "tool.py: error: no good\n"
+
+
+def test_formatter_shows_a_default_once_and_never_none_or_false():
+    p = cli.Parser(prog="t", formatter_class=cli.Formatter)
+    p.add_argument("--a", type=int, default=3, help="a number")
+    p.add_argument("--b", default=None, help="a name")
+    p.add_argument("--c", action="store_true", help="a switch")
+    p.add_argument("--d", type=int, default=4, help="explained (default: four)")
+    text = " ".join(p.format_help().split())
+    assert "a number (default: 3)" in text
     assert "(default: None)" not in text and "(default: False)" not in text
+    assert "explained (default: four)" in text and "(default: 4)" not in text
 
 
-def test_pyproject_declares_the_neural_style_command():
-    import importlib
-
-    import tomllib
-
-    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
-        project = tomllib.load(f)
-    target = project["project"]["scripts"]["neural-style"]
-    module, function = target.split(":")
-    assert callable(getattr(importlib.import_module(module), function))
-    modules = set(project["tool"]["setuptools"]["py-modules"])
-    assert {"neural_style", "stylize", "vgg", "images", "color"} <= modules
-    assert all(os.path.exists(os.path.join(ROOT, m + ".py")) for m in modules)
+def test_preserve_colors_flag_forms():
+    parser = neural_style.build_parser()
+    assert parser.parse_args(BASE).preserve_colors is None
+    assert parser.parse_args(BASE + ["--preserve-colors"]).preserve_colors == "luminance"
+    assert parser.parse_args(["--preserve-colors"] + BASE).preserve_colors == "luminance"
+    assert parser.parse_args(BASE + ["--preserve-colors", "histogram"]).preserve_colors == "histogram"
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(BASE + ["--preserve-colors", "chroma"])
+    assert exc.value.code == 2
 
 
-def test_tensorflow_start_up_chatter_is_kept_off_stderr():
-    # TensorFlow's C++ runtime prints CUDA-driver INFO/ERROR lines on machines without a
-    # GPU; a user running the CLI should only see the tool's own lines.
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run([sys.executable, "-c", "import stylize, vgg; print(vgg.import_tensorflow().__name__)"],
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "tensorflow"
-    assert done.stderr == ""
+def test_the_groups_can_be_reused_by_another_command():
+    """compare.py takes the objective's flags without the transfer's files."""
+    p = cli.Parser(prog="other")
+    cli.add_objective_arguments(p.add_argument_group("objective"))
+    args = p.parse_args(["--style-weight", "7", "--content-layers", "relu3_1", "--preset", "gatys2016"])
+    assert args.style_weight == 7.0 and args.content_layers == ("relu3_1",) and args.preset == "gatys2016"
+    assert not hasattr(args, "content") and not hasattr(args, "iterations")
+
+
+def test_explicit_dests_are_the_flags_given_whatever_their_value():
+    argv = BASE + ["--pooling", "max", "--iterations", "1000", "--eps", "1e-8"]
+    explicit = cli.explicit_dests(neural_style.build_parser, argv)
+    # equal to the defaults, but typed: explicit (a preset must not override them)
+    assert {"pooling", "iterations", "eps", "content", "styles", "output"} == explicit
+    assert cli.explicit_dests(neural_style.build_parser, ["--quiet"]) == {"quiet"}  # --content missing: no error
+
+
+def test_parse_settings_takes_every_flag_into_its_part():
+    s = parse_settings(BASE + ["--styles", "a.jpg", "b.jpg", "--style-blend-weights", "1", "2", "--eps", "1e-6",
+                               "--width", "20", "--scales", "2", "--content-layers", "relu4_2", "--seed", "4"])
+    assert isinstance(s, Settings)
+    assert s.run.styles == ("a.jpg", "b.jpg") and s.loss.style_blend_weights == (1.0, 2.0)  # tuples, not lists
+    assert s.optimizer.epsilon == 1e-6 and s.optimizer.scales == 2 and s.run.width == 20 and s.run.seed == 4
+    assert s.loss.content_layers == ("relu4_2",) and s.loss.style_layers == settings.STYLE_LAYERS
+    assert s.loss.tv_weight is None  # resolved against the network later
+    # no preset: the classic non-flag settings
+    assert (s.loss.loss_scale, s.run.style_size, s.run.normalise_network) == ("classic", "width", False)
+
+
+def test_parse_settings_applies_the_preset_and_keeps_explicit_flags():
+    s = parse_settings(BASE + ["--preset", "gatys2016", "--pooling", "max"])
+    assert s.loss.pooling == "max"  # explicit wins
+    assert s.loss.loss_scale == "gatys2016" and s.loss.tv_weight == 0.0 and s.run.width == 512
+    assert s.run.normalise_network and s.run.style_size == "content"
+
+
+def test_parse_settings_ignores_a_commands_own_flags():
+    args = argparse.Namespace(content="c.png", styles=["s.png"], output="o.png", out_dir="x", sizes=[1, 2])
+    s = cli.parse_settings(args)
+    assert s.run.content == "c.png" and s.run.styles == ("s.png",)
+
+
+def test_parse_settings_reports_a_preset_conflict_as_value_error():
+    with pytest.raises(ValueError, match="--ratio.*--content-weight"):
+        parse_settings(BASE + ["--ratio", "1e-3", "--content-weight", "2"])

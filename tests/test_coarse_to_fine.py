@@ -1,14 +1,14 @@
 """Coarse-to-fine (issue 7): the schedule, the budget, the init from the upsampled previous
-result, progress across scales; and size-independent loss terms ("normalized")."""
+result, progress across scales. The size-independent loss terms ("normalized") are tested
+in test_stylize.py, the --scales and --start-size checks in test_checks.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from neural_style_tf import coarse_to_fine
-from neural_style_tf import images
 import stylize
+from neural_style_tf import coarse_to_fine, images
 
 
 def smooth(height, width, phase):
@@ -85,55 +85,60 @@ def test_run_initialises_from_the_upsampled_previous_result(tiny_network, monkey
     assert result.evaluations == sum(r.evaluations for r in per_stage)
 
 
-def terms_at_size(network, long_side, loss_scale):
-    height = long_side * 3 // 4
-    content, style = smooth(height, long_side, 0.0), smooth(height, long_side, 0.3)
-    with stylize.Objective(network, content, [style], stylize.LossOptions(loss_scale=loss_scale)) as objective:
-        return objective.evaluate(0.5 * content + 0.5 * style)[0]
+def test_run_builds_each_objective_with_the_stages_extra_arguments(tiny_network, monkeypatch):
+    """objective_kwargs(size) is how the transfer hands each scale its resized content mask."""
+    content = smooth(48, 64, 0.0)
+    mask = np.ones(content.shape[:2], np.float32)
+    mask[:, :16] = 0.0
+    asked, masks = [], []
+    real = stylize.Objective
+
+    def objective(network, scaled, styles, loss, content_mask=None):
+        masks.append(content_mask.shape)
+        return real(network, scaled, styles, loss, content_mask=content_mask)
+
+    def kwargs(size):
+        asked.append(size)
+        return {"content_mask": images.resize(mask, size).clip(0, 1)}
+
+    monkeypatch.setattr(stylize, "Objective", objective)
+    stages = coarse_to_fine.schedule(content.shape, 4, scales=2)
+    result, _ = coarse_to_fine.run(stages, tiny_network, content, [smooth(32, 32, 0.2)], stylize.LossOptions(),
+                                   stylize.OptimizerOptions(), lambda c: c.copy(), objective_kwargs=kwargs)
+    assert asked == [(24, 32), (48, 64)] and masks == asked
+    assert result.ok and result.iterations == 4
 
 
-def test_loss_terms_size_independent_at_initialisation(tiny_network):
-    """The same picture pair at 48 and 96 px, evaluated at the same start (half content, half style).
+def test_an_interrupt_while_building_a_larger_scale_keeps_the_previous_result(tiny_network, monkeypatch):
+    content = smooth(48, 64, 0.0)
+    real = stylize.Objective
+    built = []
 
-    Tolerances: style within 5%; TV ("normalized") within 2%; content within 30%
-    (on these tiny images the zero padding at the borders is a large share of each
-    feature map; on the example photos at 256/512/1024 px it agreed within 15%).
-    """
-    small = terms_at_size(tiny_network, 48, "normalized")
-    large = terms_at_size(tiny_network, 96, "normalized")
-    assert abs(large["style"] / small["style"] - 1) < 0.05
-    assert abs(large["tv"] / small["tv"] - 1) < 0.02
-    assert abs(large["content"] / small["content"] - 1) < 0.30
-    # Under "classic" the TV of a smooth picture falls ~4x when the size doubles
-    # (this is what "normalized" corrects); the other terms are the same functions.
-    classic_small = terms_at_size(tiny_network, 48, "classic")
-    classic_large = terms_at_size(tiny_network, 96, "classic")
-    assert 3.0 < classic_small["tv"] / classic_large["tv"] < 5.0
-    assert classic_small["style"] == pytest.approx(small["style"], rel=1e-5)
+    def objective(*args, **kwargs):
+        built.append(1)
+        if len(built) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second scale's graph is built
+        return real(*args, **kwargs)
 
-
-def test_normalized_equals_classic_at_the_reference_size(tiny_network):
-    content = smooth(stylize.REFERENCE_SIZE // 8, stylize.REFERENCE_SIZE, 0.1)  # long side 512, cheap height
-    import tensorflow as tf
-
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-        x = tf.constant(content[None])
-        a, b = sess.run([stylize.total_variation(x), stylize.total_variation_normalized(x)])
-    assert a == pytest.approx(b, rel=1e-6)
-    assert "classic" in stylize.LOSS_SCALES and "normalized" in stylize.LOSS_SCALES
+    monkeypatch.setattr(stylize, "Objective", objective)
+    stages = coarse_to_fine.schedule(content.shape, 6, scales=2)
+    result, per_stage = coarse_to_fine.run(stages, tiny_network, content, [smooth(32, 32, 0.2)],
+                                           stylize.LossOptions(), stylize.OptimizerOptions(), lambda c: c.copy())
+    assert result.stop_reason == "interrupted" and not result.ok
+    assert len(per_stage) == 2 and per_stage[0].ok
+    assert result.iterations == per_stage[0].iterations == stages[0].iterations
+    # the first scale's image, brought to the final size
+    assert result.image.shape == content.shape
+    np.testing.assert_allclose(result.image, images.resize(per_stage[0].image, (48, 64)))
+    assert result.terms == per_stage[0].terms
 
 
-@pytest.mark.parametrize("extra,needle", [(["--scales", "2", "--start-size", "64"], "--scales and --start-size"),
-                                          (["--scales", "0"], "--scales must be a positive integer, not 0"),
-                                          (["--start-size", "-5"], "--start-size must be a positive integer, not -5")])
-def test_coarse_to_fine_flags_are_checked(tmp_path, capsys, extra, needle):
-    import os
+def test_an_interrupt_before_any_image_is_raised(tiny_network, monkeypatch):
+    def objective(*args, **kwargs):
+        raise KeyboardInterrupt
 
-    import neural_style
-
-    image = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "starry_night.jpg")
-    out = tmp_path / "o.png"
-    assert neural_style.main(["--content", image, "--styles", image, "--output", str(out), *extra]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and needle in err[0]
-    assert not out.exists()
+    monkeypatch.setattr(stylize, "Objective", objective)
+    stages = coarse_to_fine.schedule((24, 32, 3), 4, scales=2)
+    with pytest.raises(KeyboardInterrupt):
+        coarse_to_fine.run(stages, tiny_network, smooth(24, 32, 0.0), [smooth(16, 16, 0.1)], stylize.LossOptions(),
+                           stylize.OptimizerOptions(), lambda c: c.copy())

@@ -1,4 +1,6 @@
-"""Colour control (issue 7): histogram matching, luminance-only transfer, the CLI modes."""
+"""color.py (issue 7): histogram matching, luminance-only transfer, the classic luminance swap,
+and one run of the luminance-only mode. The flag forms are in test_cli.py, the
+--color-source check in test_checks.py."""
 
 from __future__ import annotations
 
@@ -7,9 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from neural_style_tf import color
-from neural_style_tf import images
 import neural_style
+from neural_style_tf import color, images
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -86,26 +87,43 @@ def test_fill_transparent():
     np.testing.assert_array_equal(out[alpha > 0], rgb[alpha > 0])
 
 
-def test_preserve_colors_flag_forms():
-    parser = neural_style.build_parser()
-    base = ["--content", "c.jpg", "--styles", "s.jpg", "--output", "o.jpg"]
-    assert parser.parse_args(base).preserve_colors is None
-    assert parser.parse_args(base + ["--preserve-colors"]).preserve_colors == "luminance"
-    assert parser.parse_args(["--preserve-colors"] + base).preserve_colors == "luminance"
-    assert parser.parse_args(base + ["--preserve-colors", "histogram"]).preserve_colors == "histogram"
-    with pytest.raises(SystemExit) as exc:
-        parser.parse_args(base + ["--preserve-colors", "chroma"])
-    assert exc.value.code == 2
+def test_luminance_transfer_takes_y_from_the_stylized_and_chroma_from_the_content():
+    content = example("tubingen_neckarfront.jpg", 32)
+    stylized = example("starry_night.jpg", 32)[: content.shape[0]]
+    out = color.luminance_transfer(content, stylized)
+    assert out.dtype == np.float32 and out.shape == content.shape
+    ycc_out, ycc_content, ycc_stylized = (color.rgb_to_ycbcr(im) for im in (out, content, stylized))
+    unclipped = ((out > 0) & (out < 255)).all(axis=-1)
+    assert unclipped.mean() > 0.9
+    np.testing.assert_allclose(ycc_out[..., 0][unclipped], ycc_stylized[..., 0][unclipped], atol=1e-3)
+    np.testing.assert_allclose(ycc_out[..., 1:][unclipped], ycc_content[..., 1:][unclipped], atol=1e-3)
+    assert np.abs(ycc_stylized[..., 1:] - ycc_content[..., 1:]).mean() > 5  # the chroma really changed
 
 
-def test_color_source_with_luminance_is_a_usage_error(tmp_path, capsys):
-    path = os.path.join(EXAMPLES, "starry_night.jpg")
-    code = neural_style.main(["--content", path, "--styles", path, "--output", str(tmp_path / "o.png"),
-                              "--preserve-colors", "luminance", "--color-source", path])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--color-source" in err[0] and "luminance" in err[0]
-    assert not (tmp_path / "o.png").exists()
+def test_ycbcr_round_trip():
+    rgb = np.random.default_rng(0).uniform(0, 255, (4, 5, 3))
+    np.testing.assert_allclose(color.ycbcr_to_rgb(color.rgb_to_ycbcr(rgb)), rgb, atol=1e-9)
+    np.testing.assert_allclose(color.rgb_to_ycbcr(np.full((1, 1, 3), 255.0)), [[[255.0, 128.0, 128.0]]], atol=1e-3)
+
+
+def test_prepare_colors_without_a_mode_and_with_the_classic_swap():
+    content = example("tubingen_neckarfront.jpg", 32)
+    style = example("starry_night.jpg", 32)
+    for mode in (None, "luminance"):
+        new_content, (new_style,), finish = color.prepare_colors(content, [style], mode)
+        np.testing.assert_array_equal(new_content, content)
+        np.testing.assert_array_equal(new_style, style)  # the inputs are untouched
+    rgb = style[: content.shape[0]]
+    np.testing.assert_array_equal(color.prepare_colors(content, [style], None)[2](rgb), rgb)
+    np.testing.assert_array_equal(finish(rgb), color.luminance_transfer(content, rgb))
+
+
+def test_unknown_mode_or_method_is_refused():
+    rgb = np.zeros((2, 2, 3), np.float32)
+    with pytest.raises(ValueError, match="chroma"):
+        color.prepare_colors(rgb, [rgb], "chroma")
+    with pytest.raises(ValueError, match="eigen"):
+        color.match_color_statistics(rgb, rgb, "eigen")
 
 
 def test_luminance_only_output_has_the_content_chroma(tmp_path, tiny_net_path):

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style_tf import keras_network
-from neural_style_tf import memory
 import neural_style
 import vgg
+from neural_style_tf import keras_network, memory, settings
+from neural_style_tf.feature_network import FeatureNetwork
+from neural_style_tf.tf_runtime import import_tensorflow
 
-tf = vgg.import_tensorflow()
+tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow, quietly)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,6 +106,19 @@ def test_the_frozen_graph_stops_at_the_deepest_requested_layer(model_files):
         net = vgg.net_preloaded(network, tf.compat.v1.placeholder(tf.float32, (1, 8, 8, 3)), last="block1_conv")
         assert list(net) == ["block1_conv"]
         assert not {op.type for op in graph.get_operations()} & {"MatMul", "Mean", "MaxPool"}
+
+
+def test_load_net_dispatches_a_whole_model_to_keras_network(model_files, tiny_net_path):
+    network = vgg.load_net(model_files[1]["keras"])
+    assert isinstance(network, keras_network.KerasNetwork) and isinstance(network, FeatureNetwork)
+    assert network.layers == ("block1_conv", "block1_pool", "block2_conv")
+    # scaled to the embedded network's magnitudes, so it gets the embedded TV weight
+    assert network.default_tv_weight == settings.TV_WEIGHT_EMBEDDED
+    assert not network.can_normalise and not network.is_normalised
+    assert network.announce() == f"network: {network.describe()}" and "input range 0-1" in network.describe()
+    assert vgg.load_net(model_files[1]["keras"], "caffe").input_range == "caffe"
+    with pytest.raises(vgg.NetworkError, match="--input-range is for Keras models"):
+        vgg.load_net(tiny_net_path, "0-255")
 
 
 def test_full_model_h5_loads_like_keras(model_files):
@@ -229,6 +243,7 @@ def test_example_script_writes_a_model_the_tool_loads(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_damaged_keras_file_is_one_line(model_files, pictures, tmp_path, capsys):
     import subprocess
     import sys

@@ -1,11 +1,11 @@
-"""memory.py: the preflight estimate grows as it should, and the CLI refuses with advice."""
+"""memory.py: the preflight estimate grows as it should, term by term. How the commands
+refuse or warn with it is in test_checks.py (checks.check_memory)."""
 
 from __future__ import annotations
 
-import pytest
+import os
 
 from neural_style_tf import memory
-import neural_style
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1", "relu4_2")
 
@@ -47,45 +47,31 @@ def test_preflight_levels(tiny_network):
     assert level == "refuse" and "--width" in message and "--lbfgs-corrections (now 20)" in message
 
 
-def test_available_bytes_is_positive():
-    assert memory.available_bytes() > 0
+def test_available_bytes_is_positive_and_at_most_the_physical_ram():
+    available = memory.available_bytes()
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < available <= total
 
 
-def test_cli_refuses_with_advice_and_exit_2(tiny_net_path, content_and_style, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
-    out = tmp_path / "out.png"
-    status = neural_style.main(["--content", content_and_style[0], "--styles", content_and_style[1],
-                                "--output", str(out), "--network", tiny_net_path, "--iterations", "2", "--quiet"])
-    err = capsys.readouterr().err
-    assert status == 2
-    assert "32x24 image needs about" in err and "smaller --width" in err and "--lbfgs-corrections" in err
-    assert "Traceback" not in err
-    assert not out.exists()
+def test_available_bytes_reads_memavailable(tmp_path, monkeypatch):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    1234567 kB\n")
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        return real_open(meminfo if path == "/proc/meminfo" else path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    assert memory.available_bytes() == 1234567 * 1024
 
 
-def test_cli_warns_and_runs(tiny_net_path, content_and_style, tmp_path, monkeypatch, capsys):
-    need = memory.estimate_peak_bytes(neural_style.vgg.load_net(tiny_net_path), 24, 32, "lbfgs", 20,
-                                      ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1", "relu4_2"))
-    monkeypatch.setattr(memory, "available_bytes", lambda: int(need / 0.8))
-    out = tmp_path / "out.png"
-    status = neural_style.main(["--content", content_and_style[0], "--styles", content_and_style[1],
-                                "--output", str(out), "--network", tiny_net_path, "--iterations", "2", "--quiet"])
-    err = capsys.readouterr().err
-    assert status == 0, err
-    assert "warning: a 32x24 image needs about" in err
-    assert out.exists()
-
-
-@pytest.mark.parametrize("extra, largest", [(["--width", "1000000"], "1000000x750000"),
-                                            (["--width", "32", "--style-scales", "40000"], "1280000x960000")])
-def test_cli_refuses_an_absurd_size_before_resizing(tiny_net_path, content_and_style, tmp_path, capsys, extra, largest):
-    # Resizing to these sizes would need terabytes and the OOM killer would end the run
-    # without a word: the preflight must see the sizes before any image is resized.
-    out = tmp_path / "out.png"
-    status = neural_style.main(["--content", content_and_style[0], "--styles", content_and_style[1],
-                                "--output", str(out), "--network", tiny_net_path, "--quiet"] + extra)
-    err = capsys.readouterr().err
-    assert status == 2, err
-    assert f"a {largest} image needs about" in err and "Traceback" not in err
-    assert ("style image" in err) == ("--style-scales" in extra)
-    assert not out.exists()
+def test_estimate_parts_add_up_and_the_baseline_is_constant(tiny_network):
+    small = memory.estimate_parts(tiny_network, 32, 32, "lbfgs", 20, LAYERS)
+    large = memory.estimate_parts(tiny_network, 320, 320, "lbfgs", 20, LAYERS)
+    assert memory.estimate_peak_bytes(tiny_network, 32, 32, "lbfgs", 20, LAYERS) == sum(small.values())
+    assert small["tensorflow"] == large["tensorflow"] == memory.TENSORFLOW_BASELINE_BYTES
+    assert small["graph weights"] == large["graph weights"]  # the weights do not depend on the size
+    for part in ("activations", "optimizer", "evaluator"):
+        # 100x the pixels: the per-pixel parts grow about 100x (the m^2 terms of L-BFGS do not)
+        assert 90 < large[part] / small[part] <= 100.5, part
+    assert memory.format_bytes(3 * 2**30) == "3.0 GB" and memory.format_bytes(5 * 2**20) == "5 MB"

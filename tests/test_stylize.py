@@ -1,21 +1,30 @@
-"""stylize.py: the objective graph (against NumPy, and its gradient against finite
-differences), the Evaluator's cache, budgets and failure handling, and both optimizers.
+"""stylize.py: the pure loss terms and layer weights against NumPy; the objective graph
+(against NumPy, and its gradient against finite differences), the content mask, the
+size-independent loss scale; the Evaluator's cache, budgets and failure handling, and
+both optimizers.
 
-Everything runs on the tiny network of conftest.py and 16x16 images, or on a small
-quadratic objective whose minimum is known exactly.
+Everything runs on the tiny network of conftest.py and 16-96 px images, or on a small
+quadratic objective whose minimum is known exactly. The loss functions are pure
+TensorFlow functions, so they are evaluated eagerly.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections import OrderedDict
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from test_vgg import reference_net
 
 import stylize
+from neural_style_tf import images
+from neural_style_tf.settings import STYLE_LAYERS
+from neural_style_tf.tf_runtime import import_tensorflow
+
+tf = import_tensorflow()
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 SIZE = 16
 
@@ -40,6 +49,181 @@ def objective(tiny_network, content, style):
     (monkeypatching its attributes is fine, pytest undoes that)."""
     with stylize.Objective(tiny_network, content, [style]) as obj:
         yield obj
+
+
+# ---------------------------------------------------------------- the pure loss terms (eagerly)
+
+
+def value(tensor):
+    return np.asarray(tensor, dtype=np.float64)
+
+
+def np_gram_batch(features):
+    """Classic normalisation: F^T F / (H W C), features (1, H, W, C)."""
+    _, h, w, c = features.shape
+    flat = features.reshape(-1, c).astype(np.float64)
+    return flat.T @ flat / (h * w * c)
+
+
+# ---------------------------------------------------------------- Gram matrix
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 3, 4), (1, 5, 7, 1), (1, 1, 1, 6)])
+def test_gram_matrix_of_ones_is_one_over_channels(shape):
+    gram = value(stylize.gram_matrix(tf.ones(shape)))
+    channels = shape[-1]
+    assert gram.shape == (channels, channels)
+    np.testing.assert_allclose(gram, np.full((channels, channels), 1.0 / channels), rtol=1e-6)
+
+
+def test_gram_matrix_matches_numpy_and_is_symmetric():
+    features = np.random.default_rng(0).normal(size=(1, 6, 5, 4)).astype(np.float32)
+    gram = value(stylize.gram_matrix(tf.constant(features)))
+    np.testing.assert_allclose(gram, np_gram_batch(features), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gram, gram.T, rtol=1e-6)
+
+
+def test_gram_matrix_of_orthogonal_channels_is_diagonal():
+    # Channel 0 lives on the left half, channel 1 on the right half: they never overlap.
+    features = np.zeros((1, 2, 4, 2), np.float32)
+    features[0, :, :2, 0] = 3.0
+    features[0, :, 2:, 1] = 1.0
+    gram = value(stylize.gram_matrix(tf.constant(features)))
+    # sum over 4 pixels of 3^2 = 36, of 1^2 = 4; divided by H W C = 16.
+    np.testing.assert_allclose(gram, [[36 / 16, 0.0], [0.0, 4 / 16]], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- total variation
+
+
+def checkerboard(height, width, amplitude=1.0, channels=3):
+    board = (np.indices((height, width)).sum(axis=0) % 2).astype(np.float32) * amplitude
+    return np.repeat(board[None, :, :, None], channels, axis=3)
+
+
+@pytest.mark.parametrize("amplitude", [1.0, 255.0])
+def test_total_variation_of_a_checkerboard(amplitude):
+    # Every vertical and every horizontal neighbour differs by the amplitude: each mean is a^2.
+    tv = float(value(stylize.total_variation(tf.constant(checkerboard(6, 7, amplitude)))))
+    assert tv == pytest.approx(2.0 * amplitude**2, rel=1e-6)
+
+
+def test_total_variation_of_a_constant_image_is_zero():
+    assert float(value(stylize.total_variation(tf.fill((1, 5, 5, 3), 117.0)))) == 0.0
+
+
+def test_total_variation_of_stripes_counts_one_direction_only():
+    # Vertical stripes: columns alternate, rows are constant -> only the horizontal term.
+    stripes = np.zeros((1, 4, 6, 3), np.float32)
+    stripes[:, :, 1::2, :] = 2.0
+    assert float(value(stylize.total_variation(tf.constant(stripes)))) == pytest.approx(4.0)
+    assert float(value(stylize.total_variation(tf.constant(stripes.transpose(0, 2, 1, 3))))) == pytest.approx(4.0)
+
+
+def test_total_variation_matches_numpy():
+    image = np.random.default_rng(1).uniform(0, 255, size=(1, 5, 8, 3)).astype(np.float32)
+    x = image.astype(np.float64)
+    expected = np.mean((x[:, 1:] - x[:, :-1]) ** 2) + np.mean((x[:, :, 1:] - x[:, :, :-1]) ** 2)
+    assert float(value(stylize.total_variation(tf.constant(image)))) == pytest.approx(expected, rel=1e-5)
+
+
+# ---------------------------------------------------------------- content and style losses
+
+
+def test_content_loss_matches_numpy_and_is_zero_at_the_target():
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(1, 4, 3, 5)).astype(np.float32)
+    target = rng.normal(size=(1, 4, 3, 5)).astype(np.float32)
+    expected = np.mean((features.astype(np.float64) - target) ** 2)
+    assert float(value(stylize.content_loss(tf.constant(features), tf.constant(target)))) == pytest.approx(expected, rel=1e-5)
+    assert float(value(stylize.content_loss(tf.constant(target), tf.constant(target)))) == 0.0
+
+
+def test_style_loss_matches_numpy_from_features():
+    rng = np.random.default_rng(3)
+    features = rng.uniform(0, 2, size=(1, 6, 4, 3)).astype(np.float32)
+    style_features = rng.uniform(0, 2, size=(1, 8, 8, 3)).astype(np.float32)  # another size: Grams still compare
+    target = np_gram_batch(style_features)
+    expected = np.mean((np_gram_batch(features) - target) ** 2)
+    loss = stylize.style_loss(stylize.gram_matrix(tf.constant(features)), tf.constant(target, tf.float32))
+    assert float(value(loss)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_style_loss_ignores_where_things_are():
+    # A Gram matrix is blind to position: a shuffled copy of the style has zero style loss.
+    rng = np.random.default_rng(4)
+    features = rng.uniform(0, 2, size=(1, 4, 4, 3)).astype(np.float32)
+    shuffled = rng.permutation(features.reshape(-1, 3)).reshape(features.shape)
+    loss = stylize.style_loss(stylize.gram_matrix(tf.constant(shuffled)), stylize.gram_matrix(tf.constant(features)))
+    assert float(value(loss)) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_classic_loss_scale_is_registered_with_these_functions():
+    scale = stylize.LOSS_SCALES["classic"]
+    assert (scale.gram, scale.content, scale.style, scale.tv) == (
+        stylize.gram_matrix, stylize.content_loss, stylize.style_loss, stylize.total_variation)
+    assert stylize.LossOptions().loss_scale in stylize.LOSS_SCALES
+
+
+# ---------------------------------------------------------------- layer and style weights
+
+
+def test_content_layer_weights_default_blend_keeps_only_the_first_layer():
+    # The classic default (blend 1): relu4_2 alone; relu5_2 has weight 0 and is not computed.
+    assert dict(stylize.content_layer_weights(("relu4_2", "relu5_2"))) == {"relu4_2": 1.0}
+
+
+def test_content_layer_weights_blend_splits_between_the_two_layers():
+    weights = stylize.content_layer_weights(("relu4_2", "relu5_2"), 0.3)
+    assert list(weights) == ["relu4_2", "relu5_2"]
+    assert weights["relu4_2"] == pytest.approx(0.3)
+    assert weights["relu5_2"] == pytest.approx(0.7)
+
+
+def test_content_layer_weights_blend_zero_keeps_only_the_second_layer():
+    assert dict(stylize.content_layer_weights(("relu4_2", "relu5_2"), 0.0)) == {"relu5_2": 1.0}
+
+
+def test_content_layer_weights_more_layers_share_the_rest():
+    weights = stylize.content_layer_weights(("relu3_1", "relu4_2", "relu5_2"), 0.4)
+    assert list(weights.values()) == pytest.approx([0.4, 0.3, 0.3])
+    assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_content_layer_weights_single_layer_gets_everything_whatever_the_blend():
+    assert dict(stylize.content_layer_weights(("relu3_1",), 0.25)) == {"relu3_1": 1.0}
+
+
+def test_content_layer_weights_no_layer_means_no_content_term():
+    assert dict(stylize.content_layer_weights(())) == {}
+
+
+def test_style_layer_weights_equal_by_default():
+    weights = stylize.style_layer_weights(STYLE_LAYERS)
+    assert list(weights) == list(STYLE_LAYERS)
+    assert list(weights.values()) == pytest.approx([0.2] * 5)
+
+
+def test_style_layer_weights_grow_geometrically_and_sum_to_one():
+    weights = stylize.style_layer_weights(("a", "b", "c", "d"), 2.0)
+    assert list(weights.values()) == pytest.approx([1 / 15, 2 / 15, 4 / 15, 8 / 15])
+    ratios = np.array(list(weights.values()))[1:] / np.array(list(weights.values()))[:-1]
+    assert ratios == pytest.approx([2.0, 2.0, 2.0])
+
+
+def test_style_layer_weights_exp_below_one_favours_early_layers():
+    weights = list(stylize.style_layer_weights(("a", "b", "c"), 0.5).values())
+    assert weights == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+
+
+def test_blend_weights_equal_when_not_given():
+    assert stylize.blend_weights(3) == pytest.approx([1 / 3] * 3)
+
+
+def test_blend_weights_are_normalised():
+    assert stylize.blend_weights(2, [1, 3]) == pytest.approx([0.25, 0.75])
+    assert stylize.blend_weights(2, [0.2, 0.2]) == pytest.approx([0.5, 0.5])
+    assert stylize.blend_weights(1, [7]) == pytest.approx([1.0])
 
 
 # ---------------------------------------------------------------- the objective against NumPy
@@ -106,11 +290,20 @@ def test_objective_at_the_content_has_no_content_loss(objective, content):
     assert terms["style"] > 0
 
 
-def test_objective_graph_is_finalized_and_does_not_grow(objective):
+def test_objective_graph_is_finalized_and_evaluations_are_repeatable(objective):
+    """Nothing is added, retraced or recompiled between evaluations: the graph refuses new
+    ops, and the same image gives exactly the same terms and gradient later on."""
     assert objective.graph.finalized
     ops = len(objective.graph.get_operations())
-    for seed in range(3):
+    with objective.graph.as_default(), pytest.raises(RuntimeError, match="finalized"):
+        tf.constant(1.0)
+    x = random_image(3)
+    first_terms, first_grad = objective.evaluate(x)
+    for seed in range(2):
         objective.evaluate(random_image(seed))
+    terms, grad = objective.evaluate(x)
+    assert terms == first_terms
+    np.testing.assert_array_equal(grad, first_grad)
     assert len(objective.graph.get_operations()) == ops
 
 
@@ -449,12 +642,12 @@ def test_adam_follows_tensorflows_adam_update():
     center = random_image(51, (3, 4, 3), 60.0, 200.0)
     x0 = random_image(52, (3, 4, 3), 60.0, 200.0)
     steps, lr, b1, b2, eps = 6, 2.0, 0.8, 0.95, 1e-3
-    images = []
+    seen = []
 
     quad = Quadratic(center, curvature=0.3)
     opts = stylize.OptimizerOptions(optimizer="adam", iterations=steps, learning_rate=lr, beta1=b1, beta2=b2, epsilon=eps)
     stylize.minimize(quad, x0, opts, on_evaluation=lambda *a: None,
-                     callback=lambda p: images.append(np.array(p.evaluator._x)))
+                     callback=lambda p: seen.append(np.array(p.evaluator._x)))
 
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         var = tf.Variable(x0.astype(np.float64))
@@ -465,8 +658,8 @@ def test_adam_follows_tensorflows_adam_update():
         for _ in range(steps):
             expected.append(sess.run(var).ravel())
             sess.run(train)
-    # images[i] is the image evaluated at step i + 1, i.e. after i updates.
-    np.testing.assert_allclose(np.array(images), np.array(expected), rtol=1e-6, atol=1e-6)
+    # seen[i] is the image evaluated at step i + 1, i.e. after i updates.
+    np.testing.assert_allclose(np.array(seen), np.array(expected), rtol=1e-6, atol=1e-6)
     assert quad.calls == steps
 
 
@@ -523,3 +716,88 @@ def test_initial_image_is_reproducible_with_a_seed_and_stays_in_range(tiny_netwo
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= 255
+
+
+# ---------------------------------------------------------------- the content mask (transparent pixels)
+
+
+def photo(width):
+    return images.resize_to_width(images.load_image(os.path.join(EXAMPLES, "skimage_chelsea.jpg")), width)
+
+
+def test_pool_mask_follows_the_network_pooling():
+    mask = np.zeros((5, 7), np.float32)
+    mask[:, :3] = 1
+    pooled = stylize.pool_mask(mask, (3, 4))
+    assert pooled.shape == (3, 4)
+    np.testing.assert_allclose(pooled[:, 0], 1.0)
+    np.testing.assert_allclose(pooled[:, 1], 0.5)
+    np.testing.assert_allclose(pooled[:, 2:], 0.0)
+    np.testing.assert_allclose(stylize.pool_mask(mask, (2, 2)), [[0.75, 0.0], [0.75, 0.0]])
+
+
+def test_content_mask_weights_the_content_loss(tiny_network):
+    """The masked content term equals a NumPy weighted mean computed from the features."""
+    content = photo(32)
+    x = np.clip(content[::-1] * 0.7 + 30, 0, 255)
+    mask = np.zeros(content.shape[:2], np.float32)
+    mask[:, 12:] = 1.0
+    loss = stylize.LossOptions(content_layers=("relu4_2",), content_weight=1.0, tv_weight=0.0)
+    with stylize.Objective(tiny_network, content, [content], loss, content_mask=mask) as masked, \
+            stylize.Objective(tiny_network, content, [content], loss) as plain:
+        got = masked.evaluate(x)[0]["content"]
+        unmasked = plain.evaluate(x)[0]["content"]
+    target, _ = stylize.compute_targets(tiny_network, content, [], ("relu4_2",), (), "max")
+    feats, _ = stylize.compute_targets(tiny_network, x, [], ("relu4_2",), (), "max")
+    m = stylize.pool_mask(mask, target["relu4_2"].shape[1:3])[None, :, :, None]
+    d2 = (feats["relu4_2"].astype(np.float64) - target["relu4_2"]) ** 2
+    expected = (m * d2).mean() / m.mean()
+    assert got == pytest.approx(expected, rel=1e-4)
+    assert abs(got - unmasked) > 1e-3 * unmasked  # the mask made a difference
+
+
+# ---------------------------------------------------------------- size-independent loss terms ("normalized")
+
+
+def smooth(height, width, phase):
+    """A smooth picture defined in relative coordinates: the same picture at any size."""
+    y, x = np.mgrid[:height, :width] / np.array([height, width])[:, None, None]
+    return np.stack([128 + 100 * np.sin(2 * np.pi * (2 * x + phase)),
+                     128 + 100 * np.cos(2 * np.pi * (1.5 * y + x)),
+                     128 + 80 * np.sin(2 * np.pi * (x + y + phase))], -1).astype(np.float32)
+
+
+def terms_at_size(network, long_side, loss_scale):
+    height = long_side * 3 // 4
+    content, style = smooth(height, long_side, 0.0), smooth(height, long_side, 0.3)
+    with stylize.Objective(network, content, [style], stylize.LossOptions(loss_scale=loss_scale)) as objective:
+        return objective.evaluate(0.5 * content + 0.5 * style)[0]
+
+
+def test_loss_terms_size_independent_at_initialisation(tiny_network):
+    """The same picture pair at 48 and 96 px, evaluated at the same start (half content, half style).
+
+    Tolerances: style within 5%; TV ("normalized") within 2%; content within 30%
+    (on these tiny images the zero padding at the borders is a large share of each
+    feature map; on the example photos at 256/512/1024 px it agreed within 15%).
+    """
+    small = terms_at_size(tiny_network, 48, "normalized")
+    large = terms_at_size(tiny_network, 96, "normalized")
+    assert abs(large["style"] / small["style"] - 1) < 0.05
+    assert abs(large["tv"] / small["tv"] - 1) < 0.02
+    assert abs(large["content"] / small["content"] - 1) < 0.30
+    # Under "classic" the TV of a smooth picture falls ~4x when the size doubles
+    # (this is what "normalized" corrects); the other terms are the same functions.
+    classic_small = terms_at_size(tiny_network, 48, "classic")
+    classic_large = terms_at_size(tiny_network, 96, "classic")
+    assert 3.0 < classic_small["tv"] / classic_large["tv"] < 5.0
+    assert classic_small["style"] == pytest.approx(small["style"], rel=1e-5)
+
+
+def test_normalized_equals_classic_at_the_reference_size(tiny_network):
+    content = smooth(stylize.REFERENCE_SIZE // 8, stylize.REFERENCE_SIZE, 0.1)  # long side 512, cheap height
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        x = tf.constant(content[None])
+        a, b = sess.run([stylize.total_variation(x), stylize.total_variation_normalized(x)])
+    assert a == pytest.approx(b, rel=1e-6)
+    assert "classic" in stylize.LOSS_SCALES and "normalized" in stylize.LOSS_SCALES

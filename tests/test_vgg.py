@@ -7,11 +7,16 @@ import os
 import numpy as np
 import pytest
 import scipy.io
-import tensorflow as tf
 import weights_factory as wf
 from numpy.lib.stride_tricks import sliding_window_view
 
 import vgg
+from neural_style_tf import errors, settings
+from neural_style_tf.feature_network import FeatureNetwork
+from neural_style_tf.keras_network import KerasNetwork
+from neural_style_tf.tf_runtime import import_tensorflow
+
+tf = import_tensorflow()
 
 # Odd sizes on purpose: SAME pooling then pads one row/column at the bottom/right.
 INPUT_SHAPE = (1, 9, 11, 3)
@@ -256,6 +261,56 @@ def test_vgg_layers_and_deepest(tiny_network):
     assert vgg.deepest(tiny_network, ["relu4_2", "relu1_1", "relu5_2", "relu3_1"]) == "relu5_2"
 
 
+# ---------------------------------------------------------------- the FeatureNetwork interface
+
+
+def test_a_weights_file_is_a_feature_network_with_the_classic_defaults(tiny_network, tiny_net_path):
+    assert isinstance(tiny_network, FeatureNetwork) and not isinstance(tiny_network, KerasNetwork)
+    assert tiny_network.default_tv_weight == settings.TV_WEIGHT
+    assert tiny_network.can_normalise and not tiny_network.is_normalised and tiny_network.cache_beside_source
+    assert tiny_network.hint == ""
+    assert tiny_network.describe() == f"{tiny_network.name}: 7 conv layers, RGB input, from {tiny_net_path}"
+
+
+def test_net_preloaded_is_the_networks_features(tiny_network):
+    x = random_input(seed=6, shape=(1, 16, 16, 3))
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        image = tf.compat.v1.placeholder(tf.float32, shape=x.shape)
+        a = sess.run(vgg.net_preloaded(tiny_network, image, "avg", "relu3_1"), {image: x})
+        b = sess.run(tiny_network.features(image, "relu3_1", "avg"), {image: x})
+    assert list(a) == list(b) and list(a)[-1] == "relu3_1"
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_feature_shapes_are_the_shapes_the_graph_builds(tiny_network):
+    got = run_net(tiny_network, random_input(seed=7, shape=(1, 13, 21, 3)), last="relu5_1")
+    shapes = tiny_network.feature_shapes(13, 21, "relu5_1")
+    assert [name for name, *_ in shapes] == list(got)
+    for name, h, w, c in shapes:
+        assert got[name].shape == (h, w, c), name
+    # weight_bytes: the kernels and biases of the convolutions up to `last` only
+    convs = [n for n in tiny_network.layers[: tiny_network.layers.index("relu2_1") + 1] if n.startswith("conv")]
+    assert tiny_network.weight_bytes("relu2_1") == sum(
+        tiny_network.weights[n][0].nbytes + tiny_network.weights[n][1].nbytes for n in convs)
+    assert tiny_network.weight_bytes("relu5_2") > tiny_network.weight_bytes("relu2_1")
+
+
+def test_layer_problem_and_table(tiny_network):
+    assert tiny_network.layer_problem("relu3_1") is None
+    problem = tiny_network.layer_problem("relu3_l")
+    assert problem == f"unknown layer 'relu3_l' for {tiny_network.name}; did you mean relu3_1?"
+    assert "did you mean" not in tiny_network.layer_problem("softmax")
+    table = dict(tiny_network.layer_table())
+    assert list(table) == list(tiny_network.layers)
+    assert table["conv2_1"] == table["pool2"] == f"{wf.TINY_VGG_CHANNELS[1]} channels"
+
+
+def test_network_error_is_a_usage_error_from_one_place():
+    assert vgg.NetworkError is errors.NetworkError
+    assert issubclass(vgg.NetworkError, errors.UsageError)
+
+
 # ---------------------------------------------------------------- embedded default and search order
 
 
@@ -271,6 +326,7 @@ def empty_home(tmp_path, monkeypatch):
     return cwd, home
 
 
+@pytest.mark.slow
 def test_embedded_default_is_used_when_no_default_file_exists(empty_home):
     assert vgg.find_default_network() is None
     network = vgg.load_net()
@@ -282,7 +338,10 @@ def test_embedded_default_is_used_when_no_default_file_exists(empty_home):
     assert network.channel_order == "BGR"
     np.testing.assert_allclose(network.mean_pixel, vgg.HED_MEAN_BGR[::-1], rtol=1e-6)
     assert network.weights["conv5_3"][0].shape == (3, 3, 512, 512)
-    assert "not the paper's network" in vgg.announce(network)
+    assert "not the paper's network" in network.announce()
+    # its own TV weight (its losses are ~100x smaller than VGG-19's); a package file is not cached beside
+    assert network.default_tv_weight == settings.TV_WEIGHT_EMBEDDED and network.cache_beside_source is False
+    assert network.can_normalise and not network.is_normalised
     relu = run_net(network, random_input(seed=5, shape=(1, 16, 16, 3)), last="relu1_1")["relu1_1"]
     assert relu.shape == (16, 16, 64) and np.isfinite(relu).all() and relu.max() > 0
 
@@ -319,7 +378,8 @@ def test_load_embedded_reads_a_keras3_backbone_with_the_hed_mean(tmp_path):
 
 
 def test_announce_of_a_file_network_has_no_hint(tiny_network, tiny_net_path):
-    line = vgg.announce(tiny_network)
+    line = tiny_network.announce()
+    assert line == f"network: {tiny_network.describe()}"
     assert line.startswith("network: ") and tiny_net_path in line
     assert "not the paper's network" not in line
 
@@ -532,3 +592,14 @@ def test_main_layers_reports_a_bad_file_in_one_line(tmp_path, capsys):
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
+
+
+def test_main_normalize_reports_a_bad_network_file_in_one_line(tmp_path, capsys):
+    path = tmp_path / "broken.mat"
+    path.write_text("not a mat file")
+    assert vgg.main(["normalize", "--network", str(path), "--out", str(tmp_path / "n.npz")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
+    assert not (tmp_path / "n.npz").exists()

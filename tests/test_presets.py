@@ -1,0 +1,291 @@
+"""presets.py: the paper's and the authors' later settings as data applied to frozen
+Settings (explicit flags win), their losses against the papers' formulas in NumPy, the
+normalised network and its cache. Tiny network, 16-48 px images.
+
+Most of these were in test_reproduce.py; they test presets.py, not reproduce.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+import neural_style
+import stylize
+import vgg
+from neural_style_tf import cli, images, presets, settings
+from neural_style_tf.settings import RunSettings, Settings, effective_tv_weight
+from neural_style_tf.tf_runtime import import_tensorflow
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def small(name, width=32):
+    return images.resize_to_width(images.load_image(os.path.join(EXAMPLES, name)), width)
+
+
+def features(network, rgb, layers, pooling):
+    """{layer: (M, N) float64 features} of one image, from vgg.net_preloaded."""
+    tf = import_tensorflow()
+
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (1,) + rgb.shape)
+        net = vgg.net_preloaded(network, network.preprocess(image), pooling)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            out = sess.run({n: net[n] for n in layers}, {image: rgb[None]})
+    return {n: v.reshape(-1, v.shape[-1]).astype(np.float64) for n, v in out.items()}
+
+
+def base_settings(**run):
+    return Settings(run=RunSettings(content="c.png", styles=("s.png",), output="o.png", **run))
+
+
+# ---------------------------------------------------------------- apply_preset on Settings
+
+
+def test_apply_preset_returns_new_settings_and_leaves_the_input_alone():
+    base = base_settings()
+    paper = presets.apply_preset(base, set(), "gatys2016")
+    assert isinstance(paper, Settings) and paper is not base
+    assert base.loss.pooling == "max" and base.loss.loss_scale == "classic"  # frozen input unchanged
+    assert (paper.loss.pooling, paper.loss.loss_scale, paper.loss.tv_weight) == ("avg", "gatys2016", 0.0)
+    assert paper.loss.content_layers == ("relu4_2",) and paper.loss.style_layers == presets.STYLE_LAYERS_PAPER
+    assert (paper.run.width, paper.run.style_size, paper.run.normalise_network) == (512, "content", True)
+    assert paper.run.initial_noiseblend == 1.0 and paper.optimizer.optimizer == "lbfgs"
+    # no preset, no ratio: the classic settings, values unchanged
+    assert presets.apply_preset(base, set()) == base
+
+
+def test_apply_preset_resolves_the_style_weight_to_the_number_of_style_layers():
+    pytorch = presets.apply_preset(base_settings(), set(), "gatys-pytorch")
+    assert pytorch.loss.style_weight == 5.0 and pytorch.optimizer.iterations == 500
+    three = base_settings().with_values({"style_layers": ("relu1_1", "relu2_1", "relu3_1")})
+    assert presets.apply_preset(three, {"style_layers"}, "gatys-pytorch").loss.style_weight == 3.0
+
+
+def test_apply_preset_ratio_and_unknown_preset():
+    ratio = presets.apply_preset(base_settings(), set(), None, 1e-2)
+    assert ratio.loss.content_weight == 1e-2 and ratio.loss.style_weight == 1.0
+    with_preset = presets.apply_preset(base_settings(), set(), "gatys-pytorch", 1e-2)
+    assert with_preset.loss.content_weight == 1e-2 and with_preset.loss.style_weight == 5.0  # the preset's beta
+    with pytest.raises(ValueError, match="--ratio 0.01 and --content-weight"):
+        presets.apply_preset(base_settings(), {"content_weight"}, None, 1e-2)
+    with pytest.raises(ValueError, match="unknown preset 'gatys1999'"):
+        presets.apply_preset(base_settings(), set(), "gatys1999")
+
+
+def test_every_preset_key_is_a_setting():
+    for name, values in presets.PRESETS.items():
+        for key in values:
+            assert key == "description" or key in settings.FIELD_OF_DEST, (name, key)
+
+
+def test_resize_styles_only_for_the_papers_style_size():
+    styles = [np.zeros((10, 30, 3), np.float32), np.zeros((40, 20, 3), np.float32)]
+    assert presets.resize_styles(styles, (12, 16, 3), "width") is styles
+    assert [s.shape for s in presets.resize_styles(styles, (12, 16, 3), "content")] == [(12, 16, 3)] * 2
+
+
+# ---------------------------------------------------------------- the normalised network
+
+
+def test_normalised_network_is_cached(tiny_network, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    images.save_image(str(folder / "a.png"), small("starry_night.jpg", 24))
+    first = presets.normalised_network(tiny_network, "avg", str(folder), size=24)
+    assert os.path.isfile(first.path) and first.path != tiny_network.path
+    second = presets.normalised_network(tiny_network, "avg", str(folder), size=24)
+    assert second.path == first.path
+    for name in tiny_network.weights:
+        np.testing.assert_array_equal(first.weights[name][0], second.weights[name][0])
+    # a different calibration setting is a different cache entry
+    third = presets.normalised_network(tiny_network, "max", str(folder), size=24)
+    assert third.path != first.path
+
+
+def test_an_already_normalised_network_is_returned_as_is(tiny_network, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    normalised = dataclasses.replace(tiny_network, is_normalised=True)
+    assert presets.normalised_network(normalised, "avg") is normalised
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_network_that_cannot_be_normalised_is_refused_with_advice():
+    class Model:
+        can_normalise = False
+        is_normalised = False
+
+    with pytest.raises(ValueError, match="use --loss-scale gatys2016"):
+        presets.normalised_network(Model())
+
+
+def test_the_cache_is_beside_the_source_only_when_allowed(tiny_network, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    beside, user = presets.cache_paths(tiny_network, "abc")
+    assert os.path.dirname(beside) == os.path.dirname(os.path.abspath(tiny_network.path))
+    assert user == os.path.join(str(tmp_path / "cache"), "neural-style-tf", os.path.basename(beside))
+    assert beside.endswith(".normalised-abc.npz")
+    package_file = dataclasses.replace(tiny_network, cache_beside_source=False)  # e.g. the embedded weights
+    assert presets.cache_paths(package_file, "abc") == [user]
+
+
+def test_a_damaged_cache_file_is_recomputed(tiny_network, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    images.save_image(str(folder / "a.png"), small("starry_night.jpg", 24))
+    network = dataclasses.replace(tiny_network, cache_beside_source=False)
+    first = presets.normalised_network(network, "avg", str(folder), size=24)
+    with open(first.path, "wb") as f:
+        f.write(b"PK damaged")
+    again = presets.normalised_network(network, "avg", str(folder), size=24)
+    assert again.path == first.path and again.is_normalised
+    assert vgg.load_npz(again.path).layers == tiny_network.layers  # rewritten whole
+    for name in tiny_network.weights:
+        np.testing.assert_array_equal(first.weights[name][0], again.weights[name][0])
+
+
+# ---------------------------------------------------------------- the preset losses against NumPy
+
+
+def preset_objective(preset, network, content, style, extra=()):
+    """LossOptions exactly as neural_style.py builds them for `--preset NAME`."""
+    argv = ["--content", "c.png", "--styles", "s.png", "--output", "o.png", "--preset", preset, *extra]
+    chosen = resolved(argv)
+    loss = dataclasses.replace(chosen.loss, tv_weight=effective_tv_weight(chosen.loss, network))
+    style = presets.resize_styles([style], content.shape, chosen.run.style_size)[0]
+    return stylize.Objective(network, content, [style], loss), loss, style
+
+
+def gram(f):
+    return f.T @ f
+
+
+def test_gatys2016_loss_matches_the_paper_formulas(tiny_network):
+    rng = np.random.default_rng(3)
+    content = small("tubingen_neckarfront.jpg", 24)
+    style_raw = small("starry_night.jpg", 30)
+    x = rng.uniform(0, 255, content.shape).astype(np.float32)
+    objective, loss, style = preset_objective("gatys2016", tiny_network, content, style_raw, ["--ratio", "1e-3"])
+    with objective:
+        terms, _ = objective.evaluate(x)
+    assert style.shape == content.shape  # the paper resizes the style to the content's size
+    assert loss.pooling == "avg" and loss.tv_weight == 0 and loss.content_layers == ("relu4_2",)
+    layers = list(presets.STYLE_LAYERS_PAPER) + ["relu4_2"]
+    fx, fp, fa = (features(tiny_network, im, layers, "avg") for im in (x, content, style))
+    content_loss = 0.5 * np.sum((fx["relu4_2"] - fp["relu4_2"]) ** 2)
+    style_loss = 0.0
+    for layer in presets.STYLE_LAYERS_PAPER:
+        m, n = fx[layer].shape
+        e = np.sum((gram(fx[layer]) - gram(fa[layer])) ** 2) / (4.0 * n**2 * m**2)
+        style_loss += e / 5.0  # w_l = 1/5
+    alpha, beta = 1e-3, 1.0
+    assert terms["content"] == pytest.approx(alpha * content_loss, rel=1e-4)
+    assert terms["style"] == pytest.approx(beta * style_loss, rel=1e-4)
+    assert terms["tv"] == 0
+    assert terms["total"] == pytest.approx(alpha * content_loss + beta * style_loss, rel=1e-4)
+
+
+def test_gatys_pytorch_loss_matches_the_authors_code(tiny_network):
+    rng = np.random.default_rng(4)
+    content = small("tubingen_neckarfront.jpg", 24)
+    style = small("the_scream.jpg", 24)
+    x = rng.uniform(0, 255, content.shape).astype(np.float32)
+    objective, loss, style_used = preset_objective("gatys-pytorch", tiny_network, content, style)
+    with objective:
+        terms, _ = objective.evaluate(x)
+    assert loss.pooling == "max" and loss.content_weight == 1.0
+    layers = list(presets.STYLE_LAYERS_PAPER) + ["relu4_2"]
+    fx, fp, fa = (features(tiny_network, im, layers, "max") for im in (x, content, style_used))
+    content_loss = np.mean((fx["relu4_2"] - fp["relu4_2"]) ** 2)  # nn.MSELoss
+    style_loss = 0.0
+    for layer in presets.STYLE_LAYERS_PAPER:  # summed, weight 1e3 / N^2, MSE of Gram / M
+        m_x, n = fx[layer].shape
+        m_a = fa[layer].shape[0]
+        style_loss += 1e3 / n**2 * np.mean((gram(fx[layer]) / m_x - gram(fa[layer]) / m_a) ** 2)
+    assert terms["content"] == pytest.approx(content_loss, rel=1e-4)
+    assert terms["style"] == pytest.approx(style_loss, rel=1e-4)
+    assert terms["total"] == pytest.approx(content_loss + style_loss, rel=1e-4)
+
+
+# ---------------------------------------------------------------- presets on the command line
+
+
+def resolved(argv):
+    """The settings neural_style.py makes of `argv`, preset applied (before validation)."""
+    args = neural_style.build_parser().parse_args(argv)
+    return cli.parse_settings(args, cli.explicit_dests(neural_style.build_parser, argv))
+
+
+class Flat:
+    """Settings read by command-line dest, as the flags name them."""
+
+    def __init__(self, chosen):
+        self.settings = chosen
+
+    def __getattr__(self, dest):
+        return self.settings.value(dest)
+
+
+BASE = ["--content", "c.png", "--styles", "s.png", "--output", "o.png"]
+
+
+def flat(argv):
+    return Flat(resolved(argv))
+
+
+def test_explicit_flags_override_the_preset():
+    args = flat(BASE + ["--preset", "gatys2016", "--pooling", "max", "--style-layers", "relu1_1,relu2_1",
+                            "--width", "300", "--tv-weight", "2"])
+    assert args.pooling == "max" and args.style_layers == ("relu1_1", "relu2_1")
+    assert args.width == 300 and args.tv_weight == 2
+    # the rest comes from the preset
+    assert args.content_layers == ("relu4_2",) and args.initial_noiseblend == 1.0
+    assert args.loss_scale == "gatys2016" and args.style_size == "content" and args.normalise_network
+    # an explicit flag equal to the parser's default still counts as explicit
+    args = flat(BASE + ["--preset", "gatys-pytorch", "--pooling", "max", "--iterations", "1000"])
+    assert args.iterations == 1000 and args.initial_noiseblend == 0.0 and args.style_weight == 5.0
+    # --initial keeps its classic meaning (start from that image) under a preset
+    args = flat(BASE + ["--preset", "gatys2016", "--initial", "i.png"])
+    assert args.initial_noiseblend is None and args.pooling == "avg"
+    # without a preset nothing changes but the ratio
+    args = flat(BASE + ["--ratio", "1e-2"])
+    assert args.content_weight == 1e-2 and args.style_weight == 1.0 and args.loss_scale == "classic"
+    assert args.pooling == "max" and args.content_layers == settings.CONTENT_LAYERS
+    # --loss-scale is a flag too: given, it wins over the preset's; not given, no preset keeps it classic
+    args = flat(BASE + ["--preset", "gatys2016", "--loss-scale", "normalized"])
+    assert args.loss_scale == "normalized" and args.pooling == "avg"
+    assert flat(BASE + ["--loss-scale", "normalized"]).loss_scale == "normalized"
+    assert flat(BASE + ["--loss-scale", "gatys2016"]).loss_scale == "gatys2016"
+
+
+def test_ratio_and_content_weight_conflict(capsys):
+    assert neural_style.main(BASE + ["--ratio", "1e-3", "--content-weight", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--ratio" in err and "--content-weight" in err and "Traceback" not in err
+
+
+def test_preset_run_logs_its_final_settings(tiny_net_path, tmp_path):
+    content = tmp_path / "c.png"
+    style = tmp_path / "s.png"
+    images.save_image(str(content), small("tubingen_neckarfront.jpg", 24))
+    images.save_image(str(style), small("composition_vii.jpg", 40))
+    log = tmp_path / "run.jsonl"
+    out = tmp_path / "o.png"
+    status = neural_style.main(["--content", str(content), "--styles", str(style), "--output", str(out),
+                                "--network", tiny_net_path, "--preset", "gatys2016", "--ratio", "5e-4",
+                                "--width", "20", "--iterations", "2", "--log", str(log), "--quiet", "--seed", "1"])
+    assert status == 0 and out.is_file()
+    start = json.loads(log.read_text().splitlines()[0])
+    assert start["preset"] == "gatys2016" and start["ratio"] == 5e-4
+    assert start["loss"]["loss_scale"] == "gatys2016" and start["loss"]["pooling"] == "avg"
+    assert start["loss"]["content_weight"] == 5e-4 and start["loss"]["tv_weight"] == 0
+    assert start["size"] == [15, 20] and start["style_size"] == "content"
+    assert "normalised" in start["network"]

@@ -1,0 +1,100 @@
+"""tf_runtime.py: TensorFlow imported once and quietly, sessions configured for the
+machine, the process set up before the import, and the device line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from neural_style_tf import tf_runtime
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_tensorflow_start_up_chatter_is_kept_off_stderr():
+    # TensorFlow's C++ runtime prints CUDA-driver INFO/ERROR lines on machines without a
+    # GPU; a user running the CLI should only see the tool's own lines.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = ("import sys, stylize, vgg\n"
+            "from neural_style_tf.tf_runtime import import_tensorflow\n"
+            "assert 'tensorflow' not in sys.modules\n"
+            "tf = import_tensorflow()\n"
+            "assert import_tensorflow() is tf\n"
+            "print(tf.__name__)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "tensorflow", done.stderr
+    assert done.stderr == ""
+
+
+@pytest.mark.slow
+def test_a_failing_import_shows_what_it_printed(tmp_path):
+    """With fd 2 pointed elsewhere during the import, a broken TensorFlow would fail in
+    silence; what it printed is shown after all."""
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import os\nos.write(2, b'native loader said: no AVX\\n')\n"
+                                      "raise ImportError('broken build')\n")
+    code = ("from neural_style_tf.tf_runtime import import_tensorflow\n"
+            "try:\n    import_tensorflow()\nexcept ImportError as exc:\n    print('raised', exc)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), ROOT])
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "raised broken build"
+    assert "native loader said: no AVX" in done.stderr
+
+
+def test_import_tensorflow_returns_the_imported_module():
+    tf = tf_runtime.import_tensorflow()
+    assert tf is sys.modules["tensorflow"] and tf_runtime.import_tensorflow() is tf
+    assert hasattr(tf.compat.v1, "Session")
+
+
+def test_session_config_gives_each_op_every_core_and_runs_ops_in_turn(monkeypatch):
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    config = tf_runtime.session_config()
+    assert config.intra_op_parallelism_threads == (os.cpu_count() or 1)
+    assert config.inter_op_parallelism_threads == 1
+    # a batch worker sharing the machine sets its share
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    assert tf_runtime.session_config().intra_op_parallelism_threads == 3
+
+
+def test_configure_process_sets_defaults_but_the_users_values_win(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    calls = []
+    monkeypatch.setattr(tf_runtime, "return_freed_tensors_to_the_os", lambda: calls.append(1))
+    tf_runtime.configure_process()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"  # set by the user: kept
+    assert calls == [1]
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    tf_runtime.configure_process()
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+
+
+def test_return_freed_tensors_to_the_os_on_glibc():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        assert tf_runtime.return_freed_tensors_to_the_os() is False  # harmless elsewhere
+    else:
+        assert tf_runtime.return_freed_tensors_to_the_os() is True
+
+
+def test_device_line_names_the_cpu_threads_and_onednn(monkeypatch):
+    tf = tf_runtime.import_tensorflow()
+    if tf.config.list_physical_devices("GPU"):
+        assert tf_runtime.device_line().startswith("GPU ")
+        return
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert tf_runtime.device_line() == "CPU, 2 threads, oneDNN off"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert tf_runtime.device_line() == "CPU, 2 threads, oneDNN on"
