@@ -164,8 +164,7 @@ def check_layers(loss, network):
         for name in names:
             problem = network.layer_problem(name)
             if problem:
-                raise UsageError(f"{label}: {problem} (list them with: python vgg.py layers --network "
-                                 f"{network.path})")
+                raise UsageError(f"{label}: {problem} ({network.layer_advice})")
 
 
 def used_layers(loss):

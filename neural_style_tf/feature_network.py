@@ -83,6 +83,11 @@ class FeatureNetwork:
         close = difflib.get_close_matches(name, self.layers, n=1)
         return f"unknown layer {name!r} for {self.name}" + (f"; did you mean {close[0]}?" if close else "")
 
+    @property
+    def layer_advice(self):
+        """Said after a refused layer name: where the network's own names are listed."""
+        return f"list them with: python vgg.py layers --network {self.path}"
+
     def layer_table(self):
         """[(layer, description)] for `vgg.py layers`: every layer, and whether it can be used."""
         raise NotImplementedError

@@ -102,6 +102,7 @@ class KerasNetwork(FeatureNetwork):
         # The features are scaled to the embedded network's magnitudes (feature_scales),
         # so the embedded network's TV weight keeps the same balance.
         self.default_tv_weight = TV_WEIGHT_EMBEDDED
+
         self._freeze = freeze
         self._frozen = {}
         self._scales = None
@@ -141,7 +142,13 @@ class KerasNetwork(FeatureNetwork):
             return f"layer {name!r} of {self.name} is the model's input"
         close = difflib.get_close_matches(name, self.layers, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
-        return f"unknown layer {name!r} for {self.name}{hint} Its feature-map layers: {shown_layers(self.layers)}"
+        return f"unknown layer {name!r} for {self.name}{hint}; its feature-map layers: {shown_layers(self.layers)}"
+
+    @property
+    def layer_advice(self):
+        # The tool's default layer names are VGG's; a model has names of its own.
+        return (f"list them with: python vgg.py layers --network {self.path}; "
+                "a Keras model needs --content-layers and --style-layers")
 
     def layer_table(self):
         rows = []

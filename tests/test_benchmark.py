@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from neural_style_tf import benchmark
 import vgg
+from neural_style_tf import benchmark
 
 
 def two_conv_net():
@@ -102,7 +102,9 @@ def test_main_writes_the_table(tiny_net_path, tmp_path, capsys):
     net = vgg.load_net(tiny_net_path)
     needed, style = benchmark.used_layers(__import__("stylize").LossOptions())
     assert row["flops"] == benchmark.count_flops(net, 24, 32, needed, style)
-    assert row["lbfgs_evaluations"] == 3 and row["peak_rss"] >= row["baseline_rss"] > 0
+    assert row["lbfgs_evaluations"] == 3 and row["baseline_rss"] > 0
+    # the memory preflight's estimate is meant for a warning, not to the megabyte: within 2x
+    assert 0.5 < row["estimate"] / row["peak_rss"] < 2.0, (row["estimate"], row["peak_rss"])
     assert row["seconds"] > 0 and data["matmul_gflops"] > 0
 
 

@@ -11,7 +11,8 @@ import weights_factory as wf
 from numpy.lib.stride_tricks import sliding_window_view
 
 import vgg
-from neural_style_tf import errors, settings
+from neural_style_tf import errors, images, settings
+from neural_style_tf.calibration import calibration_images, calibration_paths
 from neural_style_tf.feature_network import FeatureNetwork
 from neural_style_tf.keras_network import KerasNetwork
 from neural_style_tf.tf_runtime import import_tensorflow
@@ -603,3 +604,88 @@ def test_main_normalize_reports_a_bad_network_file_in_one_line(tmp_path, capsys)
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
     assert not (tmp_path / "n.npz").exists()
+
+
+# ---------------------------------------------------------------- normalisation (the paper's)
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def example_at(name, width=32):
+    return images.resize_to_width(images.load_image(os.path.join(EXAMPLES, name)), width)
+
+
+@pytest.fixture(scope="module")
+def calibration_set():
+    return [example_at(n) for n in ("tubingen_neckarfront.jpg", "starry_night.jpg", "the_scream.jpg")]
+
+
+def relu_features(network, rgb, layers, pooling):
+    """{layer: (M, N) float64 features} of one image, from vgg.net_preloaded."""
+    tf = import_tensorflow()
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (1,) + rgb.shape)
+        net = vgg.net_preloaded(network, network.preprocess(image), pooling)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            out = sess.run({n: net[n] for n in layers}, {image: rgb[None]})
+    return {n: v.reshape(-1, v.shape[-1]).astype(np.float64) for n, v in out.items()}
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_normalised_mean_activations_are_one_and_features_only_rescaled(tiny_network, calibration_set, pooling):
+    original = vgg.mean_activations(tiny_network, calibration_set, pooling)
+    normalised = vgg.normalize(tiny_network, calibration_set, pooling)
+    means = vgg.mean_activations(normalised, calibration_set, pooling)
+    checked = 0
+    for layer, mean in means.items():
+        median = np.median(original[layer][original[layer] > 0])
+        alive = original[layer] >= vgg.NORMALISE_FLOOR * median
+        assert np.all(np.abs(mean[alive] - 1.0) < 1e-3), (layer, mean)
+        # nearly dead filters keep their proportion to the layer's median filter
+        np.testing.assert_allclose(mean[~alive], original[layer][~alive] / median, rtol=1e-3, atol=1e-7)
+        checked += alive.sum()
+    assert checked > 20
+    # On an image that was not used for calibration, the deepest style layer's features
+    # are the original's times a positive per-channel factor: 1 / (original mean).
+    other = example_at("composition_vii.jpg", 40)
+    deepest = vgg.deepest(tiny_network, settings.STYLE_LAYERS + ("relu4_2",))
+    assert deepest == "relu5_1"
+    before = relu_features(tiny_network, other, [deepest], pooling)[deepest]
+    after = relu_features(normalised, other, [deepest], pooling)[deepest]
+    factor = vgg.normalising_factors(original[deepest])
+    assert np.all(factor > 0) and not np.allclose(factor, 1.0)
+    assert before.max() > 0
+    np.testing.assert_allclose(after, before * factor, rtol=1e-4, atol=1e-5 * after.max())
+    # the factor is estimated, not assumed: it matches the ratio of the features themselves
+    active = before.mean(axis=0) > 0
+    np.testing.assert_allclose(after.mean(axis=0)[active] / before.mean(axis=0)[active], factor[active], rtol=1e-3)
+
+
+def test_nearly_dead_filters_get_the_median_factor():
+    mean = np.array([2.0, 4.0, 1e-7, 0.0, 8.0, 4.0])  # median of the non-zero means: 4
+    factor = vgg.normalising_factors(mean, floor=1e-2)
+    np.testing.assert_allclose(factor, [0.5, 0.25, 0.25, 0.25, 0.125, 0.25])
+    # without a floor, 1/mean for every live filter (the paper's rule); dead ones still finite
+    np.testing.assert_allclose(vgg.normalising_factors(mean, floor=0.0), [0.5, 0.25, 1e7, 0.25, 0.125, 0.25])
+
+
+def test_vgg_normalize_command_writes_a_network_that_loads(tiny_net_path, tmp_path, capsys):
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    for name in ("tubingen_neckarfront.jpg", "the_scream.jpg"):
+        images.save_image(str(folder / name.replace(".jpg", ".png")), example_at(name, 24))
+    out = tmp_path / "normalised.npz"
+    assert vgg.main(["normalize", "--network", tiny_net_path, "--images", str(folder), "--out", str(out),
+                     "--size", "24"]) == 0
+    network = vgg.load_net(str(out))
+    assert "normalised" in network.name
+    cal = calibration_images(calibration_paths(str(folder)), 24)
+    means = vgg.mean_activations(network, cal, "avg")
+    assert abs(means["relu3_1"][means["relu3_1"] > 0] - 1).max() < 1e-3
+    # an existing output is not replaced; a bad folder is one line and status 2
+    assert vgg.main(["normalize", "--network", tiny_net_path, "--images", str(folder), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert vgg.main(["normalize", "--network", tiny_net_path, "--images", str(tmp_path / "nope"),
+                     "--out", str(tmp_path / "x.npz")]) == 2
+    assert "nope" in capsys.readouterr().err
