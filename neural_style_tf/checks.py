@@ -64,6 +64,8 @@ def check_numbers(settings):
                          ("--scales", opt.scales), ("--start-size", opt.start_size)):
         if value is not None and value <= 0:
             raise UsageError(f"{label} must be a positive integer, not {value}")
+    if opt.lbfgs_first_step < 0:
+        raise UsageError(f"--lbfgs-first-step must be non-negative (0: SciPy's own start), not {opt.lbfgs_first_step}")
     for label, value in (("--learning-rate", opt.learning_rate), ("--eps", opt.epsilon)):
         if not value > 0:
             raise UsageError(f"{label} must be positive, not {value}")

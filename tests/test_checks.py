@@ -205,3 +205,11 @@ def test_cli_refuses_an_absurd_size_before_resizing(tiny_net_path, content_and_s
     assert f"a {largest} image needs about" in err and "Traceback" not in err
     assert ("style image" in err) == ("--style-scales" in extra)
     assert not out.exists()
+
+
+def test_lbfgs_first_step_must_be_non_negative(capsys, tmp_path):
+    with pytest.raises(UsageError, match="--lbfgs-first-step must be non-negative"):
+        checks.check_numbers(Settings(run=RunSettings(content="c", styles=("s",), output="o.png"),
+                                      optimizer=dataclasses.replace(Settings(run=None).optimizer,
+                                                                    lbfgs_first_step=-1.0)))
+

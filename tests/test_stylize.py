@@ -590,7 +590,10 @@ def test_lbfgs_is_one_scipy_run_with_bounds_and_the_history_size(objective, monk
     assert len(calls) == 1  # never restarted: the curvature history is kept for the whole run
     assert calls[0]["m"] == 7 and calls[0]["maxiter"] == 12
     bounds = calls[0]["bounds"]
-    assert len(bounds) == SIZE * SIZE * 3 and set(bounds) == {(0.0, 255.0)}
+    # the pixels are optimised as x / s (see test_lbfgs_first_step_moves_pixels_by_the_asked_amount)
+    assert len(bounds) == SIZE * SIZE * 3 and len(set(bounds)) == 1
+    low, high = bounds[0]
+    assert low == 0.0 and 0 < high < math.inf
     assert result.evaluations >= result.iterations
 
 
@@ -625,6 +628,38 @@ def test_lbfgs_finds_the_minimum_inside_the_box():
     np.testing.assert_allclose(result.image, center, atol=1e-2)
     assert result.stop_reason == "converged" and result.iterations < 50
     assert result.message  # SciPy's reason, e.g. CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL
+
+
+class Recording(Quadratic):
+    def evaluate(self, x):
+        self.seen = getattr(self, "seen", []) + [np.array(x, np.float64)]
+        return super().evaluate(x)
+
+
+@pytest.mark.parametrize("first_step", [0.0, 0.5, 1.0, 4.0])
+def test_lbfgs_first_step_moves_pixels_by_the_asked_amount(first_step):
+    """With every variable boxed SciPy's first trial step is the gradient itself: in
+    pixels, first_step grey levels RMS (0: SciPy's own start, the gradient in pixels)."""
+    center = random_image(53, (6, 7, 3), 20.0, 230.0)
+    x0 = np.full_like(center, 128.0)
+    objective = Recording(center, curvature=1e-3)
+    stylize.minimize(objective, x0, stylize.OptimizerOptions(iterations=3, lbfgs_first_step=first_step))
+    step = objective.seen[1].reshape(x0.shape) - objective.seen[0].reshape(x0.shape)
+    gradient = objective.curvature * (x0 - center)
+    expected = first_step if first_step > 0 else math.sqrt(np.mean(gradient**2))
+    assert math.sqrt(np.mean(step**2)) == pytest.approx(expected, rel=1e-3)
+    # along the negative gradient
+    cosine = -np.sum(step * gradient) / (np.linalg.norm(step) * np.linalg.norm(gradient))
+    assert cosine == pytest.approx(1.0, abs=1e-4)
+
+
+def test_lbfgs_scale_changes_only_the_start():
+    """The scaled and unscaled runs reach the same minimum of a quadratic."""
+    center = random_image(54, (4, 5, 3), 20.0, 230.0)
+    for first_step in (0.0, 1.0):
+        result = stylize.minimize(Quadratic(center), np.full_like(center, 128.0),
+                                  stylize.OptimizerOptions(iterations=60, lbfgs_first_step=first_step))
+        np.testing.assert_allclose(result.image, center, atol=1e-2)
 
 
 def test_lbfgs_box_bounds_hold_pixels_at_the_edges():
