@@ -45,13 +45,15 @@ OPTIMIZERS = ("lbfgs", "adam")
 # evaluation on the example images, and its memory (2 x 20 image-sized float64
 # vectors) is small next to the network's activations.
 LBFGS_CORRECTIONS = 20
-# The RMS change, in grey levels per pixel, of L-BFGS's first step (stylize._lbfgs).
-# SciPy's L-BFGS-B starts with a step of Euclidean length 1 along the gradient: for an
-# image of n = 10^5..10^6 values that moves each pixel by a few thousandths of a grey
-# level, and its line search then spends 15-20 evaluations growing the step (measured:
-# docs/lbfgs-vs-adam.md). 1 grey level measured best of 0.3, 1, 3 and 10 at 128 and 256 px;
-# 0 restores SciPy's own start (the classic tools').
-LBFGS_FIRST_STEP = 1.0
+# The RMS change, in grey levels per pixel, of L-BFGS's first step (stylize.lbfgs_scale).
+# With every pixel boxed in 0..255, SciPy's L-BFGS-B takes the gradient itself as its
+# first step; the style loss's gradient is ~1e-2..1e-4 per pixel, so the image barely
+# moves and the line search spends 15-20 evaluations growing the step (measured: L-BFGS
+# 7.6x the best Adam's loss at evaluation 17, 256 px from the content). Measured at
+# 256 px, from the content and from noise, for 1, 3, 10 and 30: every one puts L-BFGS
+# below the best Adam learning rate from evaluation 15 on; 10 was best in both
+# (docs/lbfgs-vs-adam.md). 0 restores SciPy's own start (the classic tools').
+LBFGS_FIRST_STEP = 10.0
 CONTENT_LAYERS = ("relu4_2", "relu5_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # Colour control (color.py), coarse-to-fine (coarse_to_fine.py), loss scales, bit depth.
