@@ -35,7 +35,7 @@ import vgg
 
 from . import checks, cli, color, images, presets
 from .errors import EXIT_INTERRUPTED, UsageError
-from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, effective_tv_weight
+from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, effective_tv_weight, jsonable
 from .tf_runtime import configure_process, import_tensorflow, session_config
 
 WIDTH = 256
@@ -255,20 +255,12 @@ def pair_ids(pairs):
     return ids
 
 
-def _jsonable(value):
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
 def shared_settings(exp, network, loss, content, styles):
     """What must be equal for two runs to be comparable (checked when resuming)."""
     return {"content": os.path.abspath(content), "styles": [os.path.abspath(s) for s in styles],
             "width": exp.width, "init": exp.init, "network": network.name,
             "evaluations": exp.evaluations, "time_budget": exp.time_budget,
-            "loss": _jsonable(vars(loss))}
+            "loss": jsonable(vars(loss))}
 
 
 def run_path(out_dir, run_id, ext):

@@ -167,7 +167,7 @@ class Settings:
 
     def as_dict(self):
         """Plain JSON-ready values, for logs and result records."""
-        return {part: _jsonable(dataclasses.asdict(getattr(self, part))) for part in ("run", "loss", "optimizer")}
+        return {part: jsonable(dataclasses.asdict(getattr(self, part))) for part in ("run", "loss", "optimizer")}
 
 
 # Command-line dests whose setting has another name.
@@ -193,9 +193,10 @@ def effective_tv_weight(loss, network):
     return network.default_tv_weight if loss.tv_weight is None else loss.tv_weight
 
 
-def _jsonable(value):
+def jsonable(value):
+    """Tuples as lists, recursively: a value json.dumps writes as the settings mean it."""
     if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     return value

@@ -13,32 +13,19 @@ import os
 
 import numpy as np
 import pytest
+from test_vgg import relu_features as features
 
 import neural_style
 import stylize
 import vgg
 from neural_style_tf import cli, images, presets, settings
 from neural_style_tf.settings import RunSettings, Settings, effective_tv_weight
-from neural_style_tf.tf_runtime import import_tensorflow
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
 def small(name, width=32):
     return images.resize_to_width(images.load_image(os.path.join(EXAMPLES, name)), width)
-
-
-def features(network, rgb, layers, pooling):
-    """{layer: (M, N) float64 features} of one image, from vgg.net_preloaded."""
-    tf = import_tensorflow()
-
-    graph = tf.Graph()
-    with graph.as_default():
-        image = tf.compat.v1.placeholder(tf.float32, (1,) + rgb.shape)
-        net = vgg.net_preloaded(network, network.preprocess(image), pooling)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            out = sess.run({n: net[n] for n in layers}, {image: rgb[None]})
-    return {n: v.reshape(-1, v.shape[-1]).astype(np.float64) for n, v in out.items()}
 
 
 def base_settings(**run):
