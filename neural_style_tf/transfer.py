@@ -117,11 +117,11 @@ def prepare(settings, inputs):
 
 def record(settings, job):
     """The start line of the log: what makes this run reproducible."""
-    run = settings.run
+    run, parts = settings.run, settings.as_dict()
     return {"seed": job.seed, "network": job.network.name, "network_path": job.network.path,
             "content": run.content, "styles": list(run.styles), "size": list(job.content.shape[:2]),
-            "loss": settings.as_dict()["loss"] | {"tv_weight": job.loss.tv_weight},
-            "optimizer": settings.as_dict()["optimizer"],
+            "loss": parts["loss"] | {"tv_weight": job.loss.tv_weight},
+            "optimizer": parts["optimizer"],
             "preset": run.preset, "ratio": run.ratio, "style_size": run.style_size,
             "initial_noiseblend": run.initial_noiseblend,
             "scales": [list(s.size) + [s.iterations] for s in job.stages]}
