@@ -299,10 +299,17 @@ class Objective:
                 b * tf.add_n([w * scale.style(scale.gram(net[n]), tf.constant(grams[n])) for n, w in style_weights.items()])
                 for b, grams in zip(blend, style_targets)
             ])
+            # The three weights are fed (their defaults are the built ones), not baked in as
+            # constants, so that `reweight` can change them in the built graph: a batch
+            # worker's weight sweep reuses one graph and its warmed-up session.
+            weights = (loss.content_weight, loss.style_weight, effective_tv_weight(loss, network))
+            self.weights = OrderedDict(
+                (name, tf.compat.v1.placeholder_with_default(np.float32(w), (), name=f"{name}_weight"))
+                for name, w in zip(("content", "style", "tv"), weights))
             terms = OrderedDict(
-                content=loss.content_weight * content_term,
-                style=loss.style_weight * style_term,
-                tv=effective_tv_weight(loss, network) * scale.tv(self.image),
+                content=self.weights["content"] * content_term,
+                style=self.weights["style"] * style_term,
+                tv=self.weights["tv"] * scale.tv(self.image),
             )
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
@@ -312,10 +319,18 @@ class Objective:
         # between evaluations.
         self.graph.finalize()
         self.session = tf.compat.v1.Session(graph=self.graph, config=session_config())
+        self.reweight(loss)
+
+    def reweight(self, loss):
+        """Use the content, style and TV weights of `loss` from now on. Only the weights:
+        everything else that defines the graph (layers, targets, size) stays as built."""
+        self.loss_options = loss
+        values = (loss.content_weight, loss.style_weight, effective_tv_weight(loss, self.network))
+        self._weight_feed = {self.weights[k]: np.float32(v) for k, v in zip(("content", "style", "tv"), values)}
 
     def evaluate(self, x):
         """Loss terms (dict of floats) and gradient (float32, self.shape) at image `x`."""
-        terms, grad = self.session.run(self._fetches, {self.image: np.reshape(x, self.shape)})
+        terms, grad = self.session.run(self._fetches, {self.image: np.reshape(x, self.shape), **self._weight_feed})
         return OrderedDict((k, float(terms[k])) for k in LOSS_TERMS), grad
 
     def close(self):
