@@ -70,6 +70,8 @@ def connect(address=None):
     Returns True when this process started Ray (and must shut it down)."""
     import ray
 
+    if ray.is_initialized():  # a program (or a test) that joined Ray itself: its instance is used
+        return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     # The workers' messages go to each job's log (worker.py), not to this terminal.
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}

@@ -31,7 +31,8 @@ def layout(points):
 
 
 def write_sheet(path, entries, title=""):
-    """entries: [(params, image path or None, loss or None, error or None)]. Writes a PNG atomically."""
+    """entries: [(params, image path or None, loss or None, error or None)]. Writes a PNG atomically;
+    returns the labels drawn: (row labels, column labels, panel captions by params)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,6 +44,7 @@ def write_sheet(path, entries, title=""):
     aspect = shapes[0][0] / shapes[0][1] if shapes else 0.75
     fig, axes = plt.subplots(len(rows), len(cols), squeeze=False,
                              figsize=(2.4 * len(cols) + 0.6, (2.4 * aspect + 0.45) * len(rows) + 0.6))
+    captions = {}
     for params, _, loss, error in entries:
         r, c = where[params]
         ax = axes[r, c]
@@ -51,13 +53,15 @@ def write_sheet(path, entries, title=""):
         picture = pictures[params]
         if picture is not None:
             ax.imshow(np.clip(picture, 0, 255).astype(np.uint8))
-            ax.set_xlabel(f"loss {loss:.4g}" if loss is not None else "", fontsize=8)
+            captions[params] = f"loss {loss:.4g}" if loss is not None else ""
+            ax.set_xlabel(captions[params], fontsize=8)
         else:
-            ax.text(0.5, 0.5, "failed" + (f"\n{error[:40]}" if error else ""), ha="center", va="center", fontsize=7)
+            captions[params] = "failed" + (f"\n{error[:40]}" if error else "")
+            ax.text(0.5, 0.5, captions[params], ha="center", va="center", fontsize=7)
         if r == 0 and cols != [""]:
             ax.set_title(cols[c], fontsize=9)
         if c == 0:
-            ax.set_ylabel(f"{params[0][0]}={params[0][1]}", fontsize=9)
+            ax.set_ylabel(row_label(params), fontsize=9)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -65,3 +69,8 @@ def write_sheet(path, entries, title=""):
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     images.write_atomically(path, lambda f: f.write(buffer.getvalue()))
+    return [row_label((r,)) for r in rows], cols, captions
+
+
+def row_label(params):
+    return f"{params[0][0]}={params[0][1]}"
