@@ -253,6 +253,19 @@ def compute_targets(network, content, styles, content_layers, style_layers, pool
 # ---------------------------------------------------------------- the objective
 
 
+def term_weights(loss, network):
+    """The content, style and TV weights as scalar inputs of the graph, defaulting to `loss`'s.
+
+    They are fed, not baked in as constants, so that Objective.reweight can change them in
+    the built graph: a batch worker's weight sweep reuses one graph and its warmed-up session.
+    """
+    tf = import_tensorflow()
+
+    values = (loss.content_weight, loss.style_weight, effective_tv_weight(loss, network))
+    return OrderedDict((name, tf.compat.v1.placeholder_with_default(np.float32(v), (), name=f"{name}_weight"))
+                       for name, v in zip(("content", "style", "tv"), values))
+
+
 class Objective:
     """Loss terms and gradient of one transfer problem, in one finalized graph.
 
@@ -299,13 +312,7 @@ class Objective:
                 b * tf.add_n([w * scale.style(scale.gram(net[n]), tf.constant(grams[n])) for n, w in style_weights.items()])
                 for b, grams in zip(blend, style_targets)
             ])
-            # The three weights are fed (their defaults are the built ones), not baked in as
-            # constants, so that `reweight` can change them in the built graph: a batch
-            # worker's weight sweep reuses one graph and its warmed-up session.
-            weights = (loss.content_weight, loss.style_weight, effective_tv_weight(loss, network))
-            self.weights = OrderedDict(
-                (name, tf.compat.v1.placeholder_with_default(np.float32(w), (), name=f"{name}_weight"))
-                for name, w in zip(("content", "style", "tv"), weights))
+            self.weights = term_weights(loss, network)
             terms = OrderedDict(
                 content=self.weights["content"] * content_term,
                 style=self.weights["style"] * style_term,

@@ -47,17 +47,7 @@ def build_parser():
                           help="sweep: a neural_style.py flag and its values; repeat for more (rows, columns)")
     io_group.add_argument("--out-dir", required=True, help="folder for the images, results.jsonl, logs/")
     io_group.add_argument("--ext", default=None, help="output format (jpg, png, ...; default: the content's)")
-    ray_group = p.add_argument_group("Ray")
-    ray_group.add_argument("--address", default=None,
-                           help="a running Ray cluster (host:port or auto; default RAY_ADDRESS, else a local "
-                                "Ray instance started and stopped here)")
-    ray_group.add_argument("--workers", type=int, default=None, help="workers (default: as many as fit)")
-    ray_group.add_argument("--threads-per-worker", type=int, default=None,
-                           help=f"TensorFlow threads (and CPUs) of each worker (default {engine.THREADS_PER_WORKER}, "
-                                "at most a node's CPUs)")
-    ray_group.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs of each worker (default none)")
-    ray_group.add_argument("--retries", type=int, default=RETRIES,
-                           help="times a job whose worker died is tried again in this run")
+    ray_group = engine.add_pool_arguments(p, RETRIES)
     ray_group.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     return p
 
@@ -72,7 +62,7 @@ def read_request(argv):
     sweep = first == "sweep"
     args, common = build_parser().parse_known_args(argv[1:] if first else argv)
     args.jobs_file = None if sweep else first
-    options = pool_options(args)
+    options = engine.pool_options(args, always=True)
     engine.check_options(options)
     check_common(common)
     grid = ()
@@ -100,11 +90,6 @@ def check_common(common):
     """The flags given for every job, checked once (a typo would otherwise fail every job)."""
     placeholder = ["--content", "c.png", "--styles", "s.png", "--output", "o.png"]
     jobs.job_parser().parse_args(placeholder + list(common))
-
-
-def pool_options(args):
-    return engine.PoolOptions(address=args.address, workers=args.workers, threads=args.threads_per_worker,
-                              gpus=args.gpus_per_worker, retries=args.retries)
 
 
 # ---------------------------------------------------------------- planning
@@ -237,7 +222,8 @@ def summary_table(rows):
     lines = [f"{'job':<40} {'status':<7} {'loss':>10} {'seconds':>8} {'node':<9} error"]
     for r in rows:
         loss = (r.get("losses") or {}).get("total")
-        lines.append(f"{r['output'][:40]:<40} {r['status']:<7} {'' if loss is None else format(loss, '.4g'):>10} "
+        name = r["output"] if len(r["output"]) <= 40 else "…" + r["output"][-39:]  # a sweep's values are at the end
+        lines.append(f"{name:<40} {r['status']:<7} {'' if loss is None else format(loss, '.4g'):>10} "
                      f"{r.get('seconds', ''):>8} {(r.get('node') or '')[:8]:<9} {(r.get('error') or '')[:90]}")
     return "\n".join(lines)
 
@@ -253,7 +239,7 @@ def run_jobs(args, planned, recorder):
         return True
     digest = jobs.Digests()
     networks = cache_networks()
-    options = pool_options(args)
+    options = engine.pool_options(args, always=True)
     options = engine.PoolOptions(**{**vars(options), "memory": worker_memory(runnable, networks)})
     started = engine.connect(args.address)
     try:

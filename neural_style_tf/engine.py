@@ -55,6 +55,30 @@ class PoolOptions:
     retries: int = 1  # how many times a task whose worker died is tried again
 
 
+def add_pool_arguments(p, retries=1):
+    """The Ray flags of batch.py, reproduce.py and compare.py."""
+    g = p.add_argument_group("Ray (docs/batch.md)")
+    g.add_argument("--address", default=None,
+                   help="a running Ray cluster: host:port or auto (batch.py: default RAY_ADDRESS, else a local "
+                        "Ray instance started and stopped here)")
+    g.add_argument("--workers", type=int, default=None, help="Ray workers (default: as many as fit)")
+    g.add_argument("--threads-per-worker", type=int, default=None,
+                   help=f"TensorFlow threads (and CPUs) of each worker (default {THREADS_PER_WORKER}, "
+                        "at most a node's CPUs)")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs of each worker (default none)")
+    g.add_argument("--retries", type=int, default=retries,
+                   help="times a job whose worker died is tried again in this run")
+    return g
+
+
+def pool_options(args, always=False):
+    """PoolOptions from the flags; None (run here, no Ray) unless `always`, --address or --workers."""
+    if not (always or args.address or args.workers):
+        return None
+    return PoolOptions(address=args.address, workers=args.workers, threads=args.threads_per_worker,
+                       gpus=args.gpus_per_worker, retries=args.retries)
+
+
 def check_options(options):
     for label, value in (("--workers", options.workers), ("--threads-per-worker", options.threads)):
         if value is not None and value <= 0:
