@@ -229,6 +229,42 @@ def test_a_worker_killed_mid_job(local_ray, files, tiny_net_path, tmp_path, retr
     assert died[0]["id"] in final and code == 0
 
 
+def _files(folder, pattern):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob(pattern))}
+
+
+def test_reproduce_on_workers_gives_the_serial_panels(local_ray, tiny_net_path, tmp_path):
+    from neural_style_tf import reproduce
+
+    common = ["figure3", "--size", "16", "--evaluations", "3", "--network", tiny_net_path, "--quiet"]
+    assert reproduce.main(common + ["--out-dir", str(tmp_path / "serial")]) == 0
+    assert reproduce.main(common + ["--out-dir", str(tmp_path / "ray"), "--workers", "2",
+                                    "--threads-per-worker", "1"]) == 0
+    serial, parallel = tmp_path / "serial" / "figure3", tmp_path / "ray" / "figure3"
+    panels = _files(serial, "[B-F]_*.png")
+    assert len(panels) == 5 and panels == _files(parallel, "[B-F]_*.png")
+    a, b = (json.loads((d / "manifest.json").read_text())["panels"] for d in (serial, parallel))
+    assert {k: v["terms"] for k, v in a.items()} == {k: v["terms"] for k, v in b.items()}
+    assert (parallel / "sheet.png").is_file()
+
+
+def test_compare_on_workers_gives_the_serial_runs(local_ray, tiny_net_path, files, tmp_path):
+    from neural_style_tf import compare
+
+    common = ["--network", tiny_net_path, "--content", files["content"], "--styles", files["style"],
+              "--width", "24", "--evaluations", "4", "--seeds", "0", "1", "--adam-learning-rates", "10",
+              "--lbfgs-corrections", "5", "--quiet"]
+    assert compare.main(common + ["--out-dir", str(tmp_path / "serial")]) == 0
+    assert compare.main(common + ["--out-dir", str(tmp_path / "ray"), "--workers", "2",
+                                  "--threads-per-worker", "1"]) == 0
+    runs = _files(tmp_path / "serial" / "runs", "*.png")
+    assert len(runs) == 4 and runs == _files(tmp_path / "ray" / "runs", "*.png")
+    for name in runs:
+        a, b = (json.loads((tmp_path / d / "runs" / name.replace(".png", ".json")).read_text()) for d in ("serial", "ray"))
+        assert [r[2:] for r in a["rows"]] == [r[2:] for r in b["rows"]]  # every loss term of every evaluation
+    assert (tmp_path / "ray" / "summary.md").is_file()
+
+
 @pytest.mark.slow
 def test_two_nodes_each_run_jobs(files, tiny_net_path, tmp_path):
     from ray.cluster_utils import Cluster
