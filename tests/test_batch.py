@@ -104,6 +104,36 @@ def test_workers_fit_the_nodes():
     assert "CUDA_VISIBLE_DEVICES" not in engine.worker_options(engine.PoolOptions(gpus=1), 1)["runtime_env"]["env_vars"]
 
 
+def test_a_reweighted_objective_equals_a_new_one(tiny_network):
+    import dataclasses
+
+    import numpy as np
+
+    import stylize
+    from neural_style_tf.settings import LossOptions
+    from neural_style_tf.worker import Worker
+
+    rng = np.random.default_rng(1)
+    content, style, x = (rng.uniform(0, 255, (16, 20, 3)).astype(np.float32) for _ in range(3))
+    first = LossOptions(style_weight=10.0, tv_weight=1.0)
+    second = dataclasses.replace(first, content_weight=2.0, style_weight=1000.0, tv_weight=5.0)
+    worker = Worker()
+    try:
+        with worker.make_objective(tiny_network, content, [style], first) as built:
+            built.evaluate(x)
+        with worker.make_objective(tiny_network, content, [style], second) as reused:
+            assert reused is built and worker.counts == {"built": 1, "reused": 1}
+            terms, grad = reused.evaluate(x)
+        with stylize.Objective(tiny_network, content, [style], second) as fresh:
+            fresh_terms, fresh_grad = fresh.evaluate(x)
+        assert terms == fresh_terms and np.array_equal(grad, fresh_grad)
+        other_layers = dataclasses.replace(second, style_layers=("relu1_1",))
+        with worker.make_objective(tiny_network, content, [style], other_layers) as rebuilt:
+            assert rebuilt is not built and worker.counts["built"] == 2
+    finally:
+        worker.close()
+
+
 # ---------------------------------------------------------------- on Ray
 
 
