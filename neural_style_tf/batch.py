@@ -206,6 +206,10 @@ class Recorder:
             if self.bar is not None:
                 self.bar.update(1)
 
+    def say(self, text):
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+
     def running(self, count):
         if self.bar is not None:
             text = f"done {self.counts['done']}, failed {self.counts['failed']}, running {count}"
@@ -245,7 +249,7 @@ def run_jobs(args, planned, recorder):
     try:
         tasks = tasks_of(runnable, digest, ship=not started)
         engine.run_tasks(tasks, options, lambda task, rec: recorder.record(task.id, task.label, rec, params[task.id]),
-                         recorder.running)
+                         recorder.running, recorder.say)
     except KeyboardInterrupt:
         return False
     finally:

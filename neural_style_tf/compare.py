@@ -384,7 +384,7 @@ def run_on_ray(exp, network, prepared, done_by_pair, say):
             say(f"run {marker['run']}: {marker['evaluations']} evaluations, {marker['seconds']:.1f} s "
                 f"({marker['stop_reason']}) on {record.get('host')}")
 
-        engine.run_tasks(tasks, pool, on_result)
+        engine.run_tasks(tasks, pool, on_result, say=say)
     finally:
         engine.shutdown(started)
 

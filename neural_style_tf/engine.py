@@ -123,8 +123,15 @@ def node_capacities():
 
 
 def plan_workers(options, capacities, tasks):
-    """(workers, threads): how many workers of how many threads, and what fits where."""
-    threads = options.threads or int(min(THREADS_PER_WORKER, max(c for c, _, _ in capacities)) or 1)
+    """(workers, threads): how many workers of how many threads, and what fits where.
+
+    Without --threads-per-worker: THREADS_PER_WORKER, or fewer when --workers asks for more
+    workers than that leaves room for (--workers 2 on 2 cores: 1 thread each)."""
+    threads = options.threads
+    if threads is None:
+        total = sum(c for c, _, _ in capacities)
+        share = total // options.workers if options.workers else THREADS_PER_WORKER
+        threads = int(max(1, min(THREADS_PER_WORKER, share, max(c for c, _, _ in capacities))))
     fit = 0
     for cpus, memory, gpus in capacities:
         n = int(cpus // threads)
@@ -234,7 +241,7 @@ def collect(pool, ref, attempts, options, pending):
                       "error": f"worker died ({_one_line(exc)})", "attempt": attempts[task.id]}
 
 
-def run_tasks(tasks, options, on_result, progress=None):
+def run_tasks(tasks, options, on_result, progress=None, say=None):
     """Run `tasks` on a pool of workers; `on_result(task, record)` for every finished
     attempt, on the driver, as it comes. `progress(running)` is called while waiting.
     Raises KeyboardInterrupt after killing the workers on Ctrl-C."""
@@ -243,6 +250,10 @@ def run_tasks(tasks, options, on_result, progress=None):
     if not tasks:
         return
     count, threads = plan_workers(options, node_capacities(), tasks)
+    if say is not None:
+        memory = f", {format_bytes(options.memory)} each" if options.memory else ""
+        fewer = f" (of {options.workers} asked: no more fit)" if options.workers and count < options.workers else ""
+        say(f"{count} worker(s){fewer} x {threads} thread(s){memory}")
     pool = Pool(count, worker_options(options, threads))
     pending, attempts = order(tasks), {}
     graceful = False

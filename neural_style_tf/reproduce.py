@@ -224,7 +224,7 @@ def run_on_ray(todo, network, content, styles, evaluations, pool, finish, say):
             else:
                 say(f"[{index}] {panel['id']}: failed ({record.get('error')})")
 
-        engine.run_tasks(tasks, dataclasses.replace(pool, memory=need), on_result)
+        engine.run_tasks(tasks, dataclasses.replace(pool, memory=need), on_result, say=say)
     except KeyboardInterrupt:
         return True
     finally:

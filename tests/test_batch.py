@@ -97,6 +97,8 @@ def test_workers_fit_the_nodes():
     assert engine.plan_workers(options, [(2.0, 16 * 2**30, 0.0)], range(5)) == (2, 1)
     assert engine.plan_workers(options, [(8.0, 7 * 2**30, 0.0)], range(5)) == (2, 1)  # memory-bound
     assert engine.plan_workers(engine.PoolOptions(), [(2.0, 16 * 2**30, 0.0)], range(5)) == (1, 2)
+    assert engine.plan_workers(engine.PoolOptions(workers=2), [(2.0, 16 * 2**30, 0.0)], range(5)) == (2, 1)
+    assert engine.plan_workers(engine.PoolOptions(workers=3), [(2.0, 16 * 2**30, 0.0)], range(2)) == (2, 1)
     with pytest.raises(engine.UsageError, match="no node"):
         engine.plan_workers(engine.PoolOptions(threads=4), [(2.0, 16 * 2**30, 0.0)], range(5))
     env = engine.worker_options(engine.PoolOptions(), 3)["runtime_env"]["env_vars"]
