@@ -231,6 +231,8 @@ def collect(pool, ref, attempts, options, pending):
     index, task = pool.busy.pop(ref)
     try:
         return task, ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:  # the job raised past Worker.run (a bug): its own failure
+        return task, {"status": "failed", "error": _one_line(getattr(exc, "cause", None) or exc)}
     except ray.exceptions.RayError as exc:  # the worker died: killed, out of memory, node lost
         attempts[task.id] = attempts.get(task.id, 0) + 1
         pool.replace(index)
