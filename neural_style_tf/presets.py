@@ -38,6 +38,9 @@ PRESETS = {
         "style_weight": 1.0,
         "tv_weight": 0.0,  # the paper has no total-variation term
         "pooling": "avg",
+        "padding": "zero",  # the paper's network zero-pads every convolution
+        "style_loss": "gram",
+        "iterate_average": 0.0,  # the result is L-BFGS's best iterate
         "initial_noiseblend": 1.0,  # start from white noise
         "optimizer": "lbfgs",
         "width": 512,
@@ -57,6 +60,9 @@ PRESETS = {
         "style_weight": "number of style layers",
         "tv_weight": 0.0,
         "pooling": "max",  # their VGG class defaults to max pooling
+        "padding": "zero",  # torchvision's VGG zero-pads
+        "style_loss": "gram",
+        "iterate_average": 0.0,
         "initial_noiseblend": 0.0,  # from the content image
         "optimizer": "lbfgs",
         "width": 512,

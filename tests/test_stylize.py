@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+import scipy.linalg
 from test_vgg import reference_net
 
 import stylize
@@ -235,11 +236,32 @@ def np_gram(features):
     return flat.T @ flat / (h * w * c)
 
 
+def np_moments(features):
+    """(mean, covariance) over the positions of features [H, W, C], float64."""
+    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
+    return flat.mean(axis=0), np.cov(flat, rowvar=False, bias=True)
+
+
+def np_style_loss(kind, features, target_features):
+    """One layer's style loss, from scratch: Gram MSE, mean-cov, or W2 with SciPy's sqrtm."""
+    if kind == "gram":
+        return np.mean((np_gram(features) - np_gram(target_features)) ** 2)
+    (mean, cov), (t_mean, t_cov) = np_moments(features), np_moments(target_features)
+    channels = mean.size
+    if kind == "mean-cov":
+        return (np.sum((mean - t_mean) ** 2) + np.sum((cov - t_cov) ** 2) / channels) / channels
+    root = scipy.linalg.sqrtm(t_cov)
+    cross = np.real(np.trace(scipy.linalg.sqrtm(root @ cov @ root)))
+    return (np.sum((mean - t_mean) ** 2) + np.trace(cov) + np.trace(t_cov) - 2 * cross) / channels
+
+
 def reference_terms(network, x, content, styles, loss):
     """Every loss term computed from scratch in float64 NumPy, with the classic formulas."""
+    padding = loss.padding or network.default_padding
+
     def net(image):
         return reference_net(network.layers, network.weights, network.preprocess(image[None].astype(np.float64)),
-                             loss.pooling)
+                             loss.pooling, padding)
 
     feats, content_feats = net(x), net(content)
     style_feats = [net(s) for s in styles]
@@ -248,7 +270,7 @@ def reference_terms(network, x, content, styles, loss):
     blend = stylize.blend_weights(len(styles), loss.style_blend_weights)
     content_term = sum(w * np.mean((feats[n] - content_feats[n]) ** 2) for n, w in cw.items())
     style_term = sum(
-        b * sum(w * np.mean((np_gram(feats[n]) - np_gram(sf[n])) ** 2) for n, w in sw.items())
+        b * sum(w * np_style_loss(loss.style_loss, feats[n], sf[n]) for n, w in sw.items())
         for b, sf in zip(blend, style_feats)
     )
     img = x.astype(np.float64)
@@ -259,12 +281,16 @@ def reference_terms(network, x, content, styles, loss):
     return terms
 
 
-@pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_objective_terms_match_numpy_with_two_styles_and_every_weight(tiny_network, content, style, pooling):
+@pytest.mark.parametrize(("pooling", "padding", "style_loss"), [
+    ("max", "zero", "gram"), ("avg", "zero", "gram"), ("max", "replicate", "gram"), ("avg", "reflect", "mean-cov"),
+    ("max", None, "w2"), ("avg", "zero", "w2"),
+])
+def test_objective_terms_match_numpy_with_two_styles_and_every_weight(tiny_network, content, style, pooling, padding,
+                                                                      style_loss):
     second_style = random_image(12, (12, 12, 3))
     loss = stylize.LossOptions(content_weight=3.0, content_weight_blend=0.6, style_weight=70.0, tv_weight=0.5,
                                style_layer_weight_exp=1.5, style_blend_weights=(1.0, 3.0), style_scales=(1.0, 0.5),
-                               pooling=pooling)
+                               pooling=pooling, padding=padding, style_loss=style_loss)
     x = random_image(13)
     with stylize.Objective(tiny_network, content, [style, second_style], loss) as obj:
         # Styles are resized to scale x the content's width, as the classic tool does.
