@@ -255,9 +255,16 @@ def style_loss_mean_cov(moments, target):
     tf = import_tensorflow()
 
     mean, cov = moments
-    target_mean, target_cov = target[0], target[1]
+    target_mean, target_cov, variance = target
     channels = float(mean.shape[-1])
-    return (tf.reduce_sum(tf.square(mean - target_mean)) + tf.reduce_sum(tf.square(cov - target_cov)) / channels) / channels
+    distance = tf.reduce_sum(tf.square(mean - target_mean)) + tf.reduce_sum(tf.square(cov - target_cov)) / channels
+    return MEAN_COV_SCALE * distance / (channels * variance**2)
+
+
+def mean_cov_target(moments):
+    """The constants of the mean-cov loss: (mean, covariance, the painting's mean variance)."""
+    mean, cov = (np.asarray(m, np.float32) for m in moments)
+    return mean, cov, np.float32(max(float(np.trace(cov)) / cov.shape[0], 1e-12))
 
 
 def sqrtm_psd(matrix):
@@ -272,6 +279,16 @@ def w2_target(moments):
     cov = (cov + cov.T) / 2
     return (mean.astype(np.float32), cov.astype(np.float32), sqrtm_psd(cov).astype(np.float32),
             np.float32(np.trace(cov)))
+
+
+# Why these scales: each new loss is divided by the painting's own mean feature variance
+# per layer (squared for mean-cov, whose terms are squared statistics), so that every
+# layer counts in relative terms whatever the size of its activations, and then by a
+# constant that gives the style gradient the size of the Gram loss's at the same
+# --style-weight: measured at the content start on the Neckarfront x Starry Night, 256 px,
+# embedded network (docs/quality.md). The classic flags keep their meaning.
+W2_SCALE = 10.0
+MEAN_COV_SCALE = 30.0
 
 
 # Eigenvalues below this (relative to the largest) count as 0 in the W2 trace term: the
@@ -293,14 +310,13 @@ def style_loss_w2(moments, target):
 
     mean, cov = moments
     target_mean, target_cov, target_root, target_trace = target
-    channels = float(mean.shape[-1])
     product = tf.matmul(tf.matmul(target_root, cov), target_root)
     product = (product + tf.transpose(product)) / 2  # symmetric to rounding, as eigh assumes
     values = tf.linalg.eigh(product)[0]
     floor = W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
     root_trace = tf.reduce_sum(tf.sqrt(tf.maximum(values, floor)))
     distance = tf.reduce_sum(tf.square(mean - target_mean)) + tf.linalg.trace(cov) + target_trace - 2.0 * root_trace
-    return distance / channels
+    return W2_SCALE * distance / target_trace
 
 
 @dataclass(frozen=True)
@@ -326,7 +342,8 @@ def style_statistic(loss_options):
         return StyleStatistic(_as_tuple(scale.gram), tuple, lambda g, t: scale.style(g[0], t[0]),
                               "Gram matrix, as the loss scale normalises it")
     if name == "mean-cov":
-        return StyleStatistic(feature_moments, tuple, style_loss_mean_cov, "squared distance of means and covariances")
+        return StyleStatistic(feature_moments, mean_cov_target, style_loss_mean_cov,
+                              "squared distance of means and covariances")
     if name == "w2":
         return StyleStatistic(feature_moments, w2_target, style_loss_w2, "Wasserstein-2 between Gaussians")
     raise ValueError(f"style loss must be one of {STYLE_LOSSES}, not {name!r}")

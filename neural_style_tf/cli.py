@@ -145,8 +145,8 @@ def add_objective_arguments(group):
                             "independent of the size elsewhere), or the paper's gatys2016 / gatys-pytorch "
                             "(what --preset sets)")
     group.add_argument("--preset", choices=tuple(presets.PRESETS), default=None,
-                       help="the exact settings of the paper (gatys2016) or of the authors' later code "
-                            "(gatys-pytorch); flags given explicitly still win")
+                       help="exact settings: the classic TensorFlow tool's (classic), the paper's (gatys2016) "
+                            "or the authors' later code's (gatys-pytorch); flags given explicitly still win")
     group.add_argument("--ratio", type=float, default=None, metavar="ALPHA/BETA",
                        help="content/style trade-off alpha/beta: sets --content-weight (style weight: the "
                             "preset's, else 1)")

@@ -10,6 +10,7 @@ TensorFlow functions, so they are evaluated eagerly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import OrderedDict
@@ -862,3 +863,63 @@ def test_normalized_equals_classic_at_the_reference_size(tiny_network):
         a, b = sess.run([stylize.total_variation(x), stylize.total_variation_normalized(x)])
     assert a == pytest.approx(b, rel=1e-6)
     assert "classic" in stylize.LOSS_SCALES and "normalized" in stylize.LOSS_SCALES
+
+
+# ---------------------------------------------------------------- the new style statistics and the iterate average
+
+
+def test_new_style_losses_match_numpy_on_tiny_features():
+    """mean-cov and W2 on random (1, 5, 4, 3) features against from-scratch NumPy/SciPy."""
+    rng = np.random.default_rng(3)
+    feats, target = (np.maximum(rng.normal(1.0, 1.0, (1, 5, 4, 3)), 0).astype(np.float32) for _ in range(2))
+    for kind, statistic in (("mean-cov", stylize.style_statistic(stylize.LossOptions(style_loss="mean-cov"))),
+                            ("w2", stylize.style_statistic(stylize.LossOptions(style_loss="w2")))):
+        target_stats = statistic.prepare(tuple(value(t) for t in statistic.compute(tf.constant(target))))
+        got = value(statistic.loss(statistic.compute(tf.constant(feats)), tuple(tf.constant(t) for t in target_stats)))
+        mean_variance = np.trace(np_moments(target[0])[1]) / 3
+        scale = (stylize.W2_SCALE * 3 / (3 * mean_variance) if kind == "w2"
+                 else stylize.MEAN_COV_SCALE / mean_variance**2)
+        assert got == pytest.approx(scale * np_style_loss(kind, feats[0], target[0]), rel=1e-3), kind
+        # zero when the features are the target's
+        same = value(statistic.loss(statistic.compute(tf.constant(target)), tuple(tf.constant(t) for t in target_stats)))
+        assert abs(same) < 1e-3 * got, kind
+
+
+def test_w2_gradient_matches_finite_differences():
+    rng = np.random.default_rng(4)
+    feats, target = (rng.normal(0.5, 1.0, (1, 6, 5, 3)).astype(np.float64) for _ in range(2))
+    statistic = stylize.style_statistic(stylize.LossOptions(style_loss="w2"))
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        t_stats = statistic.prepare(sess.run(statistic.compute(tf.constant(target, tf.float32))))
+        x = tf.compat.v1.placeholder(tf.float32, feats.shape)
+        loss = statistic.loss(statistic.compute(x), tuple(tf.constant(t) for t in t_stats))
+        grad = tf.gradients(loss, x)[0]
+        g = sess.run(grad, {x: feats})
+        h = 1e-2
+        for index in [(0, 0, 0, 0), (0, 3, 2, 1), (0, 5, 4, 2)]:
+            up, down = feats.copy(), feats.copy()
+            up[index] += h
+            down[index] -= h
+            numeric = (sess.run(loss, {x: up}) - sess.run(loss, {x: down})) / (2 * h)
+            assert g[index] == pytest.approx(numeric, rel=2e-2, abs=1e-4)
+
+
+def test_iterate_average_is_bias_corrected():
+    average = stylize.IterateAverage(0.9)
+    assert average.get() is None
+    average.update(np.full(3, 10.0))
+    np.testing.assert_allclose(average.get(), 10.0)  # one iterate: itself, not 10% of it
+    average.update(np.full(3, 20.0))
+    np.testing.assert_allclose(average.get(), (0.9 * 0.1 * 10 + 0.1 * 20) / (1 - 0.81), rtol=1e-6)
+
+
+def test_minimize_with_an_iterate_average_returns_the_average_and_its_own_loss(objective, content):
+    opts = stylize.OptimizerOptions(optimizer="adam", iterations=6, learning_rate=5.0, iterate_average=0.5)
+    seen = []
+    result = stylize.minimize(objective, content, opts, callback=lambda p: seen.append(p.best_image().copy()))
+    plain = stylize.minimize(objective, content, dataclasses.replace(opts, iterate_average=0.0))
+    assert result.evaluations == plain.evaluations == 6
+    terms, _ = objective.evaluate(result.image)
+    assert result.terms["total"] == pytest.approx(terms["total"], rel=1e-6)  # the loss is the average's own
+    assert not np.array_equal(result.image, plain.image)  # not the best iterate
+    assert 0.0 <= result.image.min() and result.image.max() <= 255.0
