@@ -449,11 +449,8 @@ class Objective:
                 for b, targets in zip(blend, style_targets)
             ])
             self.weights = term_weights(loss, network)
-            terms = OrderedDict(
-                content=self.weights["content"] * content_term,
-                style=self.weights["style"] * style_term,
-                tv=self.weights["tv"] * scale.tv(self.image),
-            )
+            unweighted = {"content": content_term, "style": style_term, "tv": scale.tv(self.image)}
+            terms = OrderedDict((name, self.weights[name] * term) for name, term in unweighted.items())
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
             self.gradient = tf.gradients(terms["total"], self.image)[0]
