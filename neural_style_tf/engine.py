@@ -150,7 +150,13 @@ def plan_workers(options, capacities, tasks):
 
 
 def worker_options(options, threads):
-    env = {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"}
+    # OMP_NUM_THREADS: Ray sets it to the worker's CPUs, and it sets how many threads
+    # OpenBLAS gives SciPy's L-BFGS-B, whose sums then round differently: measured, a panel
+    # run in a 1-CPU worker left a serial run's path after ~20 evaluations (loss 222.53 vs
+    # 223.48 at 150). A worker keeps what a command started here would have, so that its
+    # results equal a serial run's; L-BFGS-B's vector work is small next to TensorFlow's.
+    blas = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
+    env = {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": blas}
     if not options.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker must not grab a GPU another worker asked for
     out = {"num_cpus": threads, "num_gpus": options.gpus, "max_restarts": 0, "runtime_env": {"env_vars": env}}

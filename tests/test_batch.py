@@ -102,7 +102,8 @@ def test_workers_fit_the_nodes():
     with pytest.raises(engine.UsageError, match="no node"):
         engine.plan_workers(engine.PoolOptions(threads=4), [(2.0, 16 * 2**30, 0.0)], range(5))
     env = engine.worker_options(engine.PoolOptions(), 3)["runtime_env"]["env_vars"]
-    assert env == {"TF_NUM_INTRAOP_THREADS": "3", "TF_NUM_INTEROP_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    assert env == {"TF_NUM_INTRAOP_THREADS": "3", "TF_NUM_INTEROP_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+                   "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count())}
     assert "CUDA_VISIBLE_DEVICES" not in engine.worker_options(engine.PoolOptions(gpus=1), 1)["runtime_env"]["env_vars"]
 
 
