@@ -66,10 +66,10 @@ def add_image_arguments(p):
     io.add_argument("--output", required=True, help="output image (.png, .jpg, .tif, .webp)")
     io.add_argument("--width", type=int, default=None, help="output width in pixels (default: the content's)")
     add_style_scales(io)
-    io.add_argument("--initial", default=None, help="initial image (default: noise)")
-    io.add_argument("--initial-noiseblend", type=float, default=None,
-                    help="weight of noise blended into the initial image, 0..1 (default: 0 with --initial, "
-                         "else 1; below 1 without --initial starts from the content)")
+    io.add_argument("--initial", default=None, help="initial image (default: the content)")
+    io.add_argument("--initial-noiseblend", type=float, default=settings.INITIAL_NOISEBLEND,
+                    help="weight of noise blended into the initial image (--initial, else the content), 0..1; "
+                         "1 starts from noise as the classic tool")
     io.add_argument("--preserve-colors", nargs="?", const="luminance", default=None, choices=settings.PRESERVE_MODES,
                     help="keep the content's colours: luminance (the bare flag: swap chroma after the run), "
                          "luminance-only (optimise on luminance) or histogram (match the style's colours first)")
