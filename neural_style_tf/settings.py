@@ -76,6 +76,10 @@ STYLE_SIZE = "width"
 # lose the town in abstract shapes, while from the content the layout is kept and the
 # style still covers the frame. --initial-noiseblend 1 (or --preset classic) starts from noise.
 INITIAL_NOISEBLEND = 0.0
+# Coarse-to-fine by default (coarse_to_fine.py): outputs whose long side is above this
+# start at this size, and every scale coarser than the final one runs COARSE_ITERATIONS.
+AUTO_START_SIZE = 128
+COARSE_ITERATIONS = 100
 # Quality options (issue 13; measured in docs/quality.md). Each has a classic value that
 # --preset classic restores.
 # Padding of the network's FIRST convolution: the classic tools zero-pad, which the
@@ -144,6 +148,7 @@ class OptimizerOptions:
     # Coarse-to-fine (coarse_to_fine.py): the number of sizes, or the first long side.
     scales: int | None = None
     start_size: int | None = None
+    coarse_iterations: int = COARSE_ITERATIONS
 
 
 @dataclass(frozen=True)
