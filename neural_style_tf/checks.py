@@ -55,13 +55,14 @@ def check_numbers(settings):
     run, loss, opt = settings.run, settings.loss, settings.optimizer
     if run.seed is not None and run.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, not {run.seed}")
-    if loss.style_layer_weight_exp < 0:  # negative: every other style layer would get a negative weight
+    if loss.style_layer_weight_exp is not None and loss.style_layer_weight_exp < 0:  # negative: every other style layer would get a negative weight
         raise UsageError(f"--style-layer-weight-exp must be non-negative, not {loss.style_layer_weight_exp}")
     for label, value in (("--iterations", opt.iterations), ("--width", run.width),
                          ("--lbfgs-corrections", opt.lbfgs_corrections),
                          ("--print-iterations", run.print_iterations),
                          ("--checkpoint-iterations", run.checkpoint_iterations),
-                         ("--scales", opt.scales), ("--start-size", opt.start_size)):
+                         ("--scales", opt.scales), ("--start-size", opt.start_size),
+                         ("--coarse-iterations", opt.coarse_iterations)):
         if value is not None and value <= 0:
             raise UsageError(f"{label} must be a positive integer, not {value}")
     if opt.lbfgs_first_step < 0:

@@ -66,10 +66,10 @@ def add_image_arguments(p):
     io.add_argument("--output", required=True, help="output image (.png, .jpg, .tif, .webp)")
     io.add_argument("--width", type=int, default=None, help="output width in pixels (default: the content's)")
     add_style_scales(io)
-    io.add_argument("--initial", default=None, help="initial image (default: noise)")
-    io.add_argument("--initial-noiseblend", type=float, default=None,
-                    help="weight of noise blended into the initial image, 0..1 (default: 0 with --initial, "
-                         "else 1; below 1 without --initial starts from the content)")
+    io.add_argument("--initial", default=None, help="initial image (default: the content)")
+    io.add_argument("--initial-noiseblend", type=float, default=settings.INITIAL_NOISEBLEND,
+                    help="weight of noise blended into the initial image (--initial, else the content), 0..1; "
+                         "1 starts from noise as the classic tool")
     io.add_argument("--preserve-colors", nargs="?", const="luminance", default=None, choices=settings.PRESERVE_MODES,
                     help="keep the content's colours: luminance (the bare flag: swap chroma after the run), "
                          "luminance-only (optimise on luminance) or histogram (match the style's colours first)")
@@ -99,11 +99,12 @@ def add_optimisation_arguments(p):
                      help="result = exponential moving average of the iterates with this decay, 0..1 "
                           "(0: off, the lowest-loss iterate); removes Adam's iterate noise")
     run.add_argument("--scales", type=int, default=None, metavar="N",
-                     help="coarse-to-fine over N sizes, each half the next; --iterations is the total, each scale "
-                          "getting half the iterations of the one below (default: on from 512 px for outputs "
-                          "above 1024 px, else off)")
+                     help="coarse-to-fine over N sizes, each half the next (default: from "
+                          f"{settings.AUTO_START_SIZE} px up, in steps of at most 2; 1: one scale)")
     run.add_argument("--start-size", type=int, default=None, metavar="PX",
                      help="coarse-to-fine from this long side, in steps of at most 2")
+    run.add_argument("--coarse-iterations", type=int, default=settings.COARSE_ITERATIONS, metavar="N",
+                     help="iterations of each scale below the final one (--iterations is the final scale's)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed and logged)")
     return run
 
@@ -122,8 +123,10 @@ def add_objective_arguments(group):
     group.add_argument("--content-weight-blend", type=float, default=settings.CONTENT_WEIGHT_BLEND,
                        help="share of the first content layer (relu4_2); the others get the rest")
     group.add_argument("--style-weight", type=float, default=settings.STYLE_WEIGHT, help="style weight")
-    group.add_argument("--style-layer-weight-exp", type=float, default=settings.STYLE_LAYER_WEIGHT_EXP,
-                       help="weight(layer n+1) = exp * weight(layer n)")
+    group.add_argument("--style-layer-weight-exp", type=float, default=None,
+                       help=f"weight(layer n+1) = exp * weight(layer n) (default {settings.STYLE_LAYER_WEIGHT_EXP:g}: "
+                            f"equal, with the embedded network or a Keras model; {settings.STYLE_LAYER_WEIGHT_EXP_VGG:g} "
+                            "with VGG weights files)")
     group.add_argument("--style-blend-weights", type=float, nargs="+", default=None, metavar="WEIGHT",
                        help="one per style (default: equal)")
     group.add_argument("--tv-weight", type=float, default=None,

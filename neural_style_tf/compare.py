@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import io
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,7 +34,7 @@ import vgg
 
 from . import checks, cli, color, engine, images, memory, presets
 from .errors import EXIT_INTERRUPTED, UsageError
-from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, effective_tv_weight, jsonable
+from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, for_network, jsonable
 from .tf_runtime import configure_process, import_tensorflow, session_config
 
 WIDTH = 256
@@ -290,7 +289,7 @@ def plan_pair(exp, network, pair_id, content_path, style_paths, configs):
     """One pair's images and objective, its runs still to do and the finished ones' markers."""
     content = images.resize_to_width(images.load_image(content_path), exp.width)
     styles = [images.load_image(p) for p in style_paths]
-    loss = dataclasses.replace(exp.loss, tv_weight=effective_tv_weight(exp.loss, network))
+    loss = for_network(exp.loss, network)
     settings = shared_settings(exp, network, loss, content_path, style_paths)
     todo, done = [], {}
     for seed in exp.seeds:
@@ -366,7 +365,7 @@ def run_on_ray(exp, network, prepared, done_by_pair, say):
     layers = tuple(exp.loss.content_layers) + tuple(exp.loss.style_layers)
     need = max(memory.estimate_peak_bytes(network, *p[1].shape[:2], "lbfgs", max(exp.lbfgs_corrections or (1,)),
                                           layers) for p in prepared)
-    pool = dataclasses.replace(exp.pool, memory=need)
+    pool = replace(exp.pool, memory=need)
     started = engine.connect(pool.address)
     try:
         shared = ray.put(network)

@@ -30,7 +30,13 @@ TV_WEIGHT = 1e2
 # Keras models are scaled to the embedded network's magnitudes (keras_network.py), so
 # they get it too: see FeatureNetwork.default_tv_weight.
 TV_WEIGHT_EMBEDDED = 1e0
+# weight(layer n+1) = exp * weight(layer n). The classic tool's 1 (equal weights) stays the
+# embedded network's: measured on the quality panel (docs/quality.md), 0.25 (the shallow
+# layers weigh most) brings back a fine dot mesh in the sky with its edge-tuned first
+# layers. For ImageNet VGG weights 0.25 (256:64:16:4:1, crowsonkb's
+# style-transfer-pytorch, chosen on VGG-19; not measurable here): finer strokes, richer colour.
 STYLE_LAYER_WEIGHT_EXP = 1.0
+STYLE_LAYER_WEIGHT_EXP_VGG = 0.25
 LEARNING_RATE = 1e1
 BETA1 = 0.9
 BETA2 = 0.999
@@ -70,6 +76,16 @@ BIT_DEPTH = 8
 # output width) or "content" (the paper: the content's height and width).
 STYLE_SIZES = ("width", "content")
 STYLE_SIZE = "width"
+# Start from the content photo, not from noise (the classic tools' default). From noise,
+# the optimiser must rebuild the photo's layout through the content term alone; measured
+# on the quality panel (docs/quality.md), 80-100 L-BFGS iterations from noise at 256 px
+# lose the town in abstract shapes, while from the content the layout is kept and the
+# style still covers the frame. --initial-noiseblend 1 (or --preset classic) starts from noise.
+INITIAL_NOISEBLEND = 0.0
+# Coarse-to-fine by default (coarse_to_fine.py): outputs whose long side is above this
+# start at this size, and every scale coarser than the final one runs COARSE_ITERATIONS.
+AUTO_START_SIZE = 128
+COARSE_ITERATIONS = 100
 # Quality options (issue 13; measured in docs/quality.md). Each has a classic value that
 # --preset classic restores.
 # Padding of the network's FIRST convolution: the classic tools zero-pad, which the
@@ -82,7 +98,15 @@ PADDINGS = ("zero", "replicate", "reflect")
 # Style statistics: the classic Gram matrix, mean and covariance (MSE of both), or the
 # Wasserstein-2 distance between the Gaussians they define (crowsonkb; Risser et al.).
 STYLE_LOSSES = ("gram", "mean-cov", "w2")
-STYLE_LOSS = "gram"
+# W2 by default. Measured on the quality panel with the embedded network (256 px, 80
+# L-BFGS iterations from the content, docs/quality.md): with the Gram loss the sky is a
+# regular fine mesh of dots and stays the photo's grey-blue; with W2 the mesh is gone and
+# the painting's strokes cover the whole frame, the sky included, as in the classic
+# reference. For VGG-19 (not measurable here) W2 is also what the literature chose
+# (crowsonkb's style-transfer-pytorch; Risser et al. 2017 on the Gram matrix's instability).
+# It costs one eigendecomposition per style layer and evaluation (C x C, whatever the
+# image size): about +0.1 s at 256 px, a few % at 512 px.
+STYLE_LOSS = "w2"
 # Exponential moving average of the iterates (0 = off): the result is the average, which
 # removes the iterate noise of Adam (crowsonkb uses 0.99 at every scale).
 ITERATE_AVERAGE = 0.0
@@ -98,7 +122,8 @@ class LossOptions:
     content_weight: float = CONTENT_WEIGHT
     content_weight_blend: float = CONTENT_WEIGHT_BLEND
     style_weight: float = STYLE_WEIGHT
-    style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP
+    # None: the network's own default (FeatureNetwork.default_style_layer_weight_exp).
+    style_layer_weight_exp: float | None = None
     # None: the network's own default (FeatureNetwork.default_tv_weight), see effective_tv_weight.
     tv_weight: float | None = TV_WEIGHT
     content_layers: tuple = CONTENT_LAYERS
@@ -130,6 +155,7 @@ class OptimizerOptions:
     # Coarse-to-fine (coarse_to_fine.py): the number of sizes, or the first long side.
     scales: int | None = None
     start_size: int | None = None
+    coarse_iterations: int = COARSE_ITERATIONS
 
 
 @dataclass(frozen=True)
@@ -141,7 +167,7 @@ class RunSettings:
     output: str
     width: int | None = None
     initial: str | None = None
-    initial_noiseblend: float | None = None
+    initial_noiseblend: float | None = INITIAL_NOISEBLEND
     preserve_colors: str | None = None
     color_match: str = COLOR_MATCH
     color_source: str | None = None
@@ -216,6 +242,14 @@ def effective_tv_weight(loss, network):
 def effective_padding(loss, network):
     """The first-layer padding of a run: the one given, else the network's own default."""
     return network.default_padding if loss.padding is None else loss.padding
+
+
+def for_network(loss, network):
+    """`loss` with every setting left to the network (None) resolved: TV weight, first-layer
+    padding and style-layer weight exponent."""
+    exp = network.default_style_layer_weight_exp if loss.style_layer_weight_exp is None else loss.style_layer_weight_exp
+    return dataclasses.replace(loss, tv_weight=effective_tv_weight(loss, network), padding=effective_padding(loss, network),
+                               style_layer_weight_exp=exp)
 
 
 def jsonable(value):

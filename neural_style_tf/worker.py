@@ -9,11 +9,12 @@ evaluation after that. So a worker keeps:
 - TensorFlow, imported once;
 - the networks it loaded, by (file, input range); a network sent by the driver (a
   normalised one, say) by its object reference;
-- the last Objective it built, with its warmed-up session, keyed by what fixes its graph
-  (network, content and style pixels, layers, loss scale, pooling, mask): a job that
-  differs only in the content, style or TV weight `reweight`s it and starts at once
-  (a weight sweep builds one graph per worker). Only one is kept, so that a worker's
-  memory is one run's, as memory.py estimates it;
+- the last Objectives it built (OBJECTIVES_KEPT: one per scale of a coarse-to-fine
+  run), with their warmed-up sessions, keyed by what fixes a graph (network, content and
+  style pixels, layers, loss scale, pooling, mask): a job that differs only in the
+  content, style or TV weight `reweight`s them and starts at once (a weight sweep builds
+  its graphs once per worker). The coarser scales' graphs are a quarter of the next
+  one's, so a worker's memory stays near one run's, as memory.py estimates it;
 - copies of input files that were not readable at the driver's path (no shared storage),
   by sha256.
 
@@ -34,6 +35,7 @@ import socket
 import tempfile
 import time
 import traceback
+from collections import OrderedDict
 
 import numpy as np
 
@@ -43,6 +45,9 @@ import vgg
 from . import transfer
 from .errors import EXIT_OK, UsageError
 from .tf_runtime import configure_process, import_tensorflow
+
+# Objectives a worker keeps: a coarse-to-fine run's scales (2-3 by default) reuse theirs.
+OBJECTIVES_KEPT = 3
 
 
 def digest(array):
@@ -65,8 +70,7 @@ class Worker:
         import_tensorflow()  # seconds, paid once per worker instead of once per job
         self.networks = {}
         self.shared = {}
-        self.objective = None
-        self.objective_key = None
+        self.objectives = OrderedDict()  # graph key -> Objective, the most recently used last
         self.counts = {"built": 0, "reused": 0}
         self.files = {}
         self.file_digests = {}
@@ -92,20 +96,20 @@ class Worker:
     def make_objective(self, network, content, styles, loss, **extra):
         """stylize.Objective's arguments -> a context manager giving a built Objective."""
         key = graph_key(network, content, styles, loss, extra.get("content_mask"))
-        if key == self.objective_key:
-            self.objective.reweight(loss)
+        if key in self.objectives:
+            self.objectives.move_to_end(key)
+            self.objectives[key].reweight(loss)
             self.counts["reused"] += 1
         else:
-            self.forget_objective()  # before the next is built: one graph in memory at a time
-            self.objective = stylize.Objective(network, content, styles, loss, **extra)
-            self.objective_key = key
+            while len(self.objectives) >= OBJECTIVES_KEPT:  # before the next is built
+                self.objectives.popitem(last=False)[1].close()
+            self.objectives[key] = stylize.Objective(network, content, styles, loss, **extra)
             self.counts["built"] += 1
-        return contextlib.nullcontext(self.objective)
+        return contextlib.nullcontext(self.objectives[key])
 
-    def forget_objective(self):
-        if self.objective is not None:
-            self.objective.close()
-        self.objective, self.objective_key = None, None
+    def forget_objectives(self):
+        while self.objectives:
+            self.objectives.popitem()[1].close()
 
     def local_file(self, path, sha, ref):
         """The driver's file `path` here: in place when it is readable and the same (shared
@@ -155,7 +159,7 @@ class Worker:
         return record
 
     def close(self):
-        self.forget_objective()
+        self.forget_objectives()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 

@@ -241,7 +241,7 @@ def test_explicit_flags_override_the_preset():
     assert args.iterations == 1000 and args.initial_noiseblend == 0.0 and args.style_weight == 5.0
     # --initial keeps its classic meaning (start from that image) under a preset
     args = flat(BASE + ["--preset", "gatys2016", "--initial", "i.png"])
-    assert args.initial_noiseblend is None and args.pooling == "avg"
+    assert args.initial_noiseblend == 0.0 and args.pooling == "avg"
     # without a preset nothing changes but the ratio
     args = flat(BASE + ["--ratio", "1e-2"])
     assert args.content_weight == 1e-2 and args.style_weight == 1.0 and args.loss_scale == "classic"
@@ -306,7 +306,7 @@ def test_classic_preset_restores_every_classic_setting():
     assert s.loss.tv_weight is None  # the network's own classic weight (1e2 for VGG-19)
     # flags given explicitly still win, and --initial keeps the classic meaning (no noise)
     assert classic_settings("--padding", "reflect").loss.padding == "reflect"
-    assert classic_settings("--initial", "i.png").run.initial_noiseblend is None
+    assert classic_settings("--initial", "i.png").run.initial_noiseblend == 0.0
 
 
 def test_classic_preset_objective_is_the_classic_formula_exactly(tiny_network):
