@@ -251,7 +251,7 @@ def test_a_worker_killed_mid_job(local_ray, files, tiny_net_path, tmp_path, retr
     killer.start()
     code = batch.main(["--contents", files["content"], "--styles", files["style"], files["style2"],
                        "--out-dir", out, "--retries", str(retries), "--workers", "2", "--threads-per-worker", "1",
-                       "--quiet", "--network", tiny_net_path, "--optimizer", "adam", "--iterations", "600"])
+                       "--quiet", "--network", tiny_net_path, "--optimizer", "adam", "--iterations", "3000"])
     killer.join()
     assert killed, "no running job was found to kill"
     lines = results(out)
