@@ -42,7 +42,12 @@ BETA1 = 0.9
 BETA2 = 0.999
 EPSILON = 1e-08
 STYLE_SCALE = 1.0
-ITERATIONS = 1000
+# Iterations at the final size (coarse-to-fine runs COARSE_ITERATIONS at each coarser
+# one). The classic tool's 1000 single-scale iterations take about 45 min at 512 px
+# here; from the coarse scales' result 150 reach the loss that single-scale L-BFGS has
+# after 500 evaluations (docs/performance.md, benchmark.py --time-to-quality), and the
+# picture no longer changes to the eye. --preset classic restores 1000.
+ITERATIONS = 150
 POOLING = "max"
 POOLING_CHOICES = ("max", "avg")
 OPTIMIZER = "lbfgs"
