@@ -31,8 +31,7 @@ REFERENCE_EVALUATIONS = 500
 # alternatives it was chosen from (docs/performance.md).
 ROUTES = (
     ("default", ""),
-    ("coarse-to-fine 3 scales", "--scales 3"),
-    ("adam lr 10", "--optimizer adam --scales 1 --iterations 600"),
+    ("Adam lr 10 one scale", "--optimizer adam --scales 1 --iterations 300"),
 )
 REFERENCE = ("single-scale L-BFGS", "--scales 1 --iterations 100000")
 
@@ -158,7 +157,7 @@ def add_arguments(p):
                         f"{REFERENCE_EVALUATIONS} evaluations")
     g.add_argument("--width", type=int, default=512, help="output width of the time-to-quality runs")
     g.add_argument("--route", action="append", type=parse_route, default=None, metavar="NAME=FLAGS",
-                   help="a route to time (default: the default command, 3-scale coarse-to-fine, Adam)")
+                   help="a route to time, NAME without commas (default: the default command, and Adam)")
     g.add_argument("--only", default=None, metavar="NAMES",
                    help="run only these routes (comma-separated names; the reference is "
                         f"'{REFERENCE[0]}'), e.g. one per process; then --report-only")
