@@ -37,12 +37,14 @@ REFERENCE = ("single-scale L-BFGS", "--scales 1 --iterations 100000")
 
 
 def settings_for(flags, content, style, width, out_dir):
-    import neural_style
-
     argv = ["--content", content, "--styles", style, "--output", os.path.join(out_dir, "unused.png"),
             "--width", str(width), "--quiet", "--overwrite", "--seed", "0", *flags]
-    parser = neural_style.build_parser()
-    return cli.parse_settings(parser.parse_args(argv), cli.explicit_dests(neural_style.build_parser, argv))
+    return cli.parse_settings(_parser().parse_args(argv), cli.explicit_dests(_parser, argv))
+
+
+def _parser():
+    """neural_style.py's flags (a command does not import another command)."""
+    return cli.add_transfer_arguments(cli.Parser(prog="neural_style.py"))
 
 
 class Trace:
