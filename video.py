@@ -45,8 +45,9 @@ def build_parser():
     clip.add_argument("--temporal-weight", type=float, default=v.TEMPORAL_WEIGHT,
                       help="weight of the temporal loss: mean squared difference to the previous result warped, "
                            "over reliable pixels")
-    clip.add_argument("--frame-iterations", type=int, default=v.FRAME_ITERATIONS,
-                      help="iterations of each frame after the first (--iterations: the first frame's)")
+    clip.add_argument("--frame-iterations", type=int, default=None,
+                      help="iterations of each frame after the first, which starts close to its result (default: "
+                           f"{v.FRAME_ITERATIONS_SHARE * 100:g}%% of --iterations, the first frame's, rounded up)")
     clip.add_argument("--long-term", type=int, nargs="+", default=(), metavar="J",
                       help="long-term consistency: also hold each frame to the results J frames back, e.g. 2 4")
     clip.add_argument("--flow", choices=flow.METHODS, default=flow.METHOD, help="OpenCV optical flow method")
@@ -64,7 +65,7 @@ def build_parser():
 def check_options(options):
     if not (math.isfinite(options.temporal_weight) and options.temporal_weight >= 0):
         raise UsageError(f"--temporal-weight must be a finite non-negative number, not {options.temporal_weight}")
-    if options.frame_iterations <= 0:
+    if options.frame_iterations is not None and options.frame_iterations <= 0:
         raise UsageError(f"--frame-iterations must be a positive integer, not {options.frame_iterations}")
     bad = [j for j in options.long_term if j < 2]
     if bad:

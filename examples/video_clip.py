@@ -2,12 +2,14 @@
 
     python examples/video_clip.py frames OUT_DIR [--photo examples/tubingen_neckarfront.jpg]
     python examples/video_clip.py flow-accuracy [--photo ...]
+    python examples/video_clip.py strip CLIP_DIR INDEPENDENT_DIR CONSISTENT_DIR OUT.jpg [--first N]
 
 `frames` writes frame_00001.png ... (the input of docs/video.md's study). Because the
 camera path is known exactly, so is the optical flow between any two frames;
 `flow-accuracy` compares OpenCV's DIS and Farneback flows against it (end-point error
 over the pixels visible in both frames, and seconds per flow), which is how
-neural_style_tf/flow.py's default was chosen.
+neural_style_tf/flow.py's default was chosen. `strip` puts four consecutive frames of two
+stylised versions side by side, each above its flicker: |frame - previous frame warped|.
 
 The default photo: Tübingen Neckarfront – photo by Andreas Praefcke, CC BY 3.0, via
 Wikimedia Commons; every frame, and every stylised frame, is an adaptation and carries
@@ -93,17 +95,65 @@ def flow_accuracy(photo_path, count, step=1):
               f" {seconds / (count - step):11.4f}")
 
 
+GAIN = 4  # the flicker maps: 4 x |difference|, so 64 grey levels show white
+
+
+def load_frames(folder, first, count):
+    names = sorted(n for n in os.listdir(folder) if n.startswith("frame_") and n.endswith(".png"))
+    return [images.load_image(os.path.join(folder, n)) for n in names[first - 2:first - 1 + count]]
+
+
+def flicker_map(clip, result, i):
+    """|result i - result i-1 warped| (mean over channels) where the flow is reliable, grey elsewhere."""
+    forward = flow.estimate_flow(clip[i - 1], clip[i])
+    backward = flow.estimate_flow(clip[i], clip[i - 1])
+    mask = flow.reliability(forward, backward)
+    diff = np.abs(result[i] - flow.warp(result[i - 1], backward)).mean(axis=-1)
+    shown = np.where(mask > 0, np.clip(GAIN * diff, 0, 255), 96.0)
+    return np.repeat(shown[..., None], 3, axis=2)
+
+
+def strip(clip_dir, rows, out, first, count=4):
+    """Rows of `count` frames from `first` (1-based), each version above its flicker maps."""
+    from PIL import ImageDraw
+
+    clip = load_frames(clip_dir, first, count)
+    tiles = []
+    for label, folder in rows:
+        result = load_frames(folder, first, count)
+        tiles.append((f"{label}: frames {first}-{first + count - 1}", result[1:]))
+        tiles.append((f"{label}: {GAIN} x |frame - previous warped|", [flicker_map(clip, result, i)
+                                                                          for i in range(1, count + 1)]))
+    height, width = clip[0].shape[:2]
+    label_h = 16
+    sheet = Image.new("RGB", (count * width, len(tiles) * (height + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, frames) in enumerate(tiles):
+        top = r * (height + label_h)
+        draw.text((4, top + 2), label, fill="black")
+        for c, frame in enumerate(frames):
+            sheet.paste(Image.fromarray(images.to_uint(frame)), (c * width, top + label_h))
+    images.save_image(out, np.asarray(sheet, np.float32), quality=85)
+    print(f"wrote {out} ({sheet.size[0]}x{sheet.size[1]})")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=("frames", "flow-accuracy"))
-    p.add_argument("out_dir", nargs="?", help="frames: the folder to write")
+    p.add_argument("what", choices=("frames", "flow-accuracy", "strip"))
+    p.add_argument("paths", nargs="*", help="frames: OUT_DIR; strip: CLIP_DIR INDEPENDENT_DIR CONSISTENT_DIR OUT.jpg")
     p.add_argument("--photo", default=PHOTO)
     p.add_argument("--frames", type=int, default=FRAMES)
+    p.add_argument("--first", type=int, default=10, help="strip: the first frame shown (1-based, at least 2)")
     args = p.parse_args(argv)
-    if args.what == "frames":
-        if not args.out_dir:
+    if args.what == "strip":
+        if len(args.paths) != 4:
+            p.error("strip needs CLIP_DIR INDEPENDENT_DIR CONSISTENT_DIR OUT.jpg")
+        clip_dir, independent, consistent, out = args.paths
+        strip(clip_dir, [("independent", independent), ("consistent", consistent)], out, max(2, args.first))
+    elif args.what == "frames":
+        if len(args.paths) != 1:
             p.error("frames needs OUT_DIR")
-        write_frames(args.out_dir, args.photo, args.frames)
+        write_frames(args.paths[0], args.photo, args.frames)
     else:
         flow_accuracy(args.photo, args.frames)
     return 0

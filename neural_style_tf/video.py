@@ -22,10 +22,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -42,8 +42,9 @@ from .progress import Reporter
 
 # Measured on the clip of docs/video.md (embedded network, 256 px): see there.
 TEMPORAL_WEIGHT = 1.0
-# Iterations of every frame after the first, which starts close (the warped result).
-FRAME_ITERATIONS = 50
+# Iterations of every frame after the first, which starts close (the warped result):
+# by default this share of --iterations (rounded up).
+FRAME_ITERATIONS_SHARE = 0.25
 FILLS = ("content", "noise")
 FILL = "content"
 # Frames per second of a video made from numbered images (a folder has none of its own).
@@ -66,7 +67,7 @@ class VideoOptions:
     input: str
     output: str
     temporal_weight: float = TEMPORAL_WEIGHT
-    frame_iterations: int = FRAME_ITERATIONS
+    frame_iterations: int | None = None  # None: FRAME_ITERATIONS_SHARE of --iterations
     long_term: tuple = ()  # earlier frames (offsets > 1) the temporal term also holds to
     flow: str = flow.METHOD
     fill: str = FILL
@@ -185,7 +186,7 @@ def output_layout(output):
     if ext in VIDEO_EXTENSIONS:
         stem = os.path.splitext(output)[0]
         return stem + ".frames", output, stem + ".json"
-    if ext and not os.path.isdir(output):
+    if images.output_format(output) is not None and not os.path.isdir(output):  # out.png: one image, not a clip
         raise UsageError(f"--output {output}: give a folder (numbered PNG frames) or a video file "
                          f"({', '.join(VIDEO_EXTENSIONS)})")
     return output, None, os.path.join(output, "summary.json")
@@ -280,6 +281,7 @@ class Link:
     offset: int
     raw: np.ndarray
     shown: np.ndarray
+    frame: np.ndarray  # the earlier input frame warped: its flicker is the floor of the measure
     mask: np.ndarray
 
 
@@ -293,7 +295,7 @@ def links(frame, history, offsets, method):
         forward = flow.estimate_flow(earlier.frame, frame, method)
         backward = flow.estimate_flow(frame, earlier.frame, method)
         found.append(Link(offset, flow.warp(earlier.raw, backward), flow.warp(earlier.shown, backward),
-                          flow.reliability(forward, backward)))
+                          flow.warp(earlier.frame, backward), flow.reliability(forward, backward)))
     return found
 
 
@@ -303,11 +305,18 @@ def temporal_target(found):
     return flow.combine([link.raw for link in found], weights)
 
 
+def frame_iterations(options, iterations):
+    """Iterations of a frame after the first."""
+    if options.frame_iterations is not None:
+        return options.frame_iterations
+    return max(1, math.ceil(FRAME_ITERATIONS_SHARE * iterations))
+
+
 def frame_settings(settings, options, plan, index):
     """The transfer settings of frame `index`: its iterations, output path and seed."""
     iterations = settings.optimizer.iterations
     if index > 0 and not options.independent:
-        iterations = options.frame_iterations
+        iterations = frame_iterations(options, iterations)
     return settings.with_values({"iterations": iterations, "quiet": True, "seed": plan.seed,
                                  "output": os.path.join(plan.frames_dir, FRAME_NAME.format(index + 1))})
 
@@ -373,16 +382,20 @@ def shown_image(job, raw, bit_depth):
     return images.to_uint(rgb, bit_depth).astype(np.float32) * (255.0 / peak)
 
 
-def finish_frame(ctx, index, result, job, found):
-    """Write frame `index` (atomically) and its raw result; return its record and Done."""
+def finish_frame(ctx, index, result, job, found, started):
+    """Write frame `index` (atomically) and its raw result; return its record and Done.
+    `started`: when work on the frame began (time.perf_counter)."""
     shown = shown_image(job, result.image, ctx.settings.run.bit_depth)
     images.save_image(os.path.join(ctx.plan.frames_dir, FRAME_NAME.format(index + 1)), shown,
                       bit_depth=ctx.settings.run.bit_depth)
     save_raw(ctx.plan.frames_dir, index, result.image, max(ctx.offsets))
     first = found[0] if found and found[0].offset == 1 else None
     record = {"frame": index + 1, "terms": result.terms, "iterations": result.iterations,
-              "evaluations": result.evaluations, "seconds": round(result.elapsed, 3),
+              "evaluations": result.evaluations, "optimiser_seconds": round(result.elapsed, 3),
+              # everything: flow, graph, optimisation, writing
+              "seconds": round(time.perf_counter() - started, 3),
               "flicker": None if first is None else flow.flicker(shown, first.shown, first.mask),
+              "input_flicker": None if first is None else flow.flicker(job.content, first.frame, first.mask),
               "reliable": None if first is None else round(float(first.mask.mean()), 4)}
     return record, Done(job.content, result.image, shown)
 
@@ -431,13 +444,14 @@ def stylise_all(ctx, records, bar):
         if index < ctx.plan.start:
             history.append(load_done(ctx, index, frame))
             continue
+        started = time.perf_counter()
         result, job, found = stylise(ctx, index, frame, history)
         if result.stop_reason == "interrupted":
             return "interrupted"  # an unfinished frame is not kept
         if result.stop_reason == "nonfinite" or result.image is None:
             say(f"frame {index + 1}: {result.message}")
             return "nonfinite"
-        record, done = finish_frame(ctx, index, result, job, found)
+        record, done = finish_frame(ctx, index, result, job, found, started)
         records.append(record)
         write_state(ctx, records)
         history.append(done)
@@ -497,6 +511,7 @@ def run(settings, options, plan):
 def summarise(ctx, records, stop, seconds):
     """The JSON summary: flicker, losses and time per frame, and the settings."""
     flickers = [r["flicker"] for r in records if r["flicker"] is not None]
+    floor = [r["input_flicker"] for r in records if r.get("input_flicker") is not None]
     content_style = [r["terms"]["content"] + r["terms"]["style"] for r in records]
     later = [r["seconds"] for r in records[1:]]
     return {
@@ -504,6 +519,8 @@ def summarise(ctx, records, stop, seconds):
         "frames": len(records), "frames_in_input": ctx.plan.source.count, "stop": stop, "fps": ctx.plan.fps,
         "mode": "independent" if ctx.options.independent else "temporal",
         "flicker": float(np.mean(flickers)) if flickers else None,
+        # The same measure on the input frames: what warping alone leaves (interpolation, flow errors).
+        "input_flicker": float(np.mean(floor)) if floor else None,
         "content_style_loss": float(np.mean(content_style)) if content_style else None,
         "seconds_first_frame": records[0]["seconds"] if records else None,
         "seconds_per_later_frame": float(np.mean(later)) if later else None,
@@ -513,25 +530,20 @@ def summarise(ctx, records, stop, seconds):
 
 
 def write_video(path, frames_dir, count, fps):
-    """Frames 1..count -> an H.264 video at `fps`, atomically (a temporary file, then a rename)."""
-    import imageio.v2 as imageio
+    """Frames 1..count -> an H.264 video at `fps`, written atomically (images.write_atomically)."""
+    import imageio.v3 as iio
 
-    directory, base = os.path.dirname(os.path.abspath(path)), os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=os.path.splitext(path)[1], dir=directory)
-    os.close(fd)
-    try:
-        writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=1,
-                                    pixelformat="yuv420p", ffmpeg_log_level="error")
-        with writer:
-            for index in range(count):
-                rgb = images.load_image(os.path.join(frames_dir, FRAME_NAME.format(index + 1)))
-                writer.append_data(even(images.to_uint(rgb)))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    def write(f):
+        # imageio's ffmpeg plugin writes to a file of its own and copies it into `f`.
+        with iio.imopen(f, "w", plugin="FFMPEG", extension=os.path.splitext(path)[1].lower(),
+                        legacy_mode=True) as file:
+            with file.legacy_get_writer(fps=fps, codec="libx264", quality=8, macro_block_size=1,
+                                        pixelformat="yuv420p", ffmpeg_log_level="error") as writer:
+                for index in range(count):
+                    rgb = images.load_image(os.path.join(frames_dir, FRAME_NAME.format(index + 1)))
+                    writer.append_data(even(images.to_uint(rgb)))
+
+    images.write_atomically(path, write)
 
 
 def even(pixels):
@@ -559,8 +571,9 @@ def finish(ctx, records, stop, seconds):
 def report(ctx, summary):
     where = ctx.plan.video or ctx.plan.frames_dir
     flicker = "-" if summary["flicker"] is None else f"{summary['flicker']:.3f}"
+    floor = "" if summary["input_flicker"] is None else f"; the input's own: {summary['input_flicker']:.3f}"
     later = summary["seconds_per_later_frame"]
-    say(f"flicker {flicker} (mean |frame - previous frame warped| over reliable pixels, grey levels); "
+    say(f"flicker {flicker} (mean |frame - previous frame warped| over reliable pixels, grey levels{floor}); "
         f"content+style loss {summary['content_style_loss'] or 0:.6g} per frame; "
         f"{summary['seconds_first_frame'] or 0:.1f} s first frame, "
         f"{'-' if later is None else f'{later:.1f}'} s per later frame")
