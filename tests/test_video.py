@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import imageio.v2 as imageio
 import imageio.v3 as iio
@@ -23,6 +27,7 @@ from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
 FRAMES = 4
 SIZE = (36, 48)  # height, width
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "video.py")
 
 
 def pan(count=FRAMES, size=SIZE, step=2, seed=0):
@@ -171,6 +176,43 @@ def test_ctrl_c_keeps_finished_frames_assembles_them_and_a_rerun_resumes(clip, t
     code, err = run(args(clip, tiny_net_path, "folder", out, "--temporal-weight", 7, "--overwrite"), capsys)
     assert code == 0, err
     assert summary_of(clip["dir"] / "resumed.json")["settings"]["video"]["temporal_weight"] == 7
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_process_keeps_the_finished_frame_and_exits_130(clip, tiny_net_path):
+    out = clip["dir"] / "real.mp4"
+    state = clip["dir"] / "real.frames" / v.STATE_NAME
+    # Frame 1 takes 3 iterations; frame 2 a million Adam steps, still running at the signal.
+    cmd = [sys.executable, SCRIPT] + [str(a) for a in args(clip, tiny_net_path, "folder", out)] + [
+        "--iterations", "3", "--frame-iterations", "1000000", "--optimizer", "adam"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # A shell without job control starts background jobs with SIGINT ignored (see test_neural_style).
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        deadline = time.monotonic() + 300  # a safety net against a hang, not a timing assertion
+        while not state.exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "frame 1 never finished"
+            time.sleep(0.05)
+        time.sleep(1.0)  # well into frame 2
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "Traceback" not in err and "kept 1 of 4 frames" in err
+    assert frame_files(clip["dir"] / "real.frames") == ["frame_00001.png"]
+    assert len(list(iio.imiter(out, plugin="FFMPEG"))) == 1
+    assert summary_of(clip["dir"] / "real.json")["stop"] == "interrupted"
 
 
 # ---------------------------------------------------------------- bad input
