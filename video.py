@@ -47,7 +47,7 @@ def build_parser():
                            "over reliable pixels")
     clip.add_argument("--frame-iterations", type=int, default=None,
                       help="iterations of each frame after the first, which starts close to its result (default: "
-                           f"{v.FRAME_ITERATIONS_SHARE * 100:g}%% of --iterations, the first frame's, rounded up)")
+                           "a third of --iterations, the first frame's, rounded up)")
     clip.add_argument("--long-term", type=int, nargs="+", default=(), metavar="J",
                       help="long-term consistency: also hold each frame to the results J frames back, e.g. 2 4")
     clip.add_argument("--flow", choices=flow.METHODS, default=flow.METHOD, help="OpenCV optical flow method")

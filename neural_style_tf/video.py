@@ -44,7 +44,7 @@ from .progress import Reporter
 TEMPORAL_WEIGHT = 1.0
 # Iterations of every frame after the first, which starts close (the warped result):
 # by default this share of --iterations (rounded up).
-FRAME_ITERATIONS_SHARE = 0.25
+FRAME_ITERATIONS_SHARE = 1 / 3  # "a third" in video.py --help
 FILLS = ("content", "noise")
 FILL = "content"
 # Frames per second of a video made from numbered images (a folder has none of its own).
@@ -196,7 +196,8 @@ def fingerprint(settings, options, source):
     """Everything that decides the frames: a rerun resumes only if it is unchanged."""
     parts = settings.as_dict()
     parts["run"] = {k: v for k, v in parts["run"].items() if k not in PRESENTATION}
-    video = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("output", "summary")}
+    # Not the frame rate: the video is assembled anew from the frames at every run's end.
+    video = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("output", "summary", "fps")}
     parts["video"] = json.loads(json.dumps(video))
     parts["source"] = {"count": source.count, "size": list(source.size)}
     return parts
@@ -249,6 +250,8 @@ def plan(settings, options):
     """Check the input, the output and a run to resume, before any network: a Plan."""
     source = open_source(options.input)
     frames_dir, video, summary = output_layout(options.output)
+    if source.files is not None and os.path.realpath(frames_dir) == os.path.realpath(source.path):
+        raise UsageError(f"--output {options.output} is the input folder; the results need a folder of their own")
     state = check_output(options.output, frames_dir, video, settings.run.overwrite)
     # The transfer's own checks, as neural_style.py makes them, on a frame's output path
     # (its folder may not exist yet: its parent is what must then be writable).

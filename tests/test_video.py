@@ -245,6 +245,7 @@ def bad_inputs(clip):
         "frames of differing sizes": (["--input", mixed], "different sizes: 000.png is 48x36, 002.png is 50x36"),
         "an image as output": (["--output", clip["dir"] / "out.png"], "give a folder"),
         "an existing video": (["--output", existing], "already exists; pass --overwrite"),
+        "the input folder as output": (["--output", clip["folder"]], "is the input folder"),
         "--content": (["--content", clip["style"]], "takes --input"),
         "negative temporal weight": (["--temporal-weight", -1], "--temporal-weight must be"),
         "long-term offset 1": (["--long-term", 1], "--long-term takes"),
@@ -254,7 +255,7 @@ def bad_inputs(clip):
 
 
 CASES = ["unreadable video", "missing input", "empty frame folder", "frames of differing sizes", "an image as output",
-         "an existing video", "--content", "negative temporal weight", "long-term offset 1", "a transfer flag",
+         "an existing video", "the input folder as output", "--content", "negative temporal weight", "long-term offset 1", "a transfer flag",
          "a missing style"]
 
 
