@@ -14,6 +14,7 @@ of L-BFGS-B are simply [0, 255] and no clipping is ever needed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import OrderedDict
@@ -26,9 +27,11 @@ from neural_style_tf.settings import (
     CONTENT_WEIGHT_BLEND,
     OPTIMIZERS,
     STYLE_LAYER_WEIGHT_EXP,
+    STYLE_LOSSES,
     STYLE_SCALE,
     LossOptions,
     OptimizerOptions,
+    effective_padding,
     effective_tv_weight,
 )
 from neural_style_tf.tf_runtime import import_tensorflow, session_config
@@ -250,14 +253,140 @@ LOSS_SCALES["gatys-pytorch"] = LossScale(
     "the authors' PyTorch code: MSE(F, P), (1e3/N^2) MSE(G/M, A/M), TV as classic (weight 0 in the preset)")
 
 
+# ---- style statistics beyond the Gram matrix (--style-loss; docs/quality.md)
+# A style statistic is computed from one layer's features by `compute` (a tuple of
+# tensors), turned once into the target's constants by `prepare` (NumPy), and compared
+# by `loss`. The Gram matrix is the classic one; the two below separate the mean of the
+# features from their covariance, which the Gram matrix mixes (G = C + mu mu^T): a Gram
+# target can be met by shifting every feature's mean instead of reproducing the
+# painting's correlations, one source of the washed-out, grey results.
+
+
+def feature_moments(features):
+    """(mean (C,), covariance (C, C)) of features (1, H, W, C), over the H W positions."""
+    tf = import_tensorflow()
+
+    flat = tf.reshape(features, (-1, features.shape[-1]))
+    mean = tf.reduce_mean(flat, axis=0)
+    centred = flat - mean
+    positions = tf.cast(tf.shape(flat)[0], features.dtype)
+    return mean, tf.matmul(centred, centred, transpose_a=True) / positions
+
+
+def style_loss_mean_cov(moments, target):
+    """Squared distance of means plus that of covariances, each per channel (sum over the
+    channels of the mean's, mean over rows of the covariance's summed squares).
+
+    Divided by the channel count C like this, both parts keep the size of a per-channel
+    squared statistic, whatever the layer's width."""
+    tf = import_tensorflow()
+
+    mean, cov = moments
+    target_mean, target_cov, variance = target
+    channels = float(mean.shape[-1])
+    distance = tf.reduce_sum(tf.square(mean - target_mean)) + tf.reduce_sum(tf.square(cov - target_cov)) / channels
+    return MEAN_COV_SCALE * distance / (channels * variance**2)
+
+
+def mean_cov_target(moments):
+    """The constants of the mean-cov loss: (mean, covariance, the painting's mean variance)."""
+    mean, cov = (np.asarray(m, np.float32) for m in moments)
+    return mean, cov, np.float32(max(float(np.trace(cov)) / cov.shape[0], 1e-12))
+
+
+def sqrtm_psd(matrix):
+    """The symmetric square root of a symmetric positive semi-definite matrix (NumPy, float64)."""
+    values, vectors = np.linalg.eigh(np.asarray(matrix, np.float64))
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def w2_target(moments):
+    """The constants of the W2 loss for target moments: (mean, covariance, its square root, trace)."""
+    mean, cov = (np.asarray(m, np.float64) for m in moments)
+    cov = (cov + cov.T) / 2
+    return (mean.astype(np.float32), cov.astype(np.float32), sqrtm_psd(cov).astype(np.float32),
+            np.float32(np.trace(cov)))
+
+
+# Why these scales: each new loss is divided by the painting's own mean feature variance
+# per layer (squared for mean-cov, whose terms are squared statistics), so that every
+# layer counts in relative terms whatever the size of its activations, and then by a
+# constant that gives the style gradient the size of the Gram loss's at the same
+# --style-weight: measured at the content start on the Neckarfront x Starry Night, 256 px,
+# embedded network (docs/quality.md). The classic flags keep their meaning.
+W2_SCALE = 10.0
+MEAN_COV_SCALE = 30.0
+
+
+# Eigenvalues below this (relative to the largest) count as 0 in the W2 trace term: the
+# derivative of sqrt is infinite at 0, and the smallest eigenvalues of a covariance of
+# ReLU features are 0 up to rounding.
+W2_EIG_FLOOR = 1e-8
+
+
+def style_loss_w2(moments, target):
+    """Squared Wasserstein-2 distance between the Gaussians of the features and of the
+    target, per channel:
+
+        (|mu - mu_t|^2 + tr C + tr C_t - 2 tr (C_t^1/2 C C_t^1/2)^1/2) / C_count
+
+    The trace of the matrix square root is the sum of the square roots of the
+    eigenvalues of the symmetric C_t^1/2 C C_t^1/2 (eigh, whose gradient TensorFlow has).
+    """
+    tf = import_tensorflow()
+
+    mean, cov = moments
+    target_mean, target_cov, target_root, target_trace = target
+    product = tf.matmul(tf.matmul(target_root, cov), target_root)
+    product = (product + tf.transpose(product)) / 2  # symmetric to rounding, as eigh assumes
+    values = tf.linalg.eigh(product)[0]
+    floor = W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
+    root_trace = tf.reduce_sum(tf.sqrt(tf.maximum(values, floor)))
+    distance = tf.reduce_sum(tf.square(mean - target_mean)) + tf.linalg.trace(cov) + target_trace - 2.0 * root_trace
+    return W2_SCALE * distance / target_trace
+
+
+@dataclass(frozen=True)
+class StyleStatistic:
+    """compute(features) -> tuple of tensors; prepare(tuple of arrays) -> tuple of target
+    constants; loss(statistic, target constants) -> scalar tensor for one layer."""
+
+    compute: object
+    prepare: object
+    loss: object
+    description: str = ""
+
+
+def _as_tuple(fn):
+    return lambda *args: (fn(*args),)
+
+
+def style_statistic(loss_options):
+    """The StyleStatistic of a run: --style-loss, with the loss scale's Gram matrix for 'gram'."""
+    name = loss_options.style_loss
+    if name == "gram":
+        scale = LOSS_SCALES[loss_options.loss_scale]
+        return StyleStatistic(_as_tuple(scale.gram), tuple, lambda g, t: scale.style(g[0], t[0]),
+                              "Gram matrix, as the loss scale normalises it")
+    if name == "mean-cov":
+        return StyleStatistic(feature_moments, mean_cov_target, style_loss_mean_cov,
+                              "squared distance of means and covariances")
+    if name == "w2":
+        return StyleStatistic(feature_moments, w2_target, style_loss_w2, "Wasserstein-2 between Gaussians")
+    raise ValueError(f"style loss must be one of {STYLE_LOSSES}, not {name!r}")
+
+
 # ---------------------------------------------------------------- targets
 
 
-def compute_targets(network, content, styles, content_layers, style_layers, pooling, gram=gram_matrix):
-    """Content features and style Gram matrices, computed once in their own graph.
+def compute_targets(network, content, styles, content_layers, style_layers, pooling, gram=gram_matrix,
+                    padding="zero"):
+    """Content features and style statistics, computed once in their own graph.
 
     `content` is RGB (H, W, 3); `styles` a list of RGB images, already at their scale.
-    Returns ({layer: features}, [{layer: gram}, ...]) as float32 NumPy arrays.
+    `gram(features)` is the style statistic: a tensor or a tuple of tensors (see
+    STYLE_STATISTICS). Returns ({layer: features}, [{layer: statistic}, ...]) as
+    float32 NumPy arrays (tuples of them for a tuple statistic).
     """
     tf = import_tensorflow()
 
@@ -265,7 +394,7 @@ def compute_targets(network, content, styles, content_layers, style_layers, pool
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
-        net = network.features(network.preprocess(image), network.deepest(needed), pooling)
+        net = network.features(network.preprocess(image), network.deepest(needed), pooling, padding)
         grams = {name: gram(net[name]) for name in style_layers}
         graph.finalize()
         with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
@@ -309,23 +438,30 @@ class Objective:
             for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))
         ]
         scale = LOSS_SCALES[loss.loss_scale]
+        statistic = style_statistic(loss)
+        padding = effective_padding(loss, network)
         content_targets, style_targets = compute_targets(
-            network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling, scale.gram
+            network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling,
+            statistic.compute, padding,
         )
+        style_targets = [{n: statistic.prepare(t) for n, t in targets.items()} for targets in style_targets]
         self.style_images = scaled_styles
 
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.image = tf.compat.v1.placeholder(tf.float32, self.shape, name="image")
             needed = tuple(content_weights) + tuple(style_weights)
-            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling)
+            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, padding)
 
             content_term = tf.add_n(
                 [w * masked_content(scale.content, net[n], content_targets[n], content_mask) for n, w in content_weights.items()]
             ) if content_weights else tf.constant(0.0)
+            # Each layer's statistic is computed once, however many styles compare with it.
+            stats = {n: statistic.compute(net[n]) for n in style_weights}
             style_term = tf.add_n([
-                b * tf.add_n([w * scale.style(scale.gram(net[n]), tf.constant(grams[n])) for n, w in style_weights.items()])
-                for b, grams in zip(blend, style_targets)
+                b * tf.add_n([w * statistic.loss(stats[n], tuple(tf.constant(t) for t in targets[n]))
+                              for n, w in style_weights.items()])
+                for b, targets in zip(blend, style_targets)
             ])
             terms = OrderedDict(
                 content=loss.content_weight * content_term,
@@ -590,7 +726,7 @@ def _lbfgs(evaluator, x0, opts, report):
         m=opts.lbfgs_corrections,
         maxiter=opts.iterations,
         maxfun=max(15000, 2 * opts.iterations + 10),
-        callback=lambda yk: report(evaluator.terms(yk * s)),
+        callback=lambda yk: report(evaluator.terms(yk * s), yk * s),
     )
     return info
 
@@ -615,7 +751,43 @@ def _adam(evaluator, x0, opts, report):
         step = opts.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
         x -= step * m / (np.sqrt(v) + opts.epsilon)
         np.clip(x, 0.0, 255.0, out=x)
-        report(terms)
+        report(terms, x)
+
+
+class IterateAverage:
+    """A bias-corrected exponential moving average of the iterates (as Adam's moments).
+
+    Why: Adam's iterates keep jittering around the minimum by about the learning rate,
+    which shows as a fine noise mesh; their average does not (crowsonkb's tool returns
+    it). The bias correction makes the average of the first few iterates their mean
+    rather than a fraction of it.
+    """
+
+    def __init__(self, decay):
+        self.decay = float(decay)
+        self.value = None
+        self.weight = 0.0
+
+    def update(self, x):
+        x = np.asarray(x, np.float64).ravel()
+        if self.value is None:
+            self.value = np.zeros_like(x)
+        self.value *= self.decay
+        self.value += (1.0 - self.decay) * x
+        self.weight = self.weight * self.decay + (1.0 - self.decay)
+
+    def get(self):
+        return None if self.value is None else (self.value / self.weight).astype(np.float32)
+
+
+def _averaged(result, average, objective):
+    """`result` with the averaged iterate as its image and that image's own loss terms
+    (one more evaluation, outside any budget: the result's loss is always measured)."""
+    x = average.get()
+    if x is None:
+        return result
+    terms, _ = objective.evaluate(x)
+    return dataclasses.replace(result, image=x.reshape(objective.shape[1:]), terms=terms)
 
 
 def minimize(objective, x0, opts=DEFAULT_OPTIMIZER, callback=None, on_evaluation=None):
@@ -628,11 +800,14 @@ def minimize(objective, x0, opts=DEFAULT_OPTIMIZER, callback=None, on_evaluation
     if opts.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {opts.optimizer!r}")
     evaluator = Evaluator(objective, opts.max_evaluations, opts.time_budget, on_evaluation)
+    average = IterateAverage(opts.iterate_average) if opts.iterate_average > 0 else None
     iteration = 0
 
-    def report(terms):
+    def report(terms, x):
         nonlocal iteration
         iteration += 1
+        if average is not None:
+            average.update(x)
         if callback is not None:
             callback(Progress(iteration, opts.iterations, evaluator.evaluations, evaluator.elapsed(),
                               terms, evaluator.best_loss, evaluator))
@@ -653,7 +828,7 @@ def minimize(objective, x0, opts=DEFAULT_OPTIMIZER, callback=None, on_evaluation
         stop, message = "nonfinite", str(exc)
     except KeyboardInterrupt:
         stop, message = "interrupted", "interrupted"
-    return Result(
+    result = Result(
         image=evaluator.best_image(),
         terms=evaluator.best_terms,
         iterations=iteration,
@@ -662,3 +837,6 @@ def minimize(objective, x0, opts=DEFAULT_OPTIMIZER, callback=None, on_evaluation
         stop_reason=stop,
         message=message,
     )
+    # With averaging the result is the average, not the lowest-loss iterate: its loss is a
+    # little higher, but it is the image without the iterates' jitter.
+    return _averaged(result, average, objective) if average is not None and stop != "nonfinite" else result

@@ -34,7 +34,7 @@ import numpy as np
 from neural_style_tf import calibration, images, keras_network
 from neural_style_tf.errors import EXIT_USAGE, NetworkError, UsageError
 from neural_style_tf.feature_network import FeatureNetwork
-from neural_style_tf.settings import POOLING_CHOICES, TV_WEIGHT, TV_WEIGHT_EMBEDDED
+from neural_style_tf.settings import PADDINGS, POOLING_CHOICES, TV_WEIGHT, TV_WEIGHT_EMBEDDED
 from neural_style_tf.tf_runtime import import_tensorflow
 
 # The paper's network and the Keras cache file are searched for in this order when
@@ -100,6 +100,10 @@ class Network(FeatureNetwork):
     channel_order: str = "RGB"
     notes: dict = field(default_factory=dict)
     default_tv_weight: float = TV_WEIGHT
+    # Replicate padding of the first convolution by default: zero padding is a black frame
+    # to the network, which paints bright dots along the border (settings.PADDINGS).
+    paddings: tuple = PADDINGS
+    default_padding: str = "replicate"
     hint: str = ""
     # Whether a normalised copy may be cached next to the weights file (not for files
     # that belong to an installed package, such as the embedded network's).
@@ -127,12 +131,18 @@ class Network(FeatureNetwork):
     def layer_table(self):
         return [(name, f"{channels} channels") for name, _, _, channels in self.feature_shapes(1, 1, None)]
 
-    def features(self, input_image, last=None, pooling="max"):
-        """The classic tool's net_preloaded: one loop over the layer-name list (the spec is data)."""
+    def features(self, input_image, last=None, pooling="max", padding="zero"):
+        """The classic tool's net_preloaded: one loop over the layer-name list (the spec is data).
+
+        `padding` is that of the first convolution (zero, replicate or reflect); every
+        later one zero-pads, as the network was trained.
+        """
         tf = import_tensorflow()
 
         if pooling not in POOLING_CHOICES:
             raise ValueError(f"pooling must be one of {POOLING_CHOICES}, not {pooling!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
         if last is not None and last not in self.layers:
             raise ValueError(f"unknown layer {last!r} for {self.name}")
         net = {}
@@ -141,7 +151,7 @@ class Network(FeatureNetwork):
             kind = layer_kind(name)
             if kind == "conv":
                 kernel, bias = self.weights[name]
-                current = tf.nn.conv2d(current, tf.constant(kernel), strides=(1, 1, 1, 1), padding="SAME")
+                current = _conv(current, kernel, padding if current is input_image else "zero")
                 current = tf.nn.bias_add(current, tf.constant(bias))
             elif kind == "relu":
                 current = tf.nn.relu(current)
@@ -173,6 +183,25 @@ class Network(FeatureNetwork):
     def weight_bytes(self, last):
         convs = [name for name, *_ in self.feature_shapes(1, 1, last) if layer_kind(name) == "conv"]
         return sum(self.weights[n][0].nbytes + self.weights[n][1].nbytes for n in convs)
+
+
+# tf.pad's names for the paddings: for a pad of 1, SYMMETRIC repeats the edge pixel.
+_TF_PAD_MODES = {"replicate": "SYMMETRIC", "reflect": "REFLECT"}
+
+
+def _conv(x, kernel, padding):
+    """A stride-1 convolution whose output has the input's size, padded as asked."""
+    tf = import_tensorflow()
+
+    if padding == "zero":
+        return tf.nn.conv2d(x, tf.constant(kernel), strides=(1, 1, 1, 1), padding="SAME")
+    kh, kw = kernel.shape[:2]
+    # SAME's split: the extra pixel of an even kernel goes after.
+    pads = [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]]
+    if max(kh, kw) > 3 and padding == "replicate":
+        raise ValueError("replicate padding is implemented for kernels of at most 3x3")
+    padded = tf.pad(x, pads, mode=_TF_PAD_MODES[padding])
+    return tf.nn.conv2d(padded, tf.constant(kernel), strides=(1, 1, 1, 1), padding="VALID")
 
 
 def deepest(network, names):

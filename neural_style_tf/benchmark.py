@@ -31,7 +31,7 @@ import numpy as np
 import stylize
 import vgg
 
-from . import calibration, images, memory
+from . import calibration, images, memory, time_to_quality
 from .errors import UsageError
 from .tf_runtime import import_tensorflow, return_freed_tensors_to_the_os
 
@@ -459,6 +459,7 @@ def build_parser():
                    help="instead of the table: interleaved A/B timings of one hot-path setting")
     p.add_argument("--rounds", type=int, default=3, help="rounds of interleaved A/B with --compare")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    time_to_quality.add_arguments(p)
     return p
 
 
@@ -468,6 +469,8 @@ def main(argv=None):
     # As tf_runtime.configure_process, but the allocator is set per child (--compare malloc).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    if args.time_to_quality:
+        return time_to_quality.run(args, CONTENT_IMAGE, STYLE_IMAGE)
     if args.child is not None:
         job = json.loads(args.child)
         print(json.dumps(measure(job["network"], job["width"], job["height"], job["repeats"],

@@ -78,6 +78,7 @@ def check_numbers(settings):
     if run.initial_noiseblend is not None and not 0 <= run.initial_noiseblend <= 1:
         raise UsageError(f"--initial-noiseblend must be between 0 and 1, not {run.initial_noiseblend}")
     check_weights(loss)
+    check_quality_options(loss, opt)
     if run.ratio is not None and not run.ratio > 0:
         raise UsageError(f"--ratio must be a positive number, not {run.ratio}")
 
@@ -89,6 +90,15 @@ def check_weights(loss):
             raise UsageError(f"{label} must be a finite non-negative number, not {value}")
     if not loss.style_layers:
         raise UsageError("--style-layers is empty; name at least one layer, e.g. relu1_1")
+
+
+def check_quality_options(loss, opt):
+    """--iterate-average, and --style-loss against the loss scale that normalises a Gram matrix."""
+    if not 0 <= opt.iterate_average < 1:
+        raise UsageError(f"--iterate-average must be in [0, 1) (0: off), not {opt.iterate_average}")
+    if loss.style_loss != "gram" and loss.loss_scale in ("gatys2016", "gatys-pytorch"):
+        raise UsageError(f"--style-loss {loss.style_loss} replaces the Gram matrix that the {loss.loss_scale} "
+                         "loss scale (the paper's) is defined on; use --style-loss gram with it")
 
 
 def check_per_style(styles, loss):
@@ -162,6 +172,10 @@ def check_log(log):
 
 
 def check_layers(loss, network):
+    """The layers exist in `network`, and it can take the padding asked for."""
+    if loss.padding is not None and loss.padding not in network.paddings:
+        raise UsageError(f"--padding {loss.padding}: {network.name} keeps its own padding (a Keras model's graph "
+                         f"is fixed); it can take {', '.join(network.paddings)}")
     for label, names in (("--content-layers", loss.content_layers), ("--style-layers", loss.style_layers)):
         for name in names:
             problem = network.layer_problem(name)

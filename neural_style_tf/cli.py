@@ -66,10 +66,10 @@ def add_image_arguments(p):
     io.add_argument("--output", required=True, help="output image (.png, .jpg, .tif, .webp)")
     io.add_argument("--width", type=int, default=None, help="output width in pixels (default: the content's)")
     add_style_scales(io)
-    io.add_argument("--initial", default=None, help="initial image (default: noise)")
-    io.add_argument("--initial-noiseblend", type=float, default=None,
-                    help="weight of noise blended into the initial image, 0..1 (default: 0 with --initial, "
-                         "else 1; below 1 without --initial starts from the content)")
+    io.add_argument("--initial", default=None, help="initial image (default: the content)")
+    io.add_argument("--initial-noiseblend", type=float, default=settings.INITIAL_NOISEBLEND,
+                    help="weight of noise blended into the initial image (--initial, else the content), 0..1; "
+                         "1 starts from noise as the classic tool")
     io.add_argument("--preserve-colors", nargs="?", const="luminance", default=None, choices=settings.PRESERVE_MODES,
                     help="keep the content's colours: luminance (the bare flag: swap chroma after the run), "
                          "luminance-only (optimise on luminance) or histogram (match the style's colours first)")
@@ -95,6 +95,9 @@ def add_optimisation_arguments(p):
     run.add_argument("--beta1", type=float, default=settings.BETA1, help="Adam: beta1")
     run.add_argument("--beta2", type=float, default=settings.BETA2, help="Adam: beta2")
     run.add_argument("--eps", type=float, default=settings.EPSILON, help="Adam: epsilon")
+    run.add_argument("--iterate-average", type=float, default=settings.ITERATE_AVERAGE, metavar="DECAY",
+                     help="result = exponential moving average of the iterates with this decay, 0..1 "
+                          "(0: off, the lowest-loss iterate); removes Adam's iterate noise")
     run.add_argument("--scales", type=int, default=None, metavar="N",
                      help="coarse-to-fine over N sizes, each half the next; --iterations is the total, each scale "
                           "getting half the iterations of the one below (default: on from 512 px for outputs "
@@ -131,13 +134,19 @@ def add_objective_arguments(group):
     group.add_argument("--style-layers", type=layer_list, default=settings.STYLE_LAYERS, metavar="L1,L2,...",
                        help="comma-separated style layers (default " + ",".join(settings.STYLE_LAYERS) + ")")
     group.add_argument("--pooling", choices=settings.POOLING_CHOICES, default=settings.POOLING, help="pooling")
+    group.add_argument("--padding", choices=settings.PADDINGS, default=None,
+                       help="padding of the first convolution (default: replicate for VGG weights, against "
+                            "bright dots along the border; zero, the classic tools', for Keras models)")
+    group.add_argument("--style-loss", choices=settings.STYLE_LOSSES, default=settings.STYLE_LOSS,
+                       help="style statistic: Gram matrix (classic), mean-cov (means and covariances), or w2 "
+                            "(Wasserstein-2 between their Gaussians)")
     group.add_argument("--loss-scale", choices=settings.LOSS_SCALE_CHOICES, default=settings.LOSS_SCALE,
                        help="normalisation of the loss terms: classic, normalized (equal at 512 px, TV "
                             "independent of the size elsewhere), or the paper's gatys2016 / gatys-pytorch "
                             "(what --preset sets)")
     group.add_argument("--preset", choices=tuple(presets.PRESETS), default=None,
-                       help="the exact settings of the paper (gatys2016) or of the authors' later code "
-                            "(gatys-pytorch); flags given explicitly still win")
+                       help="exact settings: the classic TensorFlow tool's (classic), the paper's (gatys2016) "
+                            "or the authors' later code's (gatys-pytorch); flags given explicitly still win")
     group.add_argument("--ratio", type=float, default=None, metavar="ALPHA/BETA",
                        help="content/style trade-off alpha/beta: sets --content-weight (style weight: the "
                             "preset's, else 1)")

@@ -33,6 +33,10 @@ class FeatureNetwork:
     notes: dict
     # The TV weight when none is given: the loss terms' magnitudes depend on the network.
     default_tv_weight: float = TV_WEIGHT
+    # The paddings its first convolution can take (settings.PADDINGS), and the one used
+    # when none is given: a frozen graph (a Keras model) keeps its own zero padding.
+    paddings: tuple = ("zero",)
+    default_padding: str = "zero"
     # Whether the paper's normalisation of the weights (vgg.normalize) applies.
     can_normalise: bool = False
     # Said after the description when the network is not the paper's (e.g. where to get it).
@@ -54,10 +58,11 @@ class FeatureNetwork:
 
     # ------------------------------------------------------------ graph
 
-    def features(self, input_image, last=None, pooling="max"):
+    def features(self, input_image, last=None, pooling="max", padding="zero"):
         """{layer: tensor} for every layer up to `last` (default: all) on `input_image`
         (a preprocessed NHWC float32 tensor), built in the current tf.compat.v1 graph.
-        Nothing past `last` is built, so nothing past it is ever computed."""
+        Nothing past `last` is built, so nothing past it is ever computed. `padding` is
+        that of the first convolution, one of `paddings`."""
         raise NotImplementedError
 
     def deepest(self, names):

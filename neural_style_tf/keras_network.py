@@ -166,7 +166,7 @@ class KerasNetwork(FeatureNetwork):
             self._frozen[last] = self._freeze(self.layers[: self.layers.index(last) + 1])
         return self._frozen[last]
 
-    def features(self, input_image, last=None, pooling="max", normalise=True):
+    def features(self, input_image, last=None, pooling="max", padding="zero", normalise=True):
         """Import the frozen model into the current graph on `input_image` (preprocessed).
 
         Returns {layer_name: tensor} for every feature layer up to `last` (default: all),
@@ -174,6 +174,8 @@ class KerasNetwork(FeatureNetwork):
         `pooling` is the model's own: a trained model's pooling layers are part of it.
         """
         tf = import_tensorflow()
+        if padding not in self.paddings:  # checks.validate refuses it first, with advice
+            raise ValueError(f"a Keras model keeps its own padding; padding {padding!r} is for VGG weights")
         last = last or self.layers[-1]
         graph_def, input_name, outputs = self.frozen(last)
         names = list(outputs)

@@ -25,6 +25,33 @@ STYLE_LAYERS_PAPER = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # Features are taken after the ReLU (relu4_2 for "conv4_2"), as the authors' released
 # code does. Settings without a command-line flag are marked (no flag).
 PRESETS = {
+    # The classic TensorFlow tool (anishathalye/neural-style), for users who want its exact
+    # objective and optimiser back: every setting whose default here differs from its.
+    "classic": {
+        "description": "the classic TensorFlow tool: zero padding, Gram loss, noise start, one scale, "
+                       "SciPy's own L-BFGS start",
+        "loss_scale": "classic",  # (no flag)
+        "content_layers": ("relu4_2", "relu5_2"),
+        "content_weight_blend": 1.0,
+        "style_layers": STYLE_LAYERS_PAPER,
+        "style_layer_weight_exp": 1.0,
+        "content_weight": 5e0,
+        "style_weight": 5e2,
+        "tv_weight": None,  # the network's own: 1e2 for VGG-19 as the classic tool (see TV_WEIGHT_EMBEDDED)
+        "pooling": "max",
+        "padding": "zero",
+        "style_loss": "gram",
+        "iterate_average": 0.0,
+        "initial_noiseblend": 1.0,  # noise, unless --initial is given
+        "optimizer": "lbfgs",
+        "iterations": 1000,
+        "lbfgs_corrections": 10,  # SciPy's default history, which the classic tool kept
+        "lbfgs_first_step": 0.0,  # SciPy's own first step
+        "learning_rate": 1e1,
+        "scales": 1,  # one scale at every size
+        "style_size": "width",  # (no flag)
+        "normalise_network": False,  # (no flag)
+    },
     "gatys2016": {
         "description": "Gatys, Ecker & Bethge, CVPR 2016: the paper's losses on the normalised net with avg pooling",
         "loss_scale": "gatys2016",  # (no flag) 1/2 sum (F-P)^2 and sum (G-A)^2 / (4 N^2 M^2)
@@ -38,6 +65,9 @@ PRESETS = {
         "style_weight": 1.0,
         "tv_weight": 0.0,  # the paper has no total-variation term
         "pooling": "avg",
+        "padding": "zero",  # the paper's network zero-pads every convolution
+        "style_loss": "gram",
+        "iterate_average": 0.0,  # the result is L-BFGS's best iterate
         "initial_noiseblend": 1.0,  # start from white noise
         "optimizer": "lbfgs",
         "width": 512,
@@ -57,6 +87,9 @@ PRESETS = {
         "style_weight": "number of style layers",
         "tv_weight": 0.0,
         "pooling": "max",  # their VGG class defaults to max pooling
+        "padding": "zero",  # torchvision's VGG zero-pads
+        "style_loss": "gram",
+        "iterate_average": 0.0,
         "initial_noiseblend": 0.0,  # from the content image
         "optimizer": "lbfgs",
         "width": 512,

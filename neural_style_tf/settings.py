@@ -70,6 +70,28 @@ BIT_DEPTH = 8
 # output width) or "content" (the paper: the content's height and width).
 STYLE_SIZES = ("width", "content")
 STYLE_SIZE = "width"
+# Start from the content photo, not from noise (the classic tools' default). From noise,
+# the optimiser must rebuild the photo's layout through the content term alone; measured
+# on the quality panel (docs/quality.md), 80-100 L-BFGS iterations from noise at 256 px
+# lose the town in abstract shapes, while from the content the layout is kept and the
+# style still covers the frame. --initial-noiseblend 1 (or --preset classic) starts from noise.
+INITIAL_NOISEBLEND = 0.0
+# Quality options (issue 13; measured in docs/quality.md). Each has a classic value that
+# --preset classic restores.
+# Padding of the network's FIRST convolution: the classic tools zero-pad, which the
+# network reads as a black frame and answers with bright dots along the border;
+# replicate padding (crowsonkb's style-transfer-pytorch) removes them. Only the first
+# layer: deeper layers see features, where zeros are not a colour. None = the network's
+# default (FeatureNetwork.default_padding: replicate for VGG weights, zero for Keras
+# models, whose graph is fixed).
+PADDINGS = ("zero", "replicate", "reflect")
+# Style statistics: the classic Gram matrix, mean and covariance (MSE of both), or the
+# Wasserstein-2 distance between the Gaussians they define (crowsonkb; Risser et al.).
+STYLE_LOSSES = ("gram", "mean-cov", "w2")
+STYLE_LOSS = "gram"
+# Exponential moving average of the iterates (0 = off): the result is the average, which
+# removes the iterate noise of Adam (crowsonkb uses 0.99 at every scale).
+ITERATE_AVERAGE = 0.0
 
 
 # ---------------------------------------------------------------- settings
@@ -91,6 +113,9 @@ class LossOptions:
     style_scales: tuple | None = None  # one per style; relative to the content width
     pooling: str = POOLING
     loss_scale: str = LOSS_SCALE  # a key of stylize.LOSS_SCALES: how each term is normalised
+    # None: the network's own default (FeatureNetwork.default_padding), see effective_padding.
+    padding: str | None = None
+    style_loss: str = STYLE_LOSS
 
 
 @dataclass(frozen=True)
@@ -107,6 +132,7 @@ class OptimizerOptions:
     beta1: float = BETA1
     beta2: float = BETA2
     epsilon: float = EPSILON
+    iterate_average: float = ITERATE_AVERAGE  # EMA decay of the iterates, 0 = off
     # Coarse-to-fine (coarse_to_fine.py): the number of sizes, or the first long side.
     scales: int | None = None
     start_size: int | None = None
@@ -121,7 +147,7 @@ class RunSettings:
     output: str
     width: int | None = None
     initial: str | None = None
-    initial_noiseblend: float | None = None
+    initial_noiseblend: float | None = INITIAL_NOISEBLEND
     preserve_colors: str | None = None
     color_match: str = COLOR_MATCH
     color_source: str | None = None
@@ -191,6 +217,11 @@ FIELD_OF_DEST = _field_of_dest()
 def effective_tv_weight(loss, network):
     """The TV weight of a run: the one given, else the network's own default."""
     return network.default_tv_weight if loss.tv_weight is None else loss.tv_weight
+
+
+def effective_padding(loss, network):
+    """The first-layer padding of a run: the one given, else the network's own default."""
+    return network.default_padding if loss.padding is None else loss.padding
 
 
 def jsonable(value):

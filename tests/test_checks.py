@@ -43,6 +43,9 @@ def test_validate_accepts_the_defaults(tmp_path):
     ({"ratio": 0.0}, "--ratio must be a positive number, not 0.0"),
     ({"checkpoint_iterations": 5}, "--checkpoint-output and --checkpoint-iterations go together"),
     ({"scales": 2, "start_size": 64}, "--scales and --start-size both choose the coarse-to-fine sizes"),
+    ({"iterate_average": 1.0}, "--iterate-average must be in [0, 1) (0: off), not 1.0"),
+    ({"iterate_average": -0.5}, "--iterate-average must be in [0, 1) (0: off), not -0.5"),
+    ({"style_loss": "w2", "loss_scale": "gatys2016"}, "--style-loss w2 replaces the Gram matrix that the gatys2016"),
     ({"preserve_colors": "luminance-only", "color_source": EXAMPLE}, "--color-source works with --preserve-colors "
                                                                     "histogram, not luminance-only"),
 ])

@@ -257,3 +257,15 @@ def test_a_damaged_keras_file_is_one_line(model_files, pictures, tmp_path, capsy
     done = subprocess.run([sys.executable, os.path.join(ROOT, "vgg.py"), "layers", "--network", str(cut)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "not a valid .keras file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_keras_model_keeps_its_own_padding(model_files, pictures, tmp_path, capsys):
+    """--padding changes a VGG network's first convolution; a Keras model's graph is fixed,
+    so asking for another padding is refused up front, and its default is zero."""
+    network = keras_network.load(model_files[1]["keras"])
+    assert network.paddings == ("zero",) and network.default_padding == "zero"
+    out = tmp_path / "o.png"
+    status = run_cli(pictures, model_files[1]["keras"], out, "--padding", "replicate")
+    err = capsys.readouterr().err
+    assert status == 2 and not out.exists()
+    assert "--padding replicate:" in err and "it can take zero" in err and len(err.strip().splitlines()) == 1

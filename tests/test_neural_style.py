@@ -22,7 +22,7 @@ from PIL import Image
 
 import neural_style
 import stylize
-from neural_style_tf import calibration, checks, color, images, settings, transfer
+from neural_style_tf import calibration, checks, cli, color, images, settings, transfer
 from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -132,10 +132,12 @@ def test_preserve_colors_gives_the_contents_chroma(files, tiny_net_path, tmp_pat
 
 
 def test_same_seed_same_output_other_seed_other_output(files, tiny_net_path, tmp_path, capsys):
+    """The seed draws the noise of the start image (the default start, the content, has none)."""
     outputs = []
     for i, seed in enumerate((7, 7, 8)):
         out = tmp_path / f"out{i}.png"
-        code, _, err = run_main(base_args(files, tiny_net_path, out, 4) + ["--seed", seed], capsys)
+        code, _, err = run_main(base_args(files, tiny_net_path, out, 4) + ["--seed", seed, "--initial-noiseblend", 0.5],
+                                capsys)
         assert code == 0, err
         assert f"seed: {seed}" in err
         outputs.append(out.read_bytes())
@@ -144,7 +146,9 @@ def test_same_seed_same_output_other_seed_other_output(files, tiny_net_path, tmp
 
 
 @pytest.mark.parametrize("extra, starts_at_content", [
-    ([], False),  # the classic default: noise
+    ([], True),  # the default: the content (the classic tool's was noise)
+    (["--initial-noiseblend", "1"], False),  # noise, as the classic tool
+    (["--preset", "classic"], False),
     (["--initial-noiseblend", "0"], True),  # no --initial and noiseblend below 1: the content
     (["--initial", "{content}"], True),  # --initial without noiseblend: that image, no noise
     (["--initial", "{style2}"], False),
@@ -443,16 +447,25 @@ def test_console_main_exits_with_mains_status(monkeypatch, capsys):
 CLASSIC_DEFAULTS = {
     "content_weight": 5e0, "content_weight_blend": 1.0, "style_weight": 5e2, "style_layer_weight_exp": 1.0,
     "learning_rate": 1e1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08, "iterations": 1000, "pooling": "max",
-    "style_scales": None, "style_blend_weights": None, "initial": None, "initial_noiseblend": None,
+    "style_scales": None, "style_blend_weights": None, "initial": None,
     "print_iterations": None, "checkpoint_output": None, "checkpoint_iterations": None, "width": None,
     "overwrite": False, "progress_write": False, "progress_plot": False,
 }
 
 
 def test_every_classic_flag_exists_with_its_default():
-    args = neural_style.build_parser().parse_args(["--content", "c.png", "--styles", "s.png", "--output", "o.png"])
+    """The classic flags exist and keep their classic defaults, but for the start image:
+    the content by default, the classic tool's noise with --initial-noiseblend 1 or
+    --preset classic (which also restores the settings beyond the classic flags)."""
+    argv = ["--content", "c.png", "--styles", "s.png", "--output", "o.png"]
+    args = neural_style.build_parser().parse_args(argv)
     for dest, default in CLASSIC_DEFAULTS.items():
         assert getattr(args, dest) == default, dest
+    assert args.initial_noiseblend == 0.0
+    classic = cli.parse_settings(neural_style.build_parser().parse_args(argv + ["--preset", "classic"]), {"preset"})
+    for dest, default in CLASSIC_DEFAULTS.items():
+        assert classic.value(dest) == (tuple(default) if isinstance(default, list) else default), dest
+    assert classic.run.initial_noiseblend == 1.0
     assert args.optimizer == "lbfgs" and args.lbfgs_corrections == settings.LBFGS_CORRECTIONS
     # The classic boolean --preserve-colors now takes an optional mode: off by default,
     # and the bare flag still means the classic luminance transfer.

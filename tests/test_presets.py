@@ -241,7 +241,7 @@ def test_explicit_flags_override_the_preset():
     assert args.iterations == 1000 and args.initial_noiseblend == 0.0 and args.style_weight == 5.0
     # --initial keeps its classic meaning (start from that image) under a preset
     args = flat(BASE + ["--preset", "gatys2016", "--initial", "i.png"])
-    assert args.initial_noiseblend is None and args.pooling == "avg"
+    assert args.initial_noiseblend == 0.0 and args.pooling == "avg"
     # without a preset nothing changes but the ratio
     args = flat(BASE + ["--ratio", "1e-2"])
     assert args.content_weight == 1e-2 and args.style_weight == 1.0 and args.loss_scale == "classic"
@@ -276,3 +276,54 @@ def test_preset_run_logs_its_final_settings(tiny_net_path, tmp_path):
     assert start["loss"]["content_weight"] == 5e-4 and start["loss"]["tv_weight"] == 0
     assert start["size"] == [15, 20] and start["style_size"] == "content"
     assert "normalised" in start["network"]
+
+
+# ---------------------------------------------------------------- --preset classic
+
+
+# The classic TensorFlow tool's settings (anishathalye/neural-style), written out here
+# independently of presets.py: what --preset classic must give back.
+CLASSIC_LOSS = dict(content_weight=5.0, content_weight_blend=1.0, style_weight=500.0, style_layer_weight_exp=1.0,
+                    content_layers=("relu4_2", "relu5_2"), pooling="max", loss_scale="classic", padding="zero",
+                    style_loss="gram", style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
+CLASSIC_OPTIMIZER = dict(optimizer="lbfgs", iterations=1000, lbfgs_corrections=10, lbfgs_first_step=0.0,
+                         iterate_average=0.0, scales=1, learning_rate=10.0)
+
+
+def classic_settings(*flags):
+    parser = neural_style.build_parser()
+    argv = ["--content", "c.png", "--styles", "s.png", "--output", "o.png", "--preset", "classic", *flags]
+    return cli.parse_settings(parser.parse_args(argv), cli.explicit_dests(neural_style.build_parser, argv))
+
+
+def test_classic_preset_restores_every_classic_setting():
+    s = classic_settings()
+    for key, value in CLASSIC_LOSS.items():
+        assert getattr(s.loss, key) == value, key
+    for key, value in CLASSIC_OPTIMIZER.items():
+        assert getattr(s.optimizer, key) == value, key
+    assert s.run.initial_noiseblend == 1.0 and s.run.style_size == "width" and not s.run.normalise_network
+    assert s.loss.tv_weight is None  # the network's own classic weight (1e2 for VGG-19)
+    # flags given explicitly still win, and --initial keeps the classic meaning (no noise)
+    assert classic_settings("--padding", "reflect").loss.padding == "reflect"
+    assert classic_settings("--initial", "i.png").run.initial_noiseblend == 0.0
+
+
+def test_classic_preset_objective_is_the_classic_formula_exactly(tiny_network):
+    """The Objective of --preset classic against the classic formulas in NumPy (zero
+    padding, Gram / (H W C), per-element means), on an image the default settings
+    would score differently."""
+    from test_stylize import reference_terms
+
+    s = classic_settings("--tv-weight", "0.5")
+    loss = dataclasses.replace(s.loss, tv_weight=effective_tv_weight(s.loss, tiny_network))
+    content, style, x = small("tubingen_neckarfront.jpg", 24), small("starry_night.jpg", 24), small("the_scream.jpg", 24)
+    x = images.resize(x, content.shape[:2])
+    with stylize.Objective(tiny_network, content, [style], loss) as obj:
+        terms, _ = obj.evaluate(x)
+    expected = reference_terms(tiny_network, x, content, [style], loss)
+    for key in stylize.LOSS_TERMS:
+        assert terms[key] == pytest.approx(expected[key], rel=1e-3), key
+    with stylize.Objective(tiny_network, content, [style], dataclasses.replace(loss, padding=None)) as obj:
+        default_padding, _ = obj.evaluate(x)
+    assert default_padding["style"] != pytest.approx(terms["style"], rel=1e-3)  # the preset changed something

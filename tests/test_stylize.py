@@ -10,12 +10,14 @@ TensorFlow functions, so they are evaluated eagerly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import OrderedDict
 
 import numpy as np
 import pytest
+import scipy.linalg
 from test_vgg import reference_net
 
 import stylize
@@ -235,11 +237,32 @@ def np_gram(features):
     return flat.T @ flat / (h * w * c)
 
 
+def np_moments(features):
+    """(mean, covariance) over the positions of features [H, W, C], float64."""
+    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
+    return flat.mean(axis=0), np.cov(flat, rowvar=False, bias=True)
+
+
+def np_style_loss(kind, features, target_features):
+    """One layer's style loss, from scratch: Gram MSE, mean-cov, or W2 with SciPy's sqrtm."""
+    if kind == "gram":
+        return np.mean((np_gram(features) - np_gram(target_features)) ** 2)
+    (mean, cov), (t_mean, t_cov) = np_moments(features), np_moments(target_features)
+    channels = mean.size
+    if kind == "mean-cov":
+        return (np.sum((mean - t_mean) ** 2) + np.sum((cov - t_cov) ** 2) / channels) / channels
+    root = scipy.linalg.sqrtm(t_cov)
+    cross = np.real(np.trace(scipy.linalg.sqrtm(root @ cov @ root)))
+    return (np.sum((mean - t_mean) ** 2) + np.trace(cov) + np.trace(t_cov) - 2 * cross) / channels
+
+
 def reference_terms(network, x, content, styles, loss):
     """Every loss term computed from scratch in float64 NumPy, with the classic formulas."""
+    padding = loss.padding or network.default_padding
+
     def net(image):
         return reference_net(network.layers, network.weights, network.preprocess(image[None].astype(np.float64)),
-                             loss.pooling)
+                             loss.pooling, padding)
 
     feats, content_feats = net(x), net(content)
     style_feats = [net(s) for s in styles]
@@ -248,7 +271,7 @@ def reference_terms(network, x, content, styles, loss):
     blend = stylize.blend_weights(len(styles), loss.style_blend_weights)
     content_term = sum(w * np.mean((feats[n] - content_feats[n]) ** 2) for n, w in cw.items())
     style_term = sum(
-        b * sum(w * np.mean((np_gram(feats[n]) - np_gram(sf[n])) ** 2) for n, w in sw.items())
+        b * sum(w * np_style_loss(loss.style_loss, feats[n], sf[n]) for n, w in sw.items())
         for b, sf in zip(blend, style_feats)
     )
     img = x.astype(np.float64)
@@ -259,12 +282,16 @@ def reference_terms(network, x, content, styles, loss):
     return terms
 
 
-@pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_objective_terms_match_numpy_with_two_styles_and_every_weight(tiny_network, content, style, pooling):
+@pytest.mark.parametrize(("pooling", "padding", "style_loss"), [
+    ("max", "zero", "gram"), ("avg", "zero", "gram"), ("max", "replicate", "gram"), ("avg", "reflect", "mean-cov"),
+    ("max", None, "w2"), ("avg", "zero", "w2"),
+])
+def test_objective_terms_match_numpy_with_two_styles_and_every_weight(tiny_network, content, style, pooling, padding,
+                                                                      style_loss):
     second_style = random_image(12, (12, 12, 3))
     loss = stylize.LossOptions(content_weight=3.0, content_weight_blend=0.6, style_weight=70.0, tv_weight=0.5,
                                style_layer_weight_exp=1.5, style_blend_weights=(1.0, 3.0), style_scales=(1.0, 0.5),
-                               pooling=pooling)
+                               pooling=pooling, padding=padding, style_loss=style_loss)
     x = random_image(13)
     with stylize.Objective(tiny_network, content, [style, second_style], loss) as obj:
         # Styles are resized to scale x the content's width, as the classic tool does.
@@ -836,6 +863,66 @@ def test_normalized_equals_classic_at_the_reference_size(tiny_network):
         a, b = sess.run([stylize.total_variation(x), stylize.total_variation_normalized(x)])
     assert a == pytest.approx(b, rel=1e-6)
     assert "classic" in stylize.LOSS_SCALES and "normalized" in stylize.LOSS_SCALES
+
+
+# ---------------------------------------------------------------- the new style statistics and the iterate average
+
+
+def test_new_style_losses_match_numpy_on_tiny_features():
+    """mean-cov and W2 on random (1, 5, 4, 3) features against from-scratch NumPy/SciPy."""
+    rng = np.random.default_rng(3)
+    feats, target = (np.maximum(rng.normal(1.0, 1.0, (1, 5, 4, 3)), 0).astype(np.float32) for _ in range(2))
+    for kind, statistic in (("mean-cov", stylize.style_statistic(stylize.LossOptions(style_loss="mean-cov"))),
+                            ("w2", stylize.style_statistic(stylize.LossOptions(style_loss="w2")))):
+        target_stats = statistic.prepare(tuple(value(t) for t in statistic.compute(tf.constant(target))))
+        got = value(statistic.loss(statistic.compute(tf.constant(feats)), tuple(tf.constant(t) for t in target_stats)))
+        mean_variance = np.trace(np_moments(target[0])[1]) / 3
+        scale = (stylize.W2_SCALE * 3 / (3 * mean_variance) if kind == "w2"
+                 else stylize.MEAN_COV_SCALE / mean_variance**2)
+        assert got == pytest.approx(scale * np_style_loss(kind, feats[0], target[0]), rel=1e-3), kind
+        # zero when the features are the target's
+        same = value(statistic.loss(statistic.compute(tf.constant(target)), tuple(tf.constant(t) for t in target_stats)))
+        assert abs(same) < 1e-3 * got, kind
+
+
+def test_w2_gradient_matches_finite_differences():
+    rng = np.random.default_rng(4)
+    feats, target = (rng.normal(0.5, 1.0, (1, 6, 5, 3)).astype(np.float64) for _ in range(2))
+    statistic = stylize.style_statistic(stylize.LossOptions(style_loss="w2"))
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        t_stats = statistic.prepare(sess.run(statistic.compute(tf.constant(target, tf.float32))))
+        x = tf.compat.v1.placeholder(tf.float32, feats.shape)
+        loss = statistic.loss(statistic.compute(x), tuple(tf.constant(t) for t in t_stats))
+        grad = tf.gradients(loss, x)[0]
+        g = sess.run(grad, {x: feats})
+        h = 1e-2
+        for index in [(0, 0, 0, 0), (0, 3, 2, 1), (0, 5, 4, 2)]:
+            up, down = feats.copy(), feats.copy()
+            up[index] += h
+            down[index] -= h
+            numeric = (sess.run(loss, {x: up}) - sess.run(loss, {x: down})) / (2 * h)
+            assert g[index] == pytest.approx(numeric, rel=2e-2, abs=1e-4)
+
+
+def test_iterate_average_is_bias_corrected():
+    average = stylize.IterateAverage(0.9)
+    assert average.get() is None
+    average.update(np.full(3, 10.0))
+    np.testing.assert_allclose(average.get(), 10.0)  # one iterate: itself, not 10% of it
+    average.update(np.full(3, 20.0))
+    np.testing.assert_allclose(average.get(), (0.9 * 0.1 * 10 + 0.1 * 20) / (1 - 0.81), rtol=1e-6)
+
+
+def test_minimize_with_an_iterate_average_returns_the_average_and_its_own_loss(objective, content):
+    opts = stylize.OptimizerOptions(optimizer="adam", iterations=6, learning_rate=5.0, iterate_average=0.5)
+    seen = []
+    result = stylize.minimize(objective, content, opts, callback=lambda p: seen.append(p.best_image().copy()))
+    plain = stylize.minimize(objective, content, dataclasses.replace(opts, iterate_average=0.0))
+    assert result.evaluations == plain.evaluations == 6
+    terms, _ = objective.evaluate(result.image)
+    assert result.terms["total"] == pytest.approx(terms["total"], rel=1e-6)  # the loss is the average's own
+    assert not np.array_equal(result.image, plain.image)  # not the best iterate
+    assert 0.0 <= result.image.min() and result.image.max() <= 255.0
 
 
 # ---------------------------------------------------------------- the temporal term (video.py)

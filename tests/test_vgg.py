@@ -26,11 +26,15 @@ INPUT_SHAPE = (1, 9, 11, 3)
 # ---------------------------------------------------------------- NumPy reference
 
 
-def np_conv_same(x, kernel, bias):
-    """TensorFlow's conv2d (cross-correlation), stride 1, SAME padding, plus bias. x is [H, W, C]."""
+# np.pad's names for the first layer's paddings (settings.PADDINGS).
+NP_PAD_MODES = {"zero": "constant", "replicate": "edge", "reflect": "reflect"}
+
+
+def np_conv_same(x, kernel, bias, padding="zero"):
+    """TensorFlow's conv2d (cross-correlation), stride 1, SAME size, plus bias. x is [H, W, C]."""
     kh, kw = kernel.shape[:2]
     top, left = (kh - 1) // 2, (kw - 1) // 2
-    padded = np.pad(x, ((top, kh - 1 - top), (left, kw - 1 - left), (0, 0)))
+    padded = np.pad(x, ((top, kh - 1 - top), (left, kw - 1 - left), (0, 0)), mode=NP_PAD_MODES[padding])
     windows = sliding_window_view(padded, (kh, kw), axis=(0, 1))  # [H, W, C, kh, kw]
     return np.einsum("hwcij,ijco->hwo", windows, kernel.astype(np.float64)) + bias
 
@@ -46,13 +50,14 @@ def np_pool_same(x, pooling):
     return np.nanmax(blocks, axis=(1, 3)) if pooling == "max" else np.nanmean(blocks, axis=(1, 3))
 
 
-def reference_net(layers, weights, x, pooling="max"):
-    """{layer: [H, W, C] float64} computed with NumPy from HWIO weights; x is [1, H, W, C]."""
+def reference_net(layers, weights, x, pooling="max", padding="zero"):
+    """{layer: [H, W, C] float64} computed with NumPy from HWIO weights; x is [1, H, W, C].
+    `padding` is the first convolution's; the others zero-pad."""
     out, current = {}, x[0].astype(np.float64)
     for name in layers:
         kind = vgg.layer_kind(name)
         if kind == "conv":
-            current = np_conv_same(current, *weights[name])
+            current = np_conv_same(current, *weights[name], padding if not out else "zero")
         elif kind == "relu":
             current = np.maximum(current, 0.0)
         else:
@@ -61,11 +66,11 @@ def reference_net(layers, weights, x, pooling="max"):
     return out
 
 
-def run_net(network, x, pooling="max", last=None):
-    """Build `net_preloaded` in a fresh graph and evaluate every layer on `x`."""
+def run_net(network, x, pooling="max", last=None, padding="zero"):
+    """Build the network's features in a fresh graph and evaluate every layer on `x`."""
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         image = tf.compat.v1.placeholder(tf.float32, shape=x.shape)
-        net = vgg.net_preloaded(network, image, pooling=pooling, last=last)
+        net = network.features(image, last, pooling, padding)
         values = sess.run(net, feed_dict={image: x})
     return {name: value[0] for name, value in values.items()}
 
@@ -162,6 +167,28 @@ def test_tiny_network_fixture_has_the_transfers_default_layers(tiny_network):
     assert got["pool5"].shape == (1, 1, wf.TINY_VGG_CHANNELS[-1])
     for name in ("relu4_2", "relu5_2"):  # the He-scaled weights keep deep features alive
         assert np.count_nonzero(got[name]) > 0
+
+
+@pytest.mark.parametrize("padding", ["zero", "replicate", "reflect"])
+def test_first_layer_padding_matches_numpy(tiny_network, padding):
+    """Only the first convolution takes the padding; its border differs from zero padding."""
+    x = random_input(seed=8, shape=(1, 9, 11, 3))
+    got = run_net(tiny_network, x, last="relu2_1", padding=padding)
+    expected = reference_net(tiny_network.layers[:tiny_network.layers.index("relu2_1") + 1],
+                             tiny_network.weights, x, padding=padding)
+    assert set(got) == set(expected) and "relu2_1" in got
+    for name in expected:
+        assert relative_error(got[name], expected[name]) < 1e-4, name
+    zero = run_net(tiny_network, x, last="conv1_1")["conv1_1"]
+    differs = not np.allclose(got["conv1_1"][0], zero[0], atol=1e-3)
+    assert differs == (padding != "zero")
+    # The inside of the picture never sees the padding.
+    np.testing.assert_allclose(got["conv1_1"][1:-1, 1:-1], zero[1:-1, 1:-1], rtol=1e-5, atol=1e-4)
+
+
+def test_unknown_padding_is_refused(tiny_network):
+    with tf.Graph().as_default(), pytest.raises(ValueError, match="padding must be one of"):
+        tiny_network.features(tf.zeros((1, 8, 8, 3)), "relu1_1", "max", "circular")
 
 
 # ---------------------------------------------------------------- MatConvNet's width-first kernels

@@ -1,0 +1,252 @@
+"""The quality panel: fixed photo x painting pairs, rendered with named settings, each
+result measured for the usual defects and shown beside the classic tool's reference.
+
+    python examples/quality_panel.py --out-dir runs/quality --size 512 \
+        --setting before="--preset classic --iterations 300" --setting after=""
+
+Each setting is a string of neural_style.py flags. Every (setting, pair) is one run of
+neural_style.py in its own process (so its time and memory are its own); a finished
+output is kept and a rerun skips it. The numbers (metrics.json, metrics.md):
+
+- style: the mean squared Gram distance to the painting on held-out layers (relu2_2,
+  relu4_3: layers no objective here uses), as compare.py measures it;
+- ssim: the SSIM of the luminance to the photo (how much of its layout is left);
+- border: the edge strength in the outer BORDER px against that of the interior. Zero
+  padding shows as bright dots along the frame, which lift this above 1;
+- noise: the high-frequency amplitude of the result against the painting's at the same
+  scale. A fine mesh from the optimiser's jitter lifts this above the painting's 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from . import images
+from .errors import EXIT_OK
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+# (name, content, style, the classic tool's result for it or None): the Neckarfront with
+# the four styles of the reference, and two other pairs.
+PANEL = (
+    ("starry", "tubingen_neckarfront.jpg", "starry_night.jpg", "jcjohnson_tubingen_starry.png"),
+    ("shipwreck", "tubingen_neckarfront.jpg", "shipwreck_of_the_minotaur.jpg", "jcjohnson_tubingen_shipwreck.png"),
+    ("scream", "tubingen_neckarfront.jpg", "the_scream.jpg", "jcjohnson_tubingen_scream.png"),
+    ("composition", "tubingen_neckarfront.jpg", "composition_vii.jpg", "jcjohnson_tubingen_composition_vii.png"),
+    ("bridge-monet", "pexels_golden_gate_bridge.jpg", "monet_woman_with_a_parasol.jpg", None),
+    ("cat-starry", "skimage_chelsea.jpg", "starry_night.jpg", None),
+)
+BORDER = 3
+# The interior starts this far in, so that it never includes the border's neighbours.
+INTERIOR = 8
+NOISE_SIGMA = 1.0
+
+
+# ---------------------------------------------------------------- the measures (pure NumPy)
+
+
+def luminance(rgb):
+    rgb = np.asarray(rgb, np.float64)
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def edge_strength(rgb):
+    """|horizontal| + |vertical| neighbour difference of the luminance, per pixel (H-1, W-1)."""
+    y = luminance(rgb)
+    return np.abs(np.diff(y, axis=0))[:, :-1] + np.abs(np.diff(y, axis=1))[:-1, :]
+
+
+def border_ratio(rgb, border=BORDER, interior=INTERIOR):
+    """Mean edge strength of the outer `border` px over that of the interior (1: alike)."""
+    edges = edge_strength(rgb)
+    h, w = edges.shape
+    ring = np.ones((h, w), bool)
+    ring[border:h - border, border:w - border] = False
+    inside = edges[interior:h - interior, interior:w - interior]
+    return float(edges[ring].mean() / max(inside.mean(), 1e-9))
+
+
+def high_frequency(rgb, sigma=NOISE_SIGMA):
+    """RMS of the luminance minus its Gaussian blur: the amplitude of the finest detail."""
+    from scipy.ndimage import gaussian_filter
+
+    y = luminance(rgb)
+    return float(np.sqrt(np.mean(np.square(y - gaussian_filter(y, sigma)))))
+
+
+def noise_ratio(result, style_at_scale, sigma=NOISE_SIGMA):
+    """high_frequency of the result over the painting's, at the scale the run saw it."""
+    return high_frequency(result, sigma) / max(high_frequency(style_at_scale, sigma), 1e-9)
+
+
+# ---------------------------------------------------------------- the panel
+
+
+def parse_setting(text):
+    """'name=flags' -> (name, [flags])."""
+    name, sep, flags = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"--setting {text!r}: give NAME=FLAGS, e.g. after=\"--scales 3\"")
+    return name.strip(), shlex.split(flags)
+
+
+def image_path(name):
+    """A panel image: from the project's examples/, else the shared folder."""
+    for folder in (os.path.join(ROOT, "examples"), os.path.join(SHARED, "images"), os.path.join(SHARED, "reference")):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            return path
+        stem = os.path.splitext(path)[0]
+        for ext in (".jpg", ".png"):
+            if os.path.exists(stem + ext):
+                return stem + ext
+    return None
+
+
+def run_one(out_dir, setting, flags, pair, size, say):
+    """One neural_style.py run in a child process; returns its record (skipped if done)."""
+    name, content, style, _ = pair
+    folder = os.path.join(out_dir, setting)
+    os.makedirs(folder, exist_ok=True)
+    output, record_path = os.path.join(folder, f"{name}.png"), os.path.join(folder, f"{name}.json")
+    if os.path.exists(output) and os.path.exists(record_path):
+        with open(record_path) as f:
+            return json.load(f)
+    argv = [sys.executable, os.path.join(ROOT, "neural_style.py"), "--content", image_path(content),
+            "--styles", image_path(style), "--output", output, "--width", str(size), "--quiet", "--overwrite",
+            "--seed", "0", *flags]
+    say(f"{setting} / {name}: {' '.join(shlex.quote(a) for a in argv[2:])}")
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    record = {"setting": setting, "pair": name, "flags": flags, "seconds": time.perf_counter() - t0,
+              "exit": done.returncode, "last_line": (done.stdout.strip().splitlines() or [""])[-1]}
+    if done.returncode != EXIT_OK:
+        raise RuntimeError(f"{setting} / {name} failed: {done.stderr.strip()[-500:]}")
+    with open(record_path, "w") as f:
+        json.dump(record, f, indent=1)
+    return record
+
+
+def measure(records, out_dir, size, network):
+    """Adds style, ssim, border and noise to each record (one graph for all style distances)."""
+    from .compare import choose_gram_layers, gram_distances, ssim_to_content
+    from .settings import LossOptions
+
+    loss = LossOptions(padding="zero")
+    layers = choose_gram_layers(network, None, loss.style_layers + loss.content_layers)
+    for rec in records:
+        _, content, style, _ = next(p for p in PANEL if p[0] == rec["pair"])
+        result = images.load_image(os.path.join(out_dir, rec["setting"], rec["pair"] + ".png"))
+        photo = images.resize(images.load_image(image_path(content)), result.shape[:2])
+        painting = images.resize_to_width(images.load_image(image_path(style)), result.shape[1])
+        distances = gram_distances(network, loss, [painting], [result], layers)
+        rec.update(style=float(np.mean([distances[n][0] for n in layers])), ssim=ssim_to_content(photo, result),
+                   border=border_ratio(result), noise=noise_ratio(result, painting), size=size)
+    return records
+
+
+def summary_table(records, settings):
+    """Markdown: one row per setting, the panel means, then one row per (setting, pair)."""
+    lines = ["| setting | style (held-out Gram, lower = closer) | SSIM to photo | border (1 = clean) "
+             "| noise (1 = painting's) | seconds per image |", "|---|---|---|---|---|---|"]
+    for name in settings:
+        rows = [r for r in records if r["setting"] == name]
+        if rows:
+            mean = {k: float(np.mean([r[k] for r in rows])) for k in ("style", "ssim", "border", "noise", "seconds")}
+            lines.append(f"| {name} | {mean['style']:.4g} | {mean['ssim']:.3f} | {mean['border']:.2f} "
+                         f"| {mean['noise']:.2f} | {mean['seconds']:.0f} |")
+    lines += ["", "| setting | pair | style | SSIM | border | noise | seconds |", "|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['setting']} | {r['pair']} | {r['style']:.4g} | {r['ssim']:.3f} | {r['border']:.2f} "
+                     f"| {r['noise']:.2f} | {r['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _tile(rgb, height):
+    from PIL import Image
+
+    image = Image.fromarray(images.to_uint(rgb))
+    return image.resize((max(1, round(image.width * height / image.height)), height), Image.LANCZOS)
+
+
+def contact_sheet(path, rows, labels, height=192, pad=4):
+    """A grid of images (rows of RGB arrays or None), column labels on top; PNG or JPEG by extension."""
+    from PIL import Image, ImageDraw
+
+    tiles = [[None if im is None else _tile(im, height) for im in row] for row in rows]
+    widths = [max((row[c].width for row in tiles if row[c] is not None), default=height) for c in range(len(labels))]
+    top = 18
+    sheet = Image.new("RGB", (sum(widths) + pad * (len(widths) + 1), top + len(rows) * (height + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = pad
+    for c, label in enumerate(labels):
+        draw.text((x + 2, 3), label, fill="black")
+        for r, row in enumerate(tiles):
+            if row[c] is not None:
+                sheet.paste(row[c], (x, top + r * (height + pad)))
+        x += widths[c] + pad
+    images.write_atomically(path, lambda f: sheet.save(f, format="JPEG" if path.endswith(".jpg") else "PNG",
+                                                        **({"quality": 85} if path.endswith(".jpg") else {})))
+
+
+def write_sheets(out_dir, settings, names, with_reference=True):
+    """One sheet per setting (photo, painting, reference, ours) and one with every setting side by side."""
+    def load(folder, name):
+        path = os.path.join(out_dir, folder, name + ".png")
+        return images.load_image(path) if os.path.exists(path) else None
+
+    pairs = [p for p in PANEL if p[0] in names]
+    refs = [images.load_image(image_path(p[3])) if p[3] and with_reference else None for p in pairs]
+    for setting in settings:
+        rows = [[images.load_image(image_path(p[1])), images.load_image(image_path(p[2])), ref, load(setting, p[0])]
+                for p, ref in zip(pairs, refs)]
+        for ext in (".png", ".jpg"):
+            contact_sheet(os.path.join(out_dir, f"sheet_{setting}{ext}"), rows,
+                          ["photo", "painting", "classic tool (VGG-19)", f"ours: {setting}"])
+    rows = [[ref] + [load(s, p[0]) for s in settings] for p, ref in zip(pairs, refs)]
+    for ext in (".png", ".jpg"):
+        contact_sheet(os.path.join(out_dir, f"sheet_all{ext}"), rows, ["classic tool (VGG-19)", *settings], height=160)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description="Render the quality panel with named settings and measure each result.")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--size", type=int, default=512, help="output width (default 512, the reference's)")
+    p.add_argument("--setting", action="append", type=parse_setting, required=True, metavar="NAME=FLAGS",
+                   help="a name and neural_style.py flags; repeat for each setting")
+    p.add_argument("--pairs", default=",".join(p[0] for p in PANEL),
+                   help="comma-separated pair names (default: all six)")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    names = [n.strip() for n in args.pairs.split(",") if n.strip()]
+    unknown = sorted(set(names) - {p[0] for p in PANEL})
+    if unknown:
+        print(f"quality: error: unknown pair(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out_dir, exist_ok=True)
+    records = [run_one(args.out_dir, name, flags, pair, args.size, print)
+               for name, flags in args.setting for pair in PANEL if pair[0] in names]
+    import vgg
+
+    records = measure(records, args.out_dir, args.size, vgg.load_net())
+    settings = [name for name, _ in args.setting]
+    with open(os.path.join(args.out_dir, "metrics.json"), "w") as f:
+        json.dump(records, f, indent=1)
+    table = summary_table(records, settings)
+    with open(os.path.join(args.out_dir, "metrics.md"), "w") as f:
+        f.write(table)
+    write_sheets(args.out_dir, settings, names)
+    print(table)
+    return EXIT_OK

@@ -1,0 +1,63 @@
+"""quality.py: the panel's defect measures on synthetic images, its sheets and its argument parsing."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from neural_style_tf import images, quality
+
+
+def smooth(size=48, seed=0):
+    """A smooth picture: a gradient with a soft bump, RGB 0..255."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = 80 + 100 * x + 40 * np.exp(-((x - 0.5) ** 2 + (y - 0.4) ** 2) * 8)
+    return np.repeat(base[..., None], 3, axis=2).astype(np.float32)
+
+
+def test_border_ratio_is_one_for_an_even_texture_and_high_for_border_dots():
+    rng = np.random.default_rng(0)
+    texture = rng.uniform(0, 255, (48, 48, 3)).astype(np.float32)
+    assert quality.border_ratio(texture) == pytest.approx(1.0, abs=0.1)
+    dotted = smooth()
+    dotted[0, ::4] = dotted[-1, ::4] = dotted[::4, 0] = dotted[::4, -1] = 255.0  # bright dots along the frame
+    assert quality.border_ratio(dotted) > 3 * quality.border_ratio(smooth())
+
+
+def test_noise_ratio_sees_a_fine_mesh_that_the_painting_does_not_have():
+    painting = smooth()
+    rng = np.random.default_rng(1)
+    meshed = painting + rng.normal(0, 8, painting.shape).astype(np.float32)
+    assert quality.noise_ratio(painting, painting) == pytest.approx(1.0)
+    assert quality.noise_ratio(meshed, painting) > 5
+    # a blurred result has less fine detail than the painting
+    from scipy.ndimage import gaussian_filter
+
+    blurred = gaussian_filter(meshed, (2, 2, 0))
+    assert quality.noise_ratio(blurred, meshed) < 0.5
+
+
+def test_parse_setting_and_its_refusal():
+    assert quality.parse_setting('after=--style-loss w2 --scales "3"') == ("after", ["--style-loss", "w2", "--scales", "3"])
+    assert quality.parse_setting("plain=") == ("plain", [])
+    with pytest.raises(argparse.ArgumentTypeError, match="give NAME=FLAGS"):
+        quality.parse_setting("--scales 3")
+
+
+def test_contact_sheet_places_every_tile(tmp_path):
+    red, blue = np.zeros((20, 30, 3), np.float32), np.zeros((20, 20, 3), np.float32)
+    red[..., 0] = 255
+    blue[..., 2] = 255
+    path = str(tmp_path / "sheet.png")
+    quality.contact_sheet(path, [[red, None], [None, blue]], ["a", "b"], height=20, pad=2)
+    sheet = images.load_image(path)
+    # the first column holds the red tile in row one, the second the blue in row two
+    assert sheet[18 + 10, 2 + 15].tolist() == [255, 0, 0]
+    assert sheet[18 + 22 + 10, 2 + 30 + 2 + 10].tolist() == [0, 0, 255]
+
+
+def test_every_panel_image_is_found():
+    for _, content, style, _ in quality.PANEL:
+        assert quality.image_path(content) and quality.image_path(style), (content, style)
