@@ -117,10 +117,12 @@ def strip(clip_dir, rows, out, first, count=4):
     """Rows of `count` frames from `first` (1-based), each version above its flicker maps."""
     from PIL import ImageDraw
 
-    clip = load_frames(clip_dir, first, count)
+    clip = None
     tiles = []
     for label, folder in rows:
         result = load_frames(folder, first, count)
+        if clip is None:  # the input at the results' size (video.py --width), for the flow
+            clip = [images.resize_to_width(f, result[0].shape[1]) for f in load_frames(clip_dir, first, count)]
         tiles.append((f"{label}: frames {first}-{first + count - 1}", result[1:]))
         tiles.append((f"{label}: {GAIN} x |frame - previous warped|", [flicker_map(clip, result, i)
                                                                           for i in range(1, count + 1)]))
