@@ -278,20 +278,33 @@ def style_loss_mean_cov(moments, target):
     channels of the mean's, mean over rows of the covariance's summed squares).
 
     Divided by the channel count C like this, both parts keep the size of a per-channel
-    squared statistic, whatever the layer's width."""
+    squared statistic, whatever the layer's width; then by the painting's spread squared
+    (see target_spread)."""
     tf = import_tensorflow()
 
     mean, cov = moments
-    target_mean, target_cov, variance = target
+    target_mean, target_cov, variance = target[0], target[1], target[-1]
     channels = float(mean.shape[-1])
     distance = tf.reduce_sum(tf.square(mean - target_mean)) + tf.reduce_sum(tf.square(cov - target_cov)) / channels
     return MEAN_COV_SCALE * distance / (channels * variance**2)
 
 
+def target_spread(mean, cov):
+    """The painting's mean feature variance per channel, the unit of the new style losses.
+
+    Floored at 1% of the mean squared activation: a map of one position (a deep layer of
+    a tiny style image) has no variance at all, and its loss must stay finite.
+    """
+    channels = cov.shape[0]
+    variance = float(np.trace(cov)) / channels
+    mean_square = variance + float(np.sum(np.square(mean, dtype=np.float64))) / channels
+    return np.float32(max(variance, 0.01 * mean_square, 1e-12))
+
+
 def mean_cov_target(moments):
-    """The constants of the mean-cov loss: (mean, covariance, the painting's mean variance)."""
+    """The constants of the mean-cov loss: (mean, covariance, the painting's spread)."""
     mean, cov = (np.asarray(m, np.float32) for m in moments)
-    return mean, cov, np.float32(max(float(np.trace(cov)) / cov.shape[0], 1e-12))
+    return mean, cov, target_spread(mean, cov)
 
 
 def sqrtm_psd(matrix):
@@ -301,15 +314,16 @@ def sqrtm_psd(matrix):
 
 
 def w2_target(moments):
-    """The constants of the W2 loss for target moments: (mean, covariance, its square root, trace)."""
+    """The constants of the W2 loss for target moments: (mean, covariance, its square root,
+    its trace, the painting's spread)."""
     mean, cov = (np.asarray(m, np.float64) for m in moments)
     cov = (cov + cov.T) / 2
     return (mean.astype(np.float32), cov.astype(np.float32), sqrtm_psd(cov).astype(np.float32),
-            np.float32(np.trace(cov)))
+            np.float32(np.trace(cov)), target_spread(mean, cov))
 
 
 # Why these scales: each new loss is divided by the painting's own mean feature variance
-# per layer (squared for mean-cov, whose terms are squared statistics), so that every
+# per layer (target_spread; squared for mean-cov, whose terms are squared statistics), so that every
 # layer counts in relative terms whatever the size of its activations, and then by a
 # constant that gives the style gradient the size of the Gram loss's at the same
 # --style-weight: measured at the content start on the Neckarfront x Starry Night, 256 px,
@@ -324,26 +338,52 @@ MEAN_COV_SCALE = 30.0
 W2_EIG_FLOOR = 1e-8
 
 
+def trace_sqrt(matrix):
+    """tr(M^1/2) of a symmetric PSD matrix: the sum of the square roots of its eigenvalues.
+
+    Its gradient is written out, (1/2) V diag(1/sqrt(lambda)) V^T, because TensorFlow's
+    gradient of eigh divides by the differences of eigenvalues: a covariance of more
+    channels than positions (relu5_1 at 256 px: 512 channels, 192 positions) has many
+    equal (zero) eigenvalues, and that gradient is NaN. Eigenvalues below W2_EIG_FLOOR
+    of the largest count as 0 in both.
+    """
+    tf = import_tensorflow()
+
+    @tf.custom_gradient
+    def _trace_sqrt(m):
+        # In float64: the small eigenvalues, whose roots change fastest, are lost in float32.
+        values, vectors = tf.linalg.eigh(tf.cast(m, tf.float64))
+        kept = values > W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
+        roots = tf.sqrt(tf.where(kept, values, tf.ones_like(values)))
+        result = tf.cast(tf.reduce_sum(tf.where(kept, roots, tf.zeros_like(roots))), m.dtype)
+
+        def grad(upstream):
+            half_inverse = tf.where(kept, 0.5 / roots, tf.zeros_like(roots))
+            return upstream * tf.cast(tf.matmul(vectors * half_inverse, vectors, transpose_b=True), m.dtype)
+
+        return result, grad
+
+    return _trace_sqrt(matrix)
+
+
 def style_loss_w2(moments, target):
     """Squared Wasserstein-2 distance between the Gaussians of the features and of the
-    target, per channel:
+    target, per channel and in units of the painting's spread v (target_spread):
 
-        (|mu - mu_t|^2 + tr C + tr C_t - 2 tr (C_t^1/2 C C_t^1/2)^1/2) / C_count
+        (|mu - mu_t|^2 + tr C + tr C_t - 2 tr (C_t^1/2 C C_t^1/2)^1/2) / (C_count v)
 
     The trace of the matrix square root is the sum of the square roots of the
-    eigenvalues of the symmetric C_t^1/2 C C_t^1/2 (eigh, whose gradient TensorFlow has).
+    eigenvalues of the symmetric C_t^1/2 C C_t^1/2 (see trace_sqrt).
     """
     tf = import_tensorflow()
 
     mean, cov = moments
-    target_mean, target_cov, target_root, target_trace = target
+    target_mean, target_cov, target_root, target_trace, spread = target
+    channels = float(mean.shape[-1])
     product = tf.matmul(tf.matmul(target_root, cov), target_root)
-    product = (product + tf.transpose(product)) / 2  # symmetric to rounding, as eigh assumes
-    values = tf.linalg.eigh(product)[0]
-    floor = W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
-    root_trace = tf.reduce_sum(tf.sqrt(tf.maximum(values, floor)))
+    root_trace = trace_sqrt((product + tf.transpose(product)) / 2)  # symmetric to rounding, as eigh assumes
     distance = tf.reduce_sum(tf.square(mean - target_mean)) + tf.linalg.trace(cov) + target_trace - 2.0 * root_trace
-    return W2_SCALE * distance / target_trace
+    return W2_SCALE * distance / (channels * spread)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def check_numbers(settings):
                          ("--lbfgs-corrections", opt.lbfgs_corrections),
                          ("--print-iterations", run.print_iterations),
                          ("--checkpoint-iterations", run.checkpoint_iterations),
-                         ("--scales", opt.scales), ("--start-size", opt.start_size)):
+                         ("--scales", opt.scales), ("--start-size", opt.start_size),
+                         ("--coarse-iterations", opt.coarse_iterations)):
         if value is not None and value <= 0:
             raise UsageError(f"{label} must be a positive integer, not {value}")
     if opt.lbfgs_first_step < 0:

@@ -99,11 +99,12 @@ def add_optimisation_arguments(p):
                      help="result = exponential moving average of the iterates with this decay, 0..1 "
                           "(0: off, the lowest-loss iterate); removes Adam's iterate noise")
     run.add_argument("--scales", type=int, default=None, metavar="N",
-                     help="coarse-to-fine over N sizes, each half the next; --iterations is the total, each scale "
-                          "getting half the iterations of the one below (default: on from 512 px for outputs "
-                          "above 1024 px, else off)")
+                     help="coarse-to-fine over N sizes, each half the next (default: from "
+                          f"{settings.AUTO_START_SIZE} px up, in steps of at most 2; 1: one scale)")
     run.add_argument("--start-size", type=int, default=None, metavar="PX",
                      help="coarse-to-fine from this long side, in steps of at most 2")
+    run.add_argument("--coarse-iterations", type=int, default=settings.COARSE_ITERATIONS, metavar="N",
+                     help="iterations of each scale below the final one (--iterations is the final scale's)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed and logged)")
     return run
 

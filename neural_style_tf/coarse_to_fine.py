@@ -6,17 +6,26 @@ content at 2048 px only ever changes fine texture. Solving at a small size first
 the large-scale structure cheaply; each larger scale starts from the upsampled result
 of the previous one and only has to add detail.
 
-The schedule (documented in the README):
+The schedule (docs/beyond-the-classic-tools.md, measured in docs/performance.md):
 
+- on by default: every output whose long side is above AUTO_START_SIZE starts there
+  (128 px); `--scales 1` switches it off, `--scales N` or `--start-size PX` choose;
 - sizes: the long side goes geometrically from the start size to the final size, in
   steps of at most 2 (`--start-size PX`), or halves `N - 1` times below the final
   size (`--scales N`);
-- budget: `--iterations` is the TOTAL number of iterations over all scales; each scale
-  gets half the iterations of the scale below it (weights 2^(n-1), ..., 2, 1), so most
-  iterations go where they are cheap. With 150 iterations and 4 scales: 80, 40, 20, 10;
-- initialisation: the first scale starts as a single-scale run would (noise, content
+- budget: `--iterations` is the number at the final size; every coarser scale runs
+  `--coarse-iterations` (default 100). A coarse scale costs a quarter of the next per
+  iteration, so the coarse scales of a 512 px run cost about 0.3 of 100 final ones;
+  and since their budget does not depend on --iterations, a longer run is the same
+  run carried further (which is how the time-to-quality study reads its curves);
+- initialisation: the first scale starts as a single-scale run would (content, noise
   or --initial, at that size); every later scale starts from the previous scale's
   best image resized (bicubic) to the new size.
+
+Why on by default: measured on the Neckarfront x Starry Night at 512 px, the coarse
+scales settle the picture's large-scale structure (strokes across the whole sky)
+cheaply, and the final scale then reaches single-scale L-BFGS's 500-evaluation loss
+in a fraction of its time (docs/performance.md, benchmark.py --time-to-quality).
 
 Every scale builds a fresh `stylize.Objective` (targets at that size) and runs the
 same `stylize.minimize`; the previous Objective is closed first so its graph and
@@ -33,11 +42,8 @@ import numpy as np
 import stylize
 
 from . import images
+from .settings import AUTO_START_SIZE, COARSE_ITERATIONS
 
-# Outputs whose long side is above this go through coarse-to-fine unless told otherwise.
-AUTO_ABOVE = 1024
-# The start size used when coarse-to-fine is switched on automatically.
-AUTO_START_SIZE = 512
 # The largest ratio between the long sides of two consecutive scales.
 MAX_STEP = 2.0
 
@@ -56,31 +62,12 @@ def scaled_size(shape, long_side):
     return max(1, int(round(height * factor))), max(1, int(round(width * factor)))
 
 
-def split_iterations(total, count):
-    """`total` iterations over `count` scales, each scale half of the previous (at least 1 each)."""
-    if count <= 0:
-        raise ValueError("count must be positive")
-    total = max(int(total), count)
-    weights = [2.0 ** (count - 1 - i) for i in range(count)]
-    exact = [total * w / sum(weights) for w in weights]
-    counts = [max(1, int(math.floor(e))) for e in exact]
-    # Hand the rounding remainder to the smallest (cheapest) scales first.
-    i = 0
-    while sum(counts) < total:
-        counts[i % count] += 1
-        i += 1
-    while sum(counts) > total:
-        j = max(range(count), key=lambda k: counts[k])
-        counts[j] -= 1
-    return counts
-
-
-def schedule(shape, iterations, scales=None, start_size=None):
+def schedule(shape, iterations, scales=None, start_size=None, coarse_iterations=COARSE_ITERATIONS):
     """The list of Stages for a final image of shape (H, W, ...).
 
     Give `scales` (number of sizes, each half the next) or `start_size` (long side of
     the first size; steps of at most MAX_STEP up to the final size), or neither for a
-    single scale.
+    single scale. The final size runs `iterations`, every coarser one `coarse_iterations`.
     """
     final_long = max(int(shape[0]), int(shape[1]))
     if scales is not None and start_size is not None:
@@ -98,14 +85,15 @@ def schedule(shape, iterations, scales=None, start_size=None):
     longs = [max(1, int(round(v))) for v in longs]
     longs[-1] = final_long
     sizes = [scaled_size(shape, v) for v in longs[:-1]] + [(int(shape[0]), int(shape[1]))]
-    return [Stage(i, size, n) for i, (size, n) in enumerate(zip(sizes, split_iterations(iterations, len(sizes))))]
+    budgets = [int(coarse_iterations)] * (len(sizes) - 1) + [int(iterations)]
+    return [Stage(i, size, n) for i, (size, n) in enumerate(zip(sizes, budgets))]
 
 
 def auto_start_size(shape, scales=None, start_size=None):
-    """The start size to use when the user chose nothing: on above AUTO_ABOVE px, else off."""
+    """The start size to use when the user chose nothing: AUTO_START_SIZE if the output is larger."""
     if scales is not None or start_size is not None:
         return start_size
-    return AUTO_START_SIZE if max(shape[0], shape[1]) > AUTO_ABOVE else None
+    return AUTO_START_SIZE if max(shape[0], shape[1]) > AUTO_START_SIZE else None
 
 
 def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None):

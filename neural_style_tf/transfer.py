@@ -81,7 +81,8 @@ def check(settings, inputs):
     size, _ = checks.largest_size(settings, inputs.content.shape, [s.shape for s in inputs.styles])
     opt = settings.optimizer
     stages = coarse_to_fine.schedule(size, opt.iterations, opt.scales,
-                                     coarse_to_fine.auto_start_size(size, opt.scales, opt.start_size))
+                                     coarse_to_fine.auto_start_size(size, opt.scales, opt.start_size),
+                                     opt.coarse_iterations)
     checks.check_size(inputs.network, settings.loss, [size], "the output")
     checks.check_size(inputs.network, settings.loss, [s.size for s in stages[:1]], "the first coarse-to-fine scale")
     checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles])
@@ -105,7 +106,8 @@ def prepare(settings, inputs):
     source = images.load_image(run.color_source) if run.color_source else None
     target, styles, finish_colors = color.prepare_colors(content, inputs.styles, mode, run.color_match, source)
     stages = coarse_to_fine.schedule(content.shape, opt.iterations, opt.scales,
-                                     coarse_to_fine.auto_start_size(content.shape, opt.scales, opt.start_size))
+                                     coarse_to_fine.auto_start_size(content.shape, opt.scales, opt.start_size),
+                                     opt.coarse_iterations)
     styles = presets.resize_styles(styles, content.shape, run.style_size)
     initial = None
     if run.initial is not None:

@@ -20,9 +20,9 @@ def smooth(height, width, phase):
 
 
 def test_schedule_start_size_steps_of_two():
-    stages = coarse_to_fine.schedule((1536, 2048, 3), 150, start_size=256)
+    stages = coarse_to_fine.schedule((1536, 2048, 3), 150, start_size=256, coarse_iterations=30)
     assert [s.size for s in stages] == [(192, 256), (384, 512), (768, 1024), (1536, 2048)]
-    assert [s.iterations for s in stages] == [80, 40, 20, 10]
+    assert [s.iterations for s in stages] == [30, 30, 30, 150]  # --iterations is the final size's
     assert [s.index for s in stages] == [0, 1, 2, 3]
 
 
@@ -37,17 +37,18 @@ def test_schedule_scales_and_uneven_start():
     assert len(coarse_to_fine.schedule((100, 200), 10, start_size=400)) == 1
 
 
-@pytest.mark.parametrize("total,count", [(150, 4), (1000, 3), (7, 3), (2, 3), (1, 1)])
-def test_split_iterations_total_and_halving(total, count):
-    counts = coarse_to_fine.split_iterations(total, count)
-    assert sum(counts) == max(total, count)
-    assert all(c >= 1 for c in counts)
-    assert all(a >= b for a, b in zip(counts, counts[1:]))  # most iterations at the small sizes
+def test_a_longer_run_is_the_same_run_carried_further():
+    """The coarse budgets do not depend on --iterations: only the final stage grows."""
+    short, long = (coarse_to_fine.schedule((384, 512), n, start_size=128) for n in (50, 400))
+    assert [s.size for s in short] == [s.size for s in long] == [(96, 128), (192, 256), (384, 512)]
+    assert [s.iterations for s in short[:-1]] == [s.iterations for s in long[:-1]] == [100, 100]
+    assert (short[-1].iterations, long[-1].iterations) == (50, 400)
 
 
-def test_auto_on_above_1024():
-    assert coarse_to_fine.auto_start_size((1536, 2048)) == coarse_to_fine.AUTO_START_SIZE
-    assert coarse_to_fine.auto_start_size((768, 1024)) is None
+def test_on_by_default_above_the_start_size():
+    assert coarse_to_fine.auto_start_size((1536, 2048)) == coarse_to_fine.AUTO_START_SIZE == 128
+    assert coarse_to_fine.auto_start_size((384, 512)) == 128
+    assert coarse_to_fine.auto_start_size((96, 128)) is None  # nothing coarser to start from
     assert coarse_to_fine.auto_start_size((1536, 2048), scales=1) is None
     assert coarse_to_fine.auto_start_size((1536, 2048), start_size=300) == 300
 
@@ -65,7 +66,7 @@ def test_run_initialises_from_the_upsampled_previous_result(tiny_network, monkey
         return result
 
     monkeypatch.setattr(stylize, "minimize", spy)
-    stages = coarse_to_fine.schedule(content.shape, 9, scales=2)
+    stages = coarse_to_fine.schedule(content.shape, 3, scales=2, coarse_iterations=6)
     seen = []
     loss = stylize.LossOptions(tv_weight=1.0)
     result, per_stage = coarse_to_fine.run(stages, tiny_network, content, [style], loss,
@@ -102,7 +103,7 @@ def test_run_builds_each_objective_with_the_stages_extra_arguments(tiny_network,
         return {"content_mask": images.resize(mask, size).clip(0, 1)}
 
     monkeypatch.setattr(stylize, "Objective", objective)
-    stages = coarse_to_fine.schedule(content.shape, 4, scales=2)
+    stages = coarse_to_fine.schedule(content.shape, 2, scales=2, coarse_iterations=2)
     result, _ = coarse_to_fine.run(stages, tiny_network, content, [smooth(32, 32, 0.2)], stylize.LossOptions(),
                                    stylize.OptimizerOptions(), lambda c: c.copy(), objective_kwargs=kwargs)
     assert asked == [(24, 32), (48, 64)] and masks == asked
