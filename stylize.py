@@ -456,9 +456,8 @@ class Objective:
     """
 
     def __init__(self, network, content, styles, loss=DEFAULT_LOSS, content_mask=None, temporal=None):
-        """`content_mask` (H, W) in 0..1, optional: how much each pixel counts in the
-        content loss (0 for fully transparent pixels); see `masked_content`.
-        `temporal`, optional: a `Temporal`, adding the term "temporal" before "total"."""
+        """`content_mask` (H, W) in 0..1, optional: each pixel's weight in the content loss (see `masked_content`).
+        `temporal`, optional: a `Temporal`, whose term "temporal" comes before "total" (see `temporal_terms`)."""
         tf = import_tensorflow()
 
         content = np.asarray(content, np.float32)
@@ -506,13 +505,10 @@ class Objective:
             terms = OrderedDict(
                 content=loss.content_weight * content_term,
                 style=loss.style_weight * style_term,
-                tv=effective_tv_weight(loss, network) * scale.tv(self.image),
+                tv=effective_tv_weight(loss, network) * scale.tv(self.image), **temporal_terms(temporal, self.image),
             )
-            if temporal is not None:
-                terms[TEMPORAL_TERM] = temporal_term(temporal, self.image)
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
-            self.term_names = tuple(terms)
             self.gradient = tf.gradients(terms["total"], self.image)[0]
             self._fetches = (dict(terms), self.gradient)
         # A finalized graph cannot grow: nothing is added, retraced or recompiled
@@ -523,7 +519,7 @@ class Objective:
     def evaluate(self, x):
         """Loss terms (dict of floats) and gradient (float32, self.shape) at image `x`."""
         terms, grad = self.session.run(self._fetches, {self.image: np.reshape(x, self.shape)})
-        return OrderedDict((k, float(terms[k])) for k in self.term_names), grad
+        return OrderedDict((k, float(terms[k])) for k in self.terms), grad
 
     def close(self):
         self.session.close()
@@ -535,15 +531,18 @@ class Objective:
         self.close()
 
 
-def temporal_term(temporal, image):
-    """The weighted temporal term of the (1, H, W, 3) image tensor of an Objective."""
+def temporal_terms(temporal, image):
+    """{"temporal": the weighted temporal term} of the (1, H, W, 3) image tensor of an
+    Objective, or {} without a `Temporal`: the term exists only where it is used."""
     tf = import_tensorflow()
 
+    if temporal is None:
+        return {}
     target, mask = np.asarray(temporal.target, np.float32), np.asarray(temporal.mask, np.float32)
     shape = tuple(image.shape[1:])
     if target.shape != shape or mask.shape != shape[:2]:
         raise ValueError(f"temporal target {target.shape} and mask {mask.shape} do not fit an image of {shape}")
-    return temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))
+    return {TEMPORAL_TERM: temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))}
 
 
 def pool_mask(mask, shape):

@@ -316,12 +316,16 @@ def frame_iterations(options, iterations):
 
 
 def frame_settings(settings, options, plan, index):
-    """The transfer settings of frame `index`: its iterations, output path and seed."""
-    iterations = settings.optimizer.iterations
+    """The transfer settings of frame `index`: its iterations, output path and seed.
+
+    A frame after the first that starts from the warped result runs at its full size
+    only: coarse-to-fine would shrink that start and redo the large-scale structure the
+    warm start already has (and its coarse scales would hold nothing to the last frame)."""
+    values = {"quiet": True, "seed": plan.seed, "output": os.path.join(plan.frames_dir, FRAME_NAME.format(index + 1))}
     if index > 0 and not options.independent:
-        iterations = frame_iterations(options, iterations)
-    return settings.with_values({"iterations": iterations, "quiet": True, "seed": plan.seed,
-                                 "output": os.path.join(plan.frames_dir, FRAME_NAME.format(index + 1))})
+        values |= {"iterations": frame_iterations(options, settings.optimizer.iterations), "scales": 1,
+                   "start_size": None}
+    return settings.with_values(values)
 
 
 def starts(job, settings, options, index, target, mask):
