@@ -31,8 +31,7 @@ from neural_style_tf.settings import (
     STYLE_SCALE,
     LossOptions,
     OptimizerOptions,
-    effective_padding,
-    effective_tv_weight,
+    for_network,
 )
 from neural_style_tf.tf_runtime import import_tensorflow, session_config
 
@@ -460,6 +459,7 @@ class Objective:
         `temporal`, optional: a `Temporal`, whose term "temporal" comes before "total" (see `temporal_terms`)."""
         tf = import_tensorflow()
 
+        loss = for_network(loss, network)  # the network's defaults for what the caller left open
         content = np.asarray(content, np.float32)
         self.network = network
         self.loss_options = loss
@@ -478,7 +478,7 @@ class Objective:
         ]
         scale = LOSS_SCALES[loss.loss_scale]
         statistic = style_statistic(loss)
-        padding = effective_padding(loss, network)
+        padding = loss.padding
         content_targets, style_targets = compute_targets(
             network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling,
             statistic.compute, padding,
@@ -505,7 +505,7 @@ class Objective:
             terms = OrderedDict(
                 content=loss.content_weight * content_term,
                 style=loss.style_weight * style_term,
-                tv=effective_tv_weight(loss, network) * scale.tv(self.image), **temporal_terms(temporal, self.image),
+                tv=loss.tv_weight * scale.tv(self.image), **temporal_terms(temporal, self.image),
             )
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms

@@ -34,7 +34,14 @@ import numpy as np
 from neural_style_tf import calibration, images, keras_network
 from neural_style_tf.errors import EXIT_USAGE, NetworkError, UsageError
 from neural_style_tf.feature_network import FeatureNetwork
-from neural_style_tf.settings import PADDINGS, POOLING_CHOICES, TV_WEIGHT, TV_WEIGHT_EMBEDDED
+from neural_style_tf.settings import (
+    PADDINGS,
+    POOLING_CHOICES,
+    STYLE_LAYER_WEIGHT_EXP,
+    STYLE_LAYER_WEIGHT_EXP_VGG,
+    TV_WEIGHT,
+    TV_WEIGHT_EMBEDDED,
+)
 from neural_style_tf.tf_runtime import import_tensorflow
 
 # The paper's network and the Keras cache file are searched for in this order when
@@ -104,6 +111,7 @@ class Network(FeatureNetwork):
     # to the network, which paints bright dots along the border (settings.PADDINGS).
     paddings: tuple = PADDINGS
     default_padding: str = "replicate"
+    default_style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP_VGG
     hint: str = ""
     # Whether a normalised copy may be cached next to the weights file (not for files
     # that belong to an installed package, such as the embedded network's).
@@ -500,6 +508,7 @@ def load_embedded(path=None, expected_sha256=HED_SHA256):
     network = load_h5(path, mean_bgr=HED_MEAN_BGR, name="VGG-16 (embedded, HED edge-detection weights)")
     network.notes["embedded"] = True
     return dataclasses.replace(network, default_tv_weight=TV_WEIGHT_EMBEDDED, cache_beside_source=False,
+                               default_style_layer_weight_exp=STYLE_LAYER_WEIGHT_EXP,
                                hint=f"not the paper's network; {PAPER_NETWORK_HINT}")
 
 

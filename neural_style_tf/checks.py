@@ -55,7 +55,7 @@ def check_numbers(settings):
     run, loss, opt = settings.run, settings.loss, settings.optimizer
     if run.seed is not None and run.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, not {run.seed}")
-    if loss.style_layer_weight_exp < 0:  # negative: every other style layer would get a negative weight
+    if loss.style_layer_weight_exp is not None and loss.style_layer_weight_exp < 0:  # negative: every other style layer would get a negative weight
         raise UsageError(f"--style-layer-weight-exp must be non-negative, not {loss.style_layer_weight_exp}")
     for label, value in (("--iterations", opt.iterations), ("--width", run.width),
                          ("--lbfgs-corrections", opt.lbfgs_corrections),

@@ -123,8 +123,10 @@ def add_objective_arguments(group):
     group.add_argument("--content-weight-blend", type=float, default=settings.CONTENT_WEIGHT_BLEND,
                        help="share of the first content layer (relu4_2); the others get the rest")
     group.add_argument("--style-weight", type=float, default=settings.STYLE_WEIGHT, help="style weight")
-    group.add_argument("--style-layer-weight-exp", type=float, default=settings.STYLE_LAYER_WEIGHT_EXP,
-                       help="weight(layer n+1) = exp * weight(layer n)")
+    group.add_argument("--style-layer-weight-exp", type=float, default=None,
+                       help=f"weight(layer n+1) = exp * weight(layer n) (default {settings.STYLE_LAYER_WEIGHT_EXP:g}: "
+                            f"equal, with the embedded network or a Keras model; {settings.STYLE_LAYER_WEIGHT_EXP_VGG:g} "
+                            "with VGG weights files)")
     group.add_argument("--style-blend-weights", type=float, nargs="+", default=None, metavar="WEIGHT",
                        help="one per style (default: equal)")
     group.add_argument("--tv-weight", type=float, default=None,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -35,7 +34,7 @@ import vgg
 
 from . import checks, cli, color, images, presets
 from .errors import EXIT_INTERRUPTED, UsageError
-from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, effective_tv_weight, jsonable
+from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, for_network, jsonable
 from .tf_runtime import configure_process, import_tensorflow, session_config
 
 WIDTH = 256
@@ -287,7 +286,7 @@ def plan_pair(exp, network, pair_id, content_path, style_paths, configs):
     """One pair's images and objective, its runs still to do and the finished ones' markers."""
     content = images.resize_to_width(images.load_image(content_path), exp.width)
     styles = [images.load_image(p) for p in style_paths]
-    loss = dataclasses.replace(exp.loss, tv_weight=effective_tv_weight(exp.loss, network))
+    loss = for_network(exp.loss, network)
     settings = shared_settings(exp, network, loss, content_path, style_paths)
     todo, done = [], {}
     for seed in exp.seeds:

@@ -11,7 +11,7 @@ import difflib
 
 import numpy as np
 
-from .settings import TV_WEIGHT
+from .settings import STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT
 
 # Longest list of layer names that an error message prints in full.
 LIST_LIMIT = 30
@@ -37,6 +37,8 @@ class FeatureNetwork:
     # when none is given: a frozen graph (a Keras model) keeps its own zero padding.
     paddings: tuple = ("zero",)
     default_padding: str = "zero"
+    # weight(style layer n+1) = exp * weight(layer n) when --style-layer-weight-exp is not given.
+    default_style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP
     # Whether the paper's normalisation of the weights (vgg.normalize) applies.
     can_normalise: bool = False
     # Said after the description when the network is not the paper's (e.g. where to get it).

@@ -102,6 +102,8 @@ PRESETS = {
 }
 # Settings of a run without --preset (the classic tool's behaviour).
 NO_PRESET = {"loss_scale": "classic", "style_size": "width", "normalise_network": False}
+# Loss scales that normalise a Gram matrix (stylize.LOSS_SCALES), so imply --style-loss gram.
+GRAM_LOSS_SCALES = ("gatys2016", "gatys-pytorch")
 # The keys above that are not command-line flags.
 NON_FLAG_KEYS = ("description", "loss_scale", "style_size", "normalise_network")
 # A preset value that only makes sense without another explicit flag: with --initial the
@@ -134,6 +136,10 @@ def apply_preset(settings, explicit, preset=None, ratio=None):
         changes[key] = value
     if changes.get("style_weight") == "number of style layers":
         changes["style_weight"] = float(len(changes.get("style_layers", settings.loss.style_layers)))
+    # The paper's loss scales are defined on the Gram matrix: with one of them (by preset
+    # or by --loss-scale) the style loss is the Gram one unless --style-loss says otherwise.
+    if changes.get("loss_scale", settings.loss.loss_scale) in GRAM_LOSS_SCALES and "style_loss" not in explicit:
+        changes["style_loss"] = "gram"
     return settings.with_values(changes)
 
 
@@ -229,4 +235,4 @@ def _with_notes(normalised, source, path):
     # The path is the cached file's, whether it was just written or read back, so that
     # logs and manifests name the same file on a first and a resumed run.
     return dataclasses.replace(normalised, path=path, notes=notes, default_tv_weight=source.default_tv_weight,
-                               hint=source.hint, cache_beside_source=source.cache_beside_source, is_normalised=True)
+                               default_style_layer_weight_exp=source.default_style_layer_weight_exp, hint=source.hint, cache_beside_source=source.cache_beside_source, is_normalised=True)

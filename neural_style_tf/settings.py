@@ -30,13 +30,24 @@ TV_WEIGHT = 1e2
 # Keras models are scaled to the embedded network's magnitudes (keras_network.py), so
 # they get it too: see FeatureNetwork.default_tv_weight.
 TV_WEIGHT_EMBEDDED = 1e0
+# weight(layer n+1) = exp * weight(layer n). The classic tool's 1 (equal weights) stays the
+# embedded network's: measured on the quality panel (docs/quality.md), 0.25 (the shallow
+# layers weigh most) brings back a fine dot mesh in the sky with its edge-tuned first
+# layers. For ImageNet VGG weights 0.25 (256:64:16:4:1, crowsonkb's
+# style-transfer-pytorch, chosen on VGG-19; not measurable here): finer strokes, richer colour.
 STYLE_LAYER_WEIGHT_EXP = 1.0
+STYLE_LAYER_WEIGHT_EXP_VGG = 0.25
 LEARNING_RATE = 1e1
 BETA1 = 0.9
 BETA2 = 0.999
 EPSILON = 1e-08
 STYLE_SCALE = 1.0
-ITERATIONS = 1000
+# Iterations at the final size (coarse-to-fine runs COARSE_ITERATIONS at each coarser
+# one). The classic tool's 1000 single-scale iterations take about 45 min at 512 px
+# here; from the coarse scales' result 150 reach the loss that single-scale L-BFGS has
+# after 500 evaluations (docs/performance.md, benchmark.py --time-to-quality), and the
+# picture no longer changes to the eye. --preset classic restores 1000.
+ITERATIONS = 150
 POOLING = "max"
 POOLING_CHOICES = ("max", "avg")
 OPTIMIZER = "lbfgs"
@@ -116,7 +127,8 @@ class LossOptions:
     content_weight: float = CONTENT_WEIGHT
     content_weight_blend: float = CONTENT_WEIGHT_BLEND
     style_weight: float = STYLE_WEIGHT
-    style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP
+    # None: the network's own default (FeatureNetwork.default_style_layer_weight_exp).
+    style_layer_weight_exp: float | None = None
     # None: the network's own default (FeatureNetwork.default_tv_weight), see effective_tv_weight.
     tv_weight: float | None = TV_WEIGHT
     content_layers: tuple = CONTENT_LAYERS
@@ -235,6 +247,14 @@ def effective_tv_weight(loss, network):
 def effective_padding(loss, network):
     """The first-layer padding of a run: the one given, else the network's own default."""
     return network.default_padding if loss.padding is None else loss.padding
+
+
+def for_network(loss, network):
+    """`loss` with every setting left to the network (None) resolved: TV weight, first-layer
+    padding and style-layer weight exponent."""
+    exp = network.default_style_layer_weight_exp if loss.style_layer_weight_exp is None else loss.style_layer_weight_exp
+    return dataclasses.replace(loss, tv_weight=effective_tv_weight(loss, network), padding=effective_padding(loss, network),
+                               style_layer_weight_exp=exp)
 
 
 def jsonable(value):

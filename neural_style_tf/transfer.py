@@ -8,7 +8,6 @@ or SIGTERM save the best image so far and return EXIT_INTERRUPTED.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -23,7 +22,7 @@ import vgg
 from . import checks, coarse_to_fine, color, images, presets
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from .progress import Reporter
-from .settings import effective_padding, effective_tv_weight
+from .settings import for_network
 from .tf_runtime import device_line
 
 
@@ -113,8 +112,7 @@ def prepare(settings, inputs):
     if run.initial is not None:
         initial = images.resize(images.load_image(run.initial), content.shape[:2])
     seed = run.seed if run.seed is not None else int.from_bytes(os.urandom(4), "little")
-    loss = dataclasses.replace(settings.loss, tv_weight=effective_tv_weight(settings.loss, inputs.network),
-                               padding=effective_padding(settings.loss, inputs.network))
+    loss = for_network(settings.loss, inputs.network)
     return Job(inputs.network, target, content, alpha, styles, stages, initial, seed, finish_colors, loss)
 
 
@@ -123,7 +121,7 @@ def record(settings, job):
     run, parts = settings.run, settings.as_dict()
     return {"seed": job.seed, "network": job.network.name, "network_path": job.network.path,
             "content": run.content, "styles": list(run.styles), "size": list(job.content.shape[:2]),
-            "loss": parts["loss"] | {"tv_weight": job.loss.tv_weight, "padding": job.loss.padding},
+            "loss": parts["loss"] | {k: getattr(job.loss, k) for k in ("tv_weight", "padding", "style_layer_weight_exp")},
             "optimizer": parts["optimizer"],
             "preset": run.preset, "ratio": run.ratio, "style_size": run.style_size,
             "initial_noiseblend": run.initial_noiseblend,

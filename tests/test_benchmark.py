@@ -42,7 +42,7 @@ def test_graph_computes_what_the_counter_counts(tiny_network):
 
     rng = np.random.default_rng(0)
     content = rng.uniform(0, 255, (24, 32, 3)).astype(np.float32)
-    loss = stylize.LossOptions()
+    loss = benchmark.BENCH_LOSS
     with stylize.Objective(tiny_network, content, [content], loss) as objective:
         assert objective.graph.finalized
         ops = [op.type for op in objective.graph.get_operations()]

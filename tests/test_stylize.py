@@ -273,7 +273,8 @@ def reference_terms(network, x, content, styles, loss):
     feats, content_feats = net(x), net(content)
     style_feats = [net(s) for s in styles]
     cw = stylize.content_layer_weights(loss.content_layers, loss.content_weight_blend)
-    sw = stylize.style_layer_weights(loss.style_layers, loss.style_layer_weight_exp)
+    exp = network.default_style_layer_weight_exp if loss.style_layer_weight_exp is None else loss.style_layer_weight_exp
+    sw = stylize.style_layer_weights(loss.style_layers, exp)
     blend = stylize.blend_weights(len(styles), loss.style_blend_weights)
     content_term = sum(w * np.mean((feats[n] - content_feats[n]) ** 2) for n, w in cw.items())
     style_term = sum(
