@@ -455,8 +455,7 @@ class Objective:
     """
 
     def __init__(self, network, content, styles, loss=DEFAULT_LOSS, content_mask=None, temporal=None):
-        """`content_mask` (H, W) in 0..1, optional: each pixel's weight in the content loss (see `masked_content`).
-        `temporal`, optional: a `Temporal`, whose term "temporal" comes before "total" (see `temporal_terms`)."""
+        """Optional: `content_mask` (H, W) 0..1, each pixel's content-loss weight; `temporal`, a `Temporal`."""
         tf = import_tensorflow()
 
         loss = for_network(loss, network)  # the network's defaults for what the caller left open
