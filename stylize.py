@@ -477,10 +477,9 @@ class Objective:
         ]
         scale = LOSS_SCALES[loss.loss_scale]
         statistic = style_statistic(loss)
-        padding = loss.padding
         content_targets, style_targets = compute_targets(
             network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling,
-            statistic.compute, padding,
+            statistic.compute, loss.padding,
         )
         style_targets = [{n: statistic.prepare(t) for n, t in targets.items()} for targets in style_targets]
         self.style_images = scaled_styles
@@ -489,7 +488,7 @@ class Objective:
         with self.graph.as_default():
             self.image = tf.compat.v1.placeholder(tf.float32, self.shape, name="image")
             needed = tuple(content_weights) + tuple(style_weights)
-            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, padding)
+            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, loss.padding)
 
             content_term = tf.add_n(
                 [w * masked_content(scale.content, net[n], content_targets[n], content_mask) for n, w in content_weights.items()]

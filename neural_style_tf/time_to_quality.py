@@ -31,19 +31,20 @@ REFERENCE_EVALUATIONS = 500
 # alternatives it was chosen from (docs/performance.md).
 ROUTES = (
     ("default", ""),
-    ("coarse-to-fine 3 scales", "--scales 3"),
-    ("adam lr 10", "--optimizer adam --scales 1 --iterations 600"),
+    ("Adam lr 10 one scale", "--optimizer adam --scales 1 --iterations 300"),
 )
 REFERENCE = ("single-scale L-BFGS", "--scales 1 --iterations 100000")
 
 
 def settings_for(flags, content, style, width, out_dir):
-    import neural_style
-
     argv = ["--content", content, "--styles", style, "--output", os.path.join(out_dir, "unused.png"),
             "--width", str(width), "--quiet", "--overwrite", "--seed", "0", *flags]
-    parser = neural_style.build_parser()
-    return cli.parse_settings(parser.parse_args(argv), cli.explicit_dests(neural_style.build_parser, argv))
+    return cli.parse_settings(_parser().parse_args(argv), cli.explicit_dests(_parser, argv))
+
+
+def _parser():
+    """neural_style.py's flags (a command does not import another command)."""
+    return cli.add_transfer_arguments(cli.Parser(prog="neural_style.py"))
 
 
 class Trace:
@@ -158,7 +159,7 @@ def add_arguments(p):
                         f"{REFERENCE_EVALUATIONS} evaluations")
     g.add_argument("--width", type=int, default=512, help="output width of the time-to-quality runs")
     g.add_argument("--route", action="append", type=parse_route, default=None, metavar="NAME=FLAGS",
-                   help="a route to time (default: the default command, 3-scale coarse-to-fine, Adam)")
+                   help="a route to time, NAME without commas (default: the default command, and Adam)")
     g.add_argument("--only", default=None, metavar="NAMES",
                    help="run only these routes (comma-separated names; the reference is "
                         f"'{REFERENCE[0]}'), e.g. one per process; then --report-only")
