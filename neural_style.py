@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from neural_style_tf import checks, cli, transfer
+from neural_style_tf import cli, transfer
 from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from neural_style_tf.tf_runtime import configure_process
 
@@ -35,14 +35,7 @@ def build_parser():
 def parse(argv=None):
     """argv -> validated, frozen settings (a preset applied). Raises UsageError."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    try:
-        # A preset fills in every flag the user did not give explicitly.
-        settings = cli.parse_settings(args, cli.explicit_dests(build_parser, argv))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    checks.validate(settings)
-    return settings
+    return cli.settings_from_argv(build_parser, argv)
 
 
 def main(argv=None):

@@ -448,6 +448,19 @@ def compute_targets(network, content, styles, content_layers, style_layers, pool
 # ---------------------------------------------------------------- the objective
 
 
+def term_weights(loss, network):
+    """The content, style and TV weights as scalar inputs of the graph, defaulting to `loss`'s.
+
+    They are fed, not baked in as constants, so that Objective.reweight can change them in
+    the built graph: a batch worker's weight sweep reuses one graph and its warmed-up session.
+    """
+    tf = import_tensorflow()
+
+    values = (loss.content_weight, loss.style_weight, for_network(loss, network).tv_weight)
+    return OrderedDict((name, tf.compat.v1.placeholder_with_default(np.float32(v), (), name=f"{name}_weight"))
+                       for name, v in zip(("content", "style", "tv"), values))
+
+
 class Objective:
     """Loss terms and gradient of one transfer problem, in one finalized graph.
 
@@ -500,11 +513,10 @@ class Objective:
                               for n, w in style_weights.items()])
                 for b, targets in zip(blend, style_targets)
             ])
-            terms = OrderedDict(
-                content=loss.content_weight * content_term,
-                style=loss.style_weight * style_term,
-                tv=loss.tv_weight * scale.tv(self.image), **temporal_terms(temporal, self.image),
-            )
+            self.weights = term_weights(loss, network)
+            unweighted = {"content": content_term, "style": style_term, "tv": scale.tv(self.image)}
+            terms = OrderedDict((name, self.weights[name] * term) for name, term in unweighted.items())
+            terms.update(temporal_terms(temporal, self.image))
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
             self.gradient = tf.gradients(terms["total"], self.image)[0]
@@ -513,10 +525,19 @@ class Objective:
         # between evaluations.
         self.graph.finalize()
         self.session = tf.compat.v1.Session(graph=self.graph, config=session_config())
+        self.reweight(loss)
+
+    def reweight(self, loss):
+        """Use the content, style and TV weights of `loss` from now on. Only the weights:
+        everything else that defines the graph (layers, targets, size) stays as built."""
+        loss = for_network(loss, self.network)  # as __init__ resolves it
+        self.loss_options = loss
+        values = (loss.content_weight, loss.style_weight, loss.tv_weight)
+        self._weight_feed = {self.weights[k]: np.float32(v) for k, v in zip(("content", "style", "tv"), values)}
 
     def evaluate(self, x):
         """Loss terms (dict of floats) and gradient (float32, self.shape) at image `x`."""
-        terms, grad = self.session.run(self._fetches, {self.image: np.reshape(x, self.shape)})
+        terms, grad = self.session.run(self._fetches, {self.image: np.reshape(x, self.shape), **self._weight_feed})
         return OrderedDict((k, float(terms[k])) for k in self.terms), grad
 
     def close(self):

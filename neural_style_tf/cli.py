@@ -13,8 +13,8 @@ import sys
 
 import vgg
 
-from . import presets, settings
-from .errors import EXIT_USAGE
+from . import checks, presets, settings
+from .errors import EXIT_USAGE, UsageError
 from .keras_network import INPUT_RANGES
 from .settings import Settings
 
@@ -213,3 +213,17 @@ def parse_settings(args, explicit=()):
                                output=values.pop("output"))
     base = Settings(run=run).with_values(values)
     return presets.apply_preset(base, set(explicit), base.run.preset, base.run.ratio)
+
+
+def settings_from_argv(build_parser, argv):
+    """A transfer's argv -> validated, frozen Settings (a preset applied): what neural_style.py
+    does with its command line and a batch with each job's. Raises UsageError; a flag argparse
+    rejects is reported by the parser's own error() (one line and exit 2, or a UsageError)."""
+    args = build_parser().parse_args(argv)
+    try:
+        # A preset fills in every flag the user did not give explicitly.
+        settings = parse_settings(args, explicit_dests(build_parser, argv))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    checks.validate(settings)
+    return settings

@@ -96,7 +96,8 @@ def auto_start_size(shape, scales=None, start_size=None):
     return AUTO_START_SIZE if max(shape[0], shape[1]) > AUTO_ABOVE else None
 
 
-def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None):
+def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None,
+        make_objective=None):
     """Run `stages` in order; returns (stylize.Result at the final size, [per-stage Results]).
 
     `first_x0(content_at_size)` makes the start image of the first stage. `callback`
@@ -104,8 +105,11 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
     counts accumulated over all stages, `iterations` set to the total, and an extra
     attribute `scale = (index, count, (height, width))`. `objective_kwargs(size)`
     may return extra keyword arguments for each stage's Objective (e.g. a content mask
-    resized to that stage's size).
+    resized to that stage's size). `make_objective`, with stylize.Objective's arguments,
+    returns a context manager giving the objective (default: a new stylize.Objective,
+    closed after its stage; a batch worker passes its cache of built ones).
     """
+    make_objective = make_objective or stylize.Objective
     content = np.asarray(content, np.float32)
     total = sum(s.iterations for s in stages)
     done_iterations = done_evaluations = 0
@@ -129,7 +133,7 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
         try:
             # One Objective at a time: the `with` closes this scale's session before the
             # next (larger) graph is built.
-            with stylize.Objective(network, scaled, styles, loss, **extra) as objective:
+            with make_objective(network, scaled, styles, loss, **extra) as objective:
                 result = stylize.minimize(objective, x0, replace(opts, iterations=stage.iterations), callback=report)
         except KeyboardInterrupt:
             if x is None:

@@ -25,14 +25,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 import stylize
 import vgg
 
-from . import checks, cli, color, images, presets
+from . import checks, cli, color, engine, images, memory, presets
 from .errors import EXIT_INTERRUPTED, UsageError
 from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, for_network, jsonable
 from .tf_runtime import configure_process, import_tensorflow, session_config
@@ -77,6 +77,7 @@ class Experiment:
     input_range: str | None
     normalise_network: bool
     loss: LossOptions
+    pool: object = None  # engine.PoolOptions: the runs on Ray workers; None: here, one after another
 
 
 def build_parser():
@@ -114,6 +115,7 @@ def build_parser():
     grid.add_argument("--quiet", action="store_true", help="no line per run")
 
     cli.add_objective_arguments(p.add_argument_group("objective (as neural_style.py)"))
+    engine.add_pool_arguments(p)
     return p
 
 
@@ -169,8 +171,9 @@ def read_experiment(argv=None):
         adam_learning_rates=tuple(args.adam_learning_rates), lbfgs_corrections=tuple(args.lbfgs_corrections),
         gram_layers=args.gram_layers, quiet=args.quiet, network=settings.run.network,
         input_range=settings.run.input_range, normalise_network=settings.run.normalise_network,
-        loss=settings.loss)
+        loss=settings.loss, pool=engine.pool_options(args))
     validate(experiment)
+    engine.check_options(experiment.pool or engine.PoolOptions())
     return experiment
 
 
@@ -306,7 +309,7 @@ def plan_pair(exp, network, pair_id, content_path, style_paths, configs):
 
 
 def run_one(exp, objective, network, content, run, pair_id, settings):
-    """One configuration and seed on the pair's objective; writes its image and marker."""
+    """One configuration and seed on the pair's objective: (its marker, its image) for save_run."""
     run_id, (config_id, label, optimizer, setting, changes), seed = run
     noiseblend = 0.0 if exp.init == "content" else 1.0
     x0 = stylize.initial_image(content, network, None, noiseblend, seed)
@@ -320,16 +323,69 @@ def run_one(exp, objective, network, content, run, pair_id, settings):
     result = stylize.minimize(objective, x0, opts, on_evaluation=record)
     if result.stop_reason == "interrupted":
         raise KeyboardInterrupt
-    # Not even one finite evaluation: keep the start.
-    images.save_image(run_path(exp.out_dir, run_id, "png"), x0 if result.image is None else result.image)
     marker = {"run": run_id, "pair": pair_id, "config": config_id, "label": label,
               "optimizer": optimizer, "setting": setting, "seed": seed, "settings": settings,
               "stop_reason": result.stop_reason, "message": result.message,
               "evaluations": result.evaluations, "iterations": result.iterations,
               "seconds": result.elapsed, "best_terms": result.terms, "rows": rows}
-    # Written last and atomically: its presence means the run is complete.
-    write_json(run_path(exp.out_dir, run_id, "json"), marker)
-    return marker, result
+    # Not even one finite evaluation: keep the start.
+    return marker, (x0 if result.image is None else result.image)
+
+
+def save_run(exp, marker, image):
+    """A finished run's image, then its marker, written last and atomically: its presence
+    means the run is complete."""
+    images.save_image(run_path(exp.out_dir, marker["run"], "png"), image)
+    write_json(run_path(exp.out_dir, marker["run"], "json"), marker)
+
+
+def warm_up(objective, content):
+    """The first session.run pays TensorFlow's one-off start-up costs; spend them here so that
+    they are not charged to whichever configuration runs first."""
+    objective.evaluate(content)
+    import scipy.optimize  # noqa: F401  (likewise: its import would be charged to the first L-BFGS run)
+
+
+def run_job(worker, payload):
+    """One run on a batch worker (engine.py): the pair's objective is built once per worker."""
+    p = payload
+    network = worker.shared_object(p["network"])
+    built = worker.counts["built"]
+    with worker.make_objective(network, p["content"], p["styles"], p["loss"]) as objective:
+        if worker.counts["built"] > built:
+            warm_up(objective, p["content"])
+        marker, image = run_one(p["exp"], objective, network, p["content"], p["run"], p["pair_id"], p["settings"])
+    return {"status": "done", "marker": marker, "image": image}
+
+
+def run_on_ray(exp, network, prepared, done_by_pair, say):
+    """Every run still to do, as jobs on Ray workers (engine.py); a pair's runs share a graph."""
+    import ray
+
+    layers = tuple(exp.loss.content_layers) + tuple(exp.loss.style_layers)
+    need = max(memory.estimate_peak_bytes(network, *p[1].shape[:2], "lbfgs", max(exp.lbfgs_corrections or (1,)),
+                                          layers) for p in prepared)
+    pool = replace(exp.pool, memory=need)
+    started = engine.connect(pool.address)
+    try:
+        shared = ray.put(network)
+        tasks = [engine.Task(run[0], "neural_style_tf.compare:run_job",
+                             {"exp": exp, "network": shared, "content": content, "styles": styles, "loss": loss,
+                              "run": run, "pair_id": pair_id, "settings": settings}, group=pair_id)
+                 for pair_id, content, styles, loss, settings, todo, _ in prepared for run in todo]
+
+        def on_result(task, record):
+            if record["status"] != "done":
+                raise UsageError(f"run {task.id} failed: {record.get('error')}")
+            marker = record["marker"]
+            save_run(exp, marker, record["image"])
+            done_by_pair[marker["pair"]][marker["run"]] = marker
+            say(f"run {marker['run']}: {marker['evaluations']} evaluations, {marker['seconds']:.1f} s "
+                f"({marker['stop_reason']}) on {record.get('host')}")
+
+        engine.run_tasks(tasks, pool, on_result, say=say)
+    finally:
+        engine.shutdown(started)
 
 
 def run_grid(exp, network, pairs, say):
@@ -340,22 +396,22 @@ def run_grid(exp, network, pairs, say):
     total = sum(len(p[5]) for p in prepared)
     count = 0
     records = []
+    if exp.pool is not None and total:
+        run_on_ray(exp, network, prepared, {p[0]: p[6] for p in prepared}, say)
     for pair_id, content, styles, loss, settings, todo, done in prepared:
-        if todo:
+        if todo and exp.pool is None:
             # One objective for every configuration and seed of this pair: the same graph,
             # the same targets, the same session.
             with stylize.Objective(network, content, styles, loss) as objective:
-                # The first session.run pays TensorFlow's one-off start-up costs; spend them
-                # here so that they are not charged to whichever configuration runs first.
-                objective.evaluate(content)
-                import scipy.optimize  # noqa: F401  (likewise: its import would be charged to the first L-BFGS run)
+                warm_up(objective, content)
                 for run in todo:
                     count += 1
-                    marker, result = run_one(exp, objective, network, content, run, pair_id, settings)
+                    marker, image = run_one(exp, objective, network, content, run, pair_id, settings)
+                    save_run(exp, marker, image)
                     done[run[0]] = marker
-                    best = result.terms["total"] if result.terms else float("nan")
-                    say(f"run {count}/{total}: {marker['label']}, seed {run[2]}: {result.evaluations} evaluations, "
-                        f"{result.elapsed:.1f} s, best loss {best:.6g} ({result.stop_reason})")
+                    best = (marker["best_terms"] or {}).get("total", float("nan"))
+                    say(f"run {count}/{total}: {marker['label']}, seed {run[2]}: {marker['evaluations']} "
+                        f"evaluations, {marker['seconds']:.1f} s, best loss {best:.6g} ({marker['stop_reason']})")
         for seed in exp.seeds:
             for config in configs:
                 records.append(done[f"{pair_id}__{config[0]}__seed{seed}"])

@@ -16,6 +16,7 @@ initialisation figure) share one Objective.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -24,9 +25,9 @@ import time
 import stylize
 import vgg
 
-from . import cli, images, presets
+from . import cli, engine, images, memory, presets
 from .errors import EXIT_INTERRUPTED, UsageError
-from .settings import LossOptions, OptimizerOptions
+from .settings import LBFGS_CORRECTIONS, LossOptions, OptimizerOptions
 from .tf_runtime import configure_process
 
 FIGURES = ("figure3", "grid", "content-layer", "init")
@@ -157,26 +158,18 @@ def panel_record(panel, file, settings, result, build_seconds):
             "stop_reason": result.stop_reason, "message": result.message}
 
 
-def run_figure(figure, out_dir, network, content, styles, size, evaluations, say):
-    """Run (or resume) every panel of `figure`, then draw its sheet. Returns False if interrupted."""
-    os.makedirs(out_dir, exist_ok=True)
-    manifest_path = os.path.join(out_dir, "manifest.json")
-    common = {"preset": "gatys2016", "size": list(content.shape[:2]), "evaluations": evaluations,
-              "network": network.name, "network_file": os.path.basename(network.path), "optimizer": "lbfgs"}
-    manifest = load_manifest(manifest_path) or {}
-    manifest.update({"figure": figure, "content": CONTENT, "settings": common, "notes": NOTES})
-    done = manifest.setdefault("panels", {})
-    todo = panels(figure)
+def solve(panel, objective, network, content, evaluations):
+    """One panel on its objective: L-BFGS from the panel's start for `evaluations` evaluations."""
+    x0 = start_image(panel, content, network, objective)
+    opts = OptimizerOptions(optimizer="lbfgs", iterations=evaluations, max_evaluations=evaluations)
+    return stylize.minimize(objective, x0, opts)
+
+
+def run_serial(todo, network, content, styles, evaluations, finish):
+    """The panels one after another in this process. Returns True if interrupted."""
     objective, objective_key = None, None
-    interrupted = False
     try:
-        for index, panel in enumerate(todo, start=1):
-            settings = panel_settings(panel, common)
-            file = f"{panel['id']}.png"
-            previous = done.get(panel["id"])
-            if previous and previous.get("settings") == settings and os.path.isfile(os.path.join(out_dir, file)):
-                say(f"[{index}/{len(todo)}] {figure} {panel['id']}: done before, skipped")
-                continue
+        for index, panel, settings in todo:
             loss = loss_options(panel)
             key = (panel["painting"], loss)
             t_build = time.perf_counter()
@@ -186,26 +179,98 @@ def run_figure(figure, out_dir, network, content, styles, size, evaluations, say
                 objective = stylize.Objective(network, content, [styles[panel["painting"]]], loss)
                 objective_key = key
             build_seconds = time.perf_counter() - t_build  # 0 when the objective is shared
-            x0 = start_image(panel, content, network, objective)
-            opts = OptimizerOptions(optimizer="lbfgs", iterations=evaluations, max_evaluations=evaluations)
-            result = stylize.minimize(objective, x0, opts)
+            result = solve(panel, objective, network, content, evaluations)
             if result.stop_reason == "interrupted":
-                interrupted = True
-                break
-            if result.image is None:
-                say(f"[{index}/{len(todo)}] {figure} {panel['id']}: no image ({result.message})")
-                continue
-            images.save_image(os.path.join(out_dir, file), result.image)
-            done[panel["id"]] = panel_record(panel, file, settings, result, build_seconds)
-            write_json(manifest_path, manifest)
-            say(f"[{index}/{len(todo)}] {figure} {panel['id']}: {result.evaluations} evaluations, "
-                f"{result.elapsed:.1f} s, loss {result.terms['total']:.6g} "
-                f"(content {result.terms['content']:.4g}, style {result.terms['style']:.4g})")
-    except KeyboardInterrupt:
-        interrupted = True
+                return True
+            finish(index, panel, settings, result, build_seconds)
     finally:
         if objective is not None:
             objective.close()
+    return False
+
+
+def panel_job(worker, payload):
+    """One panel on a batch worker (engine.py), which keeps the network and its last objective."""
+    network = worker.shared_object(payload["network"])
+    panel, content = payload["panel"], payload["content"]
+    t_build = time.perf_counter()
+    with worker.make_objective(network, content, [payload["style"]], loss_options(panel)) as objective:
+        build_seconds = time.perf_counter() - t_build
+        result = solve(panel, objective, network, content, payload["evaluations"])
+    return {"status": "done" if result.image is not None else "failed", "error": result.message or None,
+            "result": result, "build_seconds": build_seconds}
+
+
+def run_on_ray(todo, network, content, styles, evaluations, pool, finish, say):
+    """The panels as jobs on Ray workers (engine.py). Returns True if interrupted."""
+    import ray
+
+    need = max(memory.estimate_peak_bytes(network, *content.shape[:2], "lbfgs", LBFGS_CORRECTIONS,
+                                          p["content_layers"] + tuple(p["style_layers"])) for _, p, _ in todo)
+    started = engine.connect(pool.address)
+    try:
+        shared = ray.put(network)  # sent to each worker once, not with every panel
+        by_id = {panel["id"]: (index, panel, settings) for index, panel, settings in todo}
+        tasks = [engine.Task(panel["id"], "neural_style_tf.reproduce:panel_job",
+                             {"network": shared, "panel": panel, "content": content,
+                              "style": styles[panel["painting"]], "evaluations": evaluations},
+                             group=(panel["painting"], panel["content_layers"], tuple(panel["style_layers"])))
+                 for _, panel, _ in todo]
+
+        def on_result(task, record):
+            index, panel, settings = by_id[task.id]
+            if record["status"] == "done":
+                finish(index, panel, settings, record["result"], record["build_seconds"])
+            else:
+                say(f"[{index}] {panel['id']}: failed ({record.get('error')})")
+
+        engine.run_tasks(tasks, dataclasses.replace(pool, memory=need), on_result, say=say)
+    except KeyboardInterrupt:
+        return True
+    finally:
+        engine.shutdown(started)
+    return False
+
+
+def run_figure(figure, out_dir, network, content, styles, size, evaluations, say, pool=None):
+    """Run (or resume) every panel of `figure`, then draw its sheet. Returns False if interrupted.
+    `pool`: engine.PoolOptions to run the panels on Ray workers; None: here, one after another."""
+    os.makedirs(out_dir, exist_ok=True)
+    manifest_path = os.path.join(out_dir, "manifest.json")
+    common = {"preset": "gatys2016", "size": list(content.shape[:2]), "evaluations": evaluations,
+              "network": network.name, "network_file": os.path.basename(network.path), "optimizer": "lbfgs"}
+    manifest = load_manifest(manifest_path) or {}
+    manifest.update({"figure": figure, "content": CONTENT, "settings": common, "notes": NOTES})
+    done = manifest.setdefault("panels", {})
+    count = len(panels(figure))
+    todo = []
+    for index, panel in enumerate(panels(figure), start=1):
+        settings = panel_settings(panel, common)
+        previous = done.get(panel["id"])
+        if previous and previous.get("settings") == settings and os.path.isfile(os.path.join(out_dir, previous["file"])):
+            say(f"[{index}/{count}] {figure} {panel['id']}: done before, skipped")
+        else:
+            todo.append((index, panel, settings))
+
+    def finish(index, panel, settings, result, build_seconds):
+        if result.image is None:
+            say(f"[{index}/{count}] {figure} {panel['id']}: no image ({result.message})")
+            return
+        file = f"{panel['id']}.png"
+        images.save_image(os.path.join(out_dir, file), result.image)
+        done[panel["id"]] = panel_record(panel, file, settings, result, build_seconds)
+        write_json(manifest_path, manifest)
+        say(f"[{index}/{count}] {figure} {panel['id']}: {result.evaluations} evaluations, "
+            f"{result.elapsed:.1f} s, loss {result.terms['total']:.6g} "
+            f"(content {result.terms['content']:.4g}, style {result.terms['style']:.4g})")
+
+    try:
+        if pool is None:
+            interrupted = run_serial(todo, network, content, styles, evaluations, finish)
+        else:
+            interrupted = run_on_ray(todo, network, content, styles, evaluations, pool, finish, say)
+    except KeyboardInterrupt:
+        interrupted = True
     write_json(manifest_path, manifest)
     if interrupted:
         say(f"interrupted: finished panels are kept in {out_dir}; run the same command again to resume")
@@ -302,6 +367,7 @@ def build_parser():
     p.add_argument("--examples", default=EXAMPLES,
                    help="folder with the paper's photo and paintings (the checkout's examples/)")
     p.add_argument("--quiet", action="store_true", help="print only errors")
+    engine.add_pool_arguments(p)
     return p
 
 
@@ -349,14 +415,16 @@ def main(argv=None):
     figures = FIGURES if args.figure == "all" else (args.figure,)
     try:
         validate(args)
+        engine.check_options(engine.pool_options(args) or engine.PoolOptions())
         configure_process()
         network, content, styles = load(args, figures, say)
     except UsageError as exc:  # NetworkError and ImageError too
         return cli.fail("reproduce.py", exc)
     t0 = time.perf_counter()
+    pool = engine.pool_options(args)
     for figure in figures:
         if not run_figure(figure, os.path.join(args.out_dir, figure), network, content, styles,
-                          args.size, args.evaluations, say):
+                          args.size, args.evaluations, say, pool):
             return EXIT_INTERRUPTED
     say(f"done in {time.perf_counter() - t0:.0f} s")
     return 0

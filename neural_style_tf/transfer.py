@@ -62,10 +62,11 @@ class Job:
         return self.finish_colors(rgb), self.alpha
 
 
-def load(settings):
-    """The network (normalised for the paper's preset) and the images."""
+def load(settings, network=None):
+    """The network (normalised for the paper's preset) and the images. `network`: one
+    already loaded from settings.run.network (a batch worker keeps its network)."""
     run = settings.run
-    network = vgg.load_net(run.network, run.input_range)
+    network = network or vgg.load_net(run.network, run.input_range)
     checks.check_layers(settings.loss, network)
     say(network.announce())
     content, alpha = images.load_image(run.content, with_alpha=True)
@@ -132,8 +133,9 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def optimise(settings, job, reporter):
-    """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept)."""
+def optimise(settings, job, reporter, make_objective=None):
+    """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept).
+    `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives)."""
     mask = None if job.alpha is None else (job.alpha > 0).astype("float32")  # transparent pixels: no content loss
 
     def first_x0(scaled):
@@ -147,7 +149,7 @@ def optimise(settings, job, reporter):
     try:
         result, _ = coarse_to_fine.run(job.stages, job.network, job.target, job.styles, job.loss,
                                        settings.optimizer, first_x0, callback=reporter,
-                                       objective_kwargs=objective_kwargs)
+                                       objective_kwargs=objective_kwargs, make_objective=make_objective)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return result
@@ -198,14 +200,20 @@ def announce(settings, job):
 def run(settings):
     """Load, check, prepare, optimise, write. Returns the exit status; raises UsageError
     (or its NetworkError, ImageError) for a user mistake found on the way."""
+    return execute(settings)[0]
+
+
+def execute(settings, network=None, make_objective=None):
+    """`run` for a caller that keeps what is expensive (a batch worker: its loaded network
+    and built objectives, see load and optimise). Returns (exit status, Job, stylize.Result)."""
     t0 = time.perf_counter()
-    inputs = load(settings)
+    inputs = load(settings, network)
     check(settings, inputs)
     job = prepare(settings, inputs)
     announce(settings, job)
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record(settings, job))
     if settings.run.quiet:
         say(f"ready in {time.perf_counter() - t0:.1f} s")
-    result = optimise(settings, job, reporter)
+    result = optimise(settings, job, reporter, make_objective)
     write(settings, job, result, reporter)
-    return outcome(settings.run.output, result)
+    return outcome(settings.run.output, result), job, result

@@ -34,11 +34,12 @@ SCRIPTS = {
     "neural-style-compare": "neural_style_tf.compare:main",
     "neural-style-reproduce": "neural_style_tf.reproduce:main",
     "neural-style-benchmark": "neural_style_tf.benchmark:main",
+    "neural-style-batch": "neural_style_tf.batch:main",
     "neural-style-vgg": "vgg:main",
 }
 # Top-level .py files of the checkout that are deliberately not installed: shims that run
 # the experiment commands from a checkout (installed, they are the neural-style-* scripts).
-CHECKOUT_SHIMS = {"compare", "reproduce", "benchmark"}
+CHECKOUT_SHIMS = {"compare", "reproduce", "benchmark", "batch"}
 CALIBRATION_DIR = os.path.join(ROOT, "neural_style_tf", "data", "calibration")
 BIN = "Scripts" if os.name == "nt" else "bin"
 # Untracked, ignored things a copy of the checkout must leave out (when git is unavailable).

@@ -27,6 +27,7 @@ COMMANDS = {
     "compare": {"compare", f"{PACKAGE}.compare"},
     "reproduce": {"reproduce", f"{PACKAGE}.reproduce"},
     "benchmark": {"benchmark", f"{PACKAGE}.benchmark"},
+    "batch": {"batch", f"{PACKAGE}.batch"},
 }
 WATCHED = ("tensorflow", "keras", "tf_keras")
 
@@ -160,7 +161,7 @@ def describe(graph, chain):
 
 def test_the_layout_is_found():
     modules = project_modules()
-    for name in ("neural_style", "stylize", "vgg", "compare", "reproduce", "benchmark", PACKAGE,
+    for name in ("neural_style", "stylize", "vgg", "compare", "reproduce", "benchmark", "batch", PACKAGE,
                  f"{PACKAGE}.cli", f"{PACKAGE}.transfer", f"{PACKAGE}.calibration"):
         assert name in modules, name
 
