@@ -41,6 +41,9 @@ DEFAULT_OPTIMIZER = OptimizerOptions()
 # The classic tool's noise initialisation: N(0, 1) * 0.256 around the mean pixel.
 NOISE_SCALE = 0.256
 LOSS_TERMS = ("content", "style", "tv", "total")
+# An optional term, among an Objective's terms (before "total") only when it has one:
+# video.py's temporal consistency (see Temporal).
+TEMPORAL_TERM = "temporal"
 
 
 # ---------------------------------------------------------------- weights of layers
@@ -119,6 +122,30 @@ def total_variation(image):
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
     return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+
+
+def temporal_loss(image, target, mask):
+    """Mean over reliable pixels of the squared difference to `target` (Ruder et al. 2016).
+
+    `image` and `target` (1, H, W, C), `mask` (1, H, W) of weights 0..1:
+    sum(mask (image - target)^2) / (C sum(mask)). Ruder et al. divide by all H W C
+    pixels instead; the mean over the reliable ones keeps --temporal-weight meaning the
+    same whether a frame has much or little disocclusion.
+    """
+    tf = import_tensorflow()
+
+    weights = tf.expand_dims(tf.cast(mask, image.dtype), -1)
+    count = tf.maximum(tf.reduce_sum(weights) * float(image.shape[-1]), 1e-6)
+    return tf.reduce_sum(weights * tf.square(image - target)) / count
+
+
+@dataclass(frozen=True)
+class Temporal:
+    """An Objective's temporal term (video.py): weight * temporal_loss(image, target, mask)."""
+
+    target: np.ndarray  # (H, W, 3): the previous result warped into this frame
+    mask: np.ndarray  # (H, W): how reliable each pixel of `target` is, 0..1
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -440,9 +467,8 @@ class Objective:
     `evaluate(x)` runs a single session.run for every loss term and the gradient.
     """
 
-    def __init__(self, network, content, styles, loss=DEFAULT_LOSS, content_mask=None):
-        """`content_mask` (H, W) in 0..1, optional: how much each pixel counts in the
-        content loss (0 for fully transparent pixels); see `masked_content`."""
+    def __init__(self, network, content, styles, loss=DEFAULT_LOSS, content_mask=None, temporal=None):
+        """Optional: `content_mask` (H, W) 0..1, each pixel's content-loss weight; `temporal`, a `Temporal`."""
         tf = import_tensorflow()
 
         loss = for_network(loss, network)  # the network's defaults for what the caller left open
@@ -464,10 +490,9 @@ class Objective:
         ]
         scale = LOSS_SCALES[loss.loss_scale]
         statistic = style_statistic(loss)
-        padding = loss.padding
         content_targets, style_targets = compute_targets(
             network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling,
-            statistic.compute, padding,
+            statistic.compute, loss.padding,
         )
         style_targets = [{n: statistic.prepare(t) for n, t in targets.items()} for targets in style_targets]
         self.style_images = scaled_styles
@@ -476,7 +501,7 @@ class Objective:
         with self.graph.as_default():
             self.image = tf.compat.v1.placeholder(tf.float32, self.shape, name="image")
             needed = tuple(content_weights) + tuple(style_weights)
-            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, padding)
+            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, loss.padding)
 
             content_term = tf.add_n(
                 [w * masked_content(scale.content, net[n], content_targets[n], content_mask) for n, w in content_weights.items()]
@@ -491,6 +516,7 @@ class Objective:
             self.weights = term_weights(loss, network)
             unweighted = {"content": content_term, "style": style_term, "tv": scale.tv(self.image)}
             terms = OrderedDict((name, self.weights[name] * term) for name, term in unweighted.items())
+            terms.update(temporal_terms(temporal, self.image))
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
             self.gradient = tf.gradients(terms["total"], self.image)[0]
@@ -512,7 +538,7 @@ class Objective:
     def evaluate(self, x):
         """Loss terms (dict of floats) and gradient (float32, self.shape) at image `x`."""
         terms, grad = self.session.run(self._fetches, {self.image: np.reshape(x, self.shape), **self._weight_feed})
-        return OrderedDict((k, float(terms[k])) for k in LOSS_TERMS), grad
+        return OrderedDict((k, float(terms[k])) for k in self.terms), grad
 
     def close(self):
         self.session.close()
@@ -522,6 +548,20 @@ class Objective:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def temporal_terms(temporal, image):
+    """{"temporal": the weighted temporal term} of the (1, H, W, 3) image tensor of an
+    Objective, or {} without a `Temporal`: the term exists only where it is used."""
+    tf = import_tensorflow()
+
+    if temporal is None:
+        return {}
+    target, mask = np.asarray(temporal.target, np.float32), np.asarray(temporal.mask, np.float32)
+    shape = tuple(image.shape[1:])
+    if target.shape != shape or mask.shape != shape[:2]:
+        raise ValueError(f"temporal target {target.shape} and mask {mask.shape} do not fit an image of {shape}")
+    return {TEMPORAL_TERM: temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))}
 
 
 def pool_mask(mask, shape):

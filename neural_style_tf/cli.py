@@ -100,7 +100,7 @@ def add_optimisation_arguments(p):
                           "(0: off, the lowest-loss iterate); removes Adam's iterate noise")
     run.add_argument("--scales", type=int, default=None, metavar="N",
                      help="coarse-to-fine over N sizes, each half the next (default: from "
-                          f"{settings.AUTO_START_SIZE} px up, in steps of at most 2; 1: one scale)")
+                          f"{settings.AUTO_START_SIZE} px for outputs above {settings.AUTO_ABOVE} px, else one scale)")
     run.add_argument("--start-size", type=int, default=None, metavar="PX",
                      help="coarse-to-fine from this long side, in steps of at most 2")
     run.add_argument("--coarse-iterations", type=int, default=settings.COARSE_ITERATIONS, metavar="N",

@@ -8,8 +8,9 @@ of the previous one and only has to add detail.
 
 The schedule (docs/beyond-the-classic-tools.md, measured in docs/performance.md):
 
-- on by default: every output whose long side is above AUTO_START_SIZE starts there
-  (128 px); `--scales 1` switches it off, `--scales N` or `--start-size PX` choose;
+- on by default for outputs whose long side is above AUTO_ABOVE (1024 px), from
+  AUTO_START_SIZE (512 px); `--scales 1` switches it off, `--scales N` or
+  `--start-size PX` choose;
 - sizes: the long side goes geometrically from the start size to the final size, in
   steps of at most 2 (`--start-size PX`), or halves `N - 1` times below the final
   size (`--scales N`);
@@ -22,10 +23,9 @@ The schedule (docs/beyond-the-classic-tools.md, measured in docs/performance.md)
   or --initial, at that size); every later scale starts from the previous scale's
   best image resized (bicubic) to the new size.
 
-Why on by default: measured on the Neckarfront x Starry Night at 512 px, the coarse
-scales settle the picture's large-scale structure (strokes across the whole sky)
-cheaply, and the final scale then reaches single-scale L-BFGS's 500-evaluation loss
-in a fraction of its time (docs/performance.md, benchmark.py --time-to-quality).
+Why not for every size: measured at 512 px (docs/quality.md), one scale keeps the
+photo's layout readable, while coarse-to-fine from 128 px paints the painting's large
+swirls over the town; at 256 px it was 1.3x slower to the same loss (docs/performance.md).
 
 Every scale builds a fresh `stylize.Objective` (targets at that size) and runs the
 same `stylize.minimize`; the previous Objective is closed first so its graph and
@@ -42,7 +42,7 @@ import numpy as np
 import stylize
 
 from . import images
-from .settings import AUTO_START_SIZE, COARSE_ITERATIONS
+from .settings import AUTO_ABOVE, AUTO_START_SIZE, COARSE_ITERATIONS
 
 # The largest ratio between the long sides of two consecutive scales.
 MAX_STEP = 2.0
@@ -90,10 +90,10 @@ def schedule(shape, iterations, scales=None, start_size=None, coarse_iterations=
 
 
 def auto_start_size(shape, scales=None, start_size=None):
-    """The start size to use when the user chose nothing: AUTO_START_SIZE if the output is larger."""
+    """The start size to use when the user chose nothing: AUTO_START_SIZE above AUTO_ABOVE px, else off."""
     if scales is not None or start_size is not None:
         return start_size
-    return AUTO_START_SIZE if max(shape[0], shape[1]) > AUTO_START_SIZE else None
+    return AUTO_START_SIZE if max(shape[0], shape[1]) > AUTO_ABOVE else None
 
 
 def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None,

@@ -128,7 +128,7 @@ def run_one(out_dir, setting, flags, pair, size, say):
     t0 = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True)
     record = {"setting": setting, "pair": name, "flags": flags, "seconds": time.perf_counter() - t0,
-              "exit": done.returncode, "last_line": (done.stdout.strip().splitlines() or [""])[-1]}
+              "exit": done.returncode, "last_line": (done.stderr.strip().splitlines() or [""])[-1]}
     if done.returncode != EXIT_OK:
         raise RuntimeError(f"{setting} / {name} failed: {done.stderr.strip()[-500:]}")
     with open(record_path, "w") as f:

@@ -42,7 +42,13 @@ BETA1 = 0.9
 BETA2 = 0.999
 EPSILON = 1e-08
 STYLE_SCALE = 1.0
-ITERATIONS = 1000
+# Iterations at the final size (coarse-to-fine runs COARSE_ITERATIONS at each coarser
+# one). The classic tool's 1000 take about 45 min at 512 px here. From the photo, with
+# W2, L-BFGS at 256 px stopped by itself (converged) after 237 evaluations and was within
+# 2% of that loss at 117 (docs/performance.md); at 512 px 150 iterations (173
+# evaluations, 9 min here) give the finished look of docs/quality.md. --preset classic
+# restores 1000.
+ITERATIONS = 150
 POOLING = "max"
 POOLING_CHOICES = ("max", "avg")
 OPTIMIZER = "lbfgs"
@@ -82,9 +88,15 @@ STYLE_SIZE = "width"
 # lose the town in abstract shapes, while from the content the layout is kept and the
 # style still covers the frame. --initial-noiseblend 1 (or --preset classic) starts from noise.
 INITIAL_NOISEBLEND = 0.0
-# Coarse-to-fine by default (coarse_to_fine.py): outputs whose long side is above this
-# start at this size, and every scale coarser than the final one runs COARSE_ITERATIONS.
-AUTO_START_SIZE = 128
+# Coarse-to-fine (coarse_to_fine.py) is on by default only for outputs whose long side
+# is above AUTO_ABOVE, from AUTO_START_SIZE; every scale coarser than the final one runs
+# COARSE_ITERATIONS. Measured at 512 px (docs/quality.md): one scale keeps the photo's
+# layout readable and still covers the sky with strokes, while coarse-to-fine from 128
+# px paints large swirls over the town and grows a cypress from the painting; at 256 px
+# it was also 1.3x slower to the same loss (docs/performance.md). Above 1024 px memory
+# and time make it worth it.
+AUTO_ABOVE = 1024
+AUTO_START_SIZE = 512
 COARSE_ITERATIONS = 100
 # Quality options (issue 13; measured in docs/quality.md). Each has a classic value that
 # --preset classic restores.

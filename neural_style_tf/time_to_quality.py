@@ -31,19 +31,20 @@ REFERENCE_EVALUATIONS = 500
 # alternatives it was chosen from (docs/performance.md).
 ROUTES = (
     ("default", ""),
-    ("coarse-to-fine 3 scales", "--scales 3"),
-    ("adam lr 10", "--optimizer adam --scales 1 --iterations 600"),
+    ("Adam lr 10 one scale", "--optimizer adam --scales 1 --iterations 300"),
 )
 REFERENCE = ("single-scale L-BFGS", "--scales 1 --iterations 100000")
 
 
 def settings_for(flags, content, style, width, out_dir):
-    import neural_style
-
     argv = ["--content", content, "--styles", style, "--output", os.path.join(out_dir, "unused.png"),
             "--width", str(width), "--quiet", "--overwrite", "--seed", "0", *flags]
-    parser = neural_style.build_parser()
-    return cli.parse_settings(parser.parse_args(argv), cli.explicit_dests(neural_style.build_parser, argv))
+    return cli.parse_settings(_parser().parse_args(argv), cli.explicit_dests(_parser, argv))
+
+
+def _parser():
+    """neural_style.py's flags (a command does not import another command)."""
+    return cli.add_transfer_arguments(cli.Parser(prog="neural_style.py"))
 
 
 class Trace:
@@ -89,41 +90,58 @@ def run_route(settings, network=None):
     return trace, inputs.network
 
 
-def measure(content, style, width, routes, out_dir, objective="", say=print):
-    """The reference and every route: {name: {seconds_to_target, ratio, final_loss, evaluations}}.
+def trace_path(out_dir, name):
+    return os.path.join(out_dir, "trace_" + "".join(c if c.isalnum() else "-" for c in name) + ".json")
 
-    `objective` (flags) is added to every route, the reference's included, so that all
-    of them minimise the same objective."""
-    name, flags = REFERENCE
-    common = shlex.split(objective)
-    reference = settings_for(shlex.split(flags) + common, content, style, width, out_dir)
-    reference = reference.with_values({"max_evaluations": REFERENCE_EVALUATIONS})
-    say(f"{name}: {REFERENCE_EVALUATIONS} evaluations at {width} px ...")
-    ref_trace, network = run_route(reference)
-    target = ref_trace.best
-    ref_time = ref_trace.time_to(target)
-    results = {name: {"flags": flags, "seconds_to_target": ref_time, "ratio": 1.0, "final_loss": target,
-                      "evaluations": ref_trace.rows[-1][3], "trace": ref_trace.rows}}
-    say(f"  target loss {target:.6g}, reached in {ref_time:.0f} CPU s")
-    for route, flags in routes:
-        say(f"{route}: {flags or '(no flags)'} ...")
-        trace, _ = run_route(settings_for(shlex.split(flags) + common, content, style, width, out_dir), network)
-        seconds = trace.time_to(target)
-        results[route] = {"flags": flags, "seconds_to_target": seconds,
-                          "ratio": None if seconds is None else seconds / ref_time, "final_loss": trace.best,
-                          "evaluations": trace.rows[-1][3], "seconds": trace.rows[-1][0], "trace": trace.rows}
-        say(f"  best {trace.best:.6g} after {trace.rows[-1][0]:.0f} CPU s; "
-            + ("never reached the target" if seconds is None else f"target at {seconds:.0f} s = {seconds / ref_time:.2f} x"))
+
+def run_routes(content, style, width, routes, out_dir, objective="", say=print):
+    """Run each (name, flags) route, the reference among them, and save its trace at once
+    (trace_<name>.json), so a long study survives an interrupt and routes can run in
+    separate processes: CPU seconds add up the same in parallel (see Trace).
+
+    `objective` (flags) is added to every route so that all minimise the same objective."""
+    common, network = shlex.split(objective), None
+    for name, flags in routes:
+        settings = settings_for(shlex.split(flags) + common, content, style, width, out_dir)
+        if (name, flags) == REFERENCE:
+            settings = settings.with_values({"max_evaluations": REFERENCE_EVALUATIONS})
+        say(f"{name}: {flags or '(no flags)'} at {width} px ...")
+        trace, network = run_route(settings, network)
+        record = {"name": name, "flags": flags, "objective": objective, "width": width, "final_loss": trace.best,
+                  "rows": trace.rows}
+        images.write_atomically(trace_path(out_dir, name), lambda f, r=record: f.write(json.dumps(r).encode()))
+        say(f"  best {trace.best:.6g} after {trace.rows[-1][0]:.0f} CPU s, {trace.rows[-1][3]} evaluations")
+
+
+def report(out_dir, names):
+    """{name: result} from the saved traces: CPU seconds to the reference's final loss, and the ratio."""
+    traces = {}
+    for name in names:
+        with open(trace_path(out_dir, name)) as f:
+            traces[name] = json.load(f)
+    ref = traces[REFERENCE[0]]
+    target = ref["final_loss"]
+    ref_time = next(cpu for cpu, _, best, _ in ref["rows"] if best <= target)
+    results = {}
+    for name, t in traces.items():
+        seconds = next((cpu for cpu, _, best, _ in t["rows"] if best <= target), None)
+        reached = next((row for row in t["rows"] if row[2] <= target), None)
+        results[name] = {"flags": t["flags"], "seconds_to_target": seconds, "final_loss": t["final_loss"],
+                         "ratio": None if seconds is None else seconds / ref_time,
+                         "evaluations_to_target": None if reached is None else reached[3],
+                         "cpu_seconds": t["rows"][-1][0], "evaluations": t["rows"][-1][3]}
     return results
 
 
 def markdown(results, width):
-    lines = [f"| route ({width} px) | flags | CPU seconds to the target | x single-scale L-BFGS | final loss |",
-             "|---|---|---|---|---|"]
+    lines = [f"| route ({width} px) | flags | CPU seconds to the target | x single-scale L-BFGS "
+             "| evaluations to the target | final loss (CPU s, evaluations) |", "|---|---|---|---|---|---|"]
     for name, r in results.items():
         seconds = "never" if r["seconds_to_target"] is None else f"{r['seconds_to_target']:.0f}"
         ratio = "–" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        lines.append(f"| {name} | `{r['flags'] or '(none)'}` | {seconds} | {ratio} | {r['final_loss']:.5g} |")
+        evals = "–" if r["evaluations_to_target"] is None else str(r["evaluations_to_target"])
+        lines.append(f"| {name} | `{r['flags'] or '(none)'}` | {seconds} | {ratio} | {evals} "
+                     f"| {r['final_loss']:.5g} ({r['cpu_seconds']:.0f}, {r['evaluations']}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +159,11 @@ def add_arguments(p):
                         f"{REFERENCE_EVALUATIONS} evaluations")
     g.add_argument("--width", type=int, default=512, help="output width of the time-to-quality runs")
     g.add_argument("--route", action="append", type=parse_route, default=None, metavar="NAME=FLAGS",
-                   help="a route to time (default: the default command, 3-scale coarse-to-fine, Adam)")
+                   help="a route to time, NAME without commas (default: the default command, and Adam)")
+    g.add_argument("--only", default=None, metavar="NAMES",
+                   help="run only these routes (comma-separated names; the reference is "
+                        f"'{REFERENCE[0]}'), e.g. one per process; then --report-only")
+    g.add_argument("--report-only", action="store_true", help="no runs: the table from the saved traces")
     g.add_argument("--objective", default="", metavar="FLAGS",
                    help="objective flags added to every route and the reference (default: the default objective)")
     g.add_argument("--out-dir", default="time-to-quality", help="where the JSON and Markdown results go")
@@ -149,10 +171,19 @@ def add_arguments(p):
 
 def run(args, content, style):
     os.makedirs(args.out_dir, exist_ok=True)
-    results = measure(content, style, args.width, args.route or ROUTES, args.out_dir, args.objective)
-    with open(os.path.join(args.out_dir, "time_to_quality.json"), "w") as f:
-        json.dump({"width": args.width, "objective": args.objective, "routes": results}, f)
+    routes = [REFERENCE, *(args.route or ROUTES)]
+    if not args.report_only:
+        only = None if args.only is None else {n.strip() for n in args.only.split(",")}
+        run_routes(content, style, args.width, [r for r in routes if only is None or r[0] in only], args.out_dir,
+                   args.objective)
+    names = [name for name, _ in routes if os.path.exists(trace_path(args.out_dir, name))]
+    if REFERENCE[0] not in names:
+        print("time to quality: no reference trace yet; run it (--only 'single-scale L-BFGS')")
+        return 0
+    results = report(args.out_dir, names)
     table = markdown(results, args.width)
+    with open(os.path.join(args.out_dir, "time_to_quality.json"), "w") as f:
+        json.dump({"width": args.width, "objective": args.objective, "routes": results}, f, indent=1)
     with open(os.path.join(args.out_dir, "time_to_quality.md"), "w") as f:
         f.write(table)
     print(table)

@@ -45,10 +45,10 @@ def test_a_longer_run_is_the_same_run_carried_further():
     assert (short[-1].iterations, long[-1].iterations) == (50, 400)
 
 
-def test_on_by_default_above_the_start_size():
-    assert coarse_to_fine.auto_start_size((1536, 2048)) == coarse_to_fine.AUTO_START_SIZE == 128
-    assert coarse_to_fine.auto_start_size((384, 512)) == 128
-    assert coarse_to_fine.auto_start_size((96, 128)) is None  # nothing coarser to start from
+def test_on_by_default_above_1024_px():
+    assert coarse_to_fine.auto_start_size((1536, 2048)) == coarse_to_fine.AUTO_START_SIZE == 512
+    assert coarse_to_fine.auto_start_size((768, 1024)) is None  # one scale up to 1024 px
+    assert coarse_to_fine.auto_start_size((384, 512)) is None
     assert coarse_to_fine.auto_start_size((1536, 2048), scales=1) is None
     assert coarse_to_fine.auto_start_size((1536, 2048), start_size=300) == 300
 

@@ -26,10 +26,11 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DISTRIBUTION = "neural-style-tf"
-PY_MODULES = ["neural_style", "stylize", "vgg"]
+PY_MODULES = ["neural_style", "stylize", "vgg", "video"]
 PACKAGES = ["neural_style_tf"]
 SCRIPTS = {
     "neural-style": "neural_style:console_main",
+    "neural-style-video": "video:console_main",
     "neural-style-compare": "neural_style_tf.compare:main",
     "neural-style-reproduce": "neural_style_tf.reproduce:main",
     "neural-style-benchmark": "neural_style_tf.benchmark:main",
@@ -189,17 +190,17 @@ def _assert_wrote(installed, done, output):
 _INSTALLED_FILES = """
 import importlib, importlib.metadata as md, json
 files = [str(f) for f in md.files("neural-style-tf")]
-where = {m: importlib.import_module(m).__file__ for m in ("neural_style", "stylize", "vgg", "neural_style_tf")}
+where = {m: importlib.import_module(m).__file__ for m in ("neural_style", "stylize", "vgg", "video", "neural_style_tf")}
 print(json.dumps({"files": files, "where": where}))
 """
 
 
 @pytest.mark.slow
-def test_only_the_three_modules_and_the_package_are_installed(installed):
+def test_only_the_top_level_modules_and_the_package_are_installed(installed):
     done = _checked(_run([installed["python"], "-c", _INSTALLED_FILES], installed["work"], installed["env"]),
                     "importlib.metadata")
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    ours = {"neural_style.py", "stylize.py", "vgg.py", "neural_style_tf"}
+    ours = {f"{m}.py" for m in PY_MODULES} | {"neural_style_tf"}
     stray, scripts = [], set()
     for name in report["files"]:
         parts = name.replace("\\", "/").split("/")

@@ -20,10 +20,12 @@ def make(**run):
 def test_defaults_are_the_classic_tools():
     options, loss = OptimizerOptions(), LossOptions()
     assert (options.learning_rate, options.beta1, options.beta2, options.epsilon) == (1e1, 0.9, 0.999, 1e-8)
-    assert (options.optimizer, options.iterations, options.lbfgs_corrections) == ("lbfgs", 1000, 20)
+    # 150 final-scale iterations of coarse-to-fine instead of the classic 1000 (docs/quality.md)
+    assert (options.optimizer, options.iterations, options.lbfgs_corrections) == ("lbfgs", 150, 20)
     assert (options.scales, options.start_size, options.max_evaluations, options.time_budget) == (None,) * 4
     assert (loss.content_weight, loss.style_weight, loss.tv_weight) == (5.0, 500.0, 100.0)
-    assert (loss.content_weight_blend, loss.style_layer_weight_exp, loss.pooling) == (1.0, 1.0, "max")
+    # style-layer weights: the network's own (None), see FeatureNetwork.default_style_layer_weight_exp
+    assert (loss.content_weight_blend, loss.style_layer_weight_exp, loss.pooling) == (1.0, None, "max")
     assert loss.content_layers == ("relu4_2", "relu5_2")
     assert loss.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     assert loss.loss_scale == "classic" and loss.loss_scale in stylize.LOSS_SCALES

@@ -23,6 +23,7 @@ MAX_FUNCTION_LINES = 60
 # with its code. No command may import (even indirectly) another command.
 COMMANDS = {
     "neural_style": {"neural_style"},
+    "video": {"video", f"{PACKAGE}.video"},
     "compare": {"compare", f"{PACKAGE}.compare"},
     "reproduce": {"reproduce", f"{PACKAGE}.reproduce"},
     "benchmark": {"benchmark", f"{PACKAGE}.benchmark"},

@@ -949,3 +949,56 @@ def test_minimize_with_an_iterate_average_returns_the_average_and_its_own_loss(o
     assert result.terms["total"] == pytest.approx(terms["total"], rel=1e-6)  # the loss is the average's own
     assert not np.array_equal(result.image, plain.image)  # not the best iterate
     assert 0.0 <= result.image.min() and result.image.max() <= 255.0
+
+
+# ---------------------------------------------------------------- the temporal term (video.py)
+
+
+def np_temporal(x, target, mask):
+    """Ruder et al.'s temporal loss as a mean over reliable pixels: sum(c (x - w)^2) / (C sum(c))."""
+    c = mask.astype(np.float64)[..., None]
+    return float((c * (x.astype(np.float64) - target) ** 2).sum() / (x.shape[-1] * c.sum()))
+
+
+def test_temporal_loss_matches_numpy_and_ignores_unreliable_pixels():
+    x, target = random_image(30, (9, 11, 3)), random_image(31, (9, 11, 3))
+    mask = (np.random.default_rng(32).uniform(size=(9, 11)) > 0.3).astype(np.float32)
+    mask[0, 0] = 0.5  # soft weights count as weights
+    got = value(stylize.temporal_loss(tf.constant(x[None]), tf.constant(target[None]), tf.constant(mask[None])))
+    assert got == pytest.approx(np_temporal(x, target, mask), rel=1e-5)
+    changed = x.copy()
+    changed[mask == 0] = 0  # whatever unreliable pixels hold does not count
+    again = value(stylize.temporal_loss(tf.constant(changed[None]), tf.constant(target[None]), tf.constant(mask[None])))
+    assert again == pytest.approx(got, rel=1e-6)
+    at_target = value(stylize.temporal_loss(tf.constant(target[None]), tf.constant(target[None]), tf.constant(mask[None])))
+    assert at_target == 0
+
+
+def test_objective_with_a_temporal_term_adds_it_before_the_total(tiny_network, content, style):
+    target = random_image(33)
+    mask = (np.random.default_rng(34).uniform(size=(SIZE, SIZE)) > 0.5).astype(np.float32)
+    x = random_image(35)
+    temporal = stylize.Temporal(target, mask, 2.5)
+    with stylize.Objective(tiny_network, content, [style], temporal=temporal) as obj:
+        terms, grad = obj.evaluate(x)
+    with stylize.Objective(tiny_network, content, [style]) as plain:
+        plain_terms, plain_grad = plain.evaluate(x)
+    assert list(terms) == ["content", "style", "tv", stylize.TEMPORAL_TERM, "total"]
+    assert terms["temporal"] == pytest.approx(2.5 * np_temporal(x, target, mask), rel=1e-4)
+    for key in ("content", "style", "tv"):
+        assert terms[key] == pytest.approx(plain_terms[key], rel=1e-6)
+    assert terms["total"] == pytest.approx(plain_terms["total"] + terms["temporal"], rel=1e-5)
+    assert not np.allclose(grad, plain_grad)
+    # Alone, its gradient is d/dx of w sum(c (x - t)^2) / (3 sum c) = 2 w c (x - t) / (3 sum c).
+    alone = stylize.LossOptions(content_weight=0.0, style_weight=0.0, tv_weight=0.0)
+    with stylize.Objective(tiny_network, content, [style], alone, temporal=temporal) as obj:
+        terms, grad = obj.evaluate(x)
+    assert terms["total"] == pytest.approx(terms["temporal"], rel=1e-6)
+    expected = 2 * 2.5 * mask[..., None] * (x - target) / (3 * mask.sum())
+    np.testing.assert_allclose(grad[0], expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+def test_objective_refuses_a_temporal_target_of_another_size(tiny_network, content, style):
+    temporal = stylize.Temporal(random_image(36, (SIZE, SIZE + 1, 3)), np.ones((SIZE, SIZE + 1)), 1.0)
+    with pytest.raises(ValueError, match="temporal target"):
+        stylize.Objective(tiny_network, content, [style], temporal=temporal)
