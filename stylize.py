@@ -527,7 +527,8 @@ class Guidance:
         pixels, at the unmasked run's: the same --style-weight then means the same
         strength of style with masks or without (two complementary masks of equal blend
         weight each get their share; one mask alone gets its share).
-        K = mean(max_i m_i) / mean(sum_i b_i m_i), with m_i = 1 for an unmasked style.
+        K = mean(min(1, sum_i m_i)) / mean(sum_i b_i m_i), with m_i = 1 for an unmasked
+        style: the numerator is how much of the picture the masks cover.
         """
         if not any(m is not None for m in self.masks):
             return list(weights)  # exactly the unguided objective
@@ -535,7 +536,7 @@ class Guidance:
         masks = [np.ones(shape, np.float32) if self.mask(i) is None else np.asarray(self.mask(i), np.float32)
                  for i in range(len(weights))]
         pull = float(np.mean(sum(b * m for b, m in zip(weights, masks))))
-        factor = float(np.mean(np.max(masks, axis=0))) / max(pull, 1e-12)
+        factor = float(np.mean(np.minimum(1.0, sum(masks)))) / max(pull, 1e-12)
         return [b * factor * float(np.mean(m)) for b, m in zip(weights, masks)]
 
 
