@@ -29,6 +29,8 @@ from . import images
 from .errors import UsageError
 from .settings import AUTO_SKY
 
+# A style mask of which the content mask leaves less than this share is covered by it.
+LEFT_SHARE = 0.02
 # auto-sky is checked up front on the photo at this width (a fraction of a second).
 SKY_CHECK_WIDTH = 256
 # A mask whose brightest pixel is below this (of 1) is all black: it selects nothing.
@@ -165,13 +167,15 @@ def check(run):
 
 
 def check_left_to_stylise(run, count, probe=64):
-    """A protected subject that covers every style's region leaves nothing to stylise."""
+    """A protected subject that covers a style's whole region leaves it nothing to stylise
+    (below LEFT_SHARE of it: the fringe that resizing leaves along an edge is not a region)."""
     protect = resized(load_mask(run.content_mask), (probe, probe))
     styles = None
     if run.style_masks is not None and tuple(run.style_masks) != (AUTO_SKY,):
         styles = [resized(load_mask(p), (probe, probe)) for p in run.style_masks]
-    for i, mask in enumerate(Masks(styles, None, protect).style_masks(count)):
-        if float(mask.max()) < BLACK:
+    before = styles or [np.ones((probe, probe), np.float32)] * count
+    for i, (mask, whole) in enumerate(zip(Masks(styles, None, protect).style_masks(count), before)):
+        if float(mask.sum()) < LEFT_SHARE * float(whole.sum()):
             which = f"style {i + 1}'s mask ({run.style_masks[i]})" if styles else "the whole picture"
             raise UsageError(f"--content-mask {run.content_mask} covers {which}: nothing is left to stylise")
 
