@@ -22,7 +22,7 @@ Limits (tested on the example photos; see docs/spatial-control.md):
     are only partly found: edges and texture in the clouds read as "not sky";
   - haze or fog with no edge at the horizon (a misty sea, a hazy lake meeting the sky)
     can let the sky run into the water or fog below;
-  - night skies are too dark to be candidates;
+  - night skies (black, dark grey) are too dark to be candidates; a still-blue dusk is found;
   - a bright, smooth wall, snow field or water surface at the top edge is taken for sky
     when nothing separates it from the sky (or when there is no sky at all);
   - trees and thin branches against the sky go to "not sky" as a whole, gaps included;
@@ -62,15 +62,18 @@ _BRIGHT_L = 70.0
 # smooth patch of roof touching the top edge, not the sky.
 _MIN_SKY_FRACTION = 0.003
 # Half-width (working px) of the band around the edge that the watershed may reassign:
-# the texture window pulls the smooth area back from an edge by about this much.
+# the smoothing and the texture window together pull the smooth area back from a strong
+# edge by about 5 px (a 0.3 Sobel edge blurred with sigma 2 stays above 0.010 that far).
 _EDGE_BAND = 6
-# Feather (Gaussian sigma, working px): about 1 % of the long side, so the seam between
-# two styles is soft (a few output px at 512 px) but the split stays clean.
+# Feather (Gaussian sigma, working px): the 5-95 % blend is ~3 working px wide, 6-12 px
+# at 512 px (more on slanted edges), so the seam between two styles is soft, yet the
+# mask is exactly 0 or 1 a few px away from the edge.
 _FEATHER_SIGMA = 1.0
 
 
 def sky_mask(rgb):
-    """The sky of `rgb` (float (H, W, 3), 0..255): float32 (H, W) in 0..1, 1 = sky.
+    """The sky of `rgb` (float (H, W, 3), 0..255; channels after the third, such as
+    alpha, are ignored): float32 (H, W) in 0..1, 1 = sky.
 
     The sky is the smooth, blue-ish or bright area connected to the top edge of the
     picture; see the module docstring for the method and its limits. An image with no
