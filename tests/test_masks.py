@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from test_neural_style import run_main
 
 import neural_style
 import stylize
@@ -21,15 +22,6 @@ from neural_style_tf import checks, jobs, masks, memory, settings
 from neural_style_tf.errors import EXIT_USAGE
 
 CONTENT_SIZE = (24, 32)  # the `files` content (conftest.py)
-
-
-def run_main(argv, capsys):
-    try:
-        code = neural_style.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def save(path, array, mode=None):
