@@ -289,3 +289,39 @@ def test_batch_jobs_carry_their_mask_files(tmp_path, files, halves, subject):
     before = jobs.job_id(made, digest)
     save(folder / "top.png", np.full((48, 64), 200, np.uint8))
     assert jobs.job_id(made, jobs.Digests()) != before
+
+
+# ---------------------------------------------------------------- auto-sky through the command line
+
+
+@pytest.fixture
+def landscape(tmp_path):
+    """A 64x48 photo: a smooth blue sky above a grainy green ground."""
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rng.normal(0, 40, (48, 64, 1)) + (95, 110, 60), 0, 255)
+    rgb[:20] = np.linspace([60, 110, 200], [150, 190, 235], 20)[:, None, :]
+    return save(tmp_path / "landscape.png", rgb)
+
+
+def test_auto_sky_paints_the_sky_with_the_first_style(files, tiny_net_path, tmp_path, landscape, capsys):
+    out = tmp_path / "out.png"
+    code, _, err = run_main(["--network", tiny_net_path, "--content", landscape, "--styles", files["style"],
+                             files["style2"], "--style-masks", "auto-sky", "--output", out, "--iterations", 3,
+                             "--quiet"], capsys)
+    assert code == 0, err
+    share = float(err.split("style masks (auto-sky) covering ")[1].split("%")[0])
+    assert 35 <= share <= 48  # 20 of 48 rows are sky (42%), give or take the feathered edge
+
+
+def test_auto_sky_with_more_than_two_styles_is_refused(files, tiny_net_path, tmp_path, landscape, capsys, no_network):
+    line = refused(["--network", tiny_net_path, "--content", landscape, "--styles", files["style"], files["style2"],
+                    files["style"], "--style-masks", "auto-sky", "--output", tmp_path / "o.png"], capsys)
+    assert "auto-sky splits the photo in two (sky, the rest): give one or two styles, not 3" in line
+
+
+def test_auto_sky_on_a_photo_without_sky_is_refused(files, tiny_net_path, tmp_path, capsys, no_network):
+    grain = np.random.default_rng(1).integers(0, 256, (48, 64, 3))
+    photo = save(tmp_path / "grain.png", grain)
+    line = refused(["--network", tiny_net_path, "--content", photo, "--styles", files["style"],
+                    "--style-masks", "auto-sky", "--output", tmp_path / "o.png"], capsys)
+    assert "auto-sky found no sky in the photo" in line

@@ -1174,3 +1174,22 @@ def test_two_regions_each_move_towards_their_own_style(tiny_network):
     # Each region moved towards its own style from the photo it started from.
     assert dist["top", "stripes"] < 0.2 * dist["photo top", "stripes"]
     assert dist["bottom", "dots"] < 0.2 * dist["photo bottom", "dots"]
+
+
+def test_what_no_mask_covers_stays_the_photo(tiny_network):
+    """Masks need not cover the picture: where no style applies, the content and TV terms
+    keep the photo (docs/spatial-control.md)."""
+    size = 32
+    yy, xx = np.mgrid[:size, :size] / size
+    content = np.stack([120 + 40 * xx, 120 + 30 * yy, 110 + 20 * xx * yy], -1).astype(np.float32)
+    stripes = np.zeros((size, size, 3), np.float32)
+    stripes[:, ::4] = (240, 40, 30)
+    top = np.zeros((size, size), np.float32)
+    top[: size // 2] = 1.0
+    loss = stylize.LossOptions(style_layers=("relu1_1", "relu2_1"), style_weight=1e3, tv_weight=0.0)
+    with stylize.Objective(tiny_network, content, [stripes], loss, guidance=stylize.Guidance((top,))) as obj:
+        out = stylize.minimize(obj, content, stylize.OptimizerOptions(iterations=20)).image
+    change = np.abs(out - content).mean(axis=(1, 2))
+    # Measured: 51 grey levels in the top, 12 in the bottom (the deep content layers hold
+    # the photo loosely, and the styled top's receptive fields reach into the bottom).
+    assert change[: size // 2 - 4].mean() > 3 * change[size // 2 + 4:].mean()
