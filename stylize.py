@@ -45,6 +45,8 @@ LOSS_TERMS = ("content", "style", "tv", "total")
 # An optional term, among an Objective's terms (before "total") only when it has one:
 # video.py's temporal consistency (see Temporal).
 TEMPORAL_TERM = "temporal"
+# And the protected subject's (--content-mask): the photo held there (see Guidance).
+KEEP_TERM = "keep"
 
 
 # ---------------------------------------------------------------- weights of layers
@@ -142,10 +144,13 @@ def temporal_loss(image, target, mask):
 
 @dataclass(frozen=True)
 class Temporal:
-    """An Objective's temporal term (video.py): weight * temporal_loss(image, target, mask)."""
+    """A term weight * temporal_loss(image, target, mask) that holds pixels to a target:
+    video.py's temporal term (the previous result warped into this frame, the mask its
+    reliability), and the protected subject's "keep" term (the photo, the mask
+    --content-mask, see Guidance)."""
 
-    target: np.ndarray  # (H, W, 3): the previous result warped into this frame
-    mask: np.ndarray  # (H, W): how reliable each pixel of `target` is, 0..1
+    target: np.ndarray  # (H, W, 3)
+    mask: np.ndarray  # (H, W): how much each pixel is held to `target`, 0..1
     weight: float
 
 
@@ -505,11 +510,13 @@ class Guidance:
     everywhere; style i's statistics are those of the output's features weighted by its
     mask, normalised by the mask's mass. `region_masks`: one array per style over that
     style image (any size: resized with it), or None for the whole painting; the target
-    statistics are then the painting's region's.
+    statistics are then the painting's region's. `keep`: a `Temporal` holding the photo
+    over a protected subject (--content-mask), or None.
     """
 
     masks: tuple = ()
     region_masks: tuple = ()
+    keep: Temporal | None = None
 
     def mask(self, i):
         return self.masks[i] if i < len(self.masks) else None
@@ -644,6 +651,7 @@ class Objective:
             unweighted = {"content": content_term, "style": style_term, "tv": scale.tv(self.image)}
             terms = OrderedDict((name, self.weights[name] * term) for name, term in unweighted.items())
             terms.update(temporal_terms(temporal, self.image))
+            terms.update(temporal_terms(guidance.keep, self.image, KEEP_TERM))
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
             self.gradient = tf.gradients(terms["total"], self.image)[0]
@@ -677,9 +685,9 @@ class Objective:
         self.close()
 
 
-def temporal_terms(temporal, image):
-    """{"temporal": the weighted temporal term} of the (1, H, W, 3) image tensor of an
-    Objective, or {} without a `Temporal`: the term exists only where it is used."""
+def temporal_terms(temporal, image, name=TEMPORAL_TERM):
+    """{name: the weighted term} of a `Temporal` on the (1, H, W, 3) image tensor of an
+    Objective, or {} without one: the term exists only where it is used."""
     tf = import_tensorflow()
 
     if temporal is None:
@@ -688,7 +696,7 @@ def temporal_terms(temporal, image):
     shape = tuple(image.shape[1:])
     if target.shape != shape or mask.shape != shape[:2]:
         raise ValueError(f"temporal target {target.shape} and mask {mask.shape} do not fit an image of {shape}")
-    return {TEMPORAL_TERM: temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))}
+    return {name: temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))}
 
 
 def pool_mask(mask, shape):
@@ -711,9 +719,8 @@ def masked_content(content_fn, features, target, mask=None):
 
     Weighting both by sqrt(m) weights each squared difference by m, whatever the loss
     scale's normalisation: m is each pixel's content weight relative to an unmasked run
-    (pooled to the layer, see pool_mask). The caller normalises it (transfer.content_weight_map:
-    transparent pixels 0, the rest scaled so that their mean stays 1; a protected subject
-    more). Without a mask this is exactly `content_fn(features, target)`.
+    (pooled to the layer, see pool_mask). The caller normalises it (masks.content_weights:
+    transparent pixels 0, the rest scaled so that their mean stays 1). Without a mask this is exactly `content_fn(features, target)`.
     """
     tf = import_tensorflow()
 

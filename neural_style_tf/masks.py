@@ -16,7 +16,9 @@ How masks combine (the objective is stylize.Guidance's):
   photo (a mask that does not cover the picture leaves the rest unstylised);
 - where masks overlap, the pixel counts in each style's statistics: the styles blend;
 - the protected subject (--content-mask) is taken out of every style's mask (times
-  1 - the content mask) and its content weight multiplied by --content-mask-weight.
+  1 - the content mask), and a "keep" term holds its pixels to the photo:
+  --content-mask-weight x the mean, over the subject weighted by its mask, of the squared
+  difference to the photo (stylize.Temporal, the term video.py holds frames with).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class Masks:
     styles: list | None = None
     regions: list | None = None
     protect: np.ndarray | None = None
-    protect_weight: float = 1.0
+    protect_weight: float = 0.0
 
     @property
     def any(self):
@@ -87,23 +89,19 @@ class Masks:
             masks = [keep if m is None else m * keep for m in (masks or [None] * count)]
         return masks
 
-    def guidance(self, size, count):
-        """The stylize.Guidance of an objective at (height, width) `size`."""
+    def guidance(self, photo, count):
+        """The stylize.Guidance of an objective whose content is `photo` (its size decides
+        the masks'; the protected subject is held to it)."""
         import stylize
 
+        size = photo.shape[:2]
         masks = self.style_masks(count)
+        keep = None
+        if self.protect is not None:
+            keep = stylize.Temporal(np.asarray(photo, np.float32), resized(self.protect, size), self.protect_weight)
         return stylize.Guidance(tuple(resized(m, size) for m in masks) if masks is not None else (),
-                                tuple(self.regions or ()))
+                                tuple(self.regions or ()), keep)
 
-    def content_weights(self, alpha, size):
-        """The content term's per-pixel weight at `size` (see content_weight_map), or None.
-        `alpha`: the content's alpha plane at the output size, or None."""
-        if alpha is None and self.protect is None:
-            return None
-        # Visible = alpha > 0, decided at the output size and then resized (soft at a coarse scale).
-        visible = None if alpha is None else resized((np.asarray(alpha) > 0).astype(np.float32), size)
-        return content_weight_map(visible, None if self.protect is None else resized(self.protect, size),
-                                  self.protect_weight)
 
     def describe(self, run):
         """One line for the start of a run: which masks, and each style's share of the picture."""
@@ -116,24 +114,21 @@ class Masks:
             parts.append("style region masks")
         if self.protect is not None:
             parts.append(f"content mask covering {100 * float(np.mean(self.protect)):.0f}% "
-                         f"(weight {self.protect_weight:g})")
+                         f"(kept with weight {self.protect_weight:g})")
         return "spatial control: " + "; ".join(parts)
 
 
-def content_weight_map(visible, protect, gain):
-    """Each pixel's content weight relative to an unmasked run (stylize.masked_content).
-
-    `visible` (0..1, or None: all): transparent pixels have no content, since what lies
-    under them is arbitrary; the visible ones are scaled so that their mean weight is 1,
-    and a picture with a transparent margin keeps the content weight of an opaque one. A
-    protected pixel (--content-mask, 0..1) weighs 1 + (gain - 1) x its mask value on top.
-    """
-    if visible is None:
-        visible = np.ones(protect.shape, np.float32)
-    weights = visible / max(float(visible.mean()), 1e-6)
-    if protect is not None:
-        weights = weights * (1.0 + (gain - 1.0) * protect)
-    return weights.astype(np.float32)
+def content_weights(alpha, size):
+    """The content term's per-pixel weight at `size` (stylize.masked_content), or None
+    without an alpha plane: transparent pixels have no content, since what lies under them
+    is arbitrary; the visible ones are scaled so that their mean weight is 1, and a picture
+    with a transparent margin keeps the content weight of an opaque one. `alpha`: the
+    content's alpha plane at the output size."""
+    if alpha is None:
+        return None
+    # Visible = alpha > 0, decided at the output size and then resized (soft at a coarse scale).
+    visible = resized((np.asarray(alpha) > 0).astype(np.float32), size)
+    return (visible / max(float(visible.mean()), 1e-6)).astype(np.float32)
 
 
 def check(run):
@@ -150,9 +145,9 @@ def check(run):
     if run.style_region_masks is not None and len(run.style_region_masks) != count:
         raise UsageError(f"--style-region-masks has {len(run.style_region_masks)} mask(s) for {count} style "
                          "image(s); give one per style, over that style image")
-    if not run.content_mask_weight >= 1:
-        raise UsageError(f"--content-mask-weight must be at least 1 (1: the protected subject only loses the "
-                         f"styles), not {run.content_mask_weight}")
+    if not run.content_mask_weight >= 0:
+        raise UsageError(f"--content-mask-weight must be non-negative (0: the subject only loses the styles), "
+                         f"not {run.content_mask_weight}")
     if auto:
         sky_split(images.resize_to_width(images.load_image(run.content), SKY_CHECK_WIDTH), count)
     for label, paths in (("--style-masks", () if auto else run.style_masks or ()),

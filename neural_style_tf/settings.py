@@ -125,9 +125,10 @@ ITERATE_AVERAGE = 0.0
 # Spatial control (masks.py, docs/spatial-control.md). --style-masks auto-sky: the sky
 # from the photo (sky.py), for the first style, and the rest for the second.
 AUTO_SKY = "auto-sky"
-# Where --content-mask is white the content term weighs this much more (and the styles
-# do not apply): the subject is kept. Grey keeps it partly (lightly stylised).
-CONTENT_MASK_WEIGHT = 10.0
+# Where --content-mask is white the styles do not apply, and a term of this weight holds
+# the pixels to the photo (the mean squared difference over the subject, as video.py's
+# temporal term; measured in docs/spatial-control.md). Grey: lightly stylised.
+CONTENT_MASK_WEIGHT = 1.0
 
 
 # ---------------------------------------------------------------- settings

@@ -147,10 +147,10 @@ def optimise(settings, job, reporter, make_objective=None):
 
     def objective_kwargs(size):
         """Each scale's masks, resized to it: the content term's weights (transparent
-        pixels none, a protected subject more) and where each style applies."""
-        kwargs = {"content_mask": job.masks.content_weights(job.alpha, size)}
+        pixels none), where each style applies and the protected subject."""
+        kwargs = {"content_mask": masks.content_weights(job.alpha, size)}
         if job.masks.any:
-            kwargs["guidance"] = job.masks.guidance(size, len(job.styles))
+            kwargs["guidance"] = job.masks.guidance(images.resize(job.target, size), len(job.styles))
         return kwargs
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

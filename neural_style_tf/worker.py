@@ -60,8 +60,10 @@ def graph_key(network, content, styles, loss, content_mask=None, guidance=None):
     weightless = dataclasses.replace(loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0)
     masks = None
     if guidance is not None:
+        keep = guidance.keep
         masks = tuple(tuple(None if m is None else digest(m) for m in group)
                       for group in (guidance.masks, guidance.region_masks))
+        masks += (None if keep is None else (digest(keep.mask), float(keep.weight)),)
     return (id(network), digest(content), tuple(digest(s) for s in styles), weightless,
             None if content_mask is None else digest(content_mask), masks)
 

@@ -81,31 +81,45 @@ def test_masks_are_resized_to_the_content_and_regions_kept_at_their_size(tmp_pat
     assert prepared.styles[0][:8].min() > 0.9 and prepared.styles[0][12:].max() < 0.1
     np.testing.assert_allclose(prepared.styles[0] + prepared.styles[1], 1.0, atol=0.02)
     assert [r.shape for r in prepared.regions] == [(30, 10)] * 2
-    guidance = prepared.guidance((12, 16), 2)
+    guidance = prepared.guidance(np.zeros((12, 16, 3), np.float32), 2)
     assert [m.shape for m in guidance.masks] == [(12, 16)] * 2 and len(guidance.region_masks) == 2
 
 
-def test_the_content_mask_weights_and_takes_the_subject_out_of_the_styles():
+def test_the_content_mask_takes_the_subject_out_of_the_styles_and_keeps_it():
     protect = np.zeros((4, 4), np.float32)
     protect[:2] = 1.0
     protect[2] = 0.5
-    prepared = masks.Masks(styles=[np.ones((4, 4), np.float32)] * 2, protect=protect, protect_weight=10.0)
+    prepared = masks.Masks(styles=[np.ones((4, 4), np.float32)] * 2, protect=protect, protect_weight=3.0)
     for m in prepared.style_masks(2):
         np.testing.assert_allclose(m[:, 0], [0, 0, 0.5, 1])
-    weights = prepared.content_weights(None, (4, 4))
-    np.testing.assert_allclose(weights[:, 0], [10, 10, 5.5, 1])
+    photo = np.full((4, 4, 3), 7.0, np.float32)
+    keep = prepared.guidance(photo, 2).keep
+    assert keep.weight == 3.0 and np.array_equal(keep.target, photo) and np.allclose(keep.mask, protect)
     # With no style masks, every style gets the rest of the picture.
-    alone = masks.Masks(protect=protect, protect_weight=10.0).style_masks(3)
+    alone = masks.Masks(protect=protect, protect_weight=1.0).style_masks(3)
     assert len(alone) == 3 and all(np.allclose(m[:, 1], [0, 0, 0.5, 1]) for m in alone)
+
+
+def test_the_keep_term_is_the_mean_squared_difference_over_the_subject(tiny_network):
+    content = np.random.default_rng(0).uniform(0, 255, (16, 16, 3)).astype(np.float32)
+    subject = np.zeros((16, 16), np.float32)
+    subject[4:10, 4:12] = 1.0
+    keep = stylize.Temporal(content, subject, 2.5)
+    x = content + 3.0
+    x[4:10, 4:8] += 4.0  # half the subject is 7 grey levels off, the other half 3
+    with stylize.Objective(tiny_network, content, [content], guidance=stylize.Guidance(keep=keep)) as obj:
+        terms = obj.evaluate(x)[0]
+    assert list(terms)[-2:] == ["keep", "total"]
+    assert terms["keep"] == pytest.approx(2.5 * (7.0**2 + 3.0**2) / 2, rel=1e-5)
 
 
 def test_transparent_pixels_have_no_content_weight_and_the_visible_ones_a_mean_of_one():
     alpha = np.zeros((4, 8), np.float32)
     alpha[:, 2:] = 1.0
-    weights = masks.Masks().content_weights(alpha, (4, 8))
+    weights = masks.content_weights(alpha, (4, 8))
     np.testing.assert_allclose(weights[:, :2], 0)
     np.testing.assert_allclose(weights[:, 2:], 8 / 6)
-    assert masks.Masks().content_weights(None, (4, 8)) is None
+    assert masks.content_weights(None, (4, 8)) is None
 
 
 def test_blend_keeps_the_per_pixel_strength_of_the_style():
@@ -184,10 +198,10 @@ def test_a_content_mask_that_leaves_nothing_to_stylise_is_refused(files, tiny_ne
     assert f"covers style 1's mask ({halves[0]})" in line
 
 
-def test_a_content_mask_weight_below_one_is_refused(files, tiny_net_path, tmp_path, halves, capsys, no_network):
+def test_a_negative_content_mask_weight_is_refused(files, tiny_net_path, tmp_path, halves, capsys, no_network):
     line = refused(args(files, tiny_net_path, tmp_path / "o.png", "--content-mask", halves[0],
-                        "--content-mask-weight", "0.5"), capsys)
-    assert "--content-mask-weight must be at least 1" in line
+                        "--content-mask-weight", "-1"), capsys)
+    assert "--content-mask-weight must be non-negative" in line
 
 
 # ---------------------------------------------------------------- masked runs, with everything else
@@ -212,7 +226,7 @@ def test_a_masked_run_works_with(files, tiny_net_path, tmp_path, halves, subject
                               "content_mask": subject, "content_mask_weight": 3.0}
     # The top is 20 of 48 rows; the subject (10% with its soft edge) is taken out of the bottom's style.
     assert "spatial control: style masks (files) covering 42%, 48%; style region masks; content mask covering 10%" \
-        " (weight 3)" in err
+        " (kept with weight 3)" in err
     rows = [json.loads(line) for line in log.read_text().splitlines()[1:]]
     totals = [row["total"] for row in rows if "iteration" in row]
     assert totals and np.isfinite(totals).all() and totals[-1] < totals[0]
@@ -224,7 +238,9 @@ def test_masks_per_coarse_to_fine_scale_follow_its_size(files, tiny_net_path, tm
     real = stylize.Objective
 
     def spy(network, content, styles, loss, **kwargs):
-        seen.append((content.shape[:2], [m.shape for m in kwargs["guidance"].masks], kwargs["content_mask"].shape))
+        guidance = kwargs["guidance"]
+        seen.append((content.shape[:2], [m.shape for m in guidance.masks], guidance.keep.mask.shape))
+        assert np.array_equal(guidance.keep.target, content)  # the subject is held to this scale's photo
         return real(network, content, styles, loss, **kwargs)
 
     monkeypatch.setattr(stylize, "Objective", spy)
