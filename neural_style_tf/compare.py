@@ -11,7 +11,8 @@ Adam step costs one evaluation, an L-BFGS iteration one or more, so runs are com
 evaluation and per second, never per "iteration".
 
 Outputs in --out-dir: evaluations.csv, summary.json, summary.md, loss_vs_evaluations.png,
-loss_vs_seconds.png, images.png and runs/<run>.png (+ runs/<run>.json, the marker that
+loss_vs_seconds.png, images.png, lbfgs_vs_best_adam.png (with both optimizers and at least
+--target-from evaluations) and runs/<run>.png (+ runs/<run>.json, the marker that
 makes a rerun skip the run).
 """
 
@@ -504,7 +505,8 @@ def lbfgs_against_adam(records, start=TARGET_FROM):
                 continue
             mine = best_so_far(run["rows"])[:n]
             mine = np.concatenate([mine, np.full(n - len(mine), mine[-1])])
-            ratio = mine[start - 1:] / envelope[start - 1:]
+            full = mine / envelope
+            ratio = full[start - 1:]
             worst = int(np.argmax(ratio))
             above = [start + int(i) for i in np.nonzero(ratio > 1)[0]]
             out.append({"pair": pair, "seed": run["seed"], "config": run["config"], "label": run["label"],
@@ -513,7 +515,8 @@ def lbfgs_against_adam(records, start=TARGET_FROM):
                         "best_adam_there": adam[int(winner[start - 1 + worst])]["label"],
                         "above": _ranges(above), "ratio_at_start": float(ratio[0]), "ratio_at_end": float(ratio[-1]),
                         "lbfgs_at_start": float(mine[start - 1]), "adam_at_start": float(envelope[start - 1]),
-                        "lbfgs_at_end": float(mine[-1]), "adam_at_end": float(envelope[-1])})
+                        "lbfgs_at_end": float(mine[-1]), "adam_at_end": float(envelope[-1]),
+                        "ratio": [float(r) for r in full]})  # at every count from 1, for the plot
     return out
 
 
@@ -788,6 +791,29 @@ def plot_losses(path, records, configs, pair_order, by="evaluations"):
     _save_figure(fig, path)
 
 
+def plot_target(path, checks_, pair_order, start):
+    """L-BFGS's best loss over the best Adam's at each evaluation count (log scale), per pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(pair_order), figsize=(7 * len(pair_order), 4.2), squeeze=False)
+    for ax, pair_id in zip(axes[0], pair_order):
+        for c in (c for c in checks_ if c["pair"] == pair_id):
+            ax.plot(np.arange(1, len(c["ratio"]) + 1), c["ratio"], lw=1.8, label=f"{c['label']}, seed {c['seed']}")
+        ax.axhline(1.0, color="black", lw=1)
+        ax.axvspan(0.5, start - 0.5, color="grey", alpha=0.15, lw=0, label=f"before evaluation {start}")
+        ax.set_yscale("log")
+        ax.set_xlabel("loss-and-gradient evaluations")
+        ax.set_ylabel("L-BFGS best loss / best Adam's (log)")
+        ax.set_title(pair_id, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
 def plot_images(path, exp, summary, prepared, configs):
     """Content, style and each configuration's final image (first seed), with losses."""
     import matplotlib
@@ -825,6 +851,8 @@ def write_outputs(exp, network, records, prepared, configs):
     plot_losses(os.path.join(out, "loss_vs_evaluations.png"), records, configs, order, "evaluations")
     plot_losses(os.path.join(out, "loss_vs_seconds.png"), records, configs, order, "seconds")
     plot_images(os.path.join(out, "images.png"), exp, summary, prepared, configs)
+    if summary["lbfgs_vs_best_adam"]:
+        plot_target(os.path.join(out, "lbfgs_vs_best_adam.png"), summary["lbfgs_vs_best_adam"], order, exp.target_from)
     return summary, markdown
 
 

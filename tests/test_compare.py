@@ -277,7 +277,10 @@ def test_pairs_file_runs_the_grid_and_aggregates(tiny_net_path, images_dir, tmp_
         ratio = best["lbfgs-m5"][1:] / best["adam-lr10"][1:]
         assert (c["from"], c["to"]) == (2, 3) and c["meets"] == bool((ratio <= 1).all())
         assert c["worst_ratio"] == pytest.approx(ratio.max()) and c["worst_evaluation"] == 2 + int(ratio.argmax())
+        assert c["ratio"] == pytest.approx(list(best["lbfgs-m5"] / best["adam-lr10"]))
     assert "### L-BFGS against the best Adam, from evaluation 2" in (out / "summary.md").read_text()
+    with Image.open(out / "lbfgs_vs_best_adam.png") as img:
+        assert img.format == "PNG" and img.width > 200
 
 
 def _record(config, optimizer, totals, pair="p", seed=0):
@@ -301,6 +304,7 @@ def test_lbfgs_against_the_best_adam_at_every_count():
     assert c["best_adam_there"] == "adam-a"
     assert c["ratio_at_start"] == pytest.approx(9 / 8) and c["ratio_at_end"] == pytest.approx(2 / 3)
     assert short["meets"] and short["to"] == 7 and short["ratio_at_end"] == pytest.approx(1 / 3)
+    assert c["ratio"] == pytest.approx([1, 9 / 8, 6 / 5, 5.5 / 5, 3 / 4, 1, 2 / 3])
     # Too few evaluations for the check: nothing to say.
     assert compare.lbfgs_against_adam(records, start=8) == []
     assert "| p | 0 | lbfgs | no (2-7) | 1.200 (3; adam-a) | 2-4 |" in compare.target_table([c])
