@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neural_style_tf import images
+from neural_style_tf.feature_network import halve_mask
 from neural_style_tf.settings import (
     CONTENT_WEIGHT_BLEND,
     OPTIMIZERS,
@@ -44,6 +45,8 @@ LOSS_TERMS = ("content", "style", "tv", "total")
 # An optional term, among an Objective's terms (before "total") only when it has one:
 # video.py's temporal consistency (see Temporal).
 TEMPORAL_TERM = "temporal"
+# And the protected subject's (--content-mask): the photo held there (see Guidance).
+KEEP_TERM = "keep"
 
 
 # ---------------------------------------------------------------- weights of layers
@@ -141,10 +144,13 @@ def temporal_loss(image, target, mask):
 
 @dataclass(frozen=True)
 class Temporal:
-    """An Objective's temporal term (video.py): weight * temporal_loss(image, target, mask)."""
+    """A term weight * temporal_loss(image, target, mask) that holds pixels to a target:
+    video.py's temporal term (the previous result warped into this frame, the mask its
+    reliability), and the protected subject's "keep" term (the photo, the mask
+    --content-mask, see Guidance)."""
 
-    target: np.ndarray  # (H, W, 3): the previous result warped into this frame
-    mask: np.ndarray  # (H, W): how reliable each pixel of `target` is, 0..1
+    target: np.ndarray  # (H, W, 3)
+    mask: np.ndarray  # (H, W): how much each pixel is held to `target`, 0..1
     weight: float
 
 
@@ -261,15 +267,53 @@ LOSS_SCALES["gatys-pytorch"] = LossScale(
 # painting's correlations, one source of the washed-out, grey results.
 
 
-def feature_moments(features):
-    """(mean (C,), covariance (C, C)) of features (1, H, W, C), over the H W positions."""
+def feature_moments(features, weights=None):
+    """(mean (C,), covariance (C, C)) of features (1, H, W, C), over the H W positions.
+
+    With `weights` (H, W) >= 0 (a guidance mask at this layer, see guided_gram), the
+    weighted mean and covariance: sum w f / sum w and sum w (f - mean)(f - mean)^T / sum w.
+    """
     tf = import_tensorflow()
 
     flat = tf.reshape(features, (-1, features.shape[-1]))
-    mean = tf.reduce_mean(flat, axis=0)
+    if weights is None:
+        mean = tf.reduce_mean(flat, axis=0)
+        centred = flat - mean
+        positions = tf.cast(tf.shape(flat)[0], features.dtype)
+        return mean, tf.matmul(centred, centred, transpose_a=True) / positions
+    w = tf.reshape(tf.cast(weights, features.dtype), (-1, 1))
+    mass = mask_mass(w)
+    mean = tf.reduce_sum(flat * w, axis=0) / mass
     centred = flat - mean
-    positions = tf.cast(tf.shape(flat)[0], features.dtype)
-    return mean, tf.matmul(centred, centred, transpose_a=True) / positions
+    return mean, tf.matmul(centred * w, centred, transpose_a=True) / mass
+
+
+def mask_mass(weights):
+    """sum(weights), kept above 0: a layer's statistic of an empty region is 0, not NaN."""
+    tf = import_tensorflow()
+
+    return tf.maximum(tf.reduce_sum(weights), 1e-12)
+
+
+def guided_gram(gram, features, weights=None):
+    """A loss scale's Gram matrix `gram(features)` of the positions weighted by `weights`
+    (H, W) >= 0: the guided Gram matrix of Gatys et al. 2017 (Controlling Perceptual
+    Factors), normalised by the mask's mass instead of the image size.
+
+    Every loss scale's Gram matrix is sum over positions of f f^T divided by the number
+    of positions H W (times constants), so the features are weighted by sqrt(w) and the
+    result multiplied by H W / sum(w): sum w f f^T / sum(w) (times the same constants).
+    The paper multiplies the features by the mask itself (weights w^2); for the binary
+    masks it uses the two are equal, and w keeps soft edges a linear blend. An all-ones
+    mask gives `gram(features)` exactly (sqrt(1) = 1, and H W / sum(1) = 1 in float32).
+    """
+    tf = import_tensorflow()
+
+    if weights is None:
+        return gram(features)
+    w = tf.cast(weights, features.dtype)
+    positions = tf.cast(tf.size(w), features.dtype)
+    return gram(features * tf.sqrt(w)[None, :, :, None]) * (positions / mask_mass(w))
 
 
 def style_loss_mean_cov(moments, target):
@@ -387,7 +431,7 @@ def style_loss_w2(moments, target):
 
 @dataclass(frozen=True)
 class StyleStatistic:
-    """compute(features) -> tuple of tensors; prepare(tuple of arrays) -> tuple of target
+    """compute(features, weights=None) -> tuple of tensors; prepare(tuple of arrays) -> tuple of target
     constants; loss(statistic, target constants) -> scalar tensor for one layer."""
 
     compute: object
@@ -396,17 +440,16 @@ class StyleStatistic:
     description: str = ""
 
 
-def _as_tuple(fn):
-    return lambda *args: (fn(*args),)
-
-
 def style_statistic(loss_options):
-    """The StyleStatistic of a run: --style-loss, with the loss scale's Gram matrix for 'gram'."""
+    """The StyleStatistic of a run: --style-loss, with the loss scale's Gram matrix for 'gram'.
+
+    Every `compute(features, weights=None)` takes an optional guidance mask at the
+    layer's size (--style-masks): the statistic of the positions it weights."""
     name = loss_options.style_loss
     if name == "gram":
         scale = LOSS_SCALES[loss_options.loss_scale]
-        return StyleStatistic(_as_tuple(scale.gram), tuple, lambda g, t: scale.style(g[0], t[0]),
-                              "Gram matrix, as the loss scale normalises it")
+        return StyleStatistic(lambda f, w=None: (guided_gram(scale.gram, f, w),), tuple,
+                              lambda g, t: scale.style(g[0], t[0]), "Gram matrix, as the loss scale normalises it")
     if name == "mean-cov":
         return StyleStatistic(feature_moments, mean_cov_target, style_loss_mean_cov,
                               "squared distance of means and covariances")
@@ -419,30 +462,92 @@ def style_statistic(loss_options):
 
 
 def compute_targets(network, content, styles, content_layers, style_layers, pooling, gram=gram_matrix,
-                    padding="zero"):
+                    padding="zero", style_masks=None):
     """Content features and style statistics, computed once in their own graph.
 
     `content` is RGB (H, W, 3); `styles` a list of RGB images, already at their scale.
     `gram(features)` is the style statistic: a tensor or a tuple of tensors (see
-    STYLE_STATISTICS). Returns ({layer: features}, [{layer: statistic}, ...]) as
-    float32 NumPy arrays (tuples of them for a tuple statistic).
+    StyleStatistic). `style_masks`: None, or one (h, w) mask per style over that style
+    image (or None for the whole image); a masked style's statistic is computed as
+    `gram(features, weights)` with the mask brought to each layer (network.mask_weights).
+    Returns ({layer: features}, [{layer: statistic}, ...]) as float32 NumPy arrays
+    (tuples of them for a tuple statistic).
     """
     tf = import_tensorflow()
 
     needed = tuple(content_layers) + tuple(style_layers)
+    style_masks = list(style_masks or [None] * len(styles))
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
         net = network.features(network.preprocess(image), network.deepest(needed), pooling, padding)
         grams = {name: gram(net[name]) for name in style_layers}
+        weights = guided = {}
+        if any(m is not None for m in style_masks):
+            weights = {n: tf.compat.v1.placeholder(tf.float32, (None, None)) for n in style_layers}
+            guided = {n: gram(net[n], weights[n]) for n in style_layers}
         graph.finalize()
         with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
             content_features = {}
             if content_layers:
                 fetched = sess.run({n: net[n] for n in content_layers}, {image: content[None]})
                 content_features = fetched
-            style_grams = [sess.run(grams, {image: style[None]}) if grams else {} for style in styles]
+            style_grams = []
+            for style, mask in zip(styles, style_masks):
+                feed = {image: style[None]}
+                if mask is not None:
+                    feed.update(zip(weights.values(), network.mask_weights(mask, style_layers, pooling).values()))
+                style_grams.append(sess.run(guided if mask is not None else grams, feed) if grams else {})
     return content_features, style_grams
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Where each style applies (--style-masks, --style-region-masks): the spatial control
+    of Gatys et al. 2017 (docs/spatial-control.md).
+
+    `masks`: one (H, W) array 0..1 per style over the content (the output), or None for
+    everywhere; style i's statistics are those of the output's features weighted by its
+    mask, normalised by the mask's mass. `region_masks`: one array per style over that
+    style image (any size: resized with it), or None for the whole painting; the target
+    statistics are then the painting's region's. `keep`: a `Temporal` holding the photo
+    over a protected subject (--content-mask), or None.
+    """
+
+    masks: tuple = ()
+    region_masks: tuple = ()
+    keep: Temporal | None = None
+
+    def mask(self, i):
+        return self.masks[i] if i < len(self.masks) else None
+
+    def region_mask(self, i):
+        return self.region_masks[i] if i < len(self.region_masks) else None
+
+    def blend(self, weights):
+        """The style terms' weights for the blend `weights` (summing to 1).
+
+        A masked style's statistics are normalised by its mask's mass, so its pull on
+        each pixel of its region is 1 / (the region's share of the picture) of an
+        unmasked style's. Each style's weight is therefore multiplied by its share, and
+        all by one factor K that keeps the per-pixel pull, averaged over the covered
+        pixels, at the unmasked run's: the same --style-weight then means the same
+        strength of style with masks or without (two complementary masks of equal blend
+        weight each get their share; one mask alone gets its share).
+        K = mean(min(1, sum_i m_i)) / mean(sum_i b_i m_i), with m_i = 1 for an unmasked
+        style: the numerator is how much of the picture the masks cover.
+        """
+        if not any(m is not None for m in self.masks):
+            return list(weights)  # exactly the unguided objective
+        shape = next(np.shape(m) for m in self.masks if m is not None)
+        masks = [np.ones(shape, np.float32) if self.mask(i) is None else np.asarray(self.mask(i), np.float32)
+                 for i in range(len(weights))]
+        pull = float(np.mean(sum(b * m for b, m in zip(weights, masks))))
+        factor = float(np.mean(np.minimum(1.0, sum(masks)))) / max(pull, 1e-12)
+        return [b * factor * float(np.mean(m)) for b, m in zip(weights, masks)]
+
+
+NO_GUIDANCE = Guidance()
 
 
 # ---------------------------------------------------------------- the objective
@@ -461,17 +566,57 @@ def term_weights(loss, network):
                        for name, v in zip(("content", "style", "tv"), values))
 
 
+def targets(network, content, styles, loss, statistic, guidance=NO_GUIDANCE):
+    """(the style images at their scale, content targets, each style's prepared target
+    statistics): what an Objective compares with, computed once."""
+    scaled = [prepare_style(style, content.shape[1], s)
+              for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))]
+    # A region mask covers its painting: it is resized with it.
+    regions = [None if guidance.region_mask(i) is None
+               else images.resize(np.asarray(guidance.region_mask(i), np.float32), style.shape[:2]).clip(0, 1)
+               for i, style in enumerate(scaled)]
+    content_targets, style_targets = compute_targets(
+        network, content, scaled, tuple(content_layer_weights(loss.content_layers, loss.content_weight_blend)),
+        tuple(loss.style_layers), loss.pooling, statistic.compute, loss.padding, regions)
+    return scaled, content_targets, [{n: statistic.prepare(t) for n, t in ts.items()} for ts in style_targets]
+
+
+def guided_style_term(statistic, net, layer_weights, blend, style_targets, layer_masks):
+    """sum over styles i of blend_i sum over layers l of w_l loss(statistic of layer l,
+    guided by style i's mask there, target of style i at l). A layer's unguided
+    statistic, and one guided by the same mask, is built once however many styles use it."""
+    tf = import_tensorflow()
+
+    built = {}
+
+    def stat(name, masks):
+        key = (name, None if masks is None else id(masks))
+        if key not in built:
+            built[key] = statistic.compute(net[name], None if masks is None else tf.constant(masks[name]))
+        return built[key]
+
+    return tf.add_n([
+        b * tf.add_n([w * statistic.loss(stat(n, masks), tuple(tf.constant(t) for t in targets[n]))
+                      for n, w in layer_weights.items()])
+        for b, targets, masks in zip(blend, style_targets, layer_masks)
+    ])
+
+
 class Objective:
     """Loss terms and gradient of one transfer problem, in one finalized graph.
 
     `evaluate(x)` runs a single session.run for every loss term and the gradient.
     """
 
-    def __init__(self, network, content, styles, loss=DEFAULT_LOSS, content_mask=None, temporal=None):
-        """Optional: `content_mask` (H, W) 0..1, each pixel's content-loss weight; `temporal`, a `Temporal`."""
+    def __init__(self, network, content, styles, loss=DEFAULT_LOSS, content_mask=None, temporal=None,
+                 guidance=None):
+        """Optional: `content_mask` (H, W) >= 0, each pixel's content-loss weight relative to an
+        unmasked run (1 everywhere = no mask); `temporal`, a `Temporal`; `guidance`, a
+        `Guidance` (where each style applies)."""
         tf = import_tensorflow()
 
         loss = for_network(loss, network)  # the network's defaults for what the caller left open
+        guidance = guidance or NO_GUIDANCE
         content = np.asarray(content, np.float32)
         self.network = network
         self.loss_options = loss
@@ -483,19 +628,14 @@ class Objective:
 
         content_weights = content_layer_weights(loss.content_layers, loss.content_weight_blend)
         style_weights = style_layer_weights(loss.style_layers, loss.style_layer_weight_exp)
-        blend = blend_weights(len(styles), loss.style_blend_weights)
-        scaled_styles = [
-            prepare_style(style, content.shape[1], s)
-            for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))
-        ]
-        scale = LOSS_SCALES[loss.loss_scale]
         statistic = style_statistic(loss)
-        content_targets, style_targets = compute_targets(
-            network, content, scaled_styles, tuple(content_weights), tuple(style_weights), loss.pooling,
-            statistic.compute, loss.padding,
-        )
-        style_targets = [{n: statistic.prepare(t) for n, t in targets.items()} for targets in style_targets]
-        self.style_images = scaled_styles
+        self.style_images, content_targets, style_targets = targets(network, content, styles, loss, statistic,
+                                                                    guidance)
+        blend = guidance.blend(blend_weights(len(styles), loss.style_blend_weights))
+        layer_masks = [None if guidance.mask(i) is None else network.mask_weights(guidance.mask(i), tuple(style_weights),
+                                                                                  loss.pooling)
+                       for i in range(len(styles))]
+        scale = LOSS_SCALES[loss.loss_scale]
 
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -506,17 +646,12 @@ class Objective:
             content_term = tf.add_n(
                 [w * masked_content(scale.content, net[n], content_targets[n], content_mask) for n, w in content_weights.items()]
             ) if content_weights else tf.constant(0.0)
-            # Each layer's statistic is computed once, however many styles compare with it.
-            stats = {n: statistic.compute(net[n]) for n in style_weights}
-            style_term = tf.add_n([
-                b * tf.add_n([w * statistic.loss(stats[n], tuple(tf.constant(t) for t in targets[n]))
-                              for n, w in style_weights.items()])
-                for b, targets in zip(blend, style_targets)
-            ])
+            style_term = guided_style_term(statistic, net, style_weights, blend, style_targets, layer_masks)
             self.weights = term_weights(loss, network)
             unweighted = {"content": content_term, "style": style_term, "tv": scale.tv(self.image)}
             terms = OrderedDict((name, self.weights[name] * term) for name, term in unweighted.items())
             terms.update(temporal_terms(temporal, self.image))
+            terms.update(temporal_terms(guidance.keep, self.image, KEEP_TERM))
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
             self.gradient = tf.gradients(terms["total"], self.image)[0]
@@ -550,9 +685,9 @@ class Objective:
         self.close()
 
 
-def temporal_terms(temporal, image):
-    """{"temporal": the weighted temporal term} of the (1, H, W, 3) image tensor of an
-    Objective, or {} without a `Temporal`: the term exists only where it is used."""
+def temporal_terms(temporal, image, name=TEMPORAL_TERM):
+    """{name: the weighted term} of a `Temporal` on the (1, H, W, 3) image tensor of an
+    Objective, or {} without one: the term exists only where it is used."""
     tf = import_tensorflow()
 
     if temporal is None:
@@ -561,7 +696,7 @@ def temporal_terms(temporal, image):
     shape = tuple(image.shape[1:])
     if target.shape != shape or mask.shape != shape[:2]:
         raise ValueError(f"temporal target {target.shape} and mask {mask.shape} do not fit an image of {shape}")
-    return {TEMPORAL_TERM: temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))}
+    return {name: temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))}
 
 
 def pool_mask(mask, shape):
@@ -573,20 +708,19 @@ def pool_mask(mask, shape):
     """
     mask = np.asarray(mask, np.float32)
     while mask.shape[0] > shape[0] or mask.shape[1] > shape[1]:
-        mask = np.pad(mask, ((0, mask.shape[0] % 2), (0, mask.shape[1] % 2)), mode="edge")
-        mask = mask.reshape(mask.shape[0] // 2, 2, mask.shape[1] // 2, 2).mean(axis=(1, 3))
+        mask = halve_mask(mask)
     if mask.shape != tuple(shape[:2]):
         raise ValueError(f"mask of shape {mask.shape} does not pool to {tuple(shape[:2])}")
     return mask
 
 
 def masked_content(content_fn, features, target, mask=None):
-    """`content_fn` on features and target both weighted by sqrt(mask), divided by the mean mask.
+    """`content_fn` on features and target both weighted by sqrt(mask).
 
     Weighting both by sqrt(m) weights each squared difference by m, whatever the loss
-    scale's normalisation; dividing by the mean of m keeps the term a mean over the
-    pixels that count, so a half-transparent logo gets the same content weight as an
-    opaque one. Without a mask this is exactly `content_fn(features, target)`.
+    scale's normalisation: m is each pixel's content weight relative to an unmasked run
+    (pooled to the layer, see pool_mask). The caller normalises it (masks.content_weights:
+    transparent pixels 0, the rest scaled so that their mean stays 1). Without a mask this is exactly `content_fn(features, target)`.
     """
     tf = import_tensorflow()
 
@@ -594,8 +728,7 @@ def masked_content(content_fn, features, target, mask=None):
         return content_fn(features, tf.constant(target))
     m = pool_mask(mask, target.shape[1:3])
     root = np.sqrt(m)[None, :, :, None].astype(np.float32)
-    mean = max(float(m.mean()), 1e-6)
-    return content_fn(features * tf.constant(root), tf.constant(target * root)) / mean
+    return content_fn(features * tf.constant(root), tf.constant(target * root))
 
 
 def prepare_style(style, content_width, style_scale=STYLE_SCALE):

@@ -33,7 +33,7 @@ import numpy as np
 
 from neural_style_tf import calibration, images, keras_network
 from neural_style_tf.errors import EXIT_USAGE, NetworkError, UsageError
-from neural_style_tf.feature_network import FeatureNetwork
+from neural_style_tf.feature_network import FeatureNetwork, halve_mask
 from neural_style_tf.settings import (
     PADDINGS,
     POOLING_CHOICES,
@@ -187,6 +187,34 @@ class Network(FeatureNetwork):
             if name == last:
                 break
         return out
+
+    def mask_weights(self, mask, layers, pooling="max"):
+        """{layer: `mask` at that layer's size}, brought there through the network's own
+        layers (FeatureNetwork.mask_weights).
+
+        Each convolution averages the mask over its k x k window (edges replicated, as the
+        first layer's padding), so a position's weight is the share of its receptive field
+        inside the region: how Gatys et al. 2017 take the receptive field into account,
+        kept soft where they erode the mask to the positions wholly inside, so that soft
+        edges blend and complementary masks stay complementary (the propagation is linear).
+        Each pooling averages 2 x 2 blocks whatever `pooling` is: a max would grow every
+        region, and two complementary masks would overlap at their border.
+        """
+        from scipy import ndimage
+
+        current = np.asarray(mask, np.float32)
+        wanted, last, out = set(layers), self.deepest(layers), {}
+        for name in self.layers:
+            kind = layer_kind(name)
+            if kind == "conv":
+                current = ndimage.uniform_filter(current, size=self.weights[name][0].shape[:2], mode="nearest")
+            elif kind == "pool":
+                current = halve_mask(current)
+            if name in wanted:
+                out[name] = current
+            if name == last:
+                break
+        return {n: out[n] for n in layers}
 
     def weight_bytes(self, last):
         convs = [name for name, *_ in self.feature_shapes(1, 1, last) if layer_kind(name) == "conv"]

@@ -134,7 +134,8 @@ def worker_memory(planned, networks):
         _, (height, width) = checks.largest_size(settings, shape, [image_shape(s) for s in settings.run.styles])
         opt = settings.optimizer
         need = max(need, memory.estimate_peak_bytes(net, height, width, opt.optimizer, opt.lbfgs_corrections,
-                                                    checks.used_layers(settings.loss)))
+                                                    checks.used_layers(settings.loss),
+                                                    checks.guided_styles(settings.run)))
     return need
 
 

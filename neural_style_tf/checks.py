@@ -15,7 +15,7 @@ import sys
 
 import stylize
 
-from . import images, memory
+from . import images, masks, memory
 from .errors import UsageError
 from .settings import STYLE_SCALE
 
@@ -36,6 +36,7 @@ def validate(settings):
     check_files(settings.run)
     check_colour_and_scales(settings)
     check_log(settings.run.log)
+    masks.check(settings.run)
 
 
 def _finite(settings):
@@ -230,6 +231,11 @@ def largest_size(settings, content_shape, style_shapes):
     return size, max(sizes, key=lambda hw: hw[0] * hw[1])
 
 
+def guided_styles(run):
+    """How many styles have statistics of their own region (memory.py): all of them with masks."""
+    return len(run.styles) if run.style_masks is not None or run.content_mask is not None else 0
+
+
 def check_memory(settings, network, content_shape, style_shapes):
     """Refuse a run that would not fit in RAM (UsageError), warn near the limit.
 
@@ -239,7 +245,7 @@ def check_memory(settings, network, content_shape, style_shapes):
     opt = settings.optimizer
     size, (height, width) = largest_size(settings, content_shape, style_shapes)
     level, message = memory.preflight(network, height, width, opt.optimizer, opt.lbfgs_corrections,
-                                      used_layers(settings.loss))
+                                      used_layers(settings.loss), guided_styles=guided_styles(settings.run))
     if level and (height, width) != size:
         message += " (the largest image is a style image; a smaller --style-scales helps too)"
     if level == "refuse":

@@ -169,9 +169,26 @@ def add_output_arguments(p):
     return out
 
 
+def add_mask_arguments(p):
+    """Spatial control (masks.py, docs/spatial-control.md)."""
+    masks = p.add_argument_group("spatial control (masks: any image; white = 1, black = 0; its alpha if it has one)")
+    masks.add_argument("--style-masks", nargs="+", default=None, metavar="MASK",
+                       help="one mask per style over the content: where each style applies; or "
+                            f"'{settings.AUTO_SKY}': the photo's sky for the first style, the rest for the second")
+    masks.add_argument("--style-region-masks", nargs="+", default=None, metavar="MASK",
+                       help="one mask per style over that style image: the region its style is taken from "
+                            "(e.g. the painting's sky for the photo's sky)")
+    masks.add_argument("--content-mask", default=None, metavar="MASK",
+                       help="white: keep the photo there (no style, more content weight); grey: lightly stylised")
+    masks.add_argument("--content-mask-weight", type=float, default=settings.CONTENT_MASK_WEIGHT,
+                       help="the content weight where --content-mask is white, relative to elsewhere")
+    return masks
+
+
 def add_transfer_arguments(p):
-    """Every flag of neural_style.py, in its four groups."""
+    """Every flag of neural_style.py, in its five groups."""
     add_image_arguments(p)
+    add_mask_arguments(p)
     add_optimisation_arguments(p)
     add_objective_arguments(p.add_argument_group("objective"))
     add_output_arguments(p)

@@ -72,6 +72,20 @@ class FeatureNetwork:
         order = {n: i for i, n in enumerate(self.layers)}
         return max(names, key=order.__getitem__)
 
+    # ------------------------------------------------------------ spatial guidance
+
+    def mask_weights(self, mask, layers, pooling="max"):
+        """{layer: `mask` at that layer's size} for a (H, W) mask 0..1 over an H x W input:
+        how much each position of the layer's feature map belongs to the region.
+
+        For any network: the mask averaged over the input area of each position (a box
+        resize to the layer's size). vgg.Network follows its own convolutions and poolings,
+        which also takes each position's receptive field into account.
+        """
+        mask = np.asarray(mask, np.float32)
+        shapes = {n: (h, w) for n, h, w, _ in self.feature_shapes(*mask.shape, self.deepest(layers))}
+        return {n: area_resize(mask, shapes[n]) for n in layers}
+
     # ------------------------------------------------------------ description
 
     def describe(self):
@@ -114,3 +128,22 @@ def shown_layers(layers, limit=LIST_LIMIT):
     """A comma-separated list of layer names, cut after `limit`."""
     shown = ", ".join(layers[:limit])
     return shown + (f", ... ({len(layers) - limit} more)" if len(layers) > limit else "")
+
+
+def area_resize(mask, shape):
+    """A (H, W) float mask resized to `shape` (h, w) by area averaging (Pillow's box filter)."""
+    from PIL import Image
+
+    mask = np.asarray(mask, np.float32)
+    if mask.shape == tuple(shape):
+        return mask
+    resized = Image.fromarray(mask, mode="F").resize((shape[1], shape[0]), Image.BOX)
+    return np.asarray(resized, np.float32)
+
+
+def halve_mask(mask):
+    """A (H, W) mask averaged over 2x2 blocks, to (ceil(H/2), ceil(W/2)): a stride-2 pooling
+    with SAME padding (the edge row or column repeated when the size is odd)."""
+    mask = np.asarray(mask, np.float32)
+    mask = np.pad(mask, ((0, mask.shape[0] % 2), (0, mask.shape[1] % 2)), mode="edge")
+    return mask.reshape(mask.shape[0] // 2, 2, mask.shape[1] // 2, 2).mean(axis=(1, 3))

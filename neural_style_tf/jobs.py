@@ -26,6 +26,7 @@ import vgg
 
 from . import cli
 from .errors import UsageError
+from .settings import AUTO_SKY
 
 RESULTS = "results.jsonl"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -152,6 +153,11 @@ def sweep_jobs(content, styles, grid, common, ext=None):
     return unique_names(jobs)
 
 
+# The flags whose values are input files: relative to the jobs file when not found as given.
+FILE_FLAGS = ("--content", "--styles", "--initial", "--color-source", "--network", "--style-masks",
+              "--style-region-masks", "--content-mask")
+
+
 def line_argv(entry, base):
     """One jobs.jsonl entry (a list of flags, or {flag: value}) -> (argv, output name or None)."""
     if isinstance(entry, list) and all(isinstance(x, str) for x in entry):
@@ -172,11 +178,11 @@ def line_argv(entry, base):
         output = argv[i + 1] if i + 1 < len(argv) else None
         del argv[i:i + 2]
     # Paths relative to the jobs file, so the file can travel with its images.
-    for flag in ("--content", "--styles", "--initial", "--color-source", "--network"):
+    for flag in FILE_FLAGS:
         if flag in argv:
             i = argv.index(flag) + 1
             while i < len(argv) and not argv[i].startswith("--"):
-                if not os.path.isabs(argv[i]) and not os.path.exists(argv[i]):
+                if not os.path.isabs(argv[i]) and not os.path.exists(argv[i]) and argv[i] != AUTO_SKY:
                     argv[i] = os.path.join(base, argv[i])
                 i += 1
     return argv, output
@@ -225,10 +231,16 @@ class Digests:
         return self.known[key]
 
 
+# The settings (RunSettings fields) that name input files, one path or a list of them.
+FILE_FIELDS = ("content", "initial", "color_source", "network", "content_mask")
+FILE_LIST_FIELDS = ("styles", "style_masks", "style_region_masks")
+
+
 def input_files(settings):
-    """Every input file of a job's settings (network included when it is a file)."""
+    """Every input file of a job's settings (network included when it is a file; masks
+    that are files, not auto-sky)."""
     run = settings.run
-    paths = [run.content, *run.styles, run.initial, run.color_source, run.network]
+    paths = [getattr(run, f) for f in FILE_FIELDS] + [p for f in FILE_LIST_FIELDS for p in getattr(run, f) or ()]
     return [p for p in paths if p is not None and os.path.isfile(p)]
 
 
@@ -236,10 +248,14 @@ def job_id(settings, digest):
     """Hash of the settings, with each input file's content in place of its path."""
     data = settings.as_dict()
     run = data["run"]
-    for key in ("content", "initial", "color_source", "network"):
-        if run[key] is not None and os.path.isfile(run[key]):
-            run[key] = digest(run[key])
-    run["styles"] = [digest(p) for p in run["styles"]]
+
+    def content_of(path):
+        return digest(path) if path is not None and os.path.isfile(path) else path
+
+    for key in FILE_FIELDS:
+        run[key] = content_of(run[key])
+    for key in FILE_LIST_FIELDS:
+        run[key] = None if run[key] is None else [content_of(p) for p in run[key]]
     run["output_name"] = os.path.basename(run["output"])
     for key in NOT_IN_THE_ID:
         run.pop(key, None)

@@ -38,8 +38,10 @@ FLOAT32 = 4
 FLOAT64 = 8
 
 
-def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None):
-    """The estimate, term by term, in bytes: {part: bytes}."""
+def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None,
+                   guided_styles=0):
+    """The estimate, term by term, in bytes: {part: bytes}. `guided_styles`: how many
+    styles have a mask (--style-masks, --content-mask), each with its own statistics."""
     layers_needed = tuple(layers_needed or network.layers)
     last = network.deepest(layers_needed)
     shapes = network.feature_shapes(height, width, last)
@@ -56,13 +58,19 @@ def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=
     else:
         optimizer_bytes = 3 * n * FLOAT64  # x, m, v
     evaluator = n * FLOAT64 + 2 * n * FLOAT32  # gradient in float64; cached x and gradient in float32
-    return {
+    parts = {
         "tensorflow": TENSORFLOW_BASELINE_BYTES,
         "graph weights": GRAPH_WEIGHT_COPIES * used_weights + GRAPH_FIXED_BYTES,
         "activations": int(ACTIVATIONS_RESIDENT * (activations + 2 * largest + 3 * grams)),
         "optimizer": optimizer_bytes,
         "evaluator": evaluator,
     }
+    if guided_styles:
+        # A guided style's statistics read its own mask-weighted (and centred) copy of
+        # each style layer's features, and the backward pass holds their gradients.
+        style_features = sum(h * w * c for name, h, w, c in shapes if name in layers_needed) * FLOAT32
+        parts["guidance"] = int(ACTIVATIONS_RESIDENT * 4 * style_features * guided_styles)
+    return parts
 
 
 def activation_bytes(network, height, width, layers_needed):
@@ -71,12 +79,14 @@ def activation_bytes(network, height, width, layers_needed):
     return sum(h * w * c for _, h, w, c in shapes) * FLOAT32
 
 
-def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None):
+def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None,
+                        guided_styles=0):
     """Estimated peak RSS in bytes of a transfer at height x width (see the module docstring).
 
     `layers_needed`: the content and style layers (only layers up to the deepest are built).
     """
-    return sum(estimate_parts(network, height, width, optimizer, lbfgs_corrections, layers_needed).values())
+    return sum(estimate_parts(network, height, width, optimizer, lbfgs_corrections, layers_needed,
+                              guided_styles).values())
 
 
 def available_bytes():
@@ -103,12 +113,13 @@ def format_bytes(n):
 WARN_FRACTION = 0.7
 
 
-def preflight(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None, available=None):
+def preflight(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None, available=None,
+              guided_styles=0):
     """(level, message): level None (fine), "warn" (above 70% of available RAM) or "refuse" (above it)."""
     available = available_bytes() if available is None else available
     if not available:
         return None, ""
-    need = estimate_peak_bytes(network, height, width, optimizer, lbfgs_corrections, layers_needed)
+    need = estimate_peak_bytes(network, height, width, optimizer, lbfgs_corrections, layers_needed, guided_styles)
     text = (f"a {width}x{height} image needs about {format_bytes(need)} of memory "
             f"and {format_bytes(available)} is available")
     advice = "use a smaller --width"

@@ -122,6 +122,13 @@ STYLE_LOSS = "w2"
 # Exponential moving average of the iterates (0 = off): the result is the average, which
 # removes the iterate noise of Adam (crowsonkb uses 0.99 at every scale).
 ITERATE_AVERAGE = 0.0
+# Spatial control (masks.py, docs/spatial-control.md). --style-masks auto-sky: the sky
+# from the photo (sky.py), for the first style, and the rest for the second.
+AUTO_SKY = "auto-sky"
+# Where --content-mask is white the styles do not apply, and a term of this weight holds
+# the pixels to the photo (the mean squared difference over the subject, as video.py's
+# temporal term; measured in docs/spatial-control.md). Grey: lightly stylised.
+CONTENT_MASK_WEIGHT = 1.0
 
 
 # ---------------------------------------------------------------- settings
@@ -199,6 +206,11 @@ class RunSettings:
     progress_plot: bool = False
     log: str | None = None
     quiet: bool = False
+    # Spatial control: mask files (or AUTO_SKY), see masks.py.
+    style_masks: tuple | None = None  # one per style, over the content
+    style_region_masks: tuple | None = None  # one per style, over that style image
+    content_mask: str | None = None  # white: keep the photo there
+    content_mask_weight: float = CONTENT_MASK_WEIGHT
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 import stylize
 import vgg
 
-from . import checks, coarse_to_fine, color, images, presets
+from . import checks, coarse_to_fine, color, images, masks, presets
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from .progress import Reporter
 from .settings import for_network
@@ -54,6 +54,7 @@ class Job:
     seed: int
     finish_colors: object
     loss: object  # LossOptions with the TV weight resolved for the network
+    masks: masks.Masks  # spatial control (masks.py); empty without mask flags
 
     def finish_image(self, rgb):
         """The optimised image -> (RGB at the output size with its colours, alpha)."""
@@ -114,7 +115,9 @@ def prepare(settings, inputs):
         initial = images.resize(images.load_image(run.initial), content.shape[:2])
     seed = run.seed if run.seed is not None else int.from_bytes(os.urandom(4), "little")
     loss = for_network(settings.loss, inputs.network)
-    return Job(inputs.network, target, content, alpha, styles, stages, initial, seed, finish_colors, loss)
+    # The masks follow the photo as it is (auto-sky looks at its real colours).
+    job_masks = masks.prepare(run, content)
+    return Job(inputs.network, target, content, alpha, styles, stages, initial, seed, finish_colors, loss, job_masks)
 
 
 def record(settings, job):
@@ -126,6 +129,8 @@ def record(settings, job):
             "optimizer": parts["optimizer"],
             "preset": run.preset, "ratio": run.ratio, "style_size": run.style_size,
             "initial_noiseblend": run.initial_noiseblend,
+            "masks": {k: parts["run"][k] for k in ("style_masks", "style_region_masks", "content_mask",
+                                                   "content_mask_weight")} if job.masks.any else None,
             "scales": [list(s.size) + [s.iterations] for s in job.stages]}
 
 
@@ -136,14 +141,17 @@ def _raise_interrupt(signum, frame):
 def optimise(settings, job, reporter, make_objective=None):
     """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept).
     `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives)."""
-    mask = None if job.alpha is None else (job.alpha > 0).astype("float32")  # transparent pixels: no content loss
-
     def first_x0(scaled):
         start = None if job.initial is None else images.resize(job.initial, scaled.shape[:2])
         return stylize.initial_image(scaled, job.network, start, settings.run.initial_noiseblend, job.seed)
 
     def objective_kwargs(size):
-        return {"content_mask": None if mask is None else images.resize(mask, size).clip(0, 1)}
+        """Each scale's masks, resized to it: the content term's weights (transparent
+        pixels none), where each style applies and the protected subject."""
+        kwargs = {"content_mask": masks.content_weights(job.alpha, size)}
+        if job.masks.any:
+            kwargs["guidance"] = job.masks.guidance(images.resize(job.target, size), len(job.styles))
+        return kwargs
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -193,6 +201,8 @@ def announce(settings, job):
     content = job.content
     say(f"seed: {job.seed}  size: {content.shape[1]}x{content.shape[0]}  optimizer: {settings.optimizer.optimizer}"
         f"  device: {device_line()}")
+    if job.masks.any:
+        say(job.masks.describe(settings.run))
     if len(job.stages) > 1:
         say("coarse-to-fine: " + ", ".join(f"{s.size[1]}x{s.size[0]} ({s.iterations} it)" for s in job.stages))
 

@@ -55,11 +55,17 @@ def digest(array):
     return hashlib.sha1(array.tobytes() + str(array.shape).encode()).hexdigest()
 
 
-def graph_key(network, content, styles, loss, content_mask=None):
+def graph_key(network, content, styles, loss, content_mask=None, guidance=None):
     """What fixes an Objective's graph; the three term weights do not (Objective.reweight)."""
     weightless = dataclasses.replace(loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0)
+    masks = None
+    if guidance is not None:
+        keep = guidance.keep
+        masks = tuple(tuple(None if m is None else digest(m) for m in group)
+                      for group in (guidance.masks, guidance.region_masks))
+        masks += (None if keep is None else (digest(keep.mask), float(keep.weight)),)
     return (id(network), digest(content), tuple(digest(s) for s in styles), weightless,
-            None if content_mask is None else digest(content_mask))
+            None if content_mask is None else digest(content_mask), masks)
 
 
 class Worker:
@@ -95,7 +101,7 @@ class Worker:
 
     def make_objective(self, network, content, styles, loss, **extra):
         """stylize.Objective's arguments -> a context manager giving a built Objective."""
-        key = graph_key(network, content, styles, loss, extra.get("content_mask"))
+        key = graph_key(network, content, styles, loss, extra.get("content_mask"), extra.get("guidance"))
         if key in self.objectives:
             self.objectives.move_to_end(key)
             self.objectives[key].reweight(loss)
@@ -173,11 +179,15 @@ def localise(worker, settings, files):
     def here(path):
         return None if path is None else worker.local_file(path, *files[path]) if path in files else path
 
+    def all_here(paths):
+        return None if paths is None else tuple(here(p) for p in paths)
+
     output = os.path.join(tempfile.mkdtemp(dir=worker.scratch), os.path.basename(run.output))
     return dataclasses.replace(settings, run=dataclasses.replace(
-        run, content=here(run.content), styles=tuple(here(p) for p in run.styles), initial=here(run.initial),
-        color_source=here(run.color_source), network=here(run.network), output=output, overwrite=True,
-        quiet=True))
+        run, content=here(run.content), styles=all_here(run.styles), initial=here(run.initial),
+        color_source=here(run.color_source), network=here(run.network), style_masks=all_here(run.style_masks),
+        style_region_masks=all_here(run.style_region_masks), content_mask=here(run.content_mask),
+        output=output, overwrite=True, quiet=True))
 
 
 def run_transfer(worker, payload):

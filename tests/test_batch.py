@@ -179,6 +179,37 @@ def test_outputs_equal_neural_style_py_byte_for_byte(first_batch, tiny_net_path,
             assert f.read() == g.read()
 
 
+def test_masked_jobs_from_a_jobs_file_equal_neural_style_py(local_ray, files, tiny_net_path, tmp_path):
+    """Masks are per-job files, relative to the jobs file, shipped to the worker like the images."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "masked"
+    folder.mkdir()
+    top = np.zeros((24, 32), np.uint8)
+    top[:10] = 255
+    Image.fromarray(top).save(folder / "top.png")
+    Image.fromarray(255 - top).save(folder / "bottom.png")
+    styles = [files["style"], files["style2"]]
+    (folder / "jobs.jsonl").write_text(
+        json.dumps({"content": files["content"], "styles": styles, "style-masks": ["top.png", "bottom.png"],
+                    "output": "split.png"}) + "\n"
+        + json.dumps({"content": files["content"], "styles": styles, "style-masks": ["bottom.png", "top.png"],
+                      "output": "swapped.png"}) + "\n")
+    out = str(tmp_path / "out")
+    assert batch.main([str(folder / "jobs.jsonl"), "--out-dir", out, "--workers", "1", "--quiet"]
+                      + flags(tiny_net_path)) == 0
+    assert sorted((r["output"], r["status"]) for r in results(out)) == [("split.png", "done"), ("swapped.png", "done")]
+    reference = str(tmp_path / "reference.png")
+    assert neural_style.main(["--content", files["content"], "--styles", *styles, "--style-masks",
+                              str(folder / "top.png"), str(folder / "bottom.png"), "--output", reference,
+                              "--quiet"] + flags(tiny_net_path)) == 0
+    with open(reference, "rb") as f, open(os.path.join(out, "split.png"), "rb") as g:
+        assert f.read() == g.read()
+    with open(os.path.join(out, "split.png"), "rb") as f, open(os.path.join(out, "swapped.png"), "rb") as g:
+        assert f.read() != g.read()  # the masks made the difference
+
+
 def test_a_rerun_skips_the_done_and_retries_the_failed(local_ray, first_batch):
     from PIL import Image
 

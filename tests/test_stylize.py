@@ -822,11 +822,13 @@ def test_pool_mask_follows_the_network_pooling():
 
 
 def test_content_mask_weights_the_content_loss(tiny_network):
-    """The masked content term equals a NumPy weighted mean computed from the features."""
+    """The masked content term equals a NumPy weighted mean computed from the features:
+    each pixel's squared difference times its weight (1 = as without a mask)."""
     content = photo(32)
     x = np.clip(content[::-1] * 0.7 + 30, 0, 255)
     mask = np.zeros(content.shape[:2], np.float32)
     mask[:, 12:] = 1.0
+    mask /= mask.mean()  # as masks.content_weight_map makes it for transparent pixels
     loss = stylize.LossOptions(content_layers=("relu4_2",), content_weight=1.0, tv_weight=0.0)
     with stylize.Objective(tiny_network, content, [content], loss, content_mask=mask) as masked, \
             stylize.Objective(tiny_network, content, [content], loss) as plain:
@@ -837,7 +839,7 @@ def test_content_mask_weights_the_content_loss(tiny_network):
     feats, _ = stylize.compute_targets(tiny_network, x, [], ("relu4_2",), (), "max", padding=pad)
     m = stylize.pool_mask(mask, target["relu4_2"].shape[1:3])[None, :, :, None]
     d2 = (feats["relu4_2"].astype(np.float64) - target["relu4_2"]) ** 2
-    expected = (m * d2).mean() / m.mean()
+    expected = (m * d2).mean()
     assert got == pytest.approx(expected, rel=1e-4)
     assert abs(got - unmasked) > 1e-3 * unmasked  # the mask made a difference
 
@@ -1002,3 +1004,192 @@ def test_objective_refuses_a_temporal_target_of_another_size(tiny_network, conte
     temporal = stylize.Temporal(random_image(36, (SIZE, SIZE + 1, 3)), np.ones((SIZE, SIZE + 1)), 1.0)
     with pytest.raises(ValueError, match="temporal target"):
         stylize.Objective(tiny_network, content, [style], temporal=temporal)
+
+
+# ---------------------------------------------------------------- spatial control (guided statistics)
+
+
+def np_weighted_moments(features, weights):
+    """(mean, covariance) of features [H, W, C] over positions weighted by weights [H, W]."""
+    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
+    w = weights.reshape(-1).astype(np.float64)
+    mean = (w[:, None] * flat).sum(0) / w.sum()
+    centred = flat - mean
+    return mean, (w[:, None] * centred).T @ centred / w.sum()
+
+
+def np_guided_gram(features, weights, per_channel=True):
+    """sum_p w_p f_p f_p^T / sum_p w_p, divided by C as the classic Gram matrix is."""
+    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
+    w = weights.reshape(-1).astype(np.float64)
+    gram = (w[:, None] * flat).T @ flat / w.sum()
+    return gram / flat.shape[1] if per_channel else gram
+
+
+def known_features_and_mask():
+    rng = np.random.default_rng(4)
+    features = rng.uniform(0, 3, (5, 6, 4)).astype(np.float32)
+    weights = np.zeros((5, 6), np.float32)
+    weights[:2] = 1.0  # a hard region
+    weights[2] = 0.25  # and a soft edge
+    return features, weights
+
+
+@pytest.mark.parametrize("scale", sorted(stylize.LOSS_SCALES))
+def test_guided_gram_matches_numpy_for_every_loss_scale(scale):
+    features, weights = known_features_and_mask()
+    got = stylize.guided_gram(stylize.LOSS_SCALES[scale].gram, tf.constant(features[None]), weights).numpy()
+    per_channel = stylize.LOSS_SCALES[scale].gram is stylize.gram_matrix
+    np.testing.assert_allclose(got, np_guided_gram(features, weights, per_channel), rtol=1e-5)
+    # Only the weighted positions count: the rows of weight 0 can be anything.
+    changed = features.copy()
+    changed[3:] = 100.0
+    again = stylize.guided_gram(stylize.LOSS_SCALES[scale].gram, tf.constant(changed[None]), weights).numpy()
+    np.testing.assert_allclose(again, got, rtol=1e-5)
+
+
+def test_weighted_moments_match_numpy():
+    features, weights = known_features_and_mask()
+    mean, cov = (t.numpy() for t in stylize.feature_moments(tf.constant(features[None]), weights))
+    expected_mean, expected_cov = np_weighted_moments(features, weights)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-5)
+    np.testing.assert_allclose(cov, expected_cov, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("style_loss", ["gram", "mean-cov", "w2"])
+def test_all_ones_masks_give_the_unmasked_objective(tiny_network, content, style, style_loss):
+    second = random_image(12, (12, 20, 3))
+    loss = stylize.LossOptions(style_loss=style_loss, style_blend_weights=(1.0, 2.0))
+    ones = stylize.Guidance((np.ones(content.shape[:2], np.float32),) * 2,
+                            (np.ones(style.shape[:2], np.float32), np.ones((30, 50), np.float32)))
+    x = random_image(13)
+    with stylize.Objective(tiny_network, content, [style, second], loss) as plain, \
+            stylize.Objective(tiny_network, content, [style, second], loss, guidance=ones) as guided:
+        (t0, g0), (t1, g1) = plain.evaluate(x), guided.evaluate(x)
+    for key in t0:
+        assert t1[key] == pytest.approx(t0[key], rel=1e-6), key
+    np.testing.assert_allclose(g1, g0, rtol=0, atol=1e-6 * np.abs(g0).max())
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+@pytest.mark.parametrize("shape", [(37, 23), (16, 16), (9, 30)])
+def test_mask_weights_have_each_layers_size(tiny_network, pooling, shape):
+    mask = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
+    layers = tuple(n for n in tiny_network.layers if not n.startswith("conv"))
+    weights = tiny_network.mask_weights(mask, layers, pooling)
+    x = np.random.default_rng(1).uniform(0, 255, (1, *shape, 3)).astype(np.float32)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        image = tf.compat.v1.placeholder(tf.float32, x.shape)
+        net = sess.run(tiny_network.features(image, None, pooling), {image: x})
+    for name in layers:
+        assert weights[name].shape == net[name].shape[1:3], name
+        assert 0.0 <= weights[name].min() and weights[name].max() <= 1.0
+
+
+def test_mask_weights_follow_the_receptive_field_and_keep_complementary_masks_complementary(tiny_network):
+    left = np.zeros((16, 16), np.float32)
+    left[:, :8] = 1.0
+    layers = ("relu1_1", "pool1", "relu2_1", "relu5_1")
+    a, b = tiny_network.mask_weights(left, layers), tiny_network.mask_weights(1.0 - left, layers)
+    # After one 3x3 convolution a position at the edge of the region sees 2/3 or 1/3 of it.
+    np.testing.assert_allclose(a["relu1_1"][5, 6:10], [1.0, 2 / 3, 1 / 3, 0.0], atol=1e-6)
+    # Then a 2x2 average, not a max (which would grow every region).
+    np.testing.assert_allclose(a["pool1"][5, 2:6], [1.0, 5 / 6, 1 / 6, 0.0], atol=1e-6)
+    for name in layers:
+        np.testing.assert_allclose(a[name] + b[name], 1.0, atol=1e-6)
+
+
+def test_the_generic_network_resizes_masks_to_its_feature_shapes(tiny_network):
+    """A network without its own mask_weights (a Keras model) uses FeatureNetwork's: the mask
+    averaged over each position's area."""
+    from neural_style_tf.feature_network import FeatureNetwork
+
+    left = np.zeros((16, 24), np.float32)
+    left[:, :12] = 1.0
+    weights = FeatureNetwork.mask_weights(tiny_network, left, ("relu1_1", "relu3_1"))
+    assert weights["relu1_1"].shape == (16, 24) and weights["relu3_1"].shape == (4, 6)
+    np.testing.assert_allclose(weights["relu3_1"], np.repeat([[1, 1, 1, 0, 0, 0]], 4, 0), atol=1e-6)
+
+
+def test_guided_objective_matches_numpy(tiny_network, content):
+    """Two styles, each with a mask over the content and a region over its painting: the
+    style term equals the NumPy guided Gram losses with the documented blend weights."""
+    first, second = random_image(20, (16, 16, 3)), random_image(21, (16, 16, 3), high=120.0)
+    top = np.zeros(content.shape[:2], np.float32)
+    top[:6] = 1.0
+    top[6] = 0.5
+    region = np.zeros((16, 16), np.float32)
+    region[:, 4:] = 1.0
+    guidance = stylize.Guidance((top, 1.0 - top), (region, None))
+    layers = ("relu1_1", "relu2_1", "relu3_1")
+    loss = stylize.LossOptions(style_loss="gram", style_layers=layers, style_layer_weight_exp=1.0, padding="zero",
+                               content_weight=0.0, tv_weight=0.0, style_weight=1.0)
+    x = random_image(13)
+    with stylize.Objective(tiny_network, content, [first, second], loss, guidance=guidance) as obj:
+        got = obj.evaluate(x)[0]["style"]
+
+    def net(image):
+        return reference_net(tiny_network.layers, tiny_network.weights, tiny_network.preprocess(image[None]), "max")
+
+    feats, style_feats = net(x), [net(first), net(second)]
+    out_masks = [tiny_network.mask_weights(m, layers) for m in (top, 1.0 - top)]
+    style_masks = [tiny_network.mask_weights(region, layers), {n: np.ones(f.shape[:2]) for n, f in style_feats[1].items()}]
+    shares = np.array([top.mean(), (1 - top).mean()])
+    blend = 0.5 * shares / np.mean(0.5 * top + 0.5 * (1 - top))  # K = mean(min(1, sum m)) / mean(sum b m) = 1 / 0.5
+    expected = sum(b * sum(np.mean((np_guided_gram(feats[n], om[n]) - np_guided_gram(sf[n], sm[n])) ** 2)
+                           for n in layers) / len(layers)
+                   for b, om, sf, sm in zip(blend, out_masks, style_feats, style_masks))
+    assert got == pytest.approx(expected, rel=1e-3)
+
+
+def test_two_regions_each_move_towards_their_own_style(tiny_network):
+    """A two-region run on a tiny image: the top takes the first painting's statistics and
+    the bottom the second's, measured on the output as compare.py measures style: the
+    Gram distance at a held-out layer (relu2_1, between the style layers; the deep
+    held-out relu4_1 of this random 8-channel network measures mostly feature energy)."""
+    from neural_style_tf import compare
+
+    size = 48
+    yy, xx = np.mgrid[:size, :size] / size
+    content = np.stack([120 + 40 * xx, 120 + 30 * yy, 110 + 20 * xx * yy], -1).astype(np.float32)
+    stripes = np.zeros((size, size, 3), np.float32)
+    stripes[:, ::4] = (240, 40, 30)  # red stripes on black
+    dots = np.full((size, size, 3), (30, 60, 200), np.float32)
+    dots[::5, ::5] = (250, 250, 120)  # yellow dots on blue
+    top = np.zeros((size, size), np.float32)
+    top[: size // 2] = 1.0
+    layers = ("relu1_1", "relu3_1", "relu5_1")
+    loss = stylize.LossOptions(style_layers=layers, content_weight=1.0, style_weight=1e3, tv_weight=0.0,
+                               style_loss="w2")
+    with stylize.Objective(tiny_network, content, [stripes, dots], loss,
+                           guidance=stylize.Guidance((top, 1.0 - top))) as obj:
+        out = stylize.minimize(obj, content, stylize.OptimizerOptions(iterations=40)).image
+    held_out = compare.choose_gram_layers(tiny_network, ("relu2_1",), layers + loss.content_layers)
+    half = size // 2
+    pictures = {"top": out[:half], "bottom": out[half:], "photo top": content[:half], "photo bottom": content[half:]}
+    dist = {(r, name): compare.gram_distances(tiny_network, loss, [style[:half]], [img], held_out)["relu2_1"][0]
+            for r, img in pictures.items() for name, style in (("stripes", stripes), ("dots", dots))}
+    assert dist["top", "stripes"] < 0.2 * dist["top", "dots"]
+    assert dist["bottom", "dots"] < 0.2 * dist["bottom", "stripes"]
+    # Each region moved towards its own style from the photo it started from.
+    assert dist["top", "stripes"] < 0.2 * dist["photo top", "stripes"]
+    assert dist["bottom", "dots"] < 0.2 * dist["photo bottom", "dots"]
+
+
+def test_what_no_mask_covers_stays_the_photo(tiny_network):
+    """Masks need not cover the picture: where no style applies, the content and TV terms
+    keep the photo (docs/spatial-control.md)."""
+    size = 32
+    yy, xx = np.mgrid[:size, :size] / size
+    content = np.stack([120 + 40 * xx, 120 + 30 * yy, 110 + 20 * xx * yy], -1).astype(np.float32)
+    stripes = np.zeros((size, size, 3), np.float32)
+    stripes[:, ::4] = (240, 40, 30)
+    top = np.zeros((size, size), np.float32)
+    top[: size // 2] = 1.0
+    loss = stylize.LossOptions(style_layers=("relu1_1", "relu2_1"), style_weight=1e3, tv_weight=0.0)
+    with stylize.Objective(tiny_network, content, [stripes], loss, guidance=stylize.Guidance((top,))) as obj:
+        out = stylize.minimize(obj, content, stylize.OptimizerOptions(iterations=20)).image
+    change = np.abs(out - content).mean(axis=(1, 2))
+    # Measured: 51 grey levels in the top, 12 in the bottom (the deep content layers hold
+    # the photo loosely, and the styled top's receptive fields reach into the bottom).
+    assert change[: size // 2 - 4].mean() > 3 * change[size // 2 + 4:].mean()
