@@ -11,7 +11,8 @@ Adam step costs one evaluation, an L-BFGS iteration one or more, so runs are com
 evaluation and per second, never per "iteration".
 
 Outputs in --out-dir: evaluations.csv, summary.json, summary.md, loss_vs_evaluations.png,
-loss_vs_seconds.png, images.png and runs/<run>.png (+ runs/<run>.json, the marker that
+loss_vs_seconds.png, images.png, lbfgs_vs_best_adam.png (with both optimizers and at least
+--target-from evaluations) and runs/<run>.png (+ runs/<run>.json, the marker that
 makes a rerun skip the run).
 """
 
@@ -51,6 +52,9 @@ GRAM_LAYERS = ("relu2_2", "relu4_3")
 # The loss thresholds of "evaluations to reach": 110% and 101% of the best loss any
 # configuration found on the same pair.
 THRESHOLDS = (1.10, 1.01)
+# Issue 13's target for L-BFGS's start: its best loss at or below the best Adam learning
+# rate's at every evaluation count from this one on (the first few are the start's to lose).
+TARGET_FROM = 15
 # Runs stop at the evaluation or time budget, never at an iteration count: the budget
 # is what makes L-BFGS and Adam comparable.
 ITERATIONS_UNBOUNDED = 10**8
@@ -73,6 +77,7 @@ class Experiment:
     lbfgs_corrections: tuple
     gram_layers: tuple | None
     quiet: bool
+    target_from: int
     network: str | None
     input_range: str | None
     normalise_network: bool
@@ -112,6 +117,9 @@ def build_parser():
                       help="held-out layers for the Gram distance to the style (default "
                            + ",".join(GRAM_LAYERS) + " when the network has them and the objective does not "
                            "use them, else unused layers picked from the network)")
+    grid.add_argument("--target-from", type=int, default=TARGET_FROM, metavar="N",
+                      help="check L-BFGS's best loss against the best Adam learning rate's at every "
+                           "evaluation count from N on (summary: 'L-BFGS against the best Adam')")
     grid.add_argument("--quiet", action="store_true", help="no line per run")
 
     cli.add_objective_arguments(p.add_argument_group("objective (as neural_style.py)"))
@@ -169,7 +177,7 @@ def read_experiment(argv=None):
         pairs=tuple((c, tuple(s)) for c, s in pairs), out_dir=args.out_dir, width=args.width, init=args.init,
         evaluations=args.evaluations, time_budget=args.time_budget, seeds=tuple(args.seeds),
         adam_learning_rates=tuple(args.adam_learning_rates), lbfgs_corrections=tuple(args.lbfgs_corrections),
-        gram_layers=args.gram_layers, quiet=args.quiet, network=settings.run.network,
+        gram_layers=args.gram_layers, quiet=args.quiet, target_from=args.target_from, network=settings.run.network,
         input_range=settings.run.input_range, normalise_network=settings.run.normalise_network,
         loss=settings.loss, pool=engine.pool_options(args))
     validate(experiment)
@@ -179,7 +187,8 @@ def read_experiment(argv=None):
 
 def validate(exp):
     """Every check that needs no network. Raises UsageError."""
-    for label, value in (("--width", exp.width), ("--evaluations", exp.evaluations)):
+    for label, value in (("--width", exp.width), ("--evaluations", exp.evaluations),
+                         ("--target-from", exp.target_from)):
         if value <= 0:
             raise UsageError(f"{label} must be a positive integer, not {value}")
     if exp.time_budget is not None and not (exp.time_budget > 0 and math.isfinite(exp.time_budget)):
@@ -462,6 +471,70 @@ def run_metrics(run, best, e, t):
     return out
 
 
+def _ranges(numbers):
+    """[[first, last], ...] of the runs of consecutive integers in a sorted list."""
+    out = []
+    for n in numbers:
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
+
+
+def lbfgs_against_adam(records, start=TARGET_FROM):
+    """Per pair, seed and L-BFGS configuration: its best loss so far over the lowest best-so-far
+    of the pair's Adam runs (same seed, any learning rate) at each evaluation count from `start`
+    to the shortest Adam run's end. A ratio above 1 is L-BFGS behind the best Adam there.
+
+    An L-BFGS run that ended early (converged) keeps its best: that is the image it delivers.
+    """
+    groups = {}
+    for run in records:
+        groups.setdefault((run["pair"], run["seed"]), []).append(run)
+    out = []
+    for (pair, _seed), runs in groups.items():
+        adam = [r for r in runs if r["optimizer"] == "adam" and r["rows"]]
+        n = min((len(r["rows"]) for r in adam), default=0)
+        if n < start:
+            continue
+        curves = np.stack([best_so_far(r["rows"])[:n] for r in adam])
+        envelope, winner = curves.min(axis=0), curves.argmin(axis=0)
+        for run in runs:
+            if run["optimizer"] != "lbfgs" or not run["rows"]:
+                continue
+            mine = best_so_far(run["rows"])[:n]
+            mine = np.concatenate([mine, np.full(n - len(mine), mine[-1])])
+            full = mine / envelope
+            ratio = full[start - 1:]
+            worst = int(np.argmax(ratio))
+            above = [start + int(i) for i in np.nonzero(ratio > 1)[0]]
+            out.append({"pair": pair, "seed": run["seed"], "config": run["config"], "label": run["label"],
+                        "from": start, "to": n, "meets": not above, "worst_ratio": float(ratio[worst]),
+                        "worst_evaluation": start + worst,
+                        "best_adam_there": adam[int(winner[start - 1 + worst])]["label"],
+                        "above": _ranges(above), "ratio_at_start": float(ratio[0]), "ratio_at_end": float(ratio[-1]),
+                        "lbfgs_at_start": float(mine[start - 1]), "adam_at_start": float(envelope[start - 1]),
+                        "lbfgs_at_end": float(mine[-1]), "adam_at_end": float(envelope[-1]),
+                        "ratio": [float(r) for r in full]})  # at every count from 1, for the plot
+    return out
+
+
+def target_table(checks_):
+    """The 'L-BFGS against the best Adam' table in Markdown."""
+    lines = ["| pair | seed | L-BFGS | <= best Adam at every count | worst L-BFGS / best Adam (at evaluation; best Adam "
+             "there) | counts above 1 | at the first count: L-BFGS / best Adam | at the last count |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in checks_:
+        above = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in c["above"]) or "none"
+        lines.append(f"| {c['pair']} | {c['seed']} | {c['label']} | {'yes' if c['meets'] else 'no'} "
+                     f"({c['from']}-{c['to']}) | {c['worst_ratio']:.3f} ({c['worst_evaluation']}; "
+                     f"{c['best_adam_there']}) | {above} | {c['lbfgs_at_start']:.4g} / {c['adam_at_start']:.4g} "
+                     f"= {c['ratio_at_start']:.3f} | {c['lbfgs_at_end']:.4g} / {c['adam_at_end']:.4g} "
+                     f"= {c['ratio_at_end']:.3f} |")
+    return "\n".join(lines)
+
+
 def _luminance(rgb):
     return color.rgb_to_ycbcr(rgb)[..., 0]
 
@@ -548,8 +621,9 @@ def summarise(exp, network, records, prepared, configs):
     return {"settings": {"width": exp.width, "init": exp.init, "evaluations": exp.evaluations,
                          "time_budget": exp.time_budget, "seeds": list(exp.seeds), "network": network.name,
                          "loss": prepared[0][4]["loss"], "thresholds": list(THRESHOLDS),
-                         "gram_layers": list(gram_layers or ())},
-            "pairs": pairs_out, "overall": overall, "runs": per_run}
+                         "gram_layers": list(gram_layers or ()), "target_from": exp.target_from},
+            "pairs": pairs_out, "overall": overall, "runs": per_run,
+            "lbfgs_vs_best_adam": lbfgs_against_adam(records, exp.target_from)}
 
 
 def _ratio(value, best):
@@ -644,6 +718,11 @@ def summary_markdown(summary):
     if len(summary["pairs"]) > 1:
         parts.append("### All pairs (relative losses averaged over pairs and seeds)\n\n"
                      + table(summary["overall"], st["gram_layers"], absolute=False))
+    if summary["lbfgs_vs_best_adam"]:
+        parts.append(f"### L-BFGS against the best Adam, from evaluation {st['target_from']}\n\n"
+                     "Best loss so far of each L-BFGS run over the lowest best-so-far of the pair's Adam runs "
+                     "(any learning rate, same seed) at each evaluation count; above 1 is L-BFGS behind.\n\n"
+                     + target_table(summary["lbfgs_vs_best_adam"]))
     return "\n\n".join(parts) + "\n"
 
 
@@ -712,6 +791,29 @@ def plot_losses(path, records, configs, pair_order, by="evaluations"):
     _save_figure(fig, path)
 
 
+def plot_target(path, checks_, pair_order, start):
+    """L-BFGS's best loss over the best Adam's at each evaluation count (log scale), per pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(pair_order), figsize=(7 * len(pair_order), 4.2), squeeze=False)
+    for ax, pair_id in zip(axes[0], pair_order):
+        for c in (c for c in checks_ if c["pair"] == pair_id):
+            ax.plot(np.arange(1, len(c["ratio"]) + 1), c["ratio"], lw=1.8, label=f"{c['label']}, seed {c['seed']}")
+        ax.axhline(1.0, color="black", lw=1)
+        ax.axvspan(0.5, start - 0.5, color="grey", alpha=0.15, lw=0, label=f"before evaluation {start}")
+        ax.set_yscale("log")
+        ax.set_xlabel("loss-and-gradient evaluations")
+        ax.set_ylabel("L-BFGS best loss / best Adam's (log)")
+        ax.set_title(pair_id, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
 def plot_images(path, exp, summary, prepared, configs):
     """Content, style and each configuration's final image (first seed), with losses."""
     import matplotlib
@@ -749,6 +851,8 @@ def write_outputs(exp, network, records, prepared, configs):
     plot_losses(os.path.join(out, "loss_vs_evaluations.png"), records, configs, order, "evaluations")
     plot_losses(os.path.join(out, "loss_vs_seconds.png"), records, configs, order, "seconds")
     plot_images(os.path.join(out, "images.png"), exp, summary, prepared, configs)
+    if summary["lbfgs_vs_best_adam"]:
+        plot_target(os.path.join(out, "lbfgs_vs_best_adam.png"), summary["lbfgs_vs_best_adam"], order, exp.target_from)
     return summary, markdown
 
 

@@ -204,6 +204,7 @@ def test_resume_skips_finished_runs(tiny_run, tiny_net_path, images_dir, monkeyp
         (["--gram-layers", "relu9_9"], "--gram-layers: unknown layer 'relu9_9'"),
         (["--style-layers", "relu1_l"], "unknown layer 'relu1_l'"),
         (["--time-budget", "0"], "--time-budget must be a positive number of seconds, not 0.0"),
+        (["--target-from", "0"], "--target-from must be a positive integer, not 0"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(tiny_net_path, images_dir, tmp_path, capsys, extra, expected):
@@ -255,7 +256,7 @@ def test_pairs_file_runs_the_grid_and_aggregates(tiny_net_path, images_dir, tmp_
     out = tmp_path / "out"
     argv = ["--network", tiny_net_path, "--pairs", str(pairs), "--out-dir", str(out), "--width", "24",
             "--evaluations", "3", "--seeds", "0", "--adam-learning-rates", "10", "--lbfgs-corrections", "5",
-            "--quiet"]
+            "--target-from", "2", "--quiet"]
     assert compare.main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["pairs"]) == ["content+style", "style+content"]
@@ -267,3 +268,43 @@ def test_pairs_file_runs_the_grid_and_aggregates(tiny_net_path, images_dir, tmp_
         assert stats["relative_loss_at_equal_evaluations"] == pytest.approx(np.mean(relative))
         assert stats["runs"] == 2
     assert "### All pairs" in (out / "summary.md").read_text()
+    # The check of L-BFGS against the best Adam, recomputed from the CSV.
+    checks = {c["pair"]: c for c in summary["lbfgs_vs_best_adam"]}
+    assert set(checks) == set(summary["pairs"])
+    for pair, c in checks.items():
+        best = {cfg: np.minimum.accumulate([r["total"] for r in rows if r["pair"] == pair and r["config"] == cfg])
+                for cfg in ("adam-lr10", "lbfgs-m5")}
+        ratio = best["lbfgs-m5"][1:] / best["adam-lr10"][1:]
+        assert (c["from"], c["to"]) == (2, 3) and c["meets"] == bool((ratio <= 1).all())
+        assert c["worst_ratio"] == pytest.approx(ratio.max()) and c["worst_evaluation"] == 2 + int(ratio.argmax())
+        assert c["ratio"] == pytest.approx(list(best["lbfgs-m5"] / best["adam-lr10"]))
+    assert "### L-BFGS against the best Adam, from evaluation 2" in (out / "summary.md").read_text()
+    with Image.open(out / "lbfgs_vs_best_adam.png") as img:
+        assert img.format == "PNG" and img.width > 200
+
+
+def _record(config, optimizer, totals, pair="p", seed=0):
+    rows = [[i + 1, 0.1 * (i + 1), 0.0, t, 0.0, t] for i, t in enumerate(totals)]
+    return {"pair": pair, "seed": seed, "config": config, "label": config, "optimizer": optimizer, "rows": rows}
+
+
+def test_lbfgs_against_the_best_adam_at_every_count():
+    # Two Adam rates take turns at being best; L-BFGS is behind the lower of them at 2-4 only.
+    records = [_record("adam-a", "adam", [10, 9, 5, 5, 5, 5, 5]),
+               _record("adam-b", "adam", [10, 8, 7, 6, 4, 3, 3]),
+               _record("lbfgs", "lbfgs", [10, 9, 6, 5.5, 3, 3.3, 2]),
+               # An L-BFGS run that converged after 4 evaluations keeps its best loss.
+               _record("lbfgs-short", "lbfgs", [10, 2, 2, 1])]
+    (c, short) = compare.lbfgs_against_adam(records, start=2)
+    assert (c["from"], c["to"], c["meets"]) == (2, 7, False)
+    # Best-so-far from count 2: L-BFGS 9 6 5.5 3 3 2 against Adam's envelope 8 5 5 4 3 3
+    # (adam-b, adam-a, adam-a, adam-b, adam-b, adam-b); equal (count 6) is not behind.
+    assert c["above"] == [[2, 4]]
+    assert c["worst_ratio"] == pytest.approx(6 / 5) and c["worst_evaluation"] == 3
+    assert c["best_adam_there"] == "adam-a"
+    assert c["ratio_at_start"] == pytest.approx(9 / 8) and c["ratio_at_end"] == pytest.approx(2 / 3)
+    assert short["meets"] and short["to"] == 7 and short["ratio_at_end"] == pytest.approx(1 / 3)
+    assert c["ratio"] == pytest.approx([1, 9 / 8, 6 / 5, 5.5 / 5, 3 / 4, 1, 2 / 3])
+    # Too few evaluations for the check: nothing to say.
+    assert compare.lbfgs_against_adam(records, start=8) == []
+    assert "| p | 0 | lbfgs | no (2-7) | 1.200 (3; adam-a) | 2-4 |" in compare.target_table([c])
