@@ -139,6 +139,11 @@ def test_time_to_quality_report_reads_the_traces(tmp_path):
     assert results["slow"]["seconds_to_target"] is None and results["slow"]["ratio"] is None
     table = ttq.markdown(results, 256)
     assert "| fast |" in table and "| 0.25 |" in table and "never" in table
+    # within 25% of the target (12.5): the reference at 100 s, fast at 15 s, slow at 200 s
+    within = results["fast"]["within"]
+    assert within[0.25] == 15 and within[0.10] == 25 and results["slow"]["within"][0.25] == 200
+    assert results[ttq.REFERENCE[0]]["within"][0.25] == 100
+    assert "| 25% | 100 s (1.00x) | 15 s (0.15x) | 200 s (2.00x) |" in table
 
 
 def test_time_to_quality_route_names_and_refusal():
