@@ -420,13 +420,20 @@ def style_loss_w2(moments, target):
     """
     tf = import_tensorflow()
 
-    mean, cov = moments
+    # In float64: near the optimum the distance is a small difference of large traces
+    # (tr C + tr C_t - 2 tr(...)^1/2), and in float32 its rounding is a noise of about 1e-6
+    # of the total loss, the size of L-BFGS's last steps: SciPy's line search and
+    # convergence test then stop it early (docs/lbfgs-vs-adam.md). The statistics stay
+    # float32; only this formula (a few 512x512 products per layer) is float64.
+    mean, cov = (tf.cast(m, tf.float64) for m in moments)
     target_mean, target_cov, target_root, target_trace, spread = target
     channels = float(mean.shape[-1])
-    product = tf.matmul(tf.matmul(target_root, cov), target_root)
+    root = tf.cast(target_root, tf.float64)
+    product = tf.matmul(tf.matmul(root, cov), root)
     root_trace = trace_sqrt((product + tf.transpose(product)) / 2)  # symmetric to rounding, as eigh assumes
-    distance = tf.reduce_sum(tf.square(mean - target_mean)) + tf.linalg.trace(cov) + target_trace - 2.0 * root_trace
-    return W2_SCALE * distance / (channels * spread)
+    distance = (tf.reduce_sum(tf.square(mean - tf.cast(target_mean, tf.float64))) + tf.linalg.trace(cov)
+                + tf.cast(target_trace, tf.float64) - 2.0 * root_trace)
+    return tf.cast(W2_SCALE * distance / (channels * tf.cast(spread, tf.float64)), moments[1].dtype)
 
 
 @dataclass(frozen=True)
