@@ -44,10 +44,10 @@ EPSILON = 1e-08
 STYLE_SCALE = 1.0
 # Iterations at the final size (coarse-to-fine runs COARSE_ITERATIONS at each coarser
 # one). The classic tool's 1000 take about 45 min at 512 px here. From the photo, with
-# W2, L-BFGS at 256 px stopped by itself (converged) after 237 evaluations and was within
-# 2% of that loss at 117 (docs/performance.md); at 512 px 150 iterations (173
-# evaluations, 9 min here) give the finished look of docs/quality.md. --preset classic
-# restores 1000.
+# W2, L-BFGS at 512 px is within 2% of its loss after 500 evaluations after 129
+# evaluations; 150 iterations (151-173 evaluations, 8-9 min here) end 1.4% above it at a
+# third of its time and give the finished look of docs/quality.md (time to quality:
+# docs/performance.md). --preset classic restores 1000.
 ITERATIONS = 150
 POOLING = "max"
 POOLING_CHOICES = ("max", "avg")
