@@ -125,7 +125,7 @@ def report(out_dir, names):
             traces[name] = json.load(f)
     ref = traces[REFERENCE[0]]
     target = ref["final_loss"]
-    ref_time = next(cpu for cpu, _, best, _ in ref["rows"] if best <= target)
+    ref_time = _seconds_to(ref, target)
     results = {}
     for name, t in traces.items():
         seconds = _seconds_to(t, target)

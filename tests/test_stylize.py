@@ -950,6 +950,7 @@ def test_w2_loss_has_no_rounding_noise_near_its_minimum():
     # measured: 1.2e-7 of the loss with the float64 formula, 5e-6 with float32 throughout
     assert np.sqrt(np.mean((values - fit) ** 2)) < 1e-6 * np.mean(values)
 
+
 def test_iterate_average_is_bias_corrected():
     average = stylize.IterateAverage(0.9)
     assert average.get() is None
