@@ -31,8 +31,9 @@ import numpy as np
 import stylize
 import vgg
 
-from . import calibration, images, memory, time_to_quality
+from . import images, memory, time_to_quality
 from .errors import UsageError
+from .networks import calibration
 from .tf_runtime import import_tensorflow, return_freed_tensors_to_the_os
 
 REFERENCE_SIZE = "512x384"  # the size the targets are set at; always measured

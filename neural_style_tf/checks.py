@@ -13,9 +13,7 @@ import os
 import re
 import sys
 
-import stylize
-
-from . import images, masks, memory
+from . import images, losses, masks, memory, objective
 from .errors import UsageError
 from .settings import STYLE_SCALE
 
@@ -187,7 +185,7 @@ def check_layers(loss, network):
 
 def used_layers(loss):
     """The layers the objective reads (content layers of weight 0 are never computed)."""
-    return tuple(loss.style_layers) + tuple(stylize.content_layer_weights(loss.content_layers,
+    return tuple(loss.style_layers) + tuple(losses.content_layer_weights(loss.content_layers,
                                                                           loss.content_weight_blend))
 
 
@@ -222,12 +220,8 @@ def largest_size(settings, content_shape, style_shapes):
     style image at its scaled size when that is larger."""
     run, loss = settings.run, settings.loss
     size = tuple(content_shape[:2]) if run.width is None else images.size_at_width(content_shape, run.width)
-    sizes = [size]
-    if run.style_size == "content":
-        sizes += [size] * len(style_shapes)
-    else:
-        scales = loss.style_scales or [STYLE_SCALE] * len(style_shapes)
-        sizes += [images.size_at_width(shape, max(1, int(round(s * size[1])))) for shape, s in zip(style_shapes, scales)]
+    scales = loss.style_scales or [STYLE_SCALE] * len(style_shapes)
+    sizes = [size] + [objective.style_shape(shape, size, s, run.style_size) for shape, s in zip(style_shapes, scales)]
     return size, max(sizes, key=lambda hw: hw[0] * hw[1])
 
 

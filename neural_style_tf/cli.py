@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-import vgg
-
 from . import checks, presets, settings
 from .errors import EXIT_USAGE, UsageError
-from .keras_network import INPUT_RANGES
+from .networks.embedded import PAPER_MAT
+from .networks.keras_network import INPUT_RANGES
 from .settings import Settings
 
 
@@ -112,7 +111,7 @@ def add_optimisation_arguments(p):
 def add_objective_arguments(group):
     """The flags that define the objective and its network, into `group` (a parser or a group)."""
     group.add_argument("--network", default=None,
-                       help="weights file: MatConvNet .mat, Keras .h5 or .npz (default: ./" + vgg.PAPER_MAT
+                       help="weights file: MatConvNet .mat, Keras .h5 or .npz (default: ./" + PAPER_MAT
                             + ", then the Keras VGG-19 cache, then the embedded VGG-16); or a whole Keras model "
                             "(.keras, full-model .h5 or SavedModel directory) with --content-layers and "
                             "--style-layers naming its layers")

@@ -27,8 +27,8 @@ Why not for every size: measured at 512 px (docs/quality.md), one scale keeps th
 photo's layout readable, while coarse-to-fine from 128 px paints the painting's large
 swirls over the town; at 256 px it was 1.3x slower to the same loss (docs/performance.md).
 
-Every scale builds a fresh `stylize.Objective` (targets at that size) and runs the
-same `stylize.minimize`; the previous Objective is closed first so its graph and
+Every scale builds a fresh `objective.Objective` (targets at that size) and runs the
+same `optimize.minimize`; the previous Objective is closed first so its graph and
 session are freed before the larger one is built.
 """
 
@@ -39,9 +39,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-import stylize
-
-from . import images
+from . import images, objective, optimize
 from .settings import AUTO_ABOVE, AUTO_START_SIZE, COARSE_ITERATIONS
 
 # The largest ratio between the long sides of two consecutive scales.
@@ -98,18 +96,18 @@ def auto_start_size(shape, scales=None, start_size=None):
 
 def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None,
         make_objective=None):
-    """Run `stages` in order; returns (stylize.Result at the final size, [per-stage Results]).
+    """Run `stages` in order; returns (optimize.Result at the final size, [per-stage Results]).
 
     `first_x0(content_at_size)` makes the start image of the first stage. `callback`
-    receives each iteration's `stylize.Progress` with the iteration and evaluation
-    counts accumulated over all stages, `iterations` set to the total, and an extra
-    attribute `scale = (index, count, (height, width))`. `objective_kwargs(size)`
+    receives each iteration's `optimize.Progress` with the iteration and evaluation
+    counts accumulated over all stages, `iterations` set to the total, and its
+    `scale` = (index, count, (height, width)). `objective_kwargs(size)`
     may return extra keyword arguments for each stage's Objective (e.g. a content mask
-    resized to that stage's size). `make_objective`, with stylize.Objective's arguments,
-    returns a context manager giving the objective (default: a new stylize.Objective,
+    resized to that stage's size). `make_objective`, with objective.Objective's arguments,
+    returns a context manager giving the objective (default: a new objective.Objective,
     closed after its stage; a batch worker passes its cache of built ones).
     """
-    make_objective = make_objective or stylize.Objective
+    make_objective = make_objective or objective.Objective
     content = np.asarray(content, np.float32)
     total = sum(s.iterations for s in stages)
     done_iterations = done_evaluations = 0
@@ -124,22 +122,21 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
         def report(progress, stage=stage, base=(done_iterations, done_evaluations, done_seconds)):
             if callback is None:
                 return
-            out = replace(progress, iteration=base[0] + progress.iteration, iterations=total,
-                          evaluations=base[1] + progress.evaluations, elapsed=base[2] + progress.elapsed)
-            out.scale = (stage.index, len(stages), stage.size)
-            callback(out)
+            callback(replace(progress, iteration=base[0] + progress.iteration, iterations=total,
+                             evaluations=base[1] + progress.evaluations, elapsed=base[2] + progress.elapsed,
+                             scale=(stage.index, len(stages), stage.size)))
 
         extra = objective_kwargs(stage.size) if objective_kwargs else {}
         try:
             # One Objective at a time: the `with` closes this scale's session before the
             # next (larger) graph is built.
-            with make_objective(network, scaled, styles, loss, **extra) as objective:
-                result = stylize.minimize(objective, x0, replace(opts, iterations=stage.iterations), callback=report)
+            with make_objective(network, scaled, styles, loss, **extra) as built:
+                result = optimize.minimize(built, x0, replace(opts, iterations=stage.iterations), callback=report)
         except KeyboardInterrupt:
             if x is None:
                 raise  # nothing made yet: the caller reports that
             # Interrupted while building a larger scale: the previous scale's image is the result.
-            result = stylize.Result(x, results[-1].terms, 0, 0, 0.0, "interrupted", "interrupted")
+            result = optimize.Result(x, results[-1].terms, 0, 0, 0.0, "interrupted", "interrupted")
         results.append(result)
         done_iterations += result.iterations
         done_evaluations += result.evaluations

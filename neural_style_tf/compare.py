@@ -33,8 +33,9 @@ import numpy as np
 import stylize
 import vgg
 
-from . import checks, cli, color, engine, images, memory, presets
+from . import checks, cli, color, engine, images, memory
 from .errors import EXIT_INTERRUPTED, UsageError
+from .networks import normalization
 from .settings import STYLE_SCALE, LossOptions, OptimizerOptions, for_network, jsonable
 from .tf_runtime import configure_process, import_tensorflow, session_config
 
@@ -867,7 +868,7 @@ def load_network(exp, say):
     say(network.announce())
     if exp.normalise_network:
         try:
-            network = presets.normalised_network(network, exp.loss.pooling, log=say)
+            network = normalization.normalised_network(network, exp.loss.pooling, log=say)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     return network

@@ -8,17 +8,17 @@
 A mask is any image file of any size: its alpha channel when it has a transparent
 pixel, else its grey level; white = 1, black = 0, grey in between (soft edges blend).
 It is resized to the image it covers. This module reads and checks the files (no
-TensorFlow) and turns them into what stylize.Objective takes: a stylize.Guidance per
+TensorFlow) and turns them into what objective.Objective takes: an objective.Guidance per
 size and the content term's per-pixel weights.
 
-How masks combine (the objective is stylize.Guidance's):
+How masks combine (the objective is objective.Guidance's):
 - a pixel that no style mask covers gets no style: the content and TV terms keep it the
   photo (a mask that does not cover the picture leaves the rest unstylised);
 - where masks overlap, the pixel counts in each style's statistics: the styles blend;
 - the protected subject (--content-mask) is taken out of every style's mask (times
   1 - the content mask), and a "keep" term holds its pixels to the photo:
   --content-mask-weight x the mean, over the subject weighted by its mask, of the squared
-  difference to the photo (stylize.Temporal, the term video.py holds frames with).
+  difference to the photo (objective.Temporal, the term video.py holds frames with).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import images
+from . import images, objective
 from .errors import UsageError
 from .settings import AUTO_SKY
 
@@ -90,16 +90,14 @@ class Masks:
         return masks
 
     def guidance(self, photo, count):
-        """The stylize.Guidance of an objective whose content is `photo` (its size decides
+        """The objective.Guidance of an objective whose content is `photo` (its size decides
         the masks'; the protected subject is held to it)."""
-        import stylize
-
         size = photo.shape[:2]
         masks = self.style_masks(count)
         keep = None
         if self.protect is not None:
-            keep = stylize.Temporal(np.asarray(photo, np.float32), resized(self.protect, size), self.protect_weight)
-        return stylize.Guidance(tuple(resized(m, size) for m in masks) if masks is not None else (),
+            keep = objective.Temporal(np.asarray(photo, np.float32), resized(self.protect, size), self.protect_weight)
+        return objective.Guidance(tuple(resized(m, size) for m in masks) if masks is not None else (),
                                 tuple(self.regions or ()), keep)
 
 
@@ -119,7 +117,7 @@ class Masks:
 
 
 def content_weights(alpha, size):
-    """The content term's per-pixel weight at `size` (stylize.masked_content), or None
+    """The content term's per-pixel weight at `size` (losses.masked_content), or None
     without an alpha plane: transparent pixels have no content, since what lies under them
     is arbitrary; the visible ones are scaled so that their mean weight is 1, and a picture
     with a transparent margin keeps the content weight of an opaque one. `alpha`: the

@@ -5,20 +5,12 @@ settings that have no flag (`loss_scale`, `style_size`, `normalise_network`).
 `apply_preset` turns one `settings.Settings` into another; flags the user gives
 explicitly always win over the preset.
 
-`normalised_network` gives the paper's normalised network (every filter's mean
-activation 1 on calibration images), computed once and cached.
+The paper's normalised network itself is made and cached by networks/normalization.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import os
-
-import vgg
-
-from . import calibration, images
+from . import images
 
 STYLE_LAYERS_PAPER = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -148,91 +140,3 @@ def resize_styles(styles, content_shape, style_size):
     if style_size != "content":
         return styles
     return [images.resize(s, content_shape[:2]) for s in styles]
-
-
-# ---------------------------------------------------------------- the normalised network
-
-
-def cache_dir():
-    """~/.cache/neural-style-tf (or $XDG_CACHE_HOME/neural-style-tf)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "neural-style-tf")
-
-
-def _file_id(path):
-    st = os.stat(path)
-    return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
-
-
-def cache_key(network, calibration, pooling, size, target=1.0):
-    """A short hash of the source weights file (path, size, mtime) and the calibration settings.
-
-    The file's identity is cheaper to take than its sha256 (534 MB for VGG-19) and
-    changes whenever the file is replaced.
-    """
-    data = {"network": _file_id(network.path), "images": [_file_id(p) for p in calibration],
-            "pooling": pooling, "size": size, "target": target, "floor": vgg.NORMALISE_FLOOR}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def cache_paths(network, key):
-    """Where a normalised copy may live: next to the source (if writable and not the
-    embedded package's file, which belongs to pip), then the user's cache folder."""
-    base = os.path.splitext(os.path.basename(network.path))[0] + f".normalised-{key}.npz"
-    paths = []
-    source_dir = os.path.dirname(os.path.abspath(network.path))
-    if network.cache_beside_source and os.access(source_dir, os.W_OK):
-        paths.append(os.path.join(source_dir, base))
-    paths.append(os.path.join(cache_dir(), base))
-    return paths
-
-
-def normalised_network(network, pooling="avg", images_dir=None, size=calibration.CALIBRATION_SIZE, log=None):
-    """`network` normalised as in the paper, from the cache if it was computed before.
-
-    Calibrates on the images in `images_dir` (default: the shipped calibration images).
-    A network that is already normalised (e.g. a `vgg.py normalize` .npz) is returned as is.
-    """
-    if not network.can_normalise:
-        raise ValueError("--preset gatys2016 normalises a VGG network's weights; a Keras model's features are "
-                         "scaled already (keras_network.py): use --loss-scale gatys2016 and its --ratio instead")
-    if network.is_normalised:
-        return network
-    say = log or (lambda text: None)
-    paths = calibration.calibration_paths(images_dir)
-    key = cache_key(network, paths, pooling, size)
-    candidates = cache_paths(network, key)
-    for path in candidates:
-        if os.path.isfile(path):
-            try:
-                cached = vgg.load_npz(path)
-            except vgg.NetworkError:
-                continue  # a damaged cache file is recomputed and replaced
-            say(f"normalised network: {path} (cached)")
-            return _with_notes(cached, network, path)
-    where = images_dir or f"the {len(paths)} shipped calibration images (no calibration folder given)"
-    say(f"normalising {network.name} on {where}, {pooling} pooling (once; cached)")
-    rgbs = calibration.calibration_images(paths, size)
-    normalised = vgg.normalize(network, rgbs, pooling)
-    for path in candidates:
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            images.write_atomically(path, lambda f: vgg.save_npz_to(normalised, f))
-        except OSError:
-            continue
-        say(f"normalised network cached in {path}")
-        return _with_notes(normalised, network, path)
-    say("normalised network: no writable cache folder; it will be recomputed next time")
-    return normalised
-
-
-def _with_notes(normalised, source, path):
-    """Keep the source's notes and attributes (e.g. the embedded network's hint) on the copy."""
-    notes = dict(source.notes)
-    notes.update(normalised.notes)
-    notes["normalised"] = notes.get("normalised") or True
-    notes["normalised_from"] = source.path
-    # The path is the cached file's, whether it was just written or read back, so that
-    # logs and manifests name the same file on a first and a resumed run.
-    return dataclasses.replace(normalised, path=path, notes=notes, default_tv_weight=source.default_tv_weight,
-                               default_style_layer_weight_exp=source.default_style_layer_weight_exp, hint=source.hint, cache_beside_source=source.cache_beside_source, is_normalised=True)

@@ -25,8 +25,9 @@ import time
 import stylize
 import vgg
 
-from . import cli, engine, images, memory, presets
+from . import cli, engine, images, memory, objective, presets
 from .errors import EXIT_INTERRUPTED, UsageError
+from .networks import normalization
 from .settings import LBFGS_CORRECTIONS, LossOptions, OptimizerOptions
 from .tf_runtime import configure_process
 
@@ -399,9 +400,9 @@ def load(args, figures, say):
     raw = {key: images.load_image(os.path.join(args.examples, file)) for key, (file, _) in PAINTINGS.items()}
     say(network.announce())
     if not args.as_loaded:
-        network = presets.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
+        network = normalization.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
     # The paper resizes the style image to the content image's size.
-    styles = {key: presets.resize_styles([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
+    styles = {key: objective.size_styles_to_content([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
     return network, content, styles
 
 

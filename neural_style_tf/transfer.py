@@ -16,11 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import stylize
-import vgg
-
-from . import checks, coarse_to_fine, color, images, masks, presets
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from . import checks, coarse_to_fine, color, images, masks, objective
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .networks import loading
 from .progress import Reporter
 from .settings import for_network
 from .tf_runtime import device_line
@@ -64,39 +62,46 @@ class Job:
 
 
 def load(settings, network=None):
-    """The network (normalised for the paper's preset) and the images. `network`: one
-    already loaded from settings.run.network (a batch worker keeps its network)."""
+    """The network the run uses (normalised for the paper's preset) and the images at their
+    file sizes. `network`: one already loaded from settings.run.network (a batch worker
+    keeps its network)."""
     run = settings.run
-    network = network or vgg.load_net(run.network, run.input_range)
+    network = network or loading.load_net(run.network, run.input_range)
     checks.check_layers(settings.loss, network)
     say(network.announce())
     content, alpha = images.load_image(run.content, with_alpha=True)
     styles = [images.load_image(path) for path in run.styles]
+    if run.normalise_network:  # --preset gatys2016: the paper's normalised net (same layers, same shapes)
+        network = loading.load_normalised(network, settings.loss.pooling, log=say)
     return Inputs(network, content, alpha, styles)
+
+
+def stages(settings, shape):
+    """The coarse-to-fine stages of an output of `shape` (H, W, ...): planned once, here."""
+    opt = settings.optimizer
+    return coarse_to_fine.schedule(shape, opt.iterations, opt.scales,
+                                   coarse_to_fine.auto_start_size(shape, opt.scales, opt.start_size),
+                                   opt.coarse_iterations)
 
 
 def check(settings, inputs):
     """The checks that need the network and the images' sizes, before anything is resized
     (an absurd --width would otherwise exhaust the memory in the resize itself, and the
-    OOM killer gives no message); then the paper's normalisation, if asked for."""
+    OOM killer gives no message). Returns the planned stages; changes nothing."""
     size, _ = checks.largest_size(settings, inputs.content.shape, [s.shape for s in inputs.styles])
-    opt = settings.optimizer
-    stages = coarse_to_fine.schedule(size, opt.iterations, opt.scales,
-                                     coarse_to_fine.auto_start_size(size, opt.scales, opt.start_size),
-                                     opt.coarse_iterations)
+    planned = stages(settings, size)
     checks.check_size(inputs.network, settings.loss, [size], "the output")
-    checks.check_size(inputs.network, settings.loss, [s.size for s in stages[:1]], "the first coarse-to-fine scale")
+    checks.check_size(inputs.network, settings.loss, [s.size for s in planned[:1]], "the first coarse-to-fine scale")
     checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles])
-    if settings.run.normalise_network:  # --preset gatys2016: the paper's normalised net
-        try:
-            inputs.network = presets.normalised_network(inputs.network, settings.loss.pooling, log=say)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+    return planned
 
 
-def prepare(settings, inputs):
-    """Resize, fill transparency, prepare the colours, plan the scales, choose the seed."""
-    run, opt = settings.run, settings.optimizer
+def prepare(settings, inputs, planned=None):
+    """Resize, fill transparency, prepare the colours, choose the seed, resolve the
+    network's defaults (once, here: everything downstream takes `Job.loss` as it is).
+    `planned`: the stages `check` planned for the output size (planned here if not given:
+    a video frame's job, whose budget is the frame's)."""
+    run = settings.run
     content, alpha = inputs.content, inputs.alpha
     if run.width is not None:
         content = images.resize_to_width(content, run.width)
@@ -106,10 +111,7 @@ def prepare(settings, inputs):
     mode = run.preserve_colors or ("histogram" if run.color_source else None)
     source = images.load_image(run.color_source) if run.color_source else None
     target, styles, finish_colors = color.prepare_colors(content, inputs.styles, mode, run.color_match, source)
-    stages = coarse_to_fine.schedule(content.shape, opt.iterations, opt.scales,
-                                     coarse_to_fine.auto_start_size(content.shape, opt.scales, opt.start_size),
-                                     opt.coarse_iterations)
-    styles = presets.resize_styles(styles, content.shape, run.style_size)
+    styles = objective.size_styles_to_content(styles, content.shape, run.style_size)
     initial = None
     if run.initial is not None:
         initial = images.resize(images.load_image(run.initial), content.shape[:2])
@@ -117,7 +119,8 @@ def prepare(settings, inputs):
     loss = for_network(settings.loss, inputs.network)
     # The masks follow the photo as it is (auto-sky looks at its real colours).
     job_masks = masks.prepare(run, content)
-    return Job(inputs.network, target, content, alpha, styles, stages, initial, seed, finish_colors, loss, job_masks)
+    planned = planned or stages(settings, content.shape)
+    return Job(inputs.network, target, content, alpha, styles, planned, initial, seed, finish_colors, loss, job_masks)
 
 
 def record(settings, job):
@@ -143,7 +146,7 @@ def optimise(settings, job, reporter, make_objective=None):
     `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives)."""
     def first_x0(scaled):
         start = None if job.initial is None else images.resize(job.initial, scaled.shape[:2])
-        return stylize.initial_image(scaled, job.network, start, settings.run.initial_noiseblend, job.seed)
+        return objective.initial_image(scaled, job.network, start, settings.run.initial_noiseblend, job.seed)
 
     def objective_kwargs(size):
         """Each scale's masks, resized to it: the content term's weights (transparent
@@ -215,11 +218,10 @@ def run(settings):
 
 def execute(settings, network=None, make_objective=None):
     """`run` for a caller that keeps what is expensive (a batch worker: its loaded network
-    and built objectives, see load and optimise). Returns (exit status, Job, stylize.Result)."""
+    and built objectives, see load and optimise). Returns (exit status, Job, optimize.Result)."""
     t0 = time.perf_counter()
     inputs = load(settings, network)
-    check(settings, inputs)
-    job = prepare(settings, inputs)
+    job = prepare(settings, inputs, check(settings, inputs))
     announce(settings, job)
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record(settings, job))
     if settings.run.quiet:

@@ -162,7 +162,7 @@ def describe(graph, chain):
 def test_the_layout_is_found():
     modules = project_modules()
     for name in ("neural_style", "stylize", "vgg", "compare", "reproduce", "benchmark", "batch", PACKAGE,
-                 f"{PACKAGE}.cli", f"{PACKAGE}.transfer", f"{PACKAGE}.calibration"):
+                 f"{PACKAGE}.cli", f"{PACKAGE}.transfer", f"{PACKAGE}.networks.calibration"):
         assert name in modules, name
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import scipy.io
 import weights_factory as wf
+from neural_style_tf.calibration import calibration_images, calibration_paths
+from neural_style_tf.feature_network import FeatureNetwork
+from neural_style_tf.keras_network import KerasNetwork
 from numpy.lib.stride_tricks import sliding_window_view
 
 import vgg
 from neural_style_tf import errors, images, settings
-from neural_style_tf.calibration import calibration_images, calibration_paths
-from neural_style_tf.feature_network import FeatureNetwork
-from neural_style_tf.keras_network import KerasNetwork
 from neural_style_tf.tf_runtime import import_tensorflow
 
 tf = import_tensorflow()

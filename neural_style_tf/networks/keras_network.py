@@ -27,11 +27,11 @@ import zipfile
 
 import numpy as np
 
+from ..errors import NetworkError
+from ..settings import TV_WEIGHT_EMBEDDED
+from ..tf_runtime import import_tensorflow
 from . import calibration
-from .errors import NetworkError
 from .feature_network import FeatureNetwork, shown_layers
-from .settings import TV_WEIGHT_EMBEDDED
-from .tf_runtime import import_tensorflow
 
 # How the RGB 0..255 image is scaled for the model. Custom models differ: Keras
 # `Rescaling(1/255)` pipelines and most home-trained models expect 0..1, some 0..255,

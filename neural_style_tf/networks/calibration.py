@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-from .errors import NetworkError
+from ..errors import NetworkError
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "calibration")
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "calibration")
 # Longest side of the calibration images. Mean activations hardly depend on it, and
 # 256 px keeps a VGG-19 calibration pass over them under a minute on a CPU.
 CALIBRATION_SIZE = 256

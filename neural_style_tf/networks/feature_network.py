@@ -1,23 +1,26 @@
 """The one interface every feature network implements (VGG weights, a Keras model).
 
 Code downstream (stylize.py, memory.py, the commands) asks the network, never its
-type: no `hasattr` checks or tags decide what happens. `vgg.load_net` is the one
-dispatcher that turns a path into a network.
+type: no `hasattr` checks or tags decide what happens. `networks.loading.load` is the
+one entry point that turns a path into a network.
 """
 
 from __future__ import annotations
 
 import difflib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .settings import STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT
+from ..settings import STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT
 
 # Longest list of layer names that an error message prints in full.
 LIST_LIMIT = 30
 
 
-class FeatureNetwork:
+class FeatureNetwork(ABC):
     """What style transfer needs of a network.
 
     Attributes every network sets: `name`, `path`, `layers` (the names usable as
@@ -50,31 +53,35 @@ class FeatureNetwork:
 
     # ------------------------------------------------------------ input
 
-    def preprocess(self, rgb):
+    @abstractmethod
+    def preprocess(self, rgb: Any) -> Any:
         """RGB 0..255 (NumPy array or tensor, channels last) -> the network's input."""
         raise NotImplementedError
 
-    def unprocess(self, x):
+    @abstractmethod
+    def unprocess(self, x: Any) -> Any:
         """Inverse of `preprocess`: the network's input -> RGB 0..255 (not clipped)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ graph
 
-    def features(self, input_image, last=None, pooling="max", padding="zero"):
+    @abstractmethod
+    def features(self, input_image: Any, last: str | None = None, pooling: str = "max",
+                 padding: str = "zero") -> dict[str, Any]:
         """{layer: tensor} for every layer up to `last` (default: all) on `input_image`
         (a preprocessed NHWC float32 tensor), built in the current tf.compat.v1 graph.
         Nothing past `last` is built, so nothing past it is ever computed. `padding` is
         that of the first convolution, one of `paddings`."""
         raise NotImplementedError
 
-    def deepest(self, names):
+    def deepest(self, names: Sequence[str]) -> str:
         """The layer among `names` that comes last in the network."""
         order = {n: i for i, n in enumerate(self.layers)}
         return max(names, key=order.__getitem__)
 
     # ------------------------------------------------------------ spatial guidance
 
-    def mask_weights(self, mask, layers, pooling="max"):
+    def mask_weights(self, mask: np.ndarray, layers: Sequence[str], pooling: str = "max") -> dict[str, np.ndarray]:
         """{layer: `mask` at that layer's size} for a (H, W) mask 0..1 over an H x W input:
         how much each position of the layer's feature map belongs to the region.
 
@@ -88,16 +95,17 @@ class FeatureNetwork:
 
     # ------------------------------------------------------------ description
 
-    def describe(self):
+    @abstractmethod
+    def describe(self) -> str:
         """One line: what the network is and where it came from."""
         raise NotImplementedError
 
-    def announce(self):
+    def announce(self) -> str:
         """The line the commands print about the network they use."""
         line = f"network: {self.describe()}"
         return f"{line} ({self.hint})" if self.hint else line
 
-    def layer_problem(self, name):
+    def layer_problem(self, name: str) -> str | None:
         """None if `name` can be a content or style layer, else a one-line reason."""
         if name in self.layers:
             return None
@@ -105,32 +113,35 @@ class FeatureNetwork:
         return f"unknown layer {name!r} for {self.name}" + (f"; did you mean {close[0]}?" if close else "")
 
     @property
-    def layer_advice(self):
+    def layer_advice(self) -> str:
         """Said after a refused layer name: where the network's own names are listed."""
         return f"list them with: python vgg.py layers --network {self.path}"
 
-    def layer_table(self):
+    @abstractmethod
+    def layer_table(self) -> list[tuple[str, str]]:
         """[(layer, description)] for `vgg.py layers`: every layer, and whether it can be used."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ memory preflight
 
-    def feature_shapes(self, height, width, last):
+    @abstractmethod
+    def feature_shapes(self, height: int, width: int, last: str | None) -> list[tuple[str, int, int, int]]:
         """[(layer, H, W, C)] of every layer up to `last` for a height x width input."""
         raise NotImplementedError
 
-    def weight_bytes(self, last):
+    @abstractmethod
+    def weight_bytes(self, last: str | None) -> int:
         """Bytes of the weights the graph holds up to `last`."""
         raise NotImplementedError
 
 
-def shown_layers(layers, limit=LIST_LIMIT):
+def shown_layers(layers: Sequence[str], limit: int = LIST_LIMIT) -> str:
     """A comma-separated list of layer names, cut after `limit`."""
     shown = ", ".join(layers[:limit])
     return shown + (f", ... ({len(layers) - limit} more)" if len(layers) > limit else "")
 
 
-def area_resize(mask, shape):
+def area_resize(mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """A (H, W) float mask resized to `shape` (h, w) by area averaging (Pillow's box filter)."""
     from PIL import Image
 
@@ -141,7 +152,7 @@ def area_resize(mask, shape):
     return np.asarray(resized, np.float32)
 
 
-def halve_mask(mask):
+def halve_mask(mask: np.ndarray) -> np.ndarray:
     """A (H, W) mask averaged over 2x2 blocks, to (ceil(H/2), ceil(W/2)): a stride-2 pooling
     with SAME padding (the edge row or column repeated when the size is odd)."""
     mask = np.asarray(mask, np.float32)

@@ -1,0 +1,464 @@
+"""The loss terms as small pure functions, and the statistics they compare.
+
+Each function takes tensors (or NumPy arrays, for the targets' constants) and returns
+a tensor; none builds a graph of its own or keeps state. objective.py composes them
+into one graph. TensorFlow is imported where a function builds ops, never at import.
+
+    layer weights       content_layer_weights, style_layer_weights, blend_weights
+    loss terms          content_loss, style_loss, total_variation, temporal_loss, masked_content
+    loss scales         LossScale, LOSS_SCALES (--loss-scale): classic, normalized, the paper's two
+    style statistics    StyleStatistic, style_statistic (--style-loss): Gram, mean-cov, W2
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .networks.feature_network import halve_mask
+from .settings import CONTENT_WEIGHT_BLEND, STYLE_LAYER_WEIGHT_EXP, STYLE_LOSSES
+from .tf_runtime import import_tensorflow
+
+# A tf.Tensor: typed loosely, since TensorFlow is imported only where a graph is built.
+Tensor = Any
+
+# ---------------------------------------------------------------- weights of layers
+
+
+def content_layer_weights(layers: Sequence[str], blend: float = CONTENT_WEIGHT_BLEND) -> OrderedDict[str, float]:
+    """Per-layer content weights, as the classic tool's --content-weight-blend.
+
+    With the classic pair (relu4_2, relu5_2), relu4_2 gets `blend` and relu5_2 gets
+    1 - blend. With more layers the rest share 1 - blend; a single layer gets 1.
+    Layers of weight 0 are dropped, so they are never computed.
+    """
+    layers = tuple(layers)
+    if not layers:  # no content term at all (pure texture synthesis)
+        return OrderedDict()
+    if len(layers) == 1:
+        weights = {layers[0]: 1.0}
+    else:
+        rest = (1.0 - blend) / (len(layers) - 1)
+        weights = {layers[0]: blend, **{name: rest for name in layers[1:]}}
+    return OrderedDict((k, v) for k, v in weights.items() if v != 0)
+
+
+def style_layer_weights(layers: Sequence[str], exp: float = STYLE_LAYER_WEIGHT_EXP) -> OrderedDict[str, float]:
+    """weight(layer n+1) = exp * weight(layer n), normalised to sum to 1 (classic tool)."""
+    raw = [exp**i for i in range(len(layers))]
+    total = sum(raw)
+    return OrderedDict((name, w / total) for name, w in zip(layers, raw))
+
+
+def blend_weights(count: int, weights: Sequence[float] | None = None) -> list[float]:
+    """Style blend weights normalised to sum to 1; equal when not given."""
+    weights = [1.0] * count if weights is None else [float(w) for w in weights]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+# ---------------------------------------------------------------- pure loss functions
+# Each takes tensors and returns a tensor. A *loss scale* is one consistent set of them
+# (see LOSS_SCALES): how the Gram matrix and each term are normalised.
+#
+# "classic" is the classic TensorFlow tool's: per-element means, and Gram matrices
+# divided by H*W*C. It differs from Gatys et al. (sums, 1/(4 N^2 M^2)); the means keep
+# the default weights meaningful across image sizes.
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """G = F^T F / (H W C) for features of shape (1, H, W, C) (classic normalisation)."""
+    tf = import_tensorflow()
+
+    shape = tf.shape(features)
+    channels = features.shape[-1]
+    flat = tf.reshape(features, (-1, channels))
+    size = tf.cast(shape[1] * shape[2] * shape[3], features.dtype)
+    return tf.matmul(flat, flat, transpose_a=True) / size
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Mean squared difference between features and their target."""
+    tf = import_tensorflow()
+
+    return tf.reduce_mean(tf.square(features - target))
+
+
+def style_loss(gram: Tensor, target_gram: Tensor) -> Tensor:
+    """Mean squared difference between a Gram matrix and its target."""
+    tf = import_tensorflow()
+
+    return tf.reduce_mean(tf.square(gram - target_gram))
+
+
+def total_variation(image: Tensor) -> Tensor:
+    """Mean squared difference between vertical neighbours, plus the same horizontally."""
+    tf = import_tensorflow()
+
+    dy = image[:, 1:, :, :] - image[:, :-1, :, :]
+    dx = image[:, :, 1:, :] - image[:, :, :-1, :]
+    return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+
+
+def temporal_loss(image: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean over reliable pixels of the squared difference to `target` (Ruder et al. 2016).
+
+    `image` and `target` (1, H, W, C), `mask` (1, H, W) of weights 0..1:
+    sum(mask (image - target)^2) / (C sum(mask)). Ruder et al. divide by all H W C
+    pixels instead; the mean over the reliable ones keeps --temporal-weight meaning the
+    same whether a frame has much or little disocclusion.
+    """
+    tf = import_tensorflow()
+
+    weights = tf.expand_dims(tf.cast(mask, image.dtype), -1)
+    count = tf.maximum(tf.reduce_sum(weights) * float(image.shape[-1]), 1e-6)
+    return tf.reduce_sum(weights * tf.square(image - target)) / count
+
+
+@dataclass(frozen=True)
+class LossScale:
+    """One consistent normalisation of the loss terms.
+
+    gram(features) -> G; content(features, target) -> scalar; style(G, target_G) ->
+    scalar for one layer; tv(image) -> scalar.
+    """
+
+    gram: Callable[[Tensor], Tensor]
+    content: Callable[[Tensor, Tensor], Tensor]
+    style: Callable[[Tensor, Tensor], Tensor]
+    tv: Callable[[Tensor], Tensor]
+    description: str = ""
+
+
+# The size at which "normalized" equals "classic" (long side, pixels), so that the
+# classic default weights keep their meaning there.
+REFERENCE_SIZE = 512
+
+
+def total_variation_normalized(image: Tensor) -> Tensor:
+    """`total_variation` measured on the REFERENCE_SIZE grid: multiplied by (long side / 512)^2.
+
+    Why: the content and style terms are already means (content per element, Gram per
+    position and channel), and measured at initialisation they agree within ~15%
+    between 256 and 1024 px. The TV term is the one that drifts: for a smooth picture
+    a neighbour difference shrinks as 1/size, so its square falls by 4x each time the
+    size doubles, and the same --tv-weight smooths less at a larger size. Scaling by
+    (size/512)^2 makes it a size-independent measure of the picture (a finite-difference
+    gradient in units of the 512 px grid); at 512 px it is exactly the classic term.
+    """
+    tf = import_tensorflow()
+
+    shape = tf.shape(image)
+    long_side = tf.cast(tf.maximum(shape[1], shape[2]), image.dtype)
+    return total_variation(image) * tf.square(long_side / REFERENCE_SIZE)
+
+
+# ---- the paper's losses (Gatys, Ecker & Bethge 2016) and the authors' later code
+# F is the (M, N) matrix of one layer's features: M = H W positions, N channels.
+
+
+def gram_per_position(features: Tensor) -> Tensor:
+    """G / M = F^T F / M for features of shape (1, H, W, C).
+
+    The paper's Gram matrix is G = F^T F, unnormalised. Dividing both G and its target
+    A by M (equal sizes: the preset resizes the style to the content's size) turns
+    sum((G - A)^2) / (4 N^2 M^2) into sum((G/M - A/M)^2) / (4 N^2): the same number,
+    computed without the huge intermediate values of an unnormalised Gram in float32,
+    and without the style term needing M.
+    """
+    tf = import_tensorflow()
+
+    shape = tf.shape(features)
+    flat = tf.reshape(features, (-1, features.shape[-1]))
+    positions = tf.cast(shape[1] * shape[2], features.dtype)
+    return tf.matmul(flat, flat, transpose_a=True) / positions
+
+
+def content_loss_half_sum(features: Tensor, target: Tensor) -> Tensor:
+    """The paper's content loss: 1/2 sum (F - P)^2."""
+    tf = import_tensorflow()
+
+    return 0.5 * tf.reduce_sum(tf.square(features - target))
+
+
+def style_loss_gatys2016(gram_m: Tensor, target_gram_m: Tensor) -> Tensor:
+    """The paper's E_l = sum((G - A)^2) / (4 N^2 M^2), from G/M and A/M (see gram_per_position)."""
+    tf = import_tensorflow()
+
+    channels = float(gram_m.shape[-1])
+    return tf.reduce_sum(tf.square(gram_m - target_gram_m)) / (4.0 * channels**2)
+
+
+def style_loss_gatys_pytorch(gram_m: Tensor, target_gram_m: Tensor) -> Tensor:
+    """The authors' later PyTorch code: (1e3 / N^2) * MSE(G/M, A/M) for one layer.
+
+    Their per-layer weight 1e3/N_l^2 lives here because it depends on the layer. They
+    *sum* the layers while the Objective averages them (w_l = 1/L, exp 1), so their
+    preset sets the style weight to L (see presets.py).
+    """
+    tf = import_tensorflow()
+
+    channels = float(gram_m.shape[-1])
+    return (1e3 / channels**2) * tf.reduce_mean(tf.square(gram_m - target_gram_m))
+
+
+# Every loss scale, declared once: the name is --loss-scale's (settings.LOSS_SCALE_CHOICES).
+LOSS_SCALES = {
+    "classic": LossScale(gram_matrix, content_loss, style_loss, total_variation,
+                         "the classic TensorFlow tool's: per-element means, Gram / (H W C)"),
+    "normalized": LossScale(gram_matrix, content_loss, style_loss, total_variation_normalized,
+                            f"classic, with TV measured on the {REFERENCE_SIZE} px grid: equal to classic at "
+                            f"{REFERENCE_SIZE} px, independent of the size elsewhere"),
+    "gatys2016": LossScale(
+        gram_per_position, content_loss_half_sum, style_loss_gatys2016, total_variation,
+        "Gatys et al. 2016: 1/2 sum (F-P)^2, sum (G-A)^2 / (4 N^2 M^2), TV as classic (the preset sets its weight 0)"),
+    "gatys-pytorch": LossScale(
+        gram_per_position, content_loss, style_loss_gatys_pytorch, total_variation,
+        "the authors' PyTorch code: MSE(F, P), (1e3/N^2) MSE(G/M, A/M), TV as classic (weight 0 in the preset)"),
+}
+
+
+# ---- style statistics beyond the Gram matrix (--style-loss; docs/quality.md)
+# A style statistic is computed from one layer's features by `compute` (a tuple of
+# tensors), turned once into the target's constants by `prepare` (NumPy), and compared
+# by `loss`. The Gram matrix is the classic one; the two below separate the mean of the
+# features from their covariance, which the Gram matrix mixes (G = C + mu mu^T): a Gram
+# target can be met by shifting every feature's mean instead of reproducing the
+# painting's correlations, one source of the washed-out, grey results.
+
+
+def feature_moments(features: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(mean (C,), covariance (C, C)) of features (1, H, W, C), over the H W positions.
+
+    With `weights` (H, W) >= 0 (a guidance mask at this layer, see guided_gram), the
+    weighted mean and covariance: sum w f / sum w and sum w (f - mean)(f - mean)^T / sum w.
+    """
+    tf = import_tensorflow()
+
+    flat = tf.reshape(features, (-1, features.shape[-1]))
+    if weights is None:
+        mean = tf.reduce_mean(flat, axis=0)
+        centred = flat - mean
+        positions = tf.cast(tf.shape(flat)[0], features.dtype)
+        return mean, tf.matmul(centred, centred, transpose_a=True) / positions
+    w = tf.reshape(tf.cast(weights, features.dtype), (-1, 1))
+    mass = mask_mass(w)
+    mean = tf.reduce_sum(flat * w, axis=0) / mass
+    centred = flat - mean
+    return mean, tf.matmul(centred * w, centred, transpose_a=True) / mass
+
+
+def mask_mass(weights: Tensor) -> Tensor:
+    """sum(weights), kept above 0: a layer's statistic of an empty region is 0, not NaN."""
+    tf = import_tensorflow()
+
+    return tf.maximum(tf.reduce_sum(weights), 1e-12)
+
+
+def guided_gram(gram: Callable[[Tensor], Tensor], features: Tensor, weights: Tensor | None = None) -> Tensor:
+    """A loss scale's Gram matrix `gram(features)` of the positions weighted by `weights`
+    (H, W) >= 0: the guided Gram matrix of Gatys et al. 2017 (Controlling Perceptual
+    Factors), normalised by the mask's mass instead of the image size.
+
+    Every loss scale's Gram matrix is sum over positions of f f^T divided by the number
+    of positions H W (times constants), so the features are weighted by sqrt(w) and the
+    result multiplied by H W / sum(w): sum w f f^T / sum(w) (times the same constants).
+    The paper multiplies the features by the mask itself (weights w^2); for the binary
+    masks it uses the two are equal, and w keeps soft edges a linear blend. An all-ones
+    mask gives `gram(features)` exactly (sqrt(1) = 1, and H W / sum(1) = 1 in float32).
+    """
+    tf = import_tensorflow()
+
+    if weights is None:
+        return gram(features)
+    w = tf.cast(weights, features.dtype)
+    positions = tf.cast(tf.size(w), features.dtype)
+    return gram(features * tf.sqrt(w)[None, :, :, None]) * (positions / mask_mass(w))
+
+
+def style_loss_mean_cov(moments: tuple[Tensor, Tensor], target: tuple) -> Tensor:
+    """Squared distance of means plus that of covariances, each per channel (sum over the
+    channels of the mean's, mean over rows of the covariance's summed squares).
+
+    Divided by the channel count C like this, both parts keep the size of a per-channel
+    squared statistic, whatever the layer's width; then by the painting's spread squared
+    (see target_spread)."""
+    tf = import_tensorflow()
+
+    mean, cov = moments
+    target_mean, target_cov, variance = target[0], target[1], target[-1]
+    channels = float(mean.shape[-1])
+    distance = tf.reduce_sum(tf.square(mean - target_mean)) + tf.reduce_sum(tf.square(cov - target_cov)) / channels
+    return MEAN_COV_SCALE * distance / (channels * variance**2)
+
+
+def target_spread(mean: np.ndarray, cov: np.ndarray) -> np.float32:
+    """The painting's mean feature variance per channel, the unit of the new style losses.
+
+    Floored at 1% of the mean squared activation: a map of one position (a deep layer of
+    a tiny style image) has no variance at all, and its loss must stay finite.
+    """
+    channels = cov.shape[0]
+    variance = float(np.trace(cov)) / channels
+    mean_square = variance + float(np.sum(np.square(mean, dtype=np.float64))) / channels
+    return np.float32(max(variance, 0.01 * mean_square, 1e-12))
+
+
+def mean_cov_target(moments: tuple) -> tuple:
+    """The constants of the mean-cov loss: (mean, covariance, the painting's spread)."""
+    mean, cov = (np.asarray(m, np.float32) for m in moments)
+    return mean, cov, target_spread(mean, cov)
+
+
+def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix (NumPy, float64)."""
+    values, vectors = np.linalg.eigh(np.asarray(matrix, np.float64))
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def w2_target(moments: tuple) -> tuple:
+    """The constants of the W2 loss for target moments: (mean, covariance, its square root,
+    its trace, the painting's spread)."""
+    mean, cov = (np.asarray(m, np.float64) for m in moments)
+    cov = (cov + cov.T) / 2
+    return (mean.astype(np.float32), cov.astype(np.float32), sqrtm_psd(cov).astype(np.float32),
+            np.float32(np.trace(cov)), target_spread(mean, cov))
+
+
+# Why these scales: each new loss is divided by the painting's own mean feature variance
+# per layer (target_spread; squared for mean-cov, whose terms are squared statistics), so that every
+# layer counts in relative terms whatever the size of its activations, and then by a
+# constant that gives the style gradient the size of the Gram loss's at the same
+# --style-weight: measured at the content start on the Neckarfront x Starry Night, 256 px,
+# embedded network (docs/quality.md). The classic flags keep their meaning.
+W2_SCALE = 10.0
+MEAN_COV_SCALE = 30.0
+
+
+# Eigenvalues below this (relative to the largest) count as 0 in the W2 trace term: the
+# derivative of sqrt is infinite at 0, and the smallest eigenvalues of a covariance of
+# ReLU features are 0 up to rounding.
+W2_EIG_FLOOR = 1e-8
+
+
+def trace_sqrt(matrix: Tensor) -> Tensor:
+    """tr(M^1/2) of a symmetric PSD matrix: the sum of the square roots of its eigenvalues.
+
+    Its gradient is written out, (1/2) V diag(1/sqrt(lambda)) V^T, because TensorFlow's
+    gradient of eigh divides by the differences of eigenvalues: a covariance of more
+    channels than positions (relu5_1 at 256 px: 512 channels, 192 positions) has many
+    equal (zero) eigenvalues, and that gradient is NaN. Eigenvalues below W2_EIG_FLOOR
+    of the largest count as 0 in both.
+    """
+    tf = import_tensorflow()
+
+    @tf.custom_gradient
+    def _trace_sqrt(m):
+        # In float64: the small eigenvalues, whose roots change fastest, are lost in float32.
+        values, vectors = tf.linalg.eigh(tf.cast(m, tf.float64))
+        kept = values > W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
+        roots = tf.sqrt(tf.where(kept, values, tf.ones_like(values)))
+        result = tf.cast(tf.reduce_sum(tf.where(kept, roots, tf.zeros_like(roots))), m.dtype)
+
+        def grad(upstream):
+            half_inverse = tf.where(kept, 0.5 / roots, tf.zeros_like(roots))
+            return upstream * tf.cast(tf.matmul(vectors * half_inverse, vectors, transpose_b=True), m.dtype)
+
+        return result, grad
+
+    return _trace_sqrt(matrix)
+
+
+def style_loss_w2(moments: tuple[Tensor, Tensor], target: tuple) -> Tensor:
+    """Squared Wasserstein-2 distance between the Gaussians of the features and of the
+    target, per channel and in units of the painting's spread v (target_spread):
+
+        (|mu - mu_t|^2 + tr C + tr C_t - 2 tr (C_t^1/2 C C_t^1/2)^1/2) / (C_count v)
+
+    The trace of the matrix square root is the sum of the square roots of the
+    eigenvalues of the symmetric C_t^1/2 C C_t^1/2 (see trace_sqrt).
+    """
+    tf = import_tensorflow()
+
+    # In float64: near the optimum the distance is a small difference of large traces
+    # (tr C + tr C_t - 2 tr(...)^1/2), and in float32 its rounding is a noise of about 1e-6
+    # of the total loss, the size of L-BFGS's last steps: SciPy's line search and
+    # convergence test then stop it early (docs/lbfgs-vs-adam.md). The statistics stay
+    # float32; only this formula (a few 512x512 products per layer) is float64.
+    mean, cov = (tf.cast(m, tf.float64) for m in moments)
+    target_mean, target_cov, target_root, target_trace, spread = target
+    channels = float(mean.shape[-1])
+    root = tf.cast(target_root, tf.float64)
+    product = tf.matmul(tf.matmul(root, cov), root)
+    root_trace = trace_sqrt((product + tf.transpose(product)) / 2)  # symmetric to rounding, as eigh assumes
+    distance = (tf.reduce_sum(tf.square(mean - tf.cast(target_mean, tf.float64))) + tf.linalg.trace(cov)
+                + tf.cast(target_trace, tf.float64) - 2.0 * root_trace)
+    return tf.cast(W2_SCALE * distance / (channels * tf.cast(spread, tf.float64)), moments[1].dtype)
+
+
+@dataclass(frozen=True)
+class StyleStatistic:
+    """compute(features, weights=None) -> tuple of tensors; prepare(tuple of arrays) -> tuple of target
+    constants; loss(statistic, target constants) -> scalar tensor for one layer."""
+
+    compute: Callable[..., tuple]
+    prepare: Callable[[tuple], tuple]
+    loss: Callable[[tuple, tuple], Tensor]
+    description: str = ""
+
+
+def style_statistic(style_loss: str, scale: LossScale) -> StyleStatistic:
+    """The StyleStatistic of --style-loss `style_loss`, with `scale`'s Gram matrix for 'gram'.
+
+    Every `compute(features, weights=None)` takes an optional guidance mask at the
+    layer's size (--style-masks): the statistic of the positions it weights."""
+    name = style_loss
+    if name == "gram":
+        return StyleStatistic(lambda f, w=None: (guided_gram(scale.gram, f, w),), tuple,
+                              lambda g, t: scale.style(g[0], t[0]), "Gram matrix, as the loss scale normalises it")
+    if name == "mean-cov":
+        return StyleStatistic(feature_moments, mean_cov_target, style_loss_mean_cov,
+                              "squared distance of means and covariances")
+    if name == "w2":
+        return StyleStatistic(feature_moments, w2_target, style_loss_w2, "Wasserstein-2 between Gaussians")
+    raise ValueError(f"style loss must be one of {STYLE_LOSSES}, not {name!r}")
+
+
+# ---------------------------------------------------------------- targets
+
+
+def pool_mask(mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Average-pool a (H, W) mask by 2x2 blocks until it is (h, w) = shape[:2].
+
+    The network's pooling layers halve with 'SAME' padding (out = ceil(in / 2)), so the
+    mask is edge-padded to an even size and block-averaged the same way, which keeps
+    it aligned with the feature map of each layer.
+    """
+    mask = np.asarray(mask, np.float32)
+    while mask.shape[0] > shape[0] or mask.shape[1] > shape[1]:
+        mask = halve_mask(mask)
+    if mask.shape != tuple(shape[:2]):
+        raise ValueError(f"mask of shape {mask.shape} does not pool to {tuple(shape[:2])}")
+    return mask
+
+
+def masked_content(content_fn: Callable[[Tensor, Tensor], Tensor], features: Tensor, target: np.ndarray,
+                   mask: np.ndarray | None = None) -> Tensor:
+    """`content_fn` on features and target both weighted by sqrt(mask).
+
+    Weighting both by sqrt(m) weights each squared difference by m, whatever the loss
+    scale's normalisation: m is each pixel's content weight relative to an unmasked run
+    (pooled to the layer, see pool_mask). The caller normalises it (masks.content_weights:
+    transparent pixels 0, the rest scaled so that their mean stays 1). Without a mask this is exactly `content_fn(features, target)`.
+    """
+    tf = import_tensorflow()
+
+    if mask is None:
+        return content_fn(features, tf.constant(target))
+    m = pool_mask(mask, target.shape[1:3])
+    root = np.sqrt(m)[None, :, :, None].astype(np.float32)
+    return content_fn(features * tf.constant(root), tf.constant(target * root))

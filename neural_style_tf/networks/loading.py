@@ -1,0 +1,82 @@
+"""The one entry point from a path (or none) to a feature network.
+
+`load(path, input_range)` dispatches on the file: VGG weights give a `Network`, a
+whole Keras model a `KerasNetwork`, no path the embedded default. `load_normalised`
+adds the paper's normalisation (normalization.py), from its cache when it was made before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from ..errors import NetworkError
+from . import keras_network
+from .embedded import HED_WEIGHTS_NAME, KERAS_VGG19_CACHE, PAPER_MAT, load_embedded
+from .feature_network import FeatureNetwork
+from .normalization import normalised_network
+from .vgg_files import load_h5, load_mat, load_npz
+
+
+def _load_file(path: str, input_range: str | None = None) -> FeatureNetwork:
+    if not os.path.exists(path):
+        raise NetworkError(f"network file {path} does not exist")
+    if keras_network.kind_of(path):  # a whole Keras model, not VGG weights
+        return keras_network.load(path, input_range)
+    if input_range is not None:
+        raise NetworkError(f"--input-range is for Keras models; {path} is a VGG weights file with its own preprocessing")
+    if os.path.isdir(path):
+        raise NetworkError(f"network {path} is a directory, not a weights file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    lower = path.lower()
+    if head.startswith(b"MATLAB") or lower.endswith(".mat"):
+        return load_mat(path)
+    if head.startswith(b"\x89HDF") or lower.endswith((".h5", ".hdf5")):
+        if os.path.basename(path) == HED_WEIGHTS_NAME:
+            return load_embedded(path)
+        return load_h5(path)
+    if head.startswith(b"PK") or lower.endswith(".npz"):
+        return load_npz(path)
+    raise NetworkError(f"{path}: unknown weights format; expected a MatConvNet .mat, a Keras .h5, a .npz or a whole Keras model (.keras)")
+
+
+def find_default_network() -> str | None:
+    """The path `load_net()` uses without an argument (None means the embedded default)."""
+    for candidate in (PAPER_MAT, os.path.expanduser(KERAS_VGG19_CACHE)):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def load_net(path: str | None = None, input_range: str | None = None) -> FeatureNetwork:
+    """Load a network: `path`, or the first of ./imagenet-vgg-verydeep-19.mat, the Keras
+    VGG-19 cache file, and the embedded default. Raises NetworkError with a one-line message.
+
+    A whole Keras model (.keras, full-model .h5) gives a `keras_network.KerasNetwork`;
+    `input_range` ('0-1', '0-255', 'caffe') is how its input is scaled.
+    """
+    if path is None:
+        if input_range is not None:
+            raise NetworkError("--input-range is for Keras models given with --network")
+        path = find_default_network()
+    return load_embedded() if path is None else _load_file(path, input_range)
+
+
+def load(path: str | None = None, input_range: str | None = None, normalise_pooling: str | None = None,
+         log: Callable[[str], None] | None = None) -> FeatureNetwork:
+    """The network a run uses: `load_net(path, input_range)`, and with `normalise_pooling`
+    (the paper's preset) normalised as in the paper, calibrated with that pooling (from the
+    cache when it was made before). A network that cannot be normalised (a Keras model)
+    raises NetworkError with one line."""
+    network = load_net(path, input_range)
+    return network if normalise_pooling is None else load_normalised(network, normalise_pooling, log)
+
+
+def load_normalised(network: FeatureNetwork, pooling: str, log: Callable[[str], None] | None = None) -> FeatureNetwork:
+    """`network` normalised as in the paper (normalization.normalised_network); its refusal
+    of a network that cannot be normalised becomes a NetworkError (one line, exit 2)."""
+    try:
+        return normalised_network(network, pooling, log=log)
+    except ValueError as exc:
+        raise NetworkError(str(exc)) from exc

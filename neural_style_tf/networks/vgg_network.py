@@ -1,0 +1,219 @@
+"""The VGG network: its layer spec as data, its weights as NumPy arrays, its graph.
+
+A *loader* (vgg_files.py, embedded.py) turns one file format into a plain `Network`
+(layer names in order, conv weights as arrays, mean pixel, channel order). Nothing
+after the loaders knows about file formats. `Network.features` (the classic tool's
+`net_preloaded`) builds tf.compat.v1 graph ops by looping over the layer-name list.
+
+TensorFlow is imported inside the functions that build graphs, so that the command
+line can load weights and validate layer names in about a second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..settings import PADDINGS, POOLING_CHOICES, STYLE_LAYER_WEIGHT_EXP_VGG, TV_WEIGHT
+from ..tf_runtime import import_tensorflow
+from .feature_network import FeatureNetwork, halve_mask
+
+# Caffe/Keras VGG mean, in B, G, R order as Keras documents it.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# Convolutions per block: the whole difference between VGG-16 and VGG-19.
+VGG16_BLOCKS = (2, 2, 3, 3, 3)
+VGG19_BLOCKS = (2, 2, 4, 4, 4)
+
+
+def vgg_layers(blocks: Sequence[int]) -> tuple[str, ...]:
+    """Layer names of a VGG with `blocks[i]` convolutions in block i+1.
+
+    Each conv is followed by its relu, each block by a 2x2 pool.
+    >>> vgg_layers((1, 2))
+    ('conv1_1', 'relu1_1', 'pool1', 'conv2_1', 'relu2_1', 'conv2_2', 'relu2_2', 'pool2')
+    """
+    names = []
+    for b, count in enumerate(blocks, start=1):
+        for c in range(1, count + 1):
+            names += [f"conv{b}_{c}", f"relu{b}_{c}"]
+        names.append(f"pool{b}")
+    return tuple(names)
+
+
+VGG16_LAYERS = vgg_layers(VGG16_BLOCKS)
+VGG19_LAYERS = vgg_layers(VGG19_BLOCKS)
+
+
+def layer_kind(name: str) -> str:
+    """'conv', 'relu' or 'pool' from a layer name such as 'relu3_1'."""
+    return name[:4]
+
+
+@dataclass(frozen=True, eq=False)
+class Network(FeatureNetwork):
+    """Weights and conventions of a VGG-style network, independent of the file they came from.
+
+    `weights[conv_name] = (kernel HWIO float32, bias float32)`. `mean_pixel` is in RGB
+    order; `channel_order` is what the network expects as input ('RGB' or 'BGR').
+    """
+
+    name: str
+    path: str
+    layers: tuple[str, ...]
+    weights: dict[str, tuple[np.ndarray, np.ndarray]]
+    mean_pixel: np.ndarray
+    channel_order: str = "RGB"
+    notes: dict = field(default_factory=dict)
+    default_tv_weight: float = TV_WEIGHT
+    # Replicate padding of the first convolution by default: zero padding is a black frame
+    # to the network, which paints bright dots along the border (settings.PADDINGS).
+    paddings: tuple = PADDINGS
+    default_padding: str = "replicate"
+    default_style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP_VGG
+    hint: str = ""
+    # Whether a normalised copy may be cached next to the weights file (not for files
+    # that belong to an installed package, such as the embedded network's).
+    cache_beside_source: bool = True
+    is_normalised: bool = False  # every filter's mean activation rescaled (normalize)
+    can_normalise = True
+
+    def preprocess(self, rgb: Any) -> Any:
+        x = rgb - self.mean_pixel.astype(np.float32)
+        return x[..., ::-1] if self.channel_order == "BGR" else x
+
+    def unprocess(self, x: Any) -> Any:
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        return x + self.mean_pixel.astype(np.float32)
+
+    @property
+    def relu_layers(self) -> tuple[str, ...]:
+        return tuple(n for n in self.layers if layer_kind(n) == "relu")
+
+    def describe(self) -> str:
+        convs = sum(layer_kind(n) == "conv" for n in self.layers)
+        return f"{self.name}: {convs} conv layers, {self.channel_order} input, from {self.path}"
+
+    def layer_table(self) -> list[tuple[str, str]]:
+        return [(name, f"{channels} channels") for name, _, _, channels in self.feature_shapes(1, 1, None)]
+
+    def features(self, input_image: Any, last: str | None = None, pooling: str = "max",
+                 padding: str = "zero") -> dict[str, Any]:
+        """The classic tool's net_preloaded: one loop over the layer-name list (the spec is data).
+
+        `padding` is that of the first convolution (zero, replicate or reflect); every
+        later one zero-pads, as the network was trained.
+        """
+        tf = import_tensorflow()
+
+        if pooling not in POOLING_CHOICES:
+            raise ValueError(f"pooling must be one of {POOLING_CHOICES}, not {pooling!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
+        if last is not None and last not in self.layers:
+            raise ValueError(f"unknown layer {last!r} for {self.name}")
+        net = {}
+        current = input_image
+        for name in self.layers:
+            kind = layer_kind(name)
+            if kind == "conv":
+                kernel, bias = self.weights[name]
+                current = _conv(current, kernel, padding if current is input_image else "zero")
+                current = tf.nn.bias_add(current, tf.constant(bias))
+            elif kind == "relu":
+                current = tf.nn.relu(current)
+            elif kind == "pool":
+                pool = tf.nn.max_pool2d if pooling == "max" else tf.nn.avg_pool2d
+                current = pool(current, ksize=2, strides=2, padding="SAME")
+            else:  # loaders only produce the three kinds above
+                raise ValueError(f"unknown layer kind in {name!r}")
+            net[name] = current
+            if name == last:
+                break
+        return net
+
+    def feature_shapes(self, height: int, width: int, last: str | None) -> list[tuple[str, int, int, int]]:
+        """(layer, H, W, C) of every layer up to and including `last`, as `features` builds them."""
+        h, w, c = height, width, 3
+        out = []
+        for name in self.layers:
+            kind = layer_kind(name)
+            if kind == "conv":
+                c = self.weights[name][0].shape[3]
+            elif kind == "pool":  # 2x2, stride 2, SAME padding
+                h, w = math.ceil(h / 2), math.ceil(w / 2)
+            out.append((name, h, w, c))
+            if name == last:
+                break
+        return out
+
+    def mask_weights(self, mask: np.ndarray, layers: Sequence[str], pooling: str = "max") -> dict[str, np.ndarray]:
+        """{layer: `mask` at that layer's size}, brought there through the network's own
+        layers (FeatureNetwork.mask_weights).
+
+        Each convolution averages the mask over its k x k window (edges replicated, as the
+        first layer's padding), so a position's weight is the share of its receptive field
+        inside the region: how Gatys et al. 2017 take the receptive field into account,
+        kept soft where they erode the mask to the positions wholly inside, so that soft
+        edges blend and complementary masks stay complementary (the propagation is linear).
+        Each pooling averages 2 x 2 blocks whatever `pooling` is: a max would grow every
+        region, and two complementary masks would overlap at their border.
+        """
+        from scipy import ndimage
+
+        current = np.asarray(mask, np.float32)
+        wanted, last, out = set(layers), self.deepest(layers), {}
+        for name in self.layers:
+            kind = layer_kind(name)
+            if kind == "conv":
+                current = ndimage.uniform_filter(current, size=self.weights[name][0].shape[:2], mode="nearest")
+            elif kind == "pool":
+                current = halve_mask(current)
+            if name in wanted:
+                out[name] = current
+            if name == last:
+                break
+        return {n: out[n] for n in layers}
+
+    def weight_bytes(self, last: str | None) -> int:
+        convs = [name for name, *_ in self.feature_shapes(1, 1, last) if layer_kind(name) == "conv"]
+        return sum(self.weights[n][0].nbytes + self.weights[n][1].nbytes for n in convs)
+
+
+# tf.pad's names for the paddings: for a pad of 1, SYMMETRIC repeats the edge pixel.
+_TF_PAD_MODES = {"replicate": "SYMMETRIC", "reflect": "REFLECT"}
+
+
+def _conv(x, kernel, padding):
+    """A stride-1 convolution whose output has the input's size, padded as asked."""
+    tf = import_tensorflow()
+
+    if padding == "zero":
+        return tf.nn.conv2d(x, tf.constant(kernel), strides=(1, 1, 1, 1), padding="SAME")
+    kh, kw = kernel.shape[:2]
+    # SAME's split: the extra pixel of an even kernel goes after.
+    pads = [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]]
+    if max(kh, kw) > 3 and padding == "replicate":
+        raise ValueError("replicate padding is implemented for kernels of at most 3x3")
+    padded = tf.pad(x, pads, mode=_TF_PAD_MODES[padding])
+    return tf.nn.conv2d(padded, tf.constant(kernel), strides=(1, 1, 1, 1), padding="VALID")
+
+
+def deepest(network: FeatureNetwork, names: Sequence[str]) -> str:
+    """The layer among `names` that comes last in `network.layers`."""
+    return network.deepest(names)
+
+
+def net_preloaded(network: FeatureNetwork, input_image: Any, pooling: str = "max", last: str | None = None) -> dict[str, Any]:
+    """Build the network on `input_image` (preprocessed NHWC float32 tensor): {layer: tensor}
+    for every layer up to and including `last` (default: all). The classic tool's name
+    for `network.features`, for any FeatureNetwork."""
+    return network.features(input_image, last, pooling)
+
+
+# ---------------------------------------------------------------- loaders

@@ -1,0 +1,299 @@
+"""The optimisers on one objective: an `Evaluator` that caches loss and gradient on x,
+SciPy's L-BFGS-B, Adam, and `minimize`, which runs either and returns a `Result`.
+
+Progress is reported to the caller through callbacks (`Progress` after each iteration,
+each evaluation's terms); nothing is printed here. Ctrl-C stops a run with the best
+image so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .settings import OPTIMIZERS, OptimizerOptions
+
+# The defaults of minimize (frozen, so one instance serves every call).
+DEFAULT_OPTIMIZER = OptimizerOptions()
+
+class BudgetExhausted(Exception):
+    """Raised inside the optimizer when the evaluation or time budget is used up."""
+
+
+class NonFiniteLoss(Exception):
+    """Raised inside the optimizer when the loss or gradient stops being finite."""
+
+
+class Evaluator:
+    """Loss and gradient for SciPy, computed together and cached on x.
+
+    `loss(x)` and `grads(x)` both look at the cache first: called with the x of the
+    last evaluation they return its values, with any other x they evaluate again. No
+    call order is assumed. It also remembers the lowest-loss image ever evaluated,
+    counts evaluations, enforces budgets, and reports each evaluation to `on_evaluation`.
+    """
+
+    def __init__(self, objective: Any, max_evaluations: int | None = None, time_budget: float | None = None,
+                 on_evaluation: Callable[[int, float, dict], None] | None = None):
+        self.objective = objective
+        self.max_evaluations = max_evaluations
+        self.time_budget = time_budget
+        self.on_evaluation = on_evaluation
+        self.evaluations = 0
+        self.session_seconds = 0.0
+        self.start = time.perf_counter()
+        self.best_loss = math.inf
+        self.best_x = None
+        self.best_terms = None
+        self._x = None
+        self._terms = None
+        self._grad = None
+
+    def _ensure(self, x):
+        # The cache key is x as the graph sees it, in float32: two float64 x that round to
+        # the same float32 image have exactly the same loss and gradient. This makes the
+        # float32 cast the only copy of x (it is also the cached and the best image).
+        x = np.array(x, dtype=np.float32)
+        if self._x is not None and x.shape == self._x.shape and np.array_equal(x, self._x):
+            return
+        if self.max_evaluations is not None and self.evaluations >= self.max_evaluations:
+            raise BudgetExhausted(f"evaluation budget of {self.max_evaluations} reached")
+        if self.time_budget is not None and self.elapsed() >= self.time_budget:
+            raise BudgetExhausted(f"time budget of {self.time_budget:g} s reached")
+        t0 = time.perf_counter()
+        terms, grad = self.objective.evaluate(x)
+        self.session_seconds += time.perf_counter() - t0
+        self.evaluations += 1
+        self._x = x
+        self._terms = terms
+        # SciPy's L-BFGS-B works in float64: this is the one conversion at its boundary.
+        self._grad = grad.ravel().astype(np.float64)
+        total = terms["total"]
+        if not (math.isfinite(total) and np.isfinite(grad).all()):
+            raise NonFiniteLoss(f"loss became {total} at evaluation {self.evaluations}")
+        if total < self.best_loss:
+            self.best_loss = total
+            self.best_x = self._x
+            self.best_terms = terms
+        if self.on_evaluation is not None:
+            self.on_evaluation(self.evaluations, self.elapsed(), terms)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def loss(self, x: np.ndarray) -> float:
+        self._ensure(x)
+        return self._terms["total"]
+
+    def grads(self, x: np.ndarray) -> np.ndarray:
+        self._ensure(x)
+        return self._grad
+
+    def terms(self, x: np.ndarray) -> dict:
+        """All loss terms at x (evaluating only if x is not the cached one)."""
+        self._ensure(x)
+        return self._terms
+
+    def best_image(self) -> np.ndarray | None:
+        shape = self.objective.shape[1:]
+        return None if self.best_x is None else np.asarray(self.best_x, np.float32).reshape(shape)
+
+
+# ---------------------------------------------------------------- optimisation
+
+
+@dataclass
+class Progress:
+    """What the optimizer reports after each iteration (an L-BFGS iteration or an Adam step).
+
+    `evaluations` counts loss-and-gradient evaluations so far, which for L-BFGS is at
+    least `iteration` (its line search may evaluate several times per iteration).
+    """
+
+    iteration: int
+    iterations: int
+    evaluations: int
+    elapsed: float
+    terms: dict
+    best_loss: float
+    evaluator: Evaluator = field(repr=False)
+    # (index, count, (height, width)) of the coarse-to-fine scale this iteration belongs
+    # to, set by coarse_to_fine.run; None in a single-scale run.
+    scale: tuple | None = None
+
+    def best_image(self):
+        return self.evaluator.best_image()
+
+
+@dataclass
+class Result:
+    image: np.ndarray | None  # the lowest-loss image evaluated, RGB float32 (H, W, 3)
+    terms: dict | None  # its loss terms
+    iterations: int
+    evaluations: int
+    elapsed: float
+    stop_reason: str  # "completed", "budget", "converged", "interrupted", "nonfinite", "stopped"
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.stop_reason not in ("nonfinite", "interrupted")
+
+
+def lbfgs_scale(gradient: np.ndarray, first_step: float) -> float:
+    """The s of x = s * y that makes L-BFGS-B's first step move x by `first_step` grey levels RMS.
+
+    With every variable boxed, SciPy's L-BFGS-B takes as its first trial step the
+    gradient itself (unit Hessian, step length 1). The style loss's gradient is tiny per
+    pixel (about 1e-2 to 1e-4 here), so the first step barely moves the image and the
+    line search spends 15-20 evaluations growing it. In y = x / s the gradient is s g,
+    the step s g in y is s^2 g in x: s = sqrt(first_step / RMS(g)) makes it first_step
+    grey levels RMS. A uniform scale changes nothing after that first step (L-BFGS
+    rescales its Hessian estimate from the first pair of steps on), so only the wasted
+    start is removed. This deviates from the classic tools, which give SciPy the pixels
+    as they are (first_step 0 does too).
+    """
+    rms = float(np.sqrt(np.mean(np.square(gradient, dtype=np.float64))))
+    return math.sqrt(first_step / rms) if first_step > 0 and rms > 0 else 1.0
+
+
+def _lbfgs(evaluator, x0, opts, report):
+    from scipy.optimize import fmin_l_bfgs_b
+
+    n = x0.size
+    x = x0.ravel().astype(np.float64)
+    # The gradient at x0 is evaluated here, once: SciPy's first call finds it cached.
+    s = lbfgs_scale(evaluator.grads(x), opts.lbfgs_first_step) if opts.lbfgs_first_step > 0 else 1.0
+    # One L-BFGS-B run for the whole job: restarting it would throw away its history.
+    # Box bounds keep every pixel in 0..255 without any clipping. The Evaluator sees x = s y
+    # (its cache and best image are in pixels); the gradient in y is s times the gradient in x.
+    _, _, info = fmin_l_bfgs_b(
+        lambda y: evaluator.loss(y * s),
+        x / s,
+        fprime=lambda y: evaluator.grads(y * s) * s,
+        bounds=[(0.0, 255.0 / s)] * n,
+        m=opts.lbfgs_corrections,
+        maxiter=opts.iterations,
+        maxfun=max(15000, 2 * opts.iterations + 10),
+        callback=lambda yk: report(evaluator.terms(yk * s), yk * s),
+    )
+    return info
+
+
+def _adam(evaluator, x0, opts, report):
+    """Adam on the same Evaluator, with TensorFlow's update rule (as the classic tool).
+
+    Unlike the classic tool, pixels are projected back into 0..255 after each step, so
+    that both optimizers search the same box; the lowest-loss image is kept.
+    """
+    x = x0.ravel().astype(np.float64)
+    m = np.zeros_like(x)
+    v = np.zeros_like(x)
+    b1, b2 = opts.beta1, opts.beta2
+    for t in range(1, opts.iterations + 1):
+        terms = evaluator.terms(x)
+        g = evaluator.grads(x)
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        step = opts.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+        x -= step * m / (np.sqrt(v) + opts.epsilon)
+        np.clip(x, 0.0, 255.0, out=x)
+        report(terms, x)
+
+
+class IterateAverage:
+    """A bias-corrected exponential moving average of the iterates (as Adam's moments).
+
+    Why: Adam's iterates keep jittering around the minimum by about the learning rate,
+    which shows as a fine noise mesh; their average does not (crowsonkb's tool returns
+    it). The bias correction makes the average of the first few iterates their mean
+    rather than a fraction of it.
+    """
+
+    def __init__(self, decay: float):
+        self.decay = float(decay)
+        self.value = None
+        self.weight = 0.0
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64).ravel()
+        if self.value is None:
+            self.value = np.zeros_like(x)
+        self.value *= self.decay
+        self.value += (1.0 - self.decay) * x
+        self.weight = self.weight * self.decay + (1.0 - self.decay)
+
+    def get(self) -> np.ndarray | None:
+        return None if self.value is None else (self.value / self.weight).astype(np.float32)
+
+
+def _averaged(result, average, objective):
+    """`result` with the averaged iterate as its image and that image's own loss terms
+    (one more evaluation, outside any budget: the result's loss is always measured)."""
+    x = average.get()
+    if x is None:
+        return result
+    terms, _ = objective.evaluate(x)
+    return dataclasses.replace(result, image=x.reshape(objective.shape[1:]), terms=terms)
+
+
+def minimize(objective: Any, x0: np.ndarray, opts: OptimizerOptions = DEFAULT_OPTIMIZER,
+             callback: Callable[[Progress], None] | None = None,
+             on_evaluation: Callable[[int, float, dict], None] | None = None) -> Result:
+    """Minimise `objective` from image `x0`; return the lowest-loss image as a `Result`.
+
+    `callback(progress)` is called after every iteration; `on_evaluation(index,
+    seconds, terms)` after every evaluation. Ctrl-C (KeyboardInterrupt) stops the run
+    and returns the best image so far with stop_reason "interrupted".
+    """
+    if opts.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {opts.optimizer!r}")
+    evaluator = Evaluator(objective, opts.max_evaluations, opts.time_budget, on_evaluation)
+    average = IterateAverage(opts.iterate_average) if opts.iterate_average > 0 else None
+    iteration = 0
+
+    def report(terms, x):
+        nonlocal iteration
+        iteration += 1
+        if average is not None:
+            average.update(x)
+        if callback is not None:
+            callback(Progress(iteration, opts.iterations, evaluator.evaluations, evaluator.elapsed(),
+                              terms, evaluator.best_loss, evaluator))
+
+    stop, message = "completed", ""
+    try:
+        if opts.optimizer == "lbfgs":
+            info = _lbfgs(evaluator, np.asarray(x0, np.float32), opts, report)
+            if iteration < opts.iterations:
+                text = info.get("task", "")
+                message = text.decode() if isinstance(text, bytes) else str(text)
+                stop = "converged" if info.get("warnflag", 0) == 0 else "stopped"
+        else:
+            _adam(evaluator, np.asarray(x0, np.float32), opts, report)
+    except BudgetExhausted as exc:
+        stop, message = "budget", str(exc)
+    except NonFiniteLoss as exc:
+        stop, message = "nonfinite", str(exc)
+    except KeyboardInterrupt:
+        stop, message = "interrupted", "interrupted"
+    result = Result(
+        image=evaluator.best_image(),
+        terms=evaluator.best_terms,
+        iterations=iteration,
+        evaluations=evaluator.evaluations,
+        elapsed=evaluator.elapsed(),
+        stop_reason=stop,
+        message=message,
+    )
+    # With averaging the result is the average, not the lowest-loss iterate: its loss is a
+    # little higher, but it is the image without the iterates' jitter.
+    return _averaged(result, average, objective) if average is not None and stop != "nonfinite" else result
