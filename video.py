@@ -8,7 +8,7 @@ are below. Everything is checked before any network is built. Each finished fram
 written atomically, a rerun of the same command continues after the last finished one,
 and Ctrl-C keeps the finished frames, assembles them and exits 130.
 
-The algorithm is in neural_style_tf/video.py, the optical flow in neural_style_tf/flow.py.
+The algorithm is in neural_style_tf/apps/video.py, the optical flow in neural_style_tf/flow.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 import sys
 
 from neural_style_tf import cli, flow
-from neural_style_tf import video as v
+from neural_style_tf.apps import video as v
 from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from neural_style_tf.tf_runtime import configure_process
 

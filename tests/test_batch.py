@@ -17,7 +17,7 @@ import time
 import pytest
 
 import neural_style
-from neural_style_tf import batch, engine, jobs, sheet
+from neural_style_tf.apps import batch, engine, jobs, sheet
 
 ray = pytest.importorskip("ray")
 
@@ -113,8 +113,8 @@ def test_a_reweighted_objective_equals_a_new_one(tiny_network):
     import numpy as np
 
     import stylize
+    from neural_style_tf.apps.worker import Worker
     from neural_style_tf.settings import LossOptions
-    from neural_style_tf.worker import Worker
 
     rng = np.random.default_rng(1)
     content, style, x = (rng.uniform(0, 255, (16, 20, 3)).astype(np.float32) for _ in range(3))
@@ -298,7 +298,7 @@ def _files(folder, pattern):
 
 
 def test_reproduce_on_workers_gives_the_serial_panels(local_ray, tiny_net_path, tmp_path):
-    from neural_style_tf import reproduce
+    from neural_style_tf.apps import reproduce
 
     common = ["figure3", "--size", "16", "--evaluations", "3", "--network", tiny_net_path, "--quiet"]
     assert reproduce.main(common + ["--out-dir", str(tmp_path / "serial")]) == 0
@@ -313,7 +313,7 @@ def test_reproduce_on_workers_gives_the_serial_panels(local_ray, tiny_net_path, 
 
 
 def test_compare_on_workers_gives_the_serial_runs(local_ray, tiny_net_path, files, tmp_path):
-    from neural_style_tf import compare
+    from neural_style_tf.apps import compare
 
     common = ["--network", tiny_net_path, "--content", files["content"], "--styles", files["style"],
               "--width", "24", "--evaluations", "4", "--seeds", "0", "1", "--adam-learning-rates", "10",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vgg
-from neural_style_tf import benchmark
+from neural_style_tf.apps import benchmark
 
 
 def two_conv_net():
@@ -122,7 +122,7 @@ def test_time_to_quality_report_reads_the_traces(tmp_path):
     """The target is the reference's final loss; a route's time is its first CPU second at
     or below it (rows: CPU s, wall s, best full-size loss, evaluations)."""
     from neural_style_tf import images
-    from neural_style_tf import time_to_quality as ttq
+    from neural_style_tf.apps import time_to_quality as ttq
 
     def save(name, rows):
         record = {"name": name, "flags": "", "final_loss": min(r[2] for r in rows), "rows": rows}
@@ -147,7 +147,7 @@ def test_time_to_quality_report_reads_the_traces(tmp_path):
 
 
 def test_time_to_quality_route_names_and_refusal():
-    from neural_style_tf import time_to_quality as ttq
+    from neural_style_tf.apps import time_to_quality as ttq
 
     assert ttq.parse_route("c2f=--scales 3") == ("c2f", "--scales 3")
     with pytest.raises(__import__("argparse").ArgumentTypeError, match="NAME=FLAGS"):

@@ -22,7 +22,7 @@ from scipy import ndimage
 import vgg
 import video
 from neural_style_tf import coarse_to_fine
-from neural_style_tf import video as v
+from neural_style_tf.apps import video as v
 from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
 FRAMES = 4

@@ -34,9 +34,9 @@ import numpy as np
 import stylize
 import vgg
 
-from . import checks, coarse_to_fine, flow, images, transfer
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from .progress import Reporter
+from .. import checks, coarse_to_fine, flow, images, transfer
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ..progress import Reporter
 
 # ---------------------------------------------------------------- defaults
 

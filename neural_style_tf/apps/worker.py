@@ -42,9 +42,9 @@ import numpy as np
 import stylize
 import vgg
 
-from . import transfer
-from .errors import EXIT_OK, UsageError
-from .tf_runtime import configure_process, import_tensorflow
+from .. import transfer
+from ..errors import EXIT_OK, UsageError
+from ..tf_runtime import configure_process, import_tensorflow
 
 # Objectives a worker keeps: a coarse-to-fine run's scales (2-3 by default) reuse theirs.
 OBJECTIVES_KEPT = 3

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import vgg
 
-from . import cli
-from .errors import UsageError
-from .settings import AUTO_SKY
+from .. import cli
+from ..errors import UsageError
+from ..settings import AUTO_SKY
 
 RESULTS = "results.jsonl"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")

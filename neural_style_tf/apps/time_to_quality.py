@@ -24,7 +24,7 @@ import os
 import shlex
 import time
 
-from . import cli, images, transfer
+from .. import cli, images, transfer
 
 REFERENCE_EVALUATIONS = 500
 # The route the default command takes is measured as "default"; the others are the

@@ -31,9 +31,10 @@ import numpy as np
 import stylize
 import vgg
 
-from . import calibration, images, memory, time_to_quality
-from .errors import UsageError
-from .tf_runtime import import_tensorflow, return_freed_tensors_to_the_os
+from .. import calibration, images, memory
+from ..errors import UsageError
+from ..tf_runtime import import_tensorflow, return_freed_tensors_to_the_os
+from . import time_to_quality
 
 REFERENCE_SIZE = "512x384"  # the size the targets are set at; always measured
 REPEATS = 5
@@ -43,7 +44,9 @@ MATMUL_SIZE = 2048
 MATMUL_REPEATS = 7
 OUT = "BENCHMARKS.md"
 # The checkout's example images; an installed tool measures on the shipped 256 px copies.
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+# The checkout: this file is neural_style_tf/apps/benchmark.py.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(ROOT, "examples")
 
 
 def example_image(name):
@@ -203,7 +206,7 @@ def parse_size(text):
 
 
 def test_images(width, height):
-    from . import images
+    from .. import images
 
     content = images.resize(images.load_image(CONTENT_IMAGE), (height, width))
     style = images.resize(images.load_image(STYLE_IMAGE), (height, width))
@@ -285,9 +288,8 @@ def run_child(network_spec, size, args, env=None, mallopt=True):
     job = {"network": network_spec, "width": size[0], "height": size[1], "repeats": args.repeats,
            "lbfgs_evaluations": args.lbfgs_evaluations, "corrections": args.lbfgs_corrections, "mallopt": mallopt}
     # `-m` with the project's root on the path: the child imports this package as the parent does.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run([sys.executable, "-m", "neural_style_tf.benchmark", "--child", json.dumps(job)],
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, "-m", "neural_style_tf.apps.benchmark", "--child", json.dumps(job)],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed for {network_spec} at {size}:\n{proc.stderr[-3000:]}")
