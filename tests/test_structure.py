@@ -26,7 +26,7 @@ COMMANDS = {
     "video": {"video", f"{PACKAGE}.apps.video"},
     "compare": {"compare", f"{PACKAGE}.apps.compare", f"{PACKAGE}.apps.compare_report"},
     "reproduce": {"reproduce", f"{PACKAGE}.apps.reproduce"},
-    "benchmark": {"benchmark", f"{PACKAGE}.apps.benchmark"},
+    "benchmark": {"benchmark", f"{PACKAGE}.apps.benchmark", f"{PACKAGE}.apps.benchmark_measure"},
     "batch": {"batch", f"{PACKAGE}.apps.batch"},
 }
 WATCHED = ("tensorflow", "keras", "tf_keras")
