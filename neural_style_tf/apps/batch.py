@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from .. import checks, cli, images, memory
+from .. import checks, cli, images, lifecycle, memory
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ..tf_runtime import configure_process
 from . import engine, jobs, sheet
@@ -314,7 +314,7 @@ def run(args, todo, grid, say):
 
 
 def main(argv=None):
-    try:
+    def command():
         args, todo, grid = read_request(argv)
 
         def say(text):
@@ -322,8 +322,5 @@ def main(argv=None):
                 print(text, file=sys.stderr)
 
         return run(args, todo, grid, say)
-    except UsageError as exc:  # NetworkError and ImageError too: one line, never a traceback
-        return cli.fail(PROG, exc)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+    return lifecycle.run_command(PROG, command, "interrupted")

@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 import stylize
 import vgg
 
-from .. import checks, cli, images, memory, presets
-from ..errors import EXIT_INTERRUPTED, UsageError
+from .. import checks, cli, images, lifecycle, memory, presets
+from ..errors import UsageError
 from ..settings import LossOptions, OptimizerOptions, for_network, jsonable
 from ..tf_runtime import configure_process
 from . import engine
@@ -413,8 +413,7 @@ def run(exp, say):
 
 
 def main(argv=None):
-    prog = "compare.py"
-    try:
+    def command():
         exp = read_experiment(argv)
 
         def say(text):
@@ -423,9 +422,6 @@ def main(argv=None):
 
         configure_process()
         return run(exp, say)
-    except UsageError as exc:  # NetworkError and ImageError too
-        return cli.fail(prog, exc)
-    except KeyboardInterrupt:
-        # The interrupted run has no marker; finished runs keep theirs.
-        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+    # The interrupted run has no marker; finished runs keep theirs.
+    return lifecycle.run_command("compare.py", command, "interrupted; rerun the same command to resume")

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -34,9 +33,11 @@ import numpy as np
 import stylize
 import vgg
 
-from .. import checks, coarse_to_fine, flow, images, transfer
+from .. import checks, coarse_to_fine, flow, images, lifecycle, transfer
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ..lifecycle import say
 from ..progress import Reporter
+from ..settings import presentation_fields
 
 # ---------------------------------------------------------------- defaults
 
@@ -55,9 +56,11 @@ FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 FRAME_NAME = "frame_{:05d}.png"
 STATE_NAME = "state.json"
 RAW_DIR = ".raw"  # the last results as optimised (before colour finishing), for resuming
-# Settings that do not change the frames: a rerun may change them and still resume.
-PRESENTATION = ("output", "overwrite", "quiet", "log", "print_iterations", "checkpoint_output",
-                "checkpoint_iterations", "progress_write", "progress_plot", "seed")
+# Settings left out of the resume fingerprint: a rerun may change them and still resume.
+# Those that do not change the frames (settings.presentation_fields()), and the seed, which
+# does change them but is checked on its own (resume_point): a rerun without --seed
+# continues with the stored one, a rerun with another seed is refused.
+PRESENTATION = presentation_fields() + ("seed",)
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,6 @@ class Plan:
     seed: int | None
     records: tuple  # those frames' records
     fingerprint: dict
-
-
-def say(text):
-    print(text, file=sys.stderr)
 
 
 # ---------------------------------------------------------------- the input
@@ -259,8 +258,7 @@ def plan(settings, options):
     checks.validate(settings.with_values({"output": os.path.join(folder, FRAME_NAME.format(1)), "overwrite": True}))
     prints = fingerprint(settings, options, source)
     start, seed, records = resume_point(state, frames_dir, prints, settings.run.seed)
-    if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little")
+    seed = lifecycle.choose_seed(seed)
     fps = options.fps or source.fps or FPS
     return Plan(source, frames_dir, video, options.summary or summary, fps, start, seed, records, prints)
 
@@ -334,8 +332,7 @@ def starts(job, settings, options, index, target, mask):
 
     def first_x0(scaled):
         if target is None:
-            start = None if job.initial is None else images.resize(job.initial, scaled.shape[:2])
-            return stylize.initial_image(scaled, network, start, run.initial_noiseblend, job.seed)
+            return lifecycle.first_image(scaled, network, job.initial, run.initial_noiseblend, job.seed)
         fill = job.target if options.fill == "content" else stylize.initial_image(
             job.target, network, None, 1.0, job.seed + index)
         x0 = mask[..., None] * target + (1.0 - mask[..., None]) * fill
@@ -469,10 +466,6 @@ def stylise_all(ctx, records, bar):
     return "completed"
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def load(settings, plan):
     """The network and the style images, checked against the first frame's size."""
     network = vgg.load_net(settings.run.network, settings.run.input_range)
@@ -498,15 +491,14 @@ def run(settings, options, plan):
     say(f"{plan.source.count} frames of {size[1]}x{size[0]} at {plan.fps:g} fps, {mode}, seed {plan.seed}"
         + (f"; resuming after frame {plan.start}" if plan.start else ""))
     bar = frame_bar(plan, settings.run.quiet)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     t0 = time.perf_counter()
     records = list(plan.records)
     try:
-        stop = stylise_all(ctx, records, bar)
+        with lifecycle.interrupts_as_keyboard_interrupt():
+            stop = stylise_all(ctx, records, bar)
     except KeyboardInterrupt:  # outside an optimisation (which returns "interrupted" itself)
         stop = "interrupted"
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
     return finish(ctx, records, stop, time.perf_counter() - t0)
@@ -562,15 +554,11 @@ def even(pixels):
 def finish(ctx, records, stop, seconds):
     """Write the summary and assemble the video from the finished frames; the exit status.
     A second Ctrl-C or SIGTERM during these last writes is ignored until they are done."""
-    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with lifecycle.signals_held():
         summary = summarise(ctx, records, stop, seconds)
         images.write_atomically(ctx.plan.summary, lambda f: f.write(json.dumps(summary, indent=1).encode()))
         if ctx.plan.video is not None and records:
             write_video(ctx.plan.video, ctx.plan.frames_dir, len(records), ctx.plan.fps)
-    finally:
-        for sig, handler in held.items():
-            signal.signal(sig, handler)
     report(ctx, summary)
     return {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(stop, EXIT_FAILED)
 
