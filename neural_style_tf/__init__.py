@@ -24,7 +24,8 @@ build graphs import it where they build them (tf_runtime.import_tensorflow).
     memory            memory preflight
     coarse_to_fine    coarse-to-fine schedule
     apps/             the commands' code (see apps/__init__.py); the modules above never import it
-    apps.video        a clip: frames in and out, warm starts, the temporal term, resuming, flicker
+    apps.video        a clip's run: warm starts, the temporal term, resuming, flicker
+    apps.clip         a clip's frames in (a folder or a video) and out (an H.264 video)
     apps.batch        batch.py: many transfers on Ray, folder in, folder out, sweeps
     apps.jobs         batch.py's jobs: what to run, each job's id, results.jsonl
     apps.engine       Ray: a local instance or a cluster, long-lived workers, scheduling, retries
@@ -35,6 +36,7 @@ build graphs import it where they build them (tf_runtime.import_tensorflow).
     apps.metrics      image measures shared by compare and quality: SSIM, held-out Gram distances
     apps.reproduce    reproduce.py: the paper's figures with the gatys2016 preset
     apps.benchmark    benchmark.py: seconds per evaluation, FLOPs, peak RSS
+    apps.benchmark_measure  benchmark.py's measurements: networks, exact FLOPs, the machine, one child's run
     apps.time_to_quality  benchmark.py --time-to-quality: routes timed to one loss
     apps.quality      the quality panel (examples/quality_panel.py): its measures and sheets
 """

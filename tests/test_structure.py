@@ -23,7 +23,7 @@ MAX_FUNCTION_LINES = 60
 # with its code. No command may import (even indirectly) another command.
 COMMANDS = {
     "neural_style": {"neural_style"},
-    "video": {"video", f"{PACKAGE}.apps.video"},
+    "video": {"video", f"{PACKAGE}.apps.video", f"{PACKAGE}.apps.clip"},
     "compare": {"compare", f"{PACKAGE}.apps.compare", f"{PACKAGE}.apps.compare_report"},
     "reproduce": {"reproduce", f"{PACKAGE}.apps.reproduce"},
     "benchmark": {"benchmark", f"{PACKAGE}.apps.benchmark", f"{PACKAGE}.apps.benchmark_measure"},
