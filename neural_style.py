@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from neural_style_tf import cli, transfer
-from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from neural_style_tf import cli, lifecycle, transfer
 from neural_style_tf.tf_runtime import configure_process
 
 PROG = "neural_style.py"
@@ -39,17 +38,13 @@ def parse(argv=None):
 
 
 def main(argv=None):
-    try:
+    def run():
         settings = parse(argv)
         configure_process()  # before TensorFlow is imported (see tf_runtime)
         return transfer.run(settings)
-    except UsageError as exc:  # NetworkError and ImageError too: one line, never a traceback
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        # Interrupted before the optimisation started: nothing to save.
-        print(f"{PROG}: interrupted before any image was made", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+    # A KeyboardInterrupt that reaches here came before the optimisation: nothing to save.
+    return lifecycle.run_command(PROG, run, "interrupted before any image was made")
 
 
 def console_main():

@@ -8,7 +8,7 @@ are below. Everything is checked before any network is built. Each finished fram
 written atomically, a rerun of the same command continues after the last finished one,
 and Ctrl-C keeps the finished frames, assembles them and exits 130.
 
-The algorithm is in neural_style_tf/video.py, the optical flow in neural_style_tf/flow.py.
+The algorithm is in neural_style_tf/apps/video.py, the optical flow in neural_style_tf/flow.py.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import argparse
 import math
 import sys
 
-from neural_style_tf import cli, flow
-from neural_style_tf import video as v
-from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from neural_style_tf import cli, flow, lifecycle
+from neural_style_tf.apps import video as v
+from neural_style_tf.errors import UsageError
 from neural_style_tf.tf_runtime import configure_process
 
 PROG = "video.py"
@@ -93,16 +93,13 @@ def parse(argv=None):
 
 
 def main(argv=None):
-    try:
+    def run():
         settings, options, plan = parse(argv)
         configure_process()  # before TensorFlow is imported (see tf_runtime)
         return v.run(settings, options, plan)
-    except UsageError as exc:  # NetworkError and ImageError too: one line, never a traceback
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted before any frame was made", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+    # v.run keeps the finished frames itself; an interrupt that reaches here came before any.
+    return lifecycle.run_command(PROG, run, "interrupted before any frame was made")
 
 
 def console_main():

@@ -1,5 +1,5 @@
-"""The parts that the commands (neural_style.py, compare.py, reproduce.py, benchmark.py)
-and the algorithm (stylize.py, vgg.py) share.
+"""The parts that the commands (neural_style.py, video.py, batch.py, compare.py, reproduce.py,
+benchmark.py) and the algorithm (stylize.py, vgg.py) share, and the commands' code (apps/).
 
 Importing the package, or any module in it, imports no TensorFlow: the functions that
 build graphs import it where they build them (tf_runtime.import_tensorflow).
@@ -8,15 +8,37 @@ build graphs import it where they build them (tf_runtime.import_tensorflow).
     errors            error types and exit codes
     cli               shared command-line flags, parsing into settings
     checks            validation of settings, up front
+    lifecycle         what every command's run shares: messages, signals, seed, first image, exit codes
     transfer          one job: load, check, build, optimise, write
     progress          progress bar, logs, checkpoints, plots
     tf_runtime        TensorFlow import and session set-up, the device line
-    images, color     image files in and out; colour control
+    images            image files in and out, atomic writes
+    color             colour control
+    masks             spatial control: mask files, their checks, per-scale guidance
+    sky               the automatic sky mask (--style-masks auto-sky)
+    flow              optical flow (OpenCV), warping, reliability masks
     feature_network   the interface every feature network implements
     keras_network     any Keras model as the feature network
     calibration       the calibration images shipped with the package
-    presets, memory, coarse_to_fine
-    compare, reproduce, benchmark   the code of the experiment commands
+    presets           the paper's presets
+    memory            memory preflight
+    coarse_to_fine    coarse-to-fine schedule
+    apps/             the commands' code (see apps/__init__.py); the modules above never import it
+    apps.video        a clip's run: warm starts, the temporal term, resuming, flicker
+    apps.clip         a clip's frames in (a folder or a video) and out (an H.264 video)
+    apps.batch        batch.py: many transfers on Ray, folder in, folder out, sweeps
+    apps.jobs         batch.py's jobs: what to run, each job's id, results.jsonl
+    apps.engine       Ray: a local instance or a cluster, long-lived workers, scheduling, retries
+    apps.worker       a batch worker: what it keeps between jobs (networks, graphs)
+    apps.sheet        a sweep's contact sheet
+    apps.compare      compare.py: L-BFGS against Adam, the runs (planning, resuming, Ray)
+    apps.compare_report  compare.py's numbers, evaluations.csv, summary.json and .md, the plots
+    apps.metrics      image measures shared by compare and quality: SSIM, held-out Gram distances
+    apps.reproduce    reproduce.py: the paper's figures with the gatys2016 preset
+    apps.benchmark    benchmark.py: seconds per evaluation, FLOPs, peak RSS
+    apps.benchmark_measure  benchmark.py's measurements: networks, exact FLOPs, the machine, one child's run
+    apps.time_to_quality  benchmark.py --time-to-quality: routes timed to one loss
+    apps.quality      the quality panel (examples/quality_panel.py): its measures and sheets
 """
 
 __version__ = "0.2.0"

@@ -177,40 +177,75 @@ class OptimizerOptions:
     coarse_iterations: int = COARSE_ITERATIONS
 
 
+# What a RunSettings field is, declared once on the field (dataclasses.field metadata) and
+# read through input_file_fields() and presentation_fields(), so that every list of "the
+# input files" or "what does not change the image" (a batch job's id, a video's resume
+# fingerprint, a batch worker's copies of the inputs) follows a new field by itself.
+INPUT = "input"  # metadata key: "file" (one path or None) or "files" (a tuple of paths or None)
+PRESENTATION = "presentation"  # metadata key: True when the field does not change the image
+
+
+def _input_file(*default):
+    """A field naming a file the transfer reads (the network: a file, or None for the embedded one)."""
+    return dataclasses.field(**({"default": default[0]} if default else {}), metadata={INPUT: "file"})
+
+
+def _input_files(*default):
+    """A field naming files the transfer reads, one per style (masks: or AUTO_SKY)."""
+    return dataclasses.field(**({"default": default[0]} if default else {}), metadata={INPUT: "files"})
+
+
+def _presentation(default):
+    """A field that does not change the image: where it goes, what is printed, checkpoints, logs."""
+    return dataclasses.field(default=default, metadata={PRESENTATION: True})
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """The files, the network, the start image, colours and the outputs of one transfer."""
 
-    content: str
-    styles: tuple
-    output: str
+    content: str = _input_file()
+    styles: tuple = _input_files()
+    output: str = dataclasses.field(metadata={PRESENTATION: True})  # the format is the image's encoding only
     width: int | None = None
-    initial: str | None = None
+    initial: str | None = _input_file(None)
     initial_noiseblend: float | None = INITIAL_NOISEBLEND
     preserve_colors: str | None = None
     color_match: str = COLOR_MATCH
-    color_source: str | None = None
+    color_source: str | None = _input_file(None)
     bit_depth: int = BIT_DEPTH
-    overwrite: bool = False
+    overwrite: bool = _presentation(False)
     seed: int | None = None
-    network: str | None = None
+    network: str | None = _input_file(None)
     input_range: str | None = None
     preset: str | None = None
     ratio: float | None = None
     style_size: str = STYLE_SIZE
     normalise_network: bool = False
-    print_iterations: int | None = None
-    checkpoint_output: str | None = None
-    checkpoint_iterations: int | None = None
-    progress_write: bool = False
-    progress_plot: bool = False
-    log: str | None = None
-    quiet: bool = False
+    print_iterations: int | None = _presentation(None)
+    checkpoint_output: str | None = _presentation(None)
+    checkpoint_iterations: int | None = _presentation(None)
+    progress_write: bool = _presentation(False)
+    progress_plot: bool = _presentation(False)
+    log: str | None = _presentation(None)
+    quiet: bool = _presentation(False)
     # Spatial control: mask files (or AUTO_SKY), see masks.py.
-    style_masks: tuple | None = None  # one per style, over the content
-    style_region_masks: tuple | None = None  # one per style, over that style image
-    content_mask: str | None = None  # white: keep the photo there
+    style_masks: tuple | None = _input_files(None)  # one per style, over the content
+    style_region_masks: tuple | None = _input_files(None)  # one per style, over that style image
+    content_mask: str | None = _input_file(None)  # white: keep the photo there
     content_mask_weight: float = CONTENT_MASK_WEIGHT
+
+
+def input_file_fields(kind=None):
+    """The RunSettings fields that name input files, in declaration order; `kind`: only
+    "file" (one path) or only "files" (a tuple of paths)."""
+    return tuple(f.name for f in dataclasses.fields(RunSettings)
+                 if f.metadata.get(INPUT) and kind in (None, f.metadata[INPUT]))
+
+
+def presentation_fields():
+    """The RunSettings fields that do not change the image, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(RunSettings) if f.metadata.get(PRESENTATION))
 
 
 @dataclass(frozen=True)

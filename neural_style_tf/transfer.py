@@ -8,24 +8,18 @@ or SIGTERM save the best image so far and return EXIT_INTERRUPTED.
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import checks, coarse_to_fine, color, images, masks, objective
+from . import checks, coarse_to_fine, color, images, lifecycle, masks, objective
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .lifecycle import say
 from .networks import loading
 from .progress import Reporter
 from .settings import for_network
 from .tf_runtime import device_line
-
-
-def say(text):
-    print(text, file=sys.stderr)
 
 
 @dataclass
@@ -61,18 +55,24 @@ class Job:
         return self.finish_colors(rgb), self.alpha
 
 
-def load(settings, network=None):
-    """The network the run uses (normalised for the paper's preset) and the images at their
-    file sizes. `network`: one already loaded from settings.run.network (a batch worker
-    keeps its network)."""
+def load_network(settings, network=None):
+    """The network the run uses: loaded (or `network`, one a batch worker keeps), its
+    layers checked, announced, and normalised for the paper's preset (same layers and
+    shapes, so every later check holds for both). Shared by a transfer and a video."""
     run = settings.run
     network = network or loading.load_net(run.network, run.input_range)
     checks.check_layers(settings.loss, network)
     say(network.announce())
-    content, alpha = images.load_image(run.content, with_alpha=True)
-    styles = [images.load_image(path) for path in run.styles]
-    if run.normalise_network:  # --preset gatys2016: the paper's normalised net (same layers, same shapes)
+    if run.normalise_network:  # --preset gatys2016: the paper's normalised net
         network = loading.load_normalised(network, settings.loss.pooling, log=say)
+    return network
+
+
+def load(settings, network=None):
+    """The network (see load_network) and the images at their file sizes."""
+    network = load_network(settings, network)
+    content, alpha = images.load_image(settings.run.content, with_alpha=True)
+    styles = [images.load_image(path) for path in settings.run.styles]
     return Inputs(network, content, alpha, styles)
 
 
@@ -115,7 +115,7 @@ def prepare(settings, inputs, planned=None):
     initial = None
     if run.initial is not None:
         initial = images.resize(images.load_image(run.initial), content.shape[:2])
-    seed = run.seed if run.seed is not None else int.from_bytes(os.urandom(4), "little")
+    seed = lifecycle.choose_seed(run.seed)
     loss = for_network(settings.loss, inputs.network)
     # The masks follow the photo as it is (auto-sky looks at its real colours).
     job_masks = masks.prepare(run, content)
@@ -137,16 +137,11 @@ def record(settings, job):
             "scales": [list(s.size) + [s.iterations] for s in job.stages]}
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def optimise(settings, job, reporter, make_objective=None):
     """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept).
     `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives)."""
     def first_x0(scaled):
-        start = None if job.initial is None else images.resize(job.initial, scaled.shape[:2])
-        return objective.initial_image(scaled, job.network, start, settings.run.initial_noiseblend, job.seed)
+        return lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
 
     def objective_kwargs(size):
         """Each scale's masks, resized to it: the content term's weights (transparent
@@ -156,13 +151,10 @@ def optimise(settings, job, reporter, make_objective=None):
             kwargs["guidance"] = job.masks.guidance(images.resize(job.target, size), len(job.styles))
         return kwargs
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    with lifecycle.interrupts_as_keyboard_interrupt():
         result, _ = coarse_to_fine.run(job.stages, job.network, job.target, job.styles, job.loss,
                                        settings.optimizer, first_x0, callback=reporter,
                                        objective_kwargs=objective_kwargs, make_objective=make_objective)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return result
 
 
@@ -170,15 +162,11 @@ def write(settings, job, result, reporter):
     """Write the output first, then the logs. A second Ctrl-C or SIGTERM during these last
     writes (a moment; longer with --progress-plot, which imports matplotlib) must not
     throw the work away, so both are ignored until they are done."""
-    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with lifecycle.signals_held():
         if result.image is not None:
             rgb, alpha = job.finish_image(result.image)
             images.save_image(settings.run.output, rgb, alpha, bit_depth=settings.run.bit_depth)
         reporter.close(result)
-    finally:
-        for sig, handler in held.items():
-            signal.signal(sig, handler)
 
 
 def outcome(output, result):

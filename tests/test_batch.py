@@ -1,4 +1,5 @@
-"""batch.py: jobs, results.jsonl, reruns, a killed worker and two nodes, on a real Ray.
+"""batch.py: jobs, results.jsonl, reruns, a killed worker and two nodes, on a real Ray
+(the pure parts: test_jobs.py, test_engine.py, test_worker.py, test_sheet.py).
 
 One local Ray instance (2 CPUs, no dashboard) serves every test that needs one; each
 batch run starts its own workers (a worker imports TensorFlow: several seconds), so the
@@ -17,7 +18,7 @@ import time
 import pytest
 
 import neural_style
-from neural_style_tf import batch, engine, jobs, sheet
+from neural_style_tf.apps import batch, jobs, sheet
 
 ray = pytest.importorskip("ray")
 
@@ -61,80 +62,6 @@ def test_jobs_are_made_and_checked_before_ray_starts(tmp_path, files, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--style-weight: invalid float value: 'lots'" in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(out)
-
-
-def test_a_jobs_file_gives_each_line_its_flags(tmp_path, files):
-    path = tmp_path / "jobs.jsonl"
-    path.write_text(json.dumps({"content": "content.png", "styles": ["style.jpg"], "style-weight": 7,
-                                "output": "a.png", "overwrite": True}) + "\n"
-                    + "# a comment\n"
-                    + json.dumps(["--content", files["content"], "--styles", files["style2"]]) + "\n"
-                    + "not json\n")
-    made = jobs.file_jobs(str(path), ["--iterations", "3"])
-    assert [j.name for j in made] == ["a.png", "content__line3.png", "line4.png"]
-    assert made[0].argv == ("--iterations", "3", "--content", files["content"], "--styles", files["style"],
-                            "--style-weight", "7", "--overwrite")
-    settings = jobs.parse_job(made[0], str(tmp_path))
-    assert settings.loss.style_weight == 7 and settings.optimizer.iterations == 3 and settings.run.overwrite
-    with pytest.raises(jobs.UsageError, match="line 4"):
-        jobs.parse_job(made[2], str(tmp_path))
-
-
-def test_the_job_id_follows_the_files_contents_not_their_paths(tmp_path, files):
-    import shutil
-
-    moved = tmp_path / "elsewhere.png"
-    shutil.copy(files["content"], moved)
-    digest = jobs.Digests()
-    a = jobs.parse_job(jobs.Job("x.png", ("--content", files["content"], "--styles", files["style"])), str(tmp_path))
-    b = jobs.parse_job(jobs.Job("x.png", ("--content", str(moved), "--styles", files["style"])), str(tmp_path))
-    c = jobs.parse_job(jobs.Job("x.png", ("--content", files["content"], "--styles", files["style2"])), str(tmp_path))
-    assert jobs.job_id(a, digest) == jobs.job_id(b, digest) != jobs.job_id(c, digest)
-
-
-def test_workers_fit_the_nodes():
-    options = engine.PoolOptions(threads=1, memory=3 * 2**30)
-    assert engine.plan_workers(options, [(2.0, 16 * 2**30, 0.0)], range(5)) == (2, 1)
-    assert engine.plan_workers(options, [(8.0, 7 * 2**30, 0.0)], range(5)) == (2, 1)  # memory-bound
-    assert engine.plan_workers(engine.PoolOptions(), [(2.0, 16 * 2**30, 0.0)], range(5)) == (1, 2)
-    assert engine.plan_workers(engine.PoolOptions(workers=2), [(2.0, 16 * 2**30, 0.0)], range(5)) == (2, 1)
-    assert engine.plan_workers(engine.PoolOptions(workers=3), [(2.0, 16 * 2**30, 0.0)], range(2)) == (2, 1)
-    with pytest.raises(engine.UsageError, match="no node"):
-        engine.plan_workers(engine.PoolOptions(threads=4), [(2.0, 16 * 2**30, 0.0)], range(5))
-    env = engine.worker_options(engine.PoolOptions(), 3)["runtime_env"]["env_vars"]
-    assert env == {"TF_NUM_INTRAOP_THREADS": "3", "TF_NUM_INTEROP_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
-                   "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count())}
-    assert "CUDA_VISIBLE_DEVICES" not in engine.worker_options(engine.PoolOptions(gpus=1), 1)["runtime_env"]["env_vars"]
-
-
-def test_a_reweighted_objective_equals_a_new_one(tiny_network):
-    import dataclasses
-
-    import numpy as np
-
-    import stylize
-    from neural_style_tf.settings import LossOptions
-    from neural_style_tf.worker import Worker
-
-    rng = np.random.default_rng(1)
-    content, style, x = (rng.uniform(0, 255, (16, 20, 3)).astype(np.float32) for _ in range(3))
-    first = LossOptions(style_weight=10.0, tv_weight=1.0)
-    second = dataclasses.replace(first, content_weight=2.0, style_weight=1000.0, tv_weight=5.0)
-    worker = Worker()
-    try:
-        with worker.make_objective(tiny_network, content, [style], first) as built:
-            built.evaluate(x)
-        with worker.make_objective(tiny_network, content, [style], second) as reused:
-            assert reused is built and worker.counts == {"built": 1, "reused": 1}
-            terms, grad = reused.evaluate(x)
-        with stylize.Objective(tiny_network, content, [style], second) as fresh:
-            fresh_terms, fresh_grad = fresh.evaluate(x)
-        assert terms == fresh_terms and np.array_equal(grad, fresh_grad)
-        other_layers = dataclasses.replace(second, style_layers=("relu1_1",))
-        with worker.make_objective(tiny_network, content, [style], other_layers) as rebuilt:
-            assert rebuilt is not built and worker.counts["built"] == 2
-    finally:
-        worker.close()
 
 
 # ---------------------------------------------------------------- on Ray
@@ -298,7 +225,7 @@ def _files(folder, pattern):
 
 
 def test_reproduce_on_workers_gives_the_serial_panels(local_ray, tiny_net_path, tmp_path):
-    from neural_style_tf import reproduce
+    from neural_style_tf.apps import reproduce
 
     common = ["figure3", "--size", "16", "--evaluations", "3", "--network", tiny_net_path, "--quiet"]
     assert reproduce.main(common + ["--out-dir", str(tmp_path / "serial")]) == 0
@@ -313,7 +240,7 @@ def test_reproduce_on_workers_gives_the_serial_panels(local_ray, tiny_net_path, 
 
 
 def test_compare_on_workers_gives_the_serial_runs(local_ray, tiny_net_path, files, tmp_path):
-    from neural_style_tf import compare
+    from neural_style_tf.apps import compare
 
     common = ["--network", tiny_net_path, "--content", files["content"], "--styles", files["style"],
               "--width", "24", "--evaluations", "4", "--seeds", "0", "1", "--adam-learning-rates", "10",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style_tf import compare
+from neural_style_tf.apps import compare
 
 EVALUATIONS = 5
 SEEDS = (0, 1)
@@ -150,12 +150,6 @@ def test_summary_numbers_recomputed_from_the_csv(tiny_run):
     assert min(s["relative_loss_at_equal_evaluations"] for s in pair["configurations"].values()) >= 1.0
 
 
-def test_the_ssim_and_gram_metrics_of_the_content_itself():
-    content = np.random.default_rng(0).uniform(0, 255, (18, 24, 3)).astype(np.float32)
-    assert compare.ssim_to_content(content, content) == pytest.approx(1.0)
-    assert compare.ssim_to_content(content, 255 - content) < 0.5
-
-
 def test_resume_skips_finished_runs(tiny_run, tiny_net_path, images_dir, monkeypatch):
     import stylize
 
@@ -281,30 +275,3 @@ def test_pairs_file_runs_the_grid_and_aggregates(tiny_net_path, images_dir, tmp_
     assert "### L-BFGS against the best Adam, from evaluation 2" in (out / "summary.md").read_text()
     with Image.open(out / "lbfgs_vs_best_adam.png") as img:
         assert img.format == "PNG" and img.width > 200
-
-
-def _record(config, optimizer, totals, pair="p", seed=0):
-    rows = [[i + 1, 0.1 * (i + 1), 0.0, t, 0.0, t] for i, t in enumerate(totals)]
-    return {"pair": pair, "seed": seed, "config": config, "label": config, "optimizer": optimizer, "rows": rows}
-
-
-def test_lbfgs_against_the_best_adam_at_every_count():
-    # Two Adam rates take turns at being best; L-BFGS is behind the lower of them at 2-4 only.
-    records = [_record("adam-a", "adam", [10, 9, 5, 5, 5, 5, 5]),
-               _record("adam-b", "adam", [10, 8, 7, 6, 4, 3, 3]),
-               _record("lbfgs", "lbfgs", [10, 9, 6, 5.5, 3, 3.3, 2]),
-               # An L-BFGS run that converged after 4 evaluations keeps its best loss.
-               _record("lbfgs-short", "lbfgs", [10, 2, 2, 1])]
-    (c, short) = compare.lbfgs_against_adam(records, start=2)
-    assert (c["from"], c["to"], c["meets"]) == (2, 7, False)
-    # Best-so-far from count 2: L-BFGS 9 6 5.5 3 3 2 against Adam's envelope 8 5 5 4 3 3
-    # (adam-b, adam-a, adam-a, adam-b, adam-b, adam-b); equal (count 6) is not behind.
-    assert c["above"] == [[2, 4]]
-    assert c["worst_ratio"] == pytest.approx(6 / 5) and c["worst_evaluation"] == 3
-    assert c["best_adam_there"] == "adam-a"
-    assert c["ratio_at_start"] == pytest.approx(9 / 8) and c["ratio_at_end"] == pytest.approx(2 / 3)
-    assert short["meets"] and short["to"] == 7 and short["ratio_at_end"] == pytest.approx(1 / 3)
-    assert c["ratio"] == pytest.approx([1, 9 / 8, 6 / 5, 5.5 / 5, 3 / 4, 1, 2 / 3])
-    # Too few evaluations for the check: nothing to say.
-    assert compare.lbfgs_against_adam(records, start=8) == []
-    assert "| p | 0 | lbfgs | no (2-7) | 1.200 (3; adam-a) | 2-4 |" in compare.target_table([c])

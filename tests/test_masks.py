@@ -18,7 +18,8 @@ from test_neural_style import run_main
 import neural_style
 import stylize
 import vgg
-from neural_style_tf import checks, jobs, masks, memory, settings
+from neural_style_tf import checks, masks, memory, settings
+from neural_style_tf.apps import jobs
 from neural_style_tf.errors import EXIT_USAGE
 
 CONTENT_SIZE = (24, 32)  # the `files` content (conftest.py)

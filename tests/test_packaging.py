@@ -27,14 +27,14 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DISTRIBUTION = "neural-style-tf"
 PY_MODULES = ["neural_style", "stylize", "vgg", "video"]
-PACKAGES = ["neural_style_tf"]
+PACKAGES = ["neural_style_tf", "neural_style_tf.apps"]
 SCRIPTS = {
     "neural-style": "neural_style:console_main",
     "neural-style-video": "video:console_main",
-    "neural-style-compare": "neural_style_tf.compare:main",
-    "neural-style-reproduce": "neural_style_tf.reproduce:main",
-    "neural-style-benchmark": "neural_style_tf.benchmark:main",
-    "neural-style-batch": "neural_style_tf.batch:main",
+    "neural-style-compare": "neural_style_tf.apps.compare:main",
+    "neural-style-reproduce": "neural_style_tf.apps.reproduce:main",
+    "neural-style-benchmark": "neural_style_tf.apps.benchmark:main",
+    "neural-style-batch": "neural_style_tf.apps.batch:main",
     "neural-style-vgg": "vgg:main",
 }
 # Top-level .py files of the checkout that are deliberately not installed: shims that run

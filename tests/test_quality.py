@@ -7,7 +7,8 @@ import argparse
 import numpy as np
 import pytest
 
-from neural_style_tf import images, quality
+from neural_style_tf import images
+from neural_style_tf.apps import quality
 
 
 def smooth(size=48, seed=0):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 
-from neural_style_tf import images, reproduce
+from neural_style_tf import images
+from neural_style_tf.apps import reproduce
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 

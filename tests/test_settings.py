@@ -87,3 +87,33 @@ def test_effective_tv_weight_is_the_given_one_else_the_networks():
     assert settings.effective_tv_weight(LossOptions(tv_weight=None), FakeNetwork()) == 0.25
     assert settings.effective_tv_weight(LossOptions(tv_weight=3.0), FakeNetwork()) == 3.0
     assert settings.effective_tv_weight(LossOptions(tv_weight=0.0), FakeNetwork()) == 0.0  # 0 is a value, not "unset"
+
+
+# Text fields that name no file, each with why: set by a preset only, from a fixed set.
+_NAMED_VALUES_WITHOUT_A_FLAG = {"style_size": "a preset's 'width' or 'content', never a path"}
+
+
+def test_every_field_that_is_a_path_is_marked():
+    """A RunSettings field holding text (or a tuple of it) is a path unless its flag takes
+    fixed choices: each such field must be marked an input file or presentation, so that
+    a batch job's id, a video's fingerprint and a worker's copies of the inputs follow it."""
+    import neural_style
+
+    flags = {a.dest: a for a in neural_style.build_parser()._actions}
+    inputs, presentation = set(settings.input_file_fields()), set(settings.presentation_fields())
+    assert not inputs & presentation
+    unmarked = []
+    for f in dataclasses.fields(RunSettings):
+        if not any(t in str(f.type) for t in ("str", "tuple")) or f.name in inputs | presentation:
+            continue
+        if f.name in _NAMED_VALUES_WITHOUT_A_FLAG:
+            assert f.name not in flags
+        elif flags[f.name].choices is None:
+            unmarked.append(f.name)
+    assert not unmarked, f"path-like settings neither input files nor presentation: {unmarked}"
+    assert inputs == {"content", "styles", "initial", "color_source", "network", "style_masks",
+                      "style_region_masks", "content_mask"}
+    assert {"output", "log", "checkpoint_output"} <= presentation and "seed" not in presentation
+    # "files" fields hold tuples, "file" fields one path.
+    assert all("tuple" in str(RunSettings.__dataclass_fields__[n].type) for n in settings.input_file_fields("files"))
+    assert not any("tuple" in str(RunSettings.__dataclass_fields__[n].type) for n in settings.input_file_fields("file"))

@@ -23,11 +23,11 @@ MAX_FUNCTION_LINES = 60
 # with its code. No command may import (even indirectly) another command.
 COMMANDS = {
     "neural_style": {"neural_style"},
-    "video": {"video", f"{PACKAGE}.video"},
-    "compare": {"compare", f"{PACKAGE}.compare"},
-    "reproduce": {"reproduce", f"{PACKAGE}.reproduce"},
-    "benchmark": {"benchmark", f"{PACKAGE}.benchmark"},
-    "batch": {"batch", f"{PACKAGE}.batch"},
+    "video": {"video", f"{PACKAGE}.apps.video", f"{PACKAGE}.apps.clip"},
+    "compare": {"compare", f"{PACKAGE}.apps.compare", f"{PACKAGE}.apps.compare_report"},
+    "reproduce": {"reproduce", f"{PACKAGE}.apps.reproduce"},
+    "benchmark": {"benchmark", f"{PACKAGE}.apps.benchmark", f"{PACKAGE}.apps.benchmark_measure"},
+    "batch": {"batch", f"{PACKAGE}.apps.batch"},
 }
 WATCHED = ("tensorflow", "keras", "tf_keras")
 

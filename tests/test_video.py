@@ -22,7 +22,7 @@ from scipy import ndimage
 import vgg
 import video
 from neural_style_tf import coarse_to_fine
-from neural_style_tf import video as v
+from neural_style_tf.apps import video as v
 from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
 FRAMES = 4
@@ -180,13 +180,30 @@ def test_ctrl_c_keeps_finished_frames_assembles_them_and_a_rerun_resumes(clip, t
     assert summary_of(clip["dir"] / "resumed.json")["settings"]["video"]["temporal_weight"] == 7
 
 
+def _optimising_frame(log, frame):
+    """Whether the JSON-lines log holds an iteration of `frame` (a line after its start line)."""
+    try:
+        lines = log.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return False
+    for i, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:  # a line being written
+            continue
+        if record.get("event") == "start" and record.get("frame") == frame:
+            return any("iteration" in rest for rest in lines[i + 1:])
+    return False
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_a_real_process_keeps_the_finished_frame_and_exits_130(clip, tiny_net_path):
     out = clip["dir"] / "real.mp4"
     state = clip["dir"] / "real.frames" / v.STATE_NAME
     # Frame 1 takes 3 iterations; frame 2 a million Adam steps, still running at the signal.
+    log = clip["dir"] / "real.jsonl"  # frame 2's iterations there say it is optimising
     cmd = [sys.executable, SCRIPT] + [str(a) for a in args(clip, tiny_net_path, "folder", out)] + [
-        "--iterations", "3", "--frame-iterations", "1000000", "--optimizer", "adam"]
+        "--iterations", "3", "--frame-iterations", "1000000", "--optimizer", "adam", "--log", str(log)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     # A shell without job control starts background jobs with SIGINT ignored (see test_neural_style).
     ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
@@ -199,11 +216,10 @@ def test_ctrl_c_in_a_real_process_keeps_the_finished_frame_and_exits_130(clip, t
             signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         deadline = time.monotonic() + 300  # a safety net against a hang, not a timing assertion
-        while not state.exists():
+        while not (state.exists() and _optimising_frame(log, 2)):
             assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "frame 1 never finished"
+            assert time.monotonic() < deadline, "frame 2 never started optimising"
             time.sleep(0.05)
-        time.sleep(1.0)  # well into frame 2
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:

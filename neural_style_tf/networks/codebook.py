@@ -26,7 +26,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from neural_style_tf.errors import NetworkError
+from ..errors import NetworkError
+from .vgg_files import check_shapes
+from .vgg_network import Network, vgg_layers
 
 FORMAT_VERSION = 1
 LEVELS = 256  # 8-bit indices: one codebook entry per possible index
@@ -173,14 +175,12 @@ def write(
             os.remove(tmp)
 
 
-def load_network(path: str | os.PathLike | None = None, expected_sha256: str | None = SHIPPED_SHA256):
-    """The project's `vgg.Network` of the embedded VGG-19 (default: the shipped file).
+def load_network(path: str | os.PathLike | None = None, expected_sha256: str | None = SHIPPED_SHA256) -> Network:
+    """The `Network` of the embedded VGG-19 (default: the shipped file).
 
     Layer names as for every VGG in the project (conv1_1, relu1_1, pool1, ...); input
     BGR 0..255 minus the file's mean, as for the Keras VGG-19 file it comes from.
     """
-    import vgg  # here only: vgg.py's code is moving into this folder (see the module docstring)
-
     path = os.fspath(path) if path is not None else SHIPPED_PATH
     weights, mean_bgr = read(path, expected_sha256)
     convs_per_block: dict[int, int] = {}
@@ -191,9 +191,9 @@ def load_network(path: str | os.PathLike | None = None, expected_sha256: str | N
         convs_per_block[block] = conv
     if sorted(convs_per_block) != list(range(1, len(convs_per_block) + 1)):
         raise CodebookError(f"{path}: the blocks {sorted(convs_per_block)} are not numbered 1, 2, ...")
-    layers = vgg.vgg_layers(tuple(convs_per_block[b] for b in sorted(convs_per_block)))
-    vgg._check_shapes(weights, path, layers)  # input channels chain 3 -> 64 -> ... as the graph needs
-    return vgg.Network(
+    layers = vgg_layers(tuple(convs_per_block[b] for b in sorted(convs_per_block)))
+    check_shapes(weights, path, layers)  # input channels chain 3 -> 64 -> ... as the graph needs
+    return Network(
         name=ANNOUNCE,
         path=path,
         layers=layers,

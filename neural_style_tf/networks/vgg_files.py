@@ -15,7 +15,7 @@ from ..errors import NetworkError
 from .vgg_network import CAFFE_MEAN_BGR, Network, layer_kind, vgg_layers
 
 
-def _check_shapes(weights, path, layers=None):
+def check_shapes(weights, path, layers=None):
     """Every conv's input channels must equal the previous conv's output channels.
 
     With `layers`, also every layer must be a conv, relu or pool, and every conv in it
@@ -64,7 +64,7 @@ def _mat_conv(struct, name, path):
         bias = np.asarray(pair[1], dtype=np.float32).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise NetworkError(f"{path}: layer {name} weights are not numeric arrays ({exc})") from exc
-    if kernel.ndim == 4:  # else _check_shapes reports the shape
+    if kernel.ndim == 4:  # else check_shapes reports the shape
         kernel = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3))
     return kernel, bias
 
@@ -114,7 +114,7 @@ def load_mat(path: str) -> Network:
         layers.append(name)
     if not weights:
         raise NetworkError(f"{path}: no convolution layers found")
-    _check_shapes(weights, path, layers)
+    check_shapes(weights, path, layers)
     return Network(
         name=f"{_vgg_name(len(weights))} (MatConvNet)",
         path=path,
@@ -192,7 +192,7 @@ def load_h5(path: str, mean_bgr: tuple[float, float, float] = CAFFE_MEAN_BGR, na
     if empty:
         raise NetworkError(f"{path}: block {empty[0]} has no convolution layers")
     layers = _block_layers(convs_per_block)
-    _check_shapes(weights, path, layers)
+    check_shapes(weights, path, layers)
     return Network(
         name=name or f"{_vgg_name(len(weights))} ({kind})",
         path=path,
@@ -230,7 +230,7 @@ def load_npz(path: str) -> Network:
             f"{path}: mean_pixel shape {network.mean_pixel.shape} and channel order {network.channel_order!r}; "
             "expected 3 values and 'RGB' or 'BGR'"
         )
-    _check_shapes(network.weights, path, network.layers)
+    check_shapes(network.weights, path, network.layers)
     return network
 
 

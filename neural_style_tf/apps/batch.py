@@ -19,9 +19,10 @@ import os
 import sys
 import time
 
-from . import checks, cli, engine, images, jobs, memory, sheet
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from .tf_runtime import configure_process
+from .. import checks, cli, images, lifecycle, memory
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ..tf_runtime import configure_process
+from . import engine, jobs, sheet
 
 PROG = "batch.py"
 RETRIES = 1
@@ -164,7 +165,7 @@ def tasks_of(planned, digest, ship):
         # Jobs with the same inputs, size and layers can share a graph: weights only differ.
         group = (settings.run.content, settings.run.styles, settings.run.width, settings.run.network,
                  settings.loss.content_layers, settings.loss.style_layers)
-        tasks.append(engine.Task(job_id, "neural_style_tf.worker:run_transfer",
+        tasks.append(engine.Task(job_id, "neural_style_tf.apps.worker:run_transfer",
                                  {"settings": settings, "files": files}, group, job.name))
     return tasks
 
@@ -313,7 +314,7 @@ def run(args, todo, grid, say):
 
 
 def main(argv=None):
-    try:
+    def command():
         args, todo, grid = read_request(argv)
 
         def say(text):
@@ -321,8 +322,5 @@ def main(argv=None):
                 print(text, file=sys.stderr)
 
         return run(args, todo, grid, say)
-    except UsageError as exc:  # NetworkError and ImageError too: one line, never a traceback
-        return cli.fail(PROG, exc)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+    return lifecycle.run_command(PROG, command, "interrupted")

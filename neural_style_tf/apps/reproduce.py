@@ -25,11 +25,12 @@ import time
 import stylize
 import vgg
 
-from . import cli, engine, images, memory, objective, presets
-from .errors import EXIT_INTERRUPTED, UsageError
-from .networks import normalization
-from .settings import LBFGS_CORRECTIONS, LossOptions, OptimizerOptions
-from .tf_runtime import configure_process
+from .. import cli, images, memory, objective, presets
+from ..errors import EXIT_INTERRUPTED, UsageError
+from ..networks import normalization
+from ..settings import LBFGS_CORRECTIONS, LossOptions, OptimizerOptions
+from ..tf_runtime import configure_process
+from . import engine
 
 FIGURES = ("figure3", "grid", "content-layer", "init")
 SIZE = 512  # the paper's "about 512 px": the output width
@@ -39,7 +40,9 @@ NOISE_SEED = 0  # the noise start of every panel except the init figure's seeds
 
 # The checkout's example images (the paper's photo and paintings); an installed tool
 # is pointed at a copy of them with --examples.
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+# The checkout: this file is neural_style_tf/apps/reproduce.py.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(ROOT, "examples")
 CONTENT = "tubingen_neckarfront.jpg"
 PAINTINGS = {
     "turner": ("shipwreck_of_the_minotaur.jpg", "Turner, The Shipwreck of the Minotaur"),
@@ -212,7 +215,7 @@ def run_on_ray(todo, network, content, styles, evaluations, pool, finish, say):
     try:
         shared = ray.put(network)  # sent to each worker once, not with every panel
         by_id = {panel["id"]: (index, panel, settings) for index, panel, settings in todo}
-        tasks = [engine.Task(panel["id"], "neural_style_tf.reproduce:panel_job",
+        tasks = [engine.Task(panel["id"], "neural_style_tf.apps.reproduce:panel_job",
                              {"network": shared, "panel": panel, "content": content,
                               "style": styles[panel["painting"]], "evaluations": evaluations},
                              group=(panel["painting"], panel["content_layers"], tuple(panel["style_layers"])))

@@ -9,7 +9,7 @@ neural_style.py in its own process (so its time and memory are its own); a finis
 output is kept and a rerun skips it. The numbers (metrics.json, metrics.md):
 
 - style: the mean squared Gram distance to the painting on held-out layers (relu2_2,
-  relu4_3: layers no objective here uses), as compare.py measures it;
+  relu4_3: layers no objective here uses), as compare.py measures it (metrics.py);
 - ssim: the SSIM of the luminance to the photo (how much of its layout is left);
 - border: the edge strength in the outer BORDER px against that of the interior. Zero
   padding shows as bright dots along the frame, which lift this above 1;
@@ -29,11 +29,13 @@ import time
 
 import numpy as np
 
-from . import images
-from .errors import EXIT_OK
+from .. import images
+from ..errors import EXIT_OK
+from ..settings import LossOptions
+from .metrics import choose_gram_layers, gram_distances, ssim_to_content
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))  # the checkout: HERE is neural_style_tf/apps
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 # (name, content, style, the classic tool's result for it or None): the Neckarfront with
 # the four styles of the reference, and two other pairs.
@@ -138,9 +140,6 @@ def run_one(out_dir, setting, flags, pair, size, say):
 
 def measure(records, out_dir, size, network):
     """Adds style, ssim, border and noise to each record (one graph for all style distances)."""
-    from .compare import choose_gram_layers, gram_distances, ssim_to_content
-    from .settings import LossOptions
-
     loss = LossOptions(padding="zero")
     layers = choose_gram_layers(network, None, loss.style_layers + loss.content_layers)
     for rec in records:

@@ -24,10 +24,10 @@ import os
 from collections import deque
 from dataclasses import dataclass
 
-from .errors import UsageError
-from .memory import format_bytes
+from ..errors import UsageError
+from ..memory import format_bytes
 
-WORKER_CLASS = "neural_style_tf.worker:Worker"
+WORKER_CLASS = "neural_style_tf.apps.worker:Worker"
 # 2 threads per worker: measured here on 2 cores, one worker with 2 threads against two
 # with 1 thread each (docs/batch.md, Throughput).
 THREADS_PER_WORKER = 2

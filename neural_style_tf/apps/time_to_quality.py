@@ -24,7 +24,7 @@ import os
 import shlex
 import time
 
-from . import cli, images, transfer
+from .. import cli, images, transfer
 
 REFERENCE_EVALUATIONS = 500
 # The route the default command takes is measured as "default"; the others are the
@@ -66,7 +66,7 @@ class Trace:
         self.best = math.inf
 
     def __call__(self, progress):
-        scale = getattr(progress, "scale", None)
+        scale = progress.scale  # (index, count, size) on a coarse-to-fine route, None on one scale
         if scale is None or scale[0] == scale[1] - 1:  # the full size
             self.best = min(self.best, progress.terms["total"])
         self.rows.append((time.process_time() - self.cpu0, time.perf_counter() - self.wall0, self.best,

@@ -20,172 +20,46 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 import stylize
 import vgg
 
-from . import images, memory, time_to_quality
-from .errors import UsageError
-from .networks import calibration
-from .tf_runtime import import_tensorflow, return_freed_tensors_to_the_os
+from .. import images, memory
+from ..errors import UsageError
+from ..tf_runtime import import_tensorflow
+from . import time_to_quality
+from .benchmark_measure import (
+    BENCH_LOSS,
+    CONTENT_IMAGE,
+    EMBEDDED,
+    MATMUL_REPEATS,
+    MATMUL_SIZE,
+    RANDOM_VGG19,
+    ROOT,
+    STYLE_IMAGE,
+    _timed,
+    cpu_model,
+    default_networks,
+    load_average,
+    load_network,
+    matmul_gflops,
+    measure,
+    test_images,
+)
 
 REFERENCE_SIZE = "512x384"  # the size the targets are set at; always measured
 REPEATS = 5
 LBFGS_EVALUATIONS = 25  # > history 20, so that L-BFGS's history is full at the peak
 LBFGS_CORRECTIONS = 20
-MATMUL_SIZE = 2048
-MATMUL_REPEATS = 7
 OUT = "BENCHMARKS.md"
-# The checkout's example images; an installed tool measures on the shipped 256 px copies.
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
-def example_image(name):
-    path = os.path.join(EXAMPLES, name)
-    return path if os.path.isfile(path) else os.path.join(calibration.DATA_DIR, os.path.splitext(name)[0] + ".png")
-
-
-CONTENT_IMAGE = example_image("tubingen_neckarfront.jpg")
-STYLE_IMAGE = example_image("starry_night.jpg")
-RANDOM_VGG19 = "random-vgg19"  # a --network value: VGG-19's shapes, random weights
-EMBEDDED = "embedded"  # a --network value: the embedded VGG-16
-VGG19_CHANNELS = (64, 128, 256, 512, 512)
 COMPARISONS = ("threads", "gram", "deepest", "onednn", "xla", "malloc", "evaluator")
-# The objective whose cost is counted and timed: the classic Gram loss, whose FLOPs
-# count_flops knows exactly. The default W2 loss adds one C x C eigendecomposition per
-# style layer (float64, not a matrix product); its time is in the time-to-quality mode.
-BENCH_LOSS = stylize.LossOptions(style_loss="gram")
-
-
-# ---------------------------------------------------------------- networks
-
-
-def random_vgg19(seed=0):
-    """A `vgg.Network` with VGG-19's layers and kernel shapes and He-scaled random weights."""
-    rng = np.random.default_rng(seed)
-    weights, cin = {}, 3
-    for b, (count, cout) in enumerate(zip(vgg.VGG19_BLOCKS, VGG19_CHANNELS), start=1):
-        for c in range(1, count + 1):
-            kernel = (rng.standard_normal((3, 3, cin, cout), dtype=np.float32) * np.sqrt(2.0 / (9 * cin))).astype(np.float32)
-            weights[f"conv{b}_{c}"] = (kernel, np.zeros(cout, np.float32))
-            cin = cout
-    return vgg.Network(name="VGG-19 shapes (random weights)", path="(random)", layers=vgg.VGG19_LAYERS,
-                       weights=weights, mean_pixel=np.array(vgg.CAFFE_MEAN_BGR[::-1], np.float32))
-
-
-def load_network(spec):
-    if spec == RANDOM_VGG19:
-        return random_vgg19()
-    if spec == EMBEDDED:
-        return vgg.load_embedded()
-    return vgg.load_net(spec)
-
-
-def default_networks():
-    """The paper's VGG-19 if a file is at hand, else its shapes with random weights; and the embedded VGG-16."""
-    return [vgg.find_default_network() or RANDOM_VGG19, EMBEDDED]
-
-
-# ---------------------------------------------------------------- FLOPs
-
-
-def used_layers(loss):
-    """The layers the objective reads, as stylize.Objective chooses them (zero-weight content layers dropped)."""
-    content = stylize.content_layer_weights(loss.content_layers, loss.content_weight_blend)
-    return tuple(content) + tuple(loss.style_layers), tuple(loss.style_layers)
-
-
-def count_flops(network, height, width, layers_needed, style_layers):
-    """Exact multiply-add FLOPs (1 multiply-add = 2 FLOPs) of one evaluation: loss and gradient.
-
-    What the graph computes, up to the deepest layer in `layers_needed` (nothing past it
-    is built):
-    - each convolution, forward: 2 * H * W * k * k * Cin * Cout (SAME padding, stride 1;
-      H, W the output size; border zeros are counted as TensorFlow multiplies them too);
-    - each convolution, backward: the gradient with respect to its input only
-      (Conv2DBackpropInput), the same count again. The kernels are constants, so no
-      weight gradient (Conv2DBackpropFilter) exists in the graph: `tests/test_benchmark.py`
-      checks that. The first convolution's input gradient is needed too: it is the image's;
-    - each style layer's Gram matrix G = F^T F with F of shape (H W, C): forward
-      2 * H * W * C^2; backward, TensorFlow's MatMul gradient does two products of the
-      same size (dF = F dG^T and F dG), 4 * H * W * C^2;
-    - ReLU, bias, pooling, the loss reductions and total variation are O(H W C) with no
-      multiply-add structure and are not counted (a few percent of the conv count's
-      memory traffic, and no arithmetic to speak of).
-    Returns {"conv_forward", "conv_backward", "gram_forward", "gram_backward", "total"}.
-    """
-    last = vgg.deepest(network, layers_needed)
-    h, w, cin = height, width, 3
-    out = dict(conv_forward=0, conv_backward=0, gram_forward=0, gram_backward=0)
-    for name in network.layers:
-        kind = vgg.layer_kind(name)
-        if kind == "conv":
-            kernel = network.weights[name][0]
-            kh, kw, _, cout = kernel.shape
-            flops = 2 * h * w * kh * kw * cin * cout
-            out["conv_forward"] += flops
-            out["conv_backward"] += flops
-            cin = cout
-        elif kind == "pool":
-            h, w = -(-h // 2), -(-w // 2)
-        if name in style_layers:
-            out["gram_forward"] += 2 * h * w * cin * cin
-            out["gram_backward"] += 4 * h * w * cin * cin
-        if name == last:
-            break
-    out["total"] = sum(out.values())
-    return out
-
-
-# ---------------------------------------------------------------- the machine
-
-
-def matmul_gflops(size=MATMUL_SIZE, repeats=MATMUL_REPEATS):
-    """NumPy float32 matrix multiply speed in GFLOP/s, best of `repeats` (after one warm-up)."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    c = np.empty_like(a)
-    np.matmul(a, b, out=c)
-    best = min(_timed(lambda: np.matmul(a, b, out=c)) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def load_average():
-    try:
-        return os.getloadavg()
-    except OSError:
-        return (float("nan"),) * 3
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def max_rss_bytes():
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def parse_size(text):
@@ -200,95 +74,13 @@ def parse_size(text):
     return size
 
 
-# ---------------------------------------------------------------- one measurement (child process)
-
-
-def test_images(width, height):
-    from . import images
-
-    content = images.resize(images.load_image(CONTENT_IMAGE), (height, width))
-    style = images.resize(images.load_image(STYLE_IMAGE), (height, width))
-    return content, style
-
-
-class TimedObjective:
-    """Wraps an Objective: records when each session.run starts and ends (for the Evaluator's overhead)."""
-
-    def __init__(self, objective):
-        self.objective = objective
-        self.shape = objective.shape
-        self.spans = []
-
-    def evaluate(self, x):
-        t0 = time.perf_counter()
-        result = self.objective.evaluate(x)
-        self.spans.append((t0, time.perf_counter()))
-        return result
-
-
-def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections, mallopt=True):
-    """Everything about one network at one size, in this process. Returns a JSON-able dict."""
-    if mallopt:
-        return_freed_tensors_to_the_os()  # as neural_style.main does (tf_runtime.configure_process)
-    network = load_network(network_spec)
-    import_tensorflow()  # here, so that the baseline RSS includes it
-    content, style = test_images(width, height)
-    loss = BENCH_LOSS
-    needed, style_layers = used_layers(loss)
-    baseline = max_rss_bytes()
-    t0 = time.perf_counter()
-    objective = stylize.Objective(network, content, [style], loss)
-    build = time.perf_counter() - t0
-    after_build = max_rss_bytes()
-    assert objective.graph.finalized
-    x = stylize.initial_image(content, network, noiseblend=0.0)
-    objective.evaluate(x)  # warm-up: first-run allocations and kernel selection
-    after_warmup = max_rss_bytes()
-    times = [_timed(lambda: objective.evaluate(x)) for _ in range(repeats)]
-
-    timed = TimedObjective(objective)
-    opts = stylize.OptimizerOptions(optimizer="lbfgs", iterations=10**6, max_evaluations=lbfgs_evaluations,
-                                    lbfgs_corrections=corrections)
-    t0 = time.perf_counter()
-    result = stylize.minimize(timed, x, opts)
-    lbfgs_wall = time.perf_counter() - t0
-    spans = timed.spans
-    # Steady state: from the end of the first evaluation to the end of the last, minus the
-    # session.run time in between. SciPy's one-off set-up (it converts the n bounds in a
-    # Python loop) comes before the first evaluation and is reported on its own.
-    between = spans[-1][1] - spans[0][1]
-    session = sum(b - a for a, b in spans[1:])
-    overhead = (between - session) / max(1, len(spans) - 1)
-    flops = count_flops(network, height, width, needed, style_layers)
-    objective.close()
-    return {
-        "network": network.name,
-        "size": f"{width}x{height}",
-        "flops": flops,
-        "seconds": statistics.median(times),
-        "seconds_all": times,
-        "build_seconds": build,
-        "lbfgs_evaluations": result.evaluations,
-        "lbfgs_session_median": statistics.median(b - a for a, b in spans),
-        "overhead_seconds": overhead,
-        "lbfgs_setup_seconds": spans[0][0] - t0,
-        "lbfgs_wall": lbfgs_wall,
-        "baseline_rss": baseline,
-        "peak_rss_after_build": after_build,
-        "peak_rss_after_first_evaluation": after_warmup,
-        "peak_rss": max_rss_bytes(),
-        "estimate": memory.estimate_peak_bytes(network, height, width, "lbfgs", corrections, needed),
-    }
-
-
 def run_child(network_spec, size, args, env=None, mallopt=True):
     """`measure` in a fresh Python process, so that its peak RSS is its own."""
     job = {"network": network_spec, "width": size[0], "height": size[1], "repeats": args.repeats,
            "lbfgs_evaluations": args.lbfgs_evaluations, "corrections": args.lbfgs_corrections, "mallopt": mallopt}
     # `-m` with the project's root on the path: the child imports this package as the parent does.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run([sys.executable, "-m", "neural_style_tf.benchmark", "--child", json.dumps(job)],
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, "-m", "neural_style_tf.apps.benchmark", "--child", json.dumps(job)],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed for {network_spec} at {size}:\n{proc.stderr[-3000:]}")

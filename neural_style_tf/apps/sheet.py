@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 
-from . import images
+from .. import images
 
 
 def axis_values(points, index):

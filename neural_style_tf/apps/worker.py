@@ -42,9 +42,10 @@ import numpy as np
 import stylize
 import vgg
 
-from . import transfer
-from .errors import EXIT_OK, UsageError
-from .tf_runtime import configure_process, import_tensorflow
+from .. import transfer
+from ..errors import EXIT_OK, UsageError
+from ..settings import input_file_fields
+from ..tf_runtime import configure_process, import_tensorflow
 
 # Objectives a worker keeps: a coarse-to-fine run's scales (2-3 by default) reuse theirs.
 OBJECTIVES_KEPT = 3
@@ -183,11 +184,11 @@ def localise(worker, settings, files):
         return None if paths is None else tuple(here(p) for p in paths)
 
     output = os.path.join(tempfile.mkdtemp(dir=worker.scratch), os.path.basename(run.output))
-    return dataclasses.replace(settings, run=dataclasses.replace(
-        run, content=here(run.content), styles=all_here(run.styles), initial=here(run.initial),
-        color_source=here(run.color_source), network=here(run.network), style_masks=all_here(run.style_masks),
-        style_region_masks=all_here(run.style_region_masks), content_mask=here(run.content_mask),
-        output=output, overwrite=True, quiet=True))
+    # Every input file settings.py marks, one path or a tuple of them.
+    inputs = ({name: here(getattr(run, name)) for name in input_file_fields("file")}
+              | {name: all_here(getattr(run, name)) for name in input_file_fields("files")})
+    return dataclasses.replace(settings, run=dataclasses.replace(run, **inputs, output=output, overwrite=True,
+                                                                 quiet=True))
 
 
 def run_transfer(worker, payload):

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import vgg
 
-from . import cli
-from .errors import UsageError
-from .settings import AUTO_SKY
+from .. import cli
+from ..errors import UsageError
+from ..settings import AUTO_SKY, input_file_fields, presentation_fields
 
 RESULTS = "results.jsonl"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -34,8 +34,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 # output is made on a worker, perhaps another machine, and sent back as bytes.
 NOT_IN_A_BATCH = {"checkpoint_output": "--checkpoint-output", "progress_write": "--progress-write",
                   "progress_plot": "--progress-plot", "log": "--log"}
-# Settings that do not change the image: left out of the job id.
-NOT_IN_THE_ID = ("output", "overwrite", "quiet", "print_iterations")
+# Settings that do not change the image, left out of the job id: settings.presentation_fields()
+# but the ones a batch refuses (NOT_IN_A_BATCH, and --checkpoint-iterations, which checks.py
+# accepts only with --checkpoint-output). A job always holds those at their defaults, so
+# they stay in the hashed settings: taking them out would decide nothing differently but
+# would change every job id, and results.jsonl of earlier batches would no longer match.
+# The seed is in the id: it changes the image (a job without --seed draws one per run).
+NOT_IN_THE_ID = tuple(f for f in presentation_fields() if f not in NOT_IN_A_BATCH and f != "checkpoint_iterations")
 
 
 @dataclass(frozen=True)
@@ -231,9 +236,9 @@ class Digests:
         return self.known[key]
 
 
-# The settings (RunSettings fields) that name input files, one path or a list of them.
-FILE_FIELDS = ("content", "initial", "color_source", "network", "content_mask")
-FILE_LIST_FIELDS = ("styles", "style_masks", "style_region_masks")
+# The settings (RunSettings fields) that name input files, one path or a list of them (settings.py marks them).
+FILE_FIELDS = input_file_fields("file")
+FILE_LIST_FIELDS = input_file_fields("files")
 
 
 def input_files(settings):

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -32,11 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 
 import stylize
-import vgg
 
-from . import checks, coarse_to_fine, flow, images, transfer
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from .progress import Reporter
+from .. import checks, coarse_to_fine, flow, images, lifecycle, transfer
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ..lifecycle import say
+from ..progress import Reporter
+from ..settings import presentation_fields
+from .clip import FRAME_NAME, Source, open_source, read_frames, write_video
 
 # ---------------------------------------------------------------- defaults
 
@@ -51,13 +52,13 @@ FILL = "content"
 FPS = 24.0
 # Containers written through ffmpeg with H.264; a folder takes numbered PNG frames.
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv")
-FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
-FRAME_NAME = "frame_{:05d}.png"
 STATE_NAME = "state.json"
 RAW_DIR = ".raw"  # the last results as optimised (before colour finishing), for resuming
-# Settings that do not change the frames: a rerun may change them and still resume.
-PRESENTATION = ("output", "overwrite", "quiet", "log", "print_iterations", "checkpoint_output",
-                "checkpoint_iterations", "progress_write", "progress_plot", "seed")
+# Settings left out of the resume fingerprint: a rerun may change them and still resume.
+# Those that do not change the frames (settings.presentation_fields()), and the seed, which
+# does change them but is checked on its own (resume_point): a rerun without --seed
+# continues with the stored one, a rerun with another seed is refused.
+PRESENTATION = presentation_fields() + ("seed",)
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,6 @@ class VideoOptions:
 
 
 @dataclass(frozen=True)
-class Source:
-    """The input clip: a video file or a folder of numbered images."""
-
-    path: str
-    files: tuple | None  # the frame files of a folder, in order; None for a video file
-    count: int
-    fps: float | None
-    size: tuple  # (height, width)
-
-
-@dataclass(frozen=True)
 class Plan:
     """What `plan` found: the clip, where everything goes, and where to start."""
 
@@ -100,81 +90,6 @@ class Plan:
     seed: int | None
     records: tuple  # those frames' records
     fingerprint: dict
-
-
-def say(text):
-    print(text, file=sys.stderr)
-
-
-# ---------------------------------------------------------------- the input
-
-
-def _natural_key(name):
-    """'frame_10.png' after 'frame_9.png'."""
-    import re
-
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def open_folder(path):
-    files = sorted((f for f in os.listdir(path) if os.path.splitext(f)[1].lower() in FRAME_EXTENSIONS
-                    and not f.startswith(".")), key=_natural_key)
-    if not files:
-        raise UsageError(f"--input {path}: no frames in this folder (images named in order, e.g. frame_00001.png)")
-    from PIL import Image
-
-    sizes = {}
-    for name in files:
-        full = os.path.join(path, name)
-        problem = images.check_readable_image(full)
-        if problem:
-            raise UsageError(f"--input frame {problem}")
-        with Image.open(full) as img:
-            sizes.setdefault(img.size, name)
-    if len(sizes) > 1:
-        (a, first), (b, other) = list(sizes.items())[:2]
-        raise UsageError(f"--input {path}: frames of different sizes: {first} is {a[0]}x{a[1]}, "
-                         f"{other} is {b[0]}x{b[1]}; every frame must have the same size")
-    (width, height), = sizes
-    return Source(path, tuple(os.path.join(path, f) for f in files), len(files), None, (height, width))
-
-
-def open_video(path):
-    """A video file's frame count, rate and size, read by ffmpeg (imageio-ffmpeg's binary)."""
-    import imageio.v3 as iio
-    import imageio_ffmpeg
-
-    try:
-        meta = iio.immeta(path, plugin="FFMPEG")
-        count, _ = imageio_ffmpeg.count_frames_and_secs(path)
-    except Exception as exc:  # ffmpeg fails in many ways on a foreign or broken file
-        raise UsageError(f"--input {path}: not a readable video ({type(exc).__name__})") from exc
-    if not count:
-        raise UsageError(f"--input {path}: the video has no frames")
-    width, height = meta["size"]
-    return Source(path, None, int(count), float(meta["fps"]), (int(height), int(width)))
-
-
-def open_source(path):
-    if os.path.isdir(path):
-        return open_folder(path)
-    if not os.path.isfile(path):
-        raise UsageError(f"--input {path}: no such file or folder")
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"--input {path}: not readable (permission denied)")
-    return open_video(path)
-
-
-def read_frames(source, width=None):
-    """The clip's frames, one at a time, RGB float32 0..255, resized to `width`."""
-    if source.files is not None:
-        frames = (images.load_image(f) for f in source.files)
-    else:
-        import imageio.v3 as iio
-
-        frames = (np.asarray(f, np.float32) for f in iio.imiter(source.path, plugin="FFMPEG"))
-    for frame in frames:
-        yield frame if width is None else images.resize_to_width(frame, width)
 
 
 # ---------------------------------------------------------------- the output and resuming
@@ -259,8 +174,7 @@ def plan(settings, options):
     checks.validate(settings.with_values({"output": os.path.join(folder, FRAME_NAME.format(1)), "overwrite": True}))
     prints = fingerprint(settings, options, source)
     start, seed, records = resume_point(state, frames_dir, prints, settings.run.seed)
-    if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little")
+    seed = lifecycle.choose_seed(seed)
     fps = options.fps or source.fps or FPS
     return Plan(source, frames_dir, video, options.summary or summary, fps, start, seed, records, prints)
 
@@ -334,8 +248,7 @@ def starts(job, settings, options, index, target, mask):
 
     def first_x0(scaled):
         if target is None:
-            start = None if job.initial is None else images.resize(job.initial, scaled.shape[:2])
-            return stylize.initial_image(scaled, network, start, run.initial_noiseblend, job.seed)
+            return lifecycle.first_image(scaled, network, job.initial, run.initial_noiseblend, job.seed)
         fill = job.target if options.fill == "content" else stylize.initial_image(
             job.target, network, None, 1.0, job.seed + index)
         x0 = mask[..., None] * target + (1.0 - mask[..., None]) * fill
@@ -469,15 +382,9 @@ def stylise_all(ctx, records, bar):
     return "completed"
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def load(settings, plan):
     """The network and the style images, checked against the first frame's size."""
-    network = vgg.load_net(settings.run.network, settings.run.input_range)
-    checks.check_layers(settings.loss, network)
-    say(network.announce())
+    network = transfer.load_network(settings)
     styles = [images.load_image(path) for path in settings.run.styles]
     first = next(read_frames(plan.source))
     transfer.check(settings, transfer.Inputs(network, first, None, styles))
@@ -498,15 +405,14 @@ def run(settings, options, plan):
     say(f"{plan.source.count} frames of {size[1]}x{size[0]} at {plan.fps:g} fps, {mode}, seed {plan.seed}"
         + (f"; resuming after frame {plan.start}" if plan.start else ""))
     bar = frame_bar(plan, settings.run.quiet)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     t0 = time.perf_counter()
     records = list(plan.records)
     try:
-        stop = stylise_all(ctx, records, bar)
+        with lifecycle.interrupts_as_keyboard_interrupt():
+            stop = stylise_all(ctx, records, bar)
     except KeyboardInterrupt:  # outside an optimisation (which returns "interrupted" itself)
         stop = "interrupted"
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
     return finish(ctx, records, stop, time.perf_counter() - t0)
@@ -536,41 +442,14 @@ def summarise(ctx, records, stop, seconds):
     }
 
 
-def write_video(path, frames_dir, count, fps):
-    """Frames 1..count -> an H.264 video at `fps`, written atomically (images.write_atomically)."""
-    import imageio.v3 as iio
-
-    def write(f):
-        # imageio's ffmpeg plugin writes to a file of its own and copies it into `f`.
-        with iio.imopen(f, "w", plugin="FFMPEG", extension=os.path.splitext(path)[1].lower(),
-                        legacy_mode=True) as file:
-            with file.legacy_get_writer(fps=fps, codec="libx264", quality=8, macro_block_size=1,
-                                        pixelformat="yuv420p", ffmpeg_log_level="error") as writer:
-                for index in range(count):
-                    rgb = images.load_image(os.path.join(frames_dir, FRAME_NAME.format(index + 1)))
-                    writer.append_data(even(images.to_uint(rgb)))
-
-    images.write_atomically(path, write)
-
-
-def even(pixels):
-    """H.264 in yuv420p needs an even width and height: repeat the last row or column."""
-    height, width = pixels.shape[:2]
-    return np.pad(pixels, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-
-
 def finish(ctx, records, stop, seconds):
     """Write the summary and assemble the video from the finished frames; the exit status.
     A second Ctrl-C or SIGTERM during these last writes is ignored until they are done."""
-    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with lifecycle.signals_held():
         summary = summarise(ctx, records, stop, seconds)
         images.write_atomically(ctx.plan.summary, lambda f: f.write(json.dumps(summary, indent=1).encode()))
         if ctx.plan.video is not None and records:
             write_video(ctx.plan.video, ctx.plan.frames_dir, len(records), ctx.plan.fps)
-    finally:
-        for sig, handler in held.items():
-            signal.signal(sig, handler)
     report(ctx, summary)
     return {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(stop, EXIT_FAILED)
 
