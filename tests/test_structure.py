@@ -314,3 +314,122 @@ def test_the_checks_catch_what_they_look_for():
             ("q.r", 4)} <= names
     edits = sys_path_edits(ast.parse("import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']\ns = 'sys.path.append'\n"))
     assert sorted(edits) == [2, 3]
+
+
+# ---------------------------------------------------------------- the layout of issue 22
+
+APPS = f"{PACKAGE}.apps"
+# The top-level files that are commands' shims (they may import their app) and what the
+# core is: every other module, the classic facades included.
+SHIMS = {"video", "batch", "compare", "reproduce", "benchmark"}
+MAX_MODULE_LINES = 500
+
+
+def core_modules(modules):
+    return sorted(m for m in modules if not (m == APPS or m.startswith(APPS + ".")) and m not in SHIMS)
+
+
+def test_the_core_never_imports_the_apps():
+    graph = import_graph()
+    apps = {m for m in graph if m == APPS or m.startswith(APPS + ".")}
+    problems = [describe(graph, chain) for m in core_modules(graph)
+                if (chain := path_between(graph, m, apps))]
+    assert not problems, "the core imports the commands' code (apps/):\n  " + "\n  ".join(problems)
+
+
+def module_aliases(tree, module, is_package, modules):
+    """Names a module binds by import to a project module: {local name: project module}."""
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in modules:
+                    found[alias.asname or alias.name.partition(".")[0]] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            for target, _ in imported_names(ast.Module(body=[node], type_ignores=[]), module, is_package):
+                name = target.rpartition(".")[2]
+                local = next((a.asname or a.name for a in node.names if a.name == name), None)
+                if target in modules and local:
+                    found[local] = target
+    return found
+
+
+def foreign_assignments(tree, aliases):
+    """(line, text) of every assignment to an attribute of an imported project module (or to
+    an item of one of its attributes), and of every object.__setattr__ call."""
+    def is_module(node):
+        return isinstance(node, ast.Name) and node.id in aliases
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                base = t.value if isinstance(t, ast.Subscript) else t
+                if isinstance(base, ast.Attribute) and is_module(base.value):
+                    yield node.lineno, ast.unparse(t)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            func = node.func
+            if func.attr == "__setattr__" and isinstance(func.value, ast.Name) and func.value.id == "object":
+                yield node.lineno, "object.__setattr__(...)"
+            if func.attr in ("__setitem__", "update", "setdefault") and isinstance(func.value, ast.Attribute) \
+                    and is_module(func.value.value):
+                yield node.lineno, ast.unparse(func)
+
+
+def test_no_shipped_module_assigns_an_attribute_of_another_module():
+    modules = project_modules()
+    found = []
+    for name, (path, is_package) in sorted(modules.items()):
+        tree = parse(path)
+        for line, text in foreign_assignments(tree, module_aliases(tree, name, is_package, modules)):
+            found.append(f"{os.path.relpath(path, ROOT)}:{line}: {text}")
+    assert not found, "shipped code changes another module's globals:\n  " + "\n  ".join(found)
+
+
+def test_every_package_module_has_its_test_file():
+    missing = []
+    for name, (path, is_package) in sorted(project_modules().items()):
+        if is_package or not name.startswith(PACKAGE + "."):
+            continue
+        expected = f"test_{name.rpartition('.')[2]}.py"
+        if not os.path.isfile(os.path.join(TESTS_DIR, expected)):
+            missing.append(f"{os.path.relpath(path, ROOT)} -> tests/{expected}")
+    assert not missing, "package modules without a test file of their own:\n  " + "\n  ".join(missing)
+
+
+def test_no_test_module_imports_another_test_module():
+    test_modules = {n[:-3] for n in os.listdir(TESTS_DIR) if n.startswith("test_") and n.endswith(".py")}
+    found = []
+    for name in sorted(test_modules):
+        path = os.path.join(TESTS_DIR, name + ".py")
+        for target, line in imported_names(parse(path), name, False):
+            if target.partition(".")[0] in test_modules:
+                found.append(f"tests/{name}.py:{line}: imports {target}")
+    assert not found, ("test modules import other test modules (shared helpers belong in conftest.py "
+                       "or weights_factory.py):\n  " + "\n  ".join(sorted(set(found))))
+
+
+def test_no_module_is_over_500_lines():
+    long = []
+    for folder in (ROOT, os.path.join(ROOT, PACKAGE), TESTS_DIR):
+        for dirpath, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if d not in ("__pycache__", ".git")] if dirpath != ROOT else []
+            for f in files:
+                if f.endswith(".py"):
+                    path = os.path.join(dirpath, f)
+                    with open(path, encoding="utf-8") as fh:
+                        count = sum(1 for _ in fh)
+                    if count > MAX_MODULE_LINES:
+                        long.append(f"{os.path.relpath(path, ROOT)} ({count} lines)")
+    assert not long, f"modules over {MAX_MODULE_LINES} lines:\n  " + "\n  ".join(sorted(long))
+
+
+def test_the_new_checks_catch_what_they_look_for():
+    tree = ast.parse("import stylize\nfrom . import images as im\nimport os\n"
+                     "stylize.session_config = 1\nim.X['k'] = 2\nos.environ['A'] = 'b'\n"
+                     "object.__setattr__(n, 'a', 1)\nstylize.LOSS_SCALES.update({})\nlocal.attr = 3\n")
+    modules = {"stylize": None, f"{PACKAGE}.images": None, PACKAGE: None}
+    aliases = module_aliases(tree, f"{PACKAGE}.mod", False, modules)
+    assert aliases == {"stylize": "stylize", "im": f"{PACKAGE}.images"}
+    lines = [line for line, _ in foreign_assignments(tree, aliases)]
+    assert lines == [4, 5, 7, 8]
