@@ -308,6 +308,7 @@ class Objective:
         for name in tuple(loss.content_layers) + tuple(loss.style_layers):
             if name not in network.layers:
                 raise ValueError(f"layer {name!r} is not in {network.name}")
+        assert loss.padding is not None and loss.style_layer_weight_exp is not None  # resolved by for_network
         scale = loss_scale or LOSS_SCALES[loss.loss_scale]
         term_list = self.term_list(styles, scale, content_mask, temporal, guidance or NO_GUIDANCE, config)
 
@@ -339,7 +340,7 @@ class Objective:
         then the pixel terms that are used. Computes the targets (self.style_images too)."""
         loss, network = self.loss_options, self.network
         content_weights = content_layer_weights(loss.content_layers, loss.content_weight_blend)
-        style_weights = style_layer_weights(loss.style_layers, loss.style_layer_weight_exp)
+        style_weights = style_layer_weights(loss.style_layers, float(loss.style_layer_weight_exp or 0.0))
         statistic = style_statistic(loss.style_loss, scale)
         self.style_images, content_targets, style_targets = targets(network, self.content, styles, loss, statistic,
                                                                     guidance, config)

@@ -49,11 +49,11 @@ class Evaluator:
         self.session_seconds = 0.0
         self.start = time.perf_counter()
         self.best_loss = math.inf
-        self.best_x = None
-        self.best_terms = None
-        self._x = None
-        self._terms = None
-        self._grad = None
+        self.best_x: np.ndarray | None = None
+        self.best_terms: dict | None = None
+        self._x: np.ndarray | None = None
+        self._terms: dict = {}
+        self._grad: np.ndarray = np.zeros(0)
 
     def _ensure(self, x):
         # The cache key is x as the graph sees it, in float32: two float64 x that round to
@@ -220,15 +220,16 @@ class IterateAverage:
 
     def __init__(self, decay: float):
         self.decay = float(decay)
-        self.value = None
+        self.value: np.ndarray | None = None
         self.weight = 0.0
 
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x, np.float64).ravel()
         if self.value is None:
             self.value = np.zeros_like(x)
-        self.value *= self.decay
-        self.value += (1.0 - self.decay) * x
+        value = self.value
+        value *= self.decay
+        value += (1.0 - self.decay) * x
         self.weight = self.weight * self.decay + (1.0 - self.decay)
 
     def get(self) -> np.ndarray | None:

@@ -206,7 +206,8 @@ class RunSettings:
 
     content: str = _input_file()
     styles: tuple = _input_files()
-    output: str = dataclasses.field(metadata={PRESENTATION: True})  # the format is the image's encoding only
+    # mypy reads the _input_file() calls above as defaults; they are required fields (no default).
+    output: str = dataclasses.field(metadata={PRESENTATION: True})  # type: ignore[misc]  # the format is the image's encoding only
     width: int | None = None
     initial: str | None = _input_file(None)
     initial_noiseblend: float | None = INITIAL_NOISEBLEND
@@ -258,7 +259,7 @@ class Settings:
 
     def with_values(self, values):
         """A copy with `values` ({command-line dest: value}) put in their parts."""
-        parts = {"run": {}, "loss": {}, "optimizer": {}}
+        parts: dict[str, dict] = {"run": {}, "loss": {}, "optimizer": {}}
         for dest, value in values.items():
             part, name = FIELD_OF_DEST[dest]
             parts[part][name] = value

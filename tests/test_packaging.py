@@ -27,7 +27,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DISTRIBUTION = "neural-style-tf"
 PY_MODULES = ["neural_style", "stylize", "vgg", "video"]
-PACKAGES = ["neural_style_tf", "neural_style_tf.apps"]
+PACKAGES = ["neural_style_tf", "neural_style_tf.apps", "neural_style_tf.networks"]
 SCRIPTS = {
     "neural-style": "neural_style:console_main",
     "neural-style-video": "video:console_main",

@@ -90,7 +90,8 @@ class FeatureNetwork(ABC):
         which also takes each position's receptive field into account.
         """
         mask = np.asarray(mask, np.float32)
-        shapes = {n: (h, w) for n, h, w, _ in self.feature_shapes(*mask.shape, self.deepest(layers))}
+        height, width = mask.shape
+        shapes = {n: (h, w) for n, h, w, _ in self.feature_shapes(height, width, self.deepest(layers))}
         return {n: area_resize(mask, shapes[n]) for n in layers}
 
     # ------------------------------------------------------------ description
@@ -148,7 +149,7 @@ def area_resize(mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     mask = np.asarray(mask, np.float32)
     if mask.shape == tuple(shape):
         return mask
-    resized = Image.fromarray(mask, mode="F").resize((shape[1], shape[0]), Image.BOX)
+    resized = Image.fromarray(mask, mode="F").resize((shape[1], shape[0]), Image.Resampling.BOX)
     return np.asarray(resized, np.float32)
 
 

@@ -284,7 +284,7 @@ def _load_keras(path, input_range):
         try:
             shapes[layer.name] = tuple(layer.output.shape)
         except (AttributeError, ValueError):  # a layer used twice has no single output
-            shapes[layer.name] = None
+            shapes[layer.name] = None  # type: ignore[assignment]  # None: "no single shape"
     inputs = {layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"}
 
     def freeze(names):

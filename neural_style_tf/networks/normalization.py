@@ -32,7 +32,7 @@ def mean_activations(network: Network, images_rgb: list, pooling: str = "max") -
     """{relu_layer: per-channel mean activation} over RGB 0..255 images and positions."""
     tf = import_tensorflow()
 
-    sums = {name: 0.0 for name in network.relu_layers}
+    sums: dict[str, np.ndarray | float] = {name: 0.0 for name in network.relu_layers}
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
@@ -44,7 +44,7 @@ def mean_activations(network: Network, images_rgb: list, pooling: str = "max") -
                 fetched = sess.run(means, {image: np.asarray(rgb, np.float32)[None]})
                 for n in sums:
                     sums[n] = sums[n] + fetched[n].astype(np.float64)
-    return {n: s / len(images_rgb) for n, s in sums.items()}
+    return {n: np.asarray(s, np.float64) / len(images_rgb) for n, s in sums.items()}
 
 
 def normalize(network: Network, images_rgb: list, pooling: str = "max", target: float = 1.0, name: str | None = None,

@@ -36,7 +36,7 @@ PROTOCOL_VERSION = 1001
 
 # torch's legacy storage classes and the little-endian dtype of their elements. The
 # legacy format has no other way of naming an element type.
-STORAGE_DTYPES = {
+STORAGE_DTYPES: dict[str, np.dtype] = {
     "DoubleStorage": np.dtype("<f8"),
     "FloatStorage": np.dtype("<f4"),
     "HalfStorage": np.dtype("<f2"),
@@ -195,6 +195,7 @@ def _read_storage_data(f: BinaryIO, keys: list, storages: dict[str, _Storage]) -
 def _materialise(tensor: _TensorRef) -> np.ndarray:
     """The tensor as its own C-contiguous native-endian array (a copy, not a view of the file)."""
     ref = tensor.ref
+    assert ref.storage.data is not None, "storages are read before any tensor is materialised"
     flat = ref.storage.data[ref.offset : ref.offset + ref.numel]
     if any(n == 0 for n in tensor.shape):
         return np.zeros(tensor.shape, ref.storage.dtype.newbyteorder("="))

@@ -135,7 +135,8 @@ def _block_layers(convs_per_block):
 
 def _read_keras_legacy(h5, path):
     """Keras legacy HDF5 weights (`vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`)."""
-    weights, convs_per_block = {}, {}
+    weights: dict[str, tuple] = {}
+    convs_per_block: dict[int, int] = {}
     for layer in (_decode(n) for n in h5.attrs["layer_names"]):
         if "_conv" not in layer:
             continue  # input and pooling layers carry no weights
@@ -244,11 +245,12 @@ def save_npz_to(network: Network, f: IO[bytes]) -> None:
     """`save_npz` to an open binary file (e.g. inside `images.write_atomically`)."""
     arrays = {f"{n}/kernel": k for n, (k, _) in network.weights.items()}
     arrays.update({f"{n}/bias": b for n, (_, b) in network.weights.items()})
+    # numpy's stub types **kwds as bool (for allow_pickle): the ignore below is for that.
     np.savez(
         f,
         layers=np.array(network.layers),
         name=np.array(network.name),
         mean_pixel=network.mean_pixel,
         channel_order=np.array(network.channel_order),
-        **arrays,
+        **arrays,  # type: ignore[arg-type]
     )
