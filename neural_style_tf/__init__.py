@@ -1,5 +1,5 @@
 """The parts that the commands (neural_style.py, video.py, batch.py, compare.py, reproduce.py,
-benchmark.py) and the algorithm (stylize.py, vgg.py) share, and the commands' code (apps/).
+benchmark.py) and the classic facades (stylize.py, vgg.py) share, and the commands' code (apps/).
 
 Importing the package, or any module in it, imports no TensorFlow: the functions that
 build graphs import it where they build them (tf_runtime.import_tensorflow).
@@ -17,9 +17,20 @@ build graphs import it where they build them (tf_runtime.import_tensorflow).
     masks             spatial control: mask files, their checks, per-scale guidance
     sky               the automatic sky mask (--style-masks auto-sky)
     flow              optical flow (OpenCV), warping, reliability masks
-    feature_network   the interface every feature network implements
-    keras_network     any Keras model as the feature network
-    calibration       the calibration images shipped with the package
+    losses            the loss terms and statistics (pure functions), the loss scales, W2
+    objective         targets, guidance, the terms as small objects, Objective (one graph)
+    optimize          Evaluator (cached on x), L-BFGS-B, Adam, minimize, Result, Progress
+    networks/         the feature networks behind one interface (see networks/__init__.py)
+    networks.feature_network  the typed interface (an ABC) every network implements; mask helpers
+    networks.vgg_network      the VGG network: layer spec as data, weights as arrays, its graph
+    networks.vgg_files        loaders of VGG weight files: MatConvNet .mat, Keras .h5, this tool's .npz
+    networks.embedded         the embedded default network (HED VGG-16), checked by sha256
+    networks.codebook         the ImageNet VGG-19 shipped as 8-bit codebooks (data/vgg19), its format
+    networks.torch_legacy     a restricted reader of legacy torch.save files (the converter's; no torch)
+    networks.keras_network    any Keras model as the feature network
+    networks.calibration      the calibration images shipped with the package
+    networks.normalization    the paper's normalised network, and its cache
+    networks.loading          the one entry point: a path (or none) -> a FeatureNetwork
     presets           the paper's presets
     memory            memory preflight
     coarse_to_fine    coarse-to-fine schedule
