@@ -23,14 +23,12 @@ from neural_style_tf.networks.embedded import (  # noqa: F401 (re-exported)
     HED_MEAN_BGR,
     HED_SHA256,
     HED_WEIGHTS_NAME,
-    KERAS_VGG19_CACHE,
-    PAPER_MAT,
     PAPER_NETWORK_HINT,
     embedded_weights_path,
     load_embedded,
     sha256_of,
 )
-from neural_style_tf.networks.loading import find_default_network, load, load_net  # noqa: F401
+from neural_style_tf.networks.loading import load, load_net  # noqa: F401
 from neural_style_tf.networks.normalization import (  # noqa: F401
     NORMALISE_FLOOR,
     mean_activations,

@@ -13,7 +13,6 @@ import sys
 
 from . import checks, presets, settings
 from .errors import EXIT_USAGE, UsageError
-from .networks.embedded import PAPER_MAT
 from .networks.keras_network import INPUT_RANGES
 from .settings import Settings
 
@@ -111,8 +110,8 @@ def add_optimisation_arguments(p):
 def add_objective_arguments(group):
     """The flags that define the objective and its network, into `group` (a parser or a group)."""
     group.add_argument("--network", default=None,
-                       help="weights file: MatConvNet .mat, Keras .h5 or .npz (default: ./" + PAPER_MAT
-                            + ", then the Keras VGG-19 cache, then the embedded VGG-16); or a whole Keras model "
+                       help="weights file: MatConvNet .mat, Keras .h5 or .npz (default: the embedded ImageNet "
+                            "VGG-19, the paper's network; no folder is searched); or a whole Keras model "
                             "(.keras, full-model .h5 or SavedModel directory) with --content-layers and "
                             "--style-layers naming its layers")
     group.add_argument("--input-range", choices=INPUT_RANGES, default=None,

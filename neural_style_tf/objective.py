@@ -29,6 +29,7 @@ from .losses import (
     content_layer_weights,
     gram_matrix,
     masked_content,
+    relative_content_weight,
     style_layer_weights,
     style_statistic,
     temporal_loss,
@@ -207,6 +208,7 @@ class ContentTerm:
     targets: dict
     loss: Any  # the loss scale's content(features, target)
     mask: np.ndarray | None = None
+    relative: bool = False  # each layer divided by its target's size (losses.relative_content_weight)
     name: str = "content"
 
     def build(self, net: dict, image: Tensor) -> Tensor:
@@ -214,8 +216,10 @@ class ContentTerm:
 
         if not self.layer_weights:  # no content term at all (pure texture synthesis)
             return tf.constant(0.0)
+        weights = {n: w * relative_content_weight(self.targets[n]) if self.relative else w
+                   for n, w in self.layer_weights.items()}
         return tf.add_n([w * masked_content(self.loss, net[n], self.targets[n], self.mask)
-                         for n, w in self.layer_weights.items()])
+                         for n, w in weights.items()])
 
 
 @dataclass(frozen=True)
@@ -348,7 +352,7 @@ class Objective:
         layer_masks = [None if guidance.mask(i) is None
                        else network.mask_weights(guidance.mask(i), tuple(style_weights), loss.pooling)
                        for i in range(len(styles))]
-        terms = [ContentTerm(content_weights, content_targets, scale.content, content_mask),
+        terms = [ContentTerm(content_weights, content_targets, scale.content, content_mask, statistic.relative),
                  StyleTerm(statistic, style_weights, blend, style_targets, layer_masks),
                  TotalVariationTerm(scale.tv)]
         terms += [PixelTerm(t, name) for t, name in ((temporal, TEMPORAL_TERM), (guidance.keep, KEEP_TERM))

@@ -31,12 +31,15 @@ TV_WEIGHT = 1e2
 # they get it too: see FeatureNetwork.default_tv_weight.
 TV_WEIGHT_EMBEDDED = 1e0
 # weight(layer n+1) = exp * weight(layer n). The classic tool's 1 (equal weights) stays the
-# embedded network's: measured on the quality panel (docs/quality.md), 0.25 (the shallow
-# layers weigh most) brings back a fine dot mesh in the sky with its edge-tuned first
-# layers. For ImageNet VGG weights 0.25 (256:64:16:4:1, crowsonkb's
-# style-transfer-pytorch, chosen on VGG-19; not measurable here): finer strokes, richer colour.
+# HED network's and the Keras models': measured on the quality panel (docs/quality.md), 0.25
+# (the shallow layers weigh most) brings back a fine dot mesh in the sky with HED's
+# edge-tuned first layers. For ImageNet VGG weights (the embedded VGG-19, .mat/.h5 files)
+# 0.5, measured at 256 px on Neckarfront x The Starry Night, 100 iterations (docs/quality.md):
+# 1 paints the painting's moons over the town and loses it (SSIM to the photo 0.43); 0.25
+# keeps the photo with small strokes only (SSIM 0.56, held-out style distance 3144); 0.5
+# paints the sky's swirls and keeps the town readable (SSIM 0.50, style distance 1806).
 STYLE_LAYER_WEIGHT_EXP = 1.0
-STYLE_LAYER_WEIGHT_EXP_VGG = 0.25
+STYLE_LAYER_WEIGHT_EXP_VGG = 0.5
 LEARNING_RATE = 1e1
 BETA1 = 0.9
 BETA2 = 0.999
@@ -119,6 +122,12 @@ STYLE_LOSSES = ("gram", "mean-cov", "w2")
 # It costs one eigendecomposition per style layer and evaluation (C x C, whatever the
 # image size): about +0.1 s at 256 px, a few % at 512 px.
 STYLE_LOSS = "w2"
+# The style losses measured in units of the painting's own spread (losses.StyleStatistic.
+# relative): with them the content term is relative too, and the TV weight is the same for
+# every network. TV_WEIGHT_RELATIVE is the embedded HED network's (TV_WEIGHT_EMBEDDED),
+# where content and style have the sizes that the relative terms now have on any network.
+RELATIVE_STYLE_LOSSES = ("w2", "mean-cov")
+TV_WEIGHT_RELATIVE = 1e0
 # Exponential moving average of the iterates (0 = off): the result is the average, which
 # removes the iterate noise of Adam (crowsonkb uses 0.99 at every scale).
 ITERATE_AVERAGE = 0.0
@@ -295,8 +304,12 @@ FIELD_OF_DEST = _field_of_dest()
 
 
 def effective_tv_weight(loss, network):
-    """The TV weight of a run: the one given, else the network's own default."""
-    return network.default_tv_weight if loss.tv_weight is None else loss.tv_weight
+    """The TV weight of a run: the one given; else with a relative style loss (W2, mean-cov:
+    content and style both relative, whatever the network) TV_WEIGHT_RELATIVE, and with the
+    Gram loss the network's own default."""
+    if loss.tv_weight is not None:
+        return loss.tv_weight
+    return TV_WEIGHT_RELATIVE if loss.style_loss in RELATIVE_STYLE_LOSSES else network.default_tv_weight
 
 
 def effective_padding(loss, network):

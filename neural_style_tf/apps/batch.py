@@ -101,7 +101,7 @@ def plan(todo, out_dir, previous, digest):
     out = []
     for job in todo:
         try:
-            settings = with_default_network(jobs.parse_job(job, out_dir))
+            settings = jobs.parse_job(job, out_dir)
         except UsageError as exc:
             out.append((job, None, jobs.invalid_id(job), f"invalid: {exc}"))
             continue
@@ -138,16 +138,6 @@ def worker_memory(planned, networks):
                                                     checks.used_layers(settings.loss),
                                                     checks.guided_styles(settings.run)))
     return need
-
-
-def with_default_network(settings):
-    """The network the job would find (./imagenet-vgg-verydeep-19.mat, ...) named explicitly, so that
-    a worker with another working directory uses the same one."""
-    import vgg
-
-    if settings.run.network is None and vgg.find_default_network():
-        return settings.with_values({"network": os.path.abspath(vgg.find_default_network())})
-    return settings
 
 
 def tasks_of(planned, digest, ship):

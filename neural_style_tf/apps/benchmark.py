@@ -38,6 +38,7 @@ from .benchmark_measure import (
     BENCH_LOSS,
     CONTENT_IMAGE,
     EMBEDDED,
+    HED,
     MATMUL_REPEATS,
     MATMUL_SIZE,
     RANDOM_VGG19,
@@ -247,8 +248,8 @@ def build_parser():
     p.add_argument("--sizes", nargs="*", type=parse_size, default=[], metavar="SIZE",
                    help=f"extra sizes, WxH or a long side (4:3); {REFERENCE_SIZE} is always measured")
     p.add_argument("--network", action="append", default=None, metavar="FILE",
-                   help=f"weights file, or '{RANDOM_VGG19}' or '{EMBEDDED}'; repeatable "
-                        "(default: the VGG-19 file if found, else random VGG-19 shapes; and the embedded VGG-16)")
+                   help=f"weights file, or '{RANDOM_VGG19}', '{EMBEDDED}' (the embedded VGG-19) or '{HED}' "
+                        "(HED's VGG-16); repeatable (default: the embedded VGG-19 and HED's VGG-16)")
     p.add_argument("--repeats", type=int, default=REPEATS, help="timed evaluations per size (median reported)")
     p.add_argument("--lbfgs-evaluations", type=int, default=LBFGS_EVALUATIONS,
                    help="L-BFGS evaluations per size (overhead and peak RSS)")
@@ -290,7 +291,7 @@ def main(argv=None):
     networks = args.network or default_networks()
     try:
         for spec in networks:
-            if spec not in (RANDOM_VGG19, EMBEDDED):
+            if spec not in (RANDOM_VGG19, EMBEDDED, HED):
                 vgg.load_net(spec)  # fail now, with one line, rather than in a child
     except UsageError as exc:  # a NetworkError: one line
         parser.error(str(exc))

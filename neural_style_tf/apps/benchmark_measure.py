@@ -37,7 +37,8 @@ def example_image(name):
 CONTENT_IMAGE = example_image("tubingen_neckarfront.jpg")
 STYLE_IMAGE = example_image("starry_night.jpg")
 RANDOM_VGG19 = "random-vgg19"  # a --network value: VGG-19's shapes, random weights
-EMBEDDED = "embedded"  # a --network value: the embedded VGG-16
+EMBEDDED = "embedded"  # a --network value: the embedded default (ImageNet VGG-19)
+HED = "hed"  # a --network value: HED's edge-tuned VGG-16 (the embedded default before VGG-19)
 VGG19_CHANNELS = (64, 128, 256, 512, 512)
 # The objective whose cost is counted and timed: the classic Gram loss, whose FLOPs
 # count_flops knows exactly. The default W2 loss adds one C x C eigendecomposition per
@@ -65,13 +66,15 @@ def load_network(spec):
     if spec == RANDOM_VGG19:
         return random_vgg19()
     if spec == EMBEDDED:
+        return vgg.load_net()
+    if spec == HED:
         return vgg.load_embedded()
     return vgg.load_net(spec)
 
 
 def default_networks():
-    """The paper's VGG-19 if a file is at hand, else its shapes with random weights; and the embedded VGG-16."""
-    return [vgg.find_default_network() or RANDOM_VGG19, EMBEDDED]
+    """The embedded default (the paper's VGG-19, ImageNet weights) and HED's VGG-16 beside it."""
+    return [EMBEDDED, HED]
 
 
 # ---------------------------------------------------------------- FLOPs

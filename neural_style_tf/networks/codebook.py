@@ -194,7 +194,8 @@ def load_network(path: str | os.PathLike | None = None, expected_sha256: str | N
     layers = vgg_layers(tuple(convs_per_block[b] for b in sorted(convs_per_block)))
     check_shapes(weights, path, layers)  # input channels chain 3 -> 64 -> ... as the graph needs
     return Network(
-        name=ANNOUNCE,
+        # "embedded" only for the file that ships with the package.
+        name=ANNOUNCE if os.path.abspath(path) == os.path.abspath(SHIPPED_PATH) else ANNOUNCE.replace("embedded, ", ""),
         path=path,
         layers=layers,
         weights=dict(weights),
@@ -204,6 +205,17 @@ def load_network(path: str | os.PathLike | None = None, expected_sha256: str | N
         # The file belongs to the installed package: no normalised copy beside it.
         cache_beside_source=False,
     )
+
+
+def is_codebook(path: str | os.PathLike) -> bool:
+    """Whether `path` is a file of this format (a zip holding `format_version` and codebook
+    layers), told from its table of contents alone."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return "format_version.npy" in names and any(n.endswith("/table.npy") for n in names)
 
 
 def _conv_position(path: str, name: str) -> tuple[int, int]:

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 
 from ..errors import NetworkError
 from ..settings import STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT_EMBEDDED
 from .vgg_files import load_h5
 from .vgg_network import Network
 
-# The paper's network and the Keras cache file are searched for in this order when
-# no --network is given; the embedded default is the last resort.
+# The paper's network as MatConvNet ships it (the embedded VGG-19 is the same weights
+# through the Keras port, 8-bit quantised: codebook.py).
 PAPER_MAT = "imagenet-vgg-verydeep-19.mat"
-KERAS_VGG19_CACHE = os.path.join("~", ".keras", "models", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
 PAPER_NETWORK_HINT = (
     "for the paper's VGG-19, download imagenet-vgg-verydeep-19.mat from the MatConvNet "
     "model zoo (vlfeat.org/matconvnet/pretrained) and pass --network FILE"

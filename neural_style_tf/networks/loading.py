@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable
 
 from ..errors import NetworkError
-from . import keras_network
-from .embedded import HED_WEIGHTS_NAME, KERAS_VGG19_CACHE, PAPER_MAT, load_embedded
+from . import codebook, keras_network
+from .embedded import HED_WEIGHTS_NAME, load_embedded
 from .feature_network import FeatureNetwork
 from .normalization import normalised_network
 from .vgg_files import load_h5, load_mat, load_npz
@@ -37,21 +37,15 @@ def _load_file(path: str, input_range: str | None = None) -> FeatureNetwork:
             return load_embedded(path)
         return load_h5(path)
     if head.startswith(b"PK") or lower.endswith(".npz"):
-        return load_npz(path)
+        # The embedded VGG-19's own format (or a copy of it), else this tool's .npz.
+        return codebook.load_network(path, expected_sha256=None) if codebook.is_codebook(path) else load_npz(path)
     raise NetworkError(f"{path}: unknown weights format; expected a MatConvNet .mat, a Keras .h5, a .npz or a whole Keras model (.keras)")
 
 
-def find_default_network() -> str | None:
-    """The path `load_net()` uses without an argument (None means the embedded default)."""
-    for candidate in (PAPER_MAT, os.path.expanduser(KERAS_VGG19_CACHE)):
-        if os.path.isfile(candidate):
-            return candidate
-    return None
-
-
 def load_net(path: str | None = None, input_range: str | None = None) -> FeatureNetwork:
-    """Load a network: `path`, or the first of ./imagenet-vgg-verydeep-19.mat, the Keras
-    VGG-19 cache file, and the embedded default. Raises NetworkError with a one-line message.
+    """Load a network: `path`, or without one the embedded ImageNet VGG-19 (codebook.py),
+    wherever the command runs: no folder or cache is searched, so the same command gives
+    the same network on every machine. Raises NetworkError with a one-line message.
 
     A whole Keras model (.keras, full-model .h5) gives a `keras_network.KerasNetwork`;
     `input_range` ('0-1', '0-255', 'caffe') is how its input is scaled.
@@ -59,8 +53,8 @@ def load_net(path: str | None = None, input_range: str | None = None) -> Feature
     if path is None:
         if input_range is not None:
             raise NetworkError("--input-range is for Keras models given with --network")
-        path = find_default_network()
-    return load_embedded() if path is None else _load_file(path, input_range)
+        return codebook.load_network()
+    return _load_file(path, input_range)
 
 
 def load(path: str | None = None, input_range: str | None = None, normalise_pooling: str | None = None,
