@@ -101,3 +101,78 @@ def test_reproduce_bad_input_is_one_line(tiny_net_path, tmp_path, capsys):
     assert reproduce.main(["content-layer", "--out-dir", str(tmp_path), "--network", tiny_net_path]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "relu2_2" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- the convention of the terms
+
+
+def _paper_terms(network, content, style, x, convention, ratio=1e-3):
+    """(content term, style term) at image x by a NumPy transcription of the formulas:
+    literal (Gatys et al. 2016): alpha 1/2 sum (F - P)^2 and beta sum_l w_l sum (G - A)^2 / (4 N^2 M^2),
+    G = F^T F; authors' code: alpha MSE(F, P) and beta sum_l w_l (1e3 / N^2) MSE(G / M, A / M); w_l = 1/5."""
+    import numpy as np
+
+    from neural_style_tf import objective, presets
+
+    layers = presets.STYLE_LAYERS_PAPER
+    feats = {}
+    for name, image in (("x", x), ("p", content), ("a", style)):
+        got, _ = objective.compute_targets(network, image, [], ("relu4_2",) + layers, (), "avg", padding="zero")
+        feats[name] = {n: got[n].reshape(-1, got[n].shape[-1]).astype(np.float64) for n in got}
+    f, p = feats["x"]["relu4_2"], feats["p"]["relu4_2"]
+    content_term = ratio * (0.5 * np.sum((f - p) ** 2) if convention == "literal" else np.mean((f - p) ** 2))
+    style_term = 0.0
+    for n in layers:
+        fx, fa = feats["x"][n], feats["a"][n]
+        m, channels = fx.shape
+        g, a = fx.T @ fx, fa.T @ fa
+        if convention == "literal":
+            e = np.sum((g - a) ** 2) / (4 * channels**2 * m**2)
+        else:
+            e = 1e3 / channels**2 * np.mean((g / m - a / m) ** 2)
+        style_term += e / len(layers)
+    return content_term, style_term
+
+
+def test_each_convention_is_its_formulas_and_the_literal_one_starves_the_style(tiny_net_path):
+    """Why reproduce.py uses the authors' convention: with the paper's formulas taken
+    literally the content term is a sum over every element of relu4_2, so at the paper's
+    alpha/beta the style's share of the starting loss (from noise) is small and shrinks as
+    the image grows (about 1/4 per doubling of the side); the authors' MSE content keeps it
+    the same at every size. The objective's terms are checked against the transcription."""
+    import numpy as np
+
+    import vgg
+    from neural_style_tf import objective
+
+    network = vgg.load_net(str(tiny_net_path))
+    rng = np.random.default_rng(0)
+    balance = {}
+    for side in (32, 64):
+        content = rng.uniform(0, 255, (side, side, 3)).astype(np.float32)
+        style = rng.uniform(0, 255, (side, side, 3)).astype(np.float32)
+        x = objective.initial_image(content, network, noiseblend=1.0, seed=0)
+        for convention in reproduce.CONVENTIONS:
+            panel = {"ratio": 1e-3, "content_layers": ("relu4_2",), "style_layers": presets_layers(),
+                     "convention": convention}
+            with objective.Objective(network, content, [style], reproduce.loss_options(panel)) as obj:
+                terms, _ = obj.evaluate(x)
+            want_content, want_style = _paper_terms(network, content, style, x, convention)
+            assert np.isclose(terms["content"], want_content, rtol=2e-4), (convention, side)
+            assert np.isclose(terms["style"], want_style, rtol=2e-4), (convention, side)
+            balance[convention, side] = want_content / want_style
+    # The literal content is a sum over the M positions of relu4_2, the style per entry: the
+    # content's weight against the style grows as M, 4x when the side doubles (the style's
+    # share of the loss falls with the size), while the authors' per-element means keep the
+    # balance whatever the size.
+    assert 2.5 < balance["literal", 64] / balance["literal", 32] < 6.0
+    assert 0.5 < balance["authors", 64] / balance["authors", 32] < 2.0
+    # At the same alpha/beta the literal content weighs M N / 2 times the authors' (relu4_2:
+    # 2 x 2 positions x 8 channels at 32 px, over 1e3/N^2 x 4 of the style's normalisation).
+    assert balance["literal", 64] > 10 * balance["authors", 64]
+
+
+def presets_layers():
+    from neural_style_tf import presets
+
+    return presets.STYLE_LAYERS_PAPER

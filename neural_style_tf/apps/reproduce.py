@@ -1,4 +1,5 @@
-"""Reproduce the figures of Gatys, Ecker & Bethge (CVPR 2016) with the gatys2016 preset.
+"""Reproduce the figures of Gatys, Ecker & Bethge (CVPR 2016) with the gatys2016 preset
+(the terms normalised as the authors' code does: CONVENTIONS).
 
     python reproduce.py figure3 --out-dir repro               # the paper's size, 512 px
     python reproduce.py all --out-dir repro --size 128 --evaluations 50   # a quick preview
@@ -33,6 +34,18 @@ from ..tf_runtime import configure_process
 from . import engine
 
 FIGURES = ("figure3", "grid", "content-layer", "init")
+# How the terms are normalised, by the name --convention takes: the loss scale (losses.py).
+# Why "authors" by default: taken literally, the paper's formulas cannot give its figures at
+# its ratios. Its content loss 1/2 sum (F - P)^2 is a sum over the M N elements of relu4_2
+# (1.6 million at 512x384), while its style loss sum (G - A)^2 / (4 N^2 M^2) is normalised
+# to a per-entry size: from noise at alpha/beta = 1e-3, with the normalised VGG-19, the style
+# is 0.27% of the loss at 128 px and less at larger sizes (tests/test_reproduce.py works it
+# out on a tiny input; docs/reproducing-the-paper.md). The authors' released code divides the
+# content by its element count (MSE) and weighs each style layer 1e3/N_l^2 MSE(G/M, A/M);
+# with the paper's alpha/beta and w_l = 1/5 that puts the style at 97% of the starting loss
+# and paints the figures. "literal" keeps the paper's formulas, for comparison.
+CONVENTIONS = {"authors": "gatys-pytorch", "literal": "gatys2016"}
+CONVENTION = "authors"
 SIZE = 512  # the paper's "about 512 px": the output width
 # The paper gives no iteration count; 500 evaluations is the authors' later code's budget.
 EVALUATIONS = 500
@@ -114,13 +127,17 @@ def panels(figure):
 
 
 def loss_options(panel):
-    """The gatys2016 preset's objective with this panel's ratio and layers."""
+    """The paper's objective (the gatys2016 preset: avg pooling, no TV, w_l = 1/L) with this
+    panel's ratio and layers, its terms normalised as its "convention" says (CONVENTIONS)."""
     p = presets.PRESETS["gatys2016"]
     return LossOptions(
         content_weight=panel["ratio"], style_weight=1.0, tv_weight=p["tv_weight"],
         content_weight_blend=p["content_weight_blend"], style_layer_weight_exp=p["style_layer_weight_exp"],
         content_layers=tuple(panel["content_layers"]), style_layers=tuple(panel["style_layers"]),
-        pooling=p["pooling"], loss_scale=p["loss_scale"],
+        pooling=p["pooling"], loss_scale=CONVENTIONS[panel.get("convention", CONVENTION)],
+        # The paper's Gram loss and zero padding: without them the tool's defaults (W2,
+        # replicate padding) would apply, which is what this module once ran by mistake.
+        style_loss=p["style_loss"], padding=p["padding"], style_scales=None,
     )
 
 
@@ -236,12 +253,12 @@ def run_on_ray(todo, network, content, styles, evaluations, pool, finish, say):
     return False
 
 
-def run_figure(figure, out_dir, network, content, styles, size, evaluations, say, pool=None):
+def run_figure(figure, out_dir, network, content, styles, size, evaluations, say, pool=None, convention=CONVENTION):
     """Run (or resume) every panel of `figure`, then draw its sheet. Returns False if interrupted.
     `pool`: engine.PoolOptions to run the panels on Ray workers; None: here, one after another."""
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, "manifest.json")
-    common = {"preset": "gatys2016", "size": list(content.shape[:2]), "evaluations": evaluations,
+    common = {"preset": "gatys2016", "convention": convention, "size": list(content.shape[:2]), "evaluations": evaluations,
               "network": network.name, "network_file": os.path.basename(network.path), "optimizer": "lbfgs"}
     manifest = load_manifest(manifest_path) or {}
     manifest.update({"figure": figure, "content": CONTENT, "settings": common, "notes": NOTES})
@@ -249,6 +266,7 @@ def run_figure(figure, out_dir, network, content, styles, size, evaluations, say
     count = len(panels(figure))
     todo = []
     for index, panel in enumerate(panels(figure), start=1):
+        panel = {**panel, "convention": convention}
         settings = panel_settings(panel, common)
         previous = done.get(panel["id"])
         if previous and previous.get("settings") == settings and os.path.isfile(os.path.join(out_dir, previous["file"])):
@@ -347,7 +365,8 @@ def write_sheet(figure, out_dir, manifest, content, styles):
         "init": "Initialisation: content, painting, four noise seeds",
     }[figure]
     fig.suptitle(f"{caption}\n{s['network']}\n{s['size'][1]}×{s['size'][0]} px, "
-                 f"{s['evaluations']} L-BFGS evaluations, gatys2016 preset", fontsize=10)
+                 f"{s['evaluations']} L-BFGS evaluations, gatys2016 preset, {s.get('convention', 'literal')} "
+                 f"normalisation of the terms", fontsize=10)
     fig.tight_layout()
     images.write_atomically(os.path.join(out_dir, "sheet.png"), lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
@@ -364,10 +383,13 @@ def build_parser():
     p.add_argument("--size", type=int, default=SIZE, help="output width in pixels (the paper: about 512)")
     p.add_argument("--evaluations", type=int, default=EVALUATIONS, help="L-BFGS evaluations per panel")
     p.add_argument("--network", default=None,
-                   help="weights file (default: the search order of neural_style.py); normalised automatically")
+                   help="weights file (default: the embedded VGG-19, the paper's network); normalised automatically")
     p.add_argument("--as-loaded", action="store_true",
                    help="skip the paper's normalisation of the network (with the embedded network the "
                         "normalised one transfers little style: see docs/reproducing-the-paper.md)")
+    p.add_argument("--convention", choices=tuple(CONVENTIONS), default=CONVENTION,
+                   help="how the terms are normalised: the authors' code (MSE content, 1e3/N^2 style "
+                        "layers), which gives the paper's figures at its ratios, or the paper's formulas literally")
     p.add_argument("--examples", default=EXAMPLES,
                    help="folder with the paper's photo and paintings (the checkout's examples/)")
     p.add_argument("--quiet", action="store_true", help="print only errors")
@@ -428,7 +450,7 @@ def main(argv=None):
     pool = engine.pool_options(args)
     for figure in figures:
         if not run_figure(figure, os.path.join(args.out_dir, figure), network, content, styles,
-                          args.size, args.evaluations, say, pool):
+                          args.size, args.evaluations, say, pool, args.convention):
             return EXIT_INTERRUPTED
     say(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
