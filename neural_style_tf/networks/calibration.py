@@ -46,7 +46,7 @@ def calibration_paths(directory=None):
 
 def calibration_images(paths, size=CALIBRATION_SIZE):
     """RGB 0..255 images, each resized so its longest side is `size`."""
-    from . import images
+    from .. import images
 
     return [images.scale(rgb, size / max(rgb.shape[:2])) for rgb in (images.load_image(p) for p in paths)]
 
@@ -55,7 +55,7 @@ def remake(examples_dir):
     """Write the shipped copies from the full-size example images (8-bit PNG, 256 px)."""
     import numpy as np
 
-    from . import images
+    from .. import images
 
     for name in EXAMPLE_IMAGES:
         rgb = images.load_image(os.path.join(examples_dir, name))
