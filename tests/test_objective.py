@@ -7,6 +7,7 @@ Everything runs on the tiny network of conftest.py and 16-96 px images.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -33,8 +34,9 @@ from neural_style_tf.objective import (
     compute_targets,
     initial_image,
     size_styles_to_content,
+    style_shape,
 )
-from neural_style_tf.settings import LossOptions, OptimizerOptions
+from neural_style_tf.settings import LossOptions, OptimizerOptions, for_network
 from neural_style_tf.tf_runtime import import_tensorflow
 
 tf = import_tensorflow()
@@ -210,6 +212,47 @@ def test_resize_styles_only_for_the_papers_style_size():
     styles = [np.zeros((10, 30, 3), np.float32), np.zeros((40, 20, 3), np.float32)]
     assert size_styles_to_content(styles, (12, 16, 3), "width") is styles
     assert [s.shape for s in size_styles_to_content(styles, (12, 16, 3), "content")] == [(12, 16, 3)] * 2
+
+
+
+@pytest.mark.parametrize("style_size", ["width", "content"])
+def test_style_shape_is_the_size_the_objective_uses(tiny_network, content, style, style_size):
+    """One owner of a style image's size: what the checks ask style_shape is what the
+    Objective's targets are computed at (after the transfer's size_styles_to_content)."""
+    second = random_image(14, (30, 12, 3))
+    loss = LossOptions(style_scales=(1.0, 0.5))
+    styles = size_styles_to_content([style, second], content.shape, style_size)
+    with Objective(tiny_network, content, styles, loss) as obj:
+        used = [s.shape[:2] for s in obj.style_images]
+    expected = [style_shape(s.shape, content.shape, scale, style_size)
+                for s, scale in zip((style, second), loss.style_scales)]
+    assert used == expected
+    if style_size == "content":
+        assert expected == [(SIZE, SIZE), (SIZE // 2, SIZE // 2)]
+    else:  # each its own aspect, at scale x the content's width
+        assert expected == [(13, SIZE), (20, SIZE // 2)]
+
+
+# ---------------------------------------------------------------- the weights fed to the graph
+
+
+def test_reweight_takes_resolved_options_and_equals_a_new_objective(tiny_network, content, style):
+    x = random_image(15)
+    first = for_network(LossOptions(style_weight=10.0), tiny_network)
+    second = dataclasses.replace(first, content_weight=2.0, style_weight=1000.0, tv_weight=5.0)
+    with Objective(tiny_network, content, [style], first) as obj:
+        ops = len(obj.graph.get_operations())
+        before, _ = obj.evaluate(x)
+        obj.reweight(second)
+        terms, grad = obj.evaluate(x)
+        assert len(obj.graph.get_operations()) == ops and obj.loss_options == second
+    with Objective(tiny_network, content, [style], second) as fresh:
+        fresh_terms, fresh_grad = fresh.evaluate(x)
+    assert terms == fresh_terms and np.array_equal(grad, fresh_grad)
+    assert terms["style"] == pytest.approx(100 * before["style"], rel=1e-6)
+    # options the network has not resolved (tv_weight None: the network's own) are refused
+    with Objective(tiny_network, content, [style], first) as obj, pytest.raises(ValueError, match="for_network"):
+        obj.reweight(LossOptions(tv_weight=None))
 
 
 # ---------------------------------------------------------------- the content mask (transparent pixels)
