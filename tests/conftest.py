@@ -1,7 +1,10 @@
-"""Shared fixtures: a tiny VGG-shaped network file that every test of the transfer can use.
+"""Shared fixtures: a tiny VGG-shaped network file that every test of the transfer can use,
+small images, the default objective on them, and an empty home.
 
 `import vgg` and `import weights_factory` work because pyproject.toml sets pytest's
-pythonpath to the checkout and tests/.
+pythonpath to the checkout and tests/. Plain helpers live in modules not named test_*:
+weights_factory (network files), numpy_reference (NumPy references, pictures) and
+run_helpers (running neural_style.main); no test module imports another.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import pytest  # noqa: E402
 import weights_factory  # noqa: E402
+from numpy_reference import random_image  # noqa: E402
+from run_helpers import CONTENT_SIZE  # noqa: E402
 
-import vgg  # noqa: E402
+from neural_style_tf.networks import loading  # noqa: E402
+from neural_style_tf.objective import Objective  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +41,8 @@ def tiny_net_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_network(tiny_net_path):
-    """`vgg.load_net(tiny_net_path)`. Shared across tests: do not mutate it."""
-    return vgg.load_net(tiny_net_path)
+    """`loading.load_net(tiny_net_path)`. Shared across tests: do not mutate it."""
+    return loading.load_net(tiny_net_path)
 
 
 @pytest.fixture
@@ -52,9 +58,6 @@ def content_and_style(tmp_path):
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
         paths.append(str(path))
     return paths
-
-
-CONTENT_SIZE = (24, 32)  # height, width of the `files` content
 
 
 @pytest.fixture
@@ -73,3 +76,41 @@ def files(tmp_path):
     stripes[:, ::4] = (250, 200, 20)
     Image.fromarray(stripes).save(paths["style2"])
     return {k: str(v) for k, v in paths.items()}
+
+
+# ---------------------------------------------------------------- the algorithm's tests (losses, objective, optimize)
+
+
+@pytest.fixture(scope="module")
+def content():
+    """A 16x16 random-noise content image (RGB 0..255, float32)."""
+    return random_image(10)
+
+
+@pytest.fixture(scope="module")
+def style():
+    """A 20x24 random-noise style image."""
+    return random_image(11, (20, 24, 3))
+
+
+@pytest.fixture(scope="module")
+def objective(tiny_network, content, style):
+    """The default objective on the tiny network. Shared: tests must not change it
+    (monkeypatching its attributes is fine, pytest undoes that)."""
+    with Objective(tiny_network, content, [style]) as obj:
+        yield obj
+
+
+# ---------------------------------------------------------------- the networks' tests (embedded, loading)
+
+
+@pytest.fixture
+def empty_home(tmp_path, monkeypatch):
+    """cwd and HOME both empty temporary directories: no default network files anywhere."""
+    cwd, home = tmp_path / "cwd", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("USERPROFILE", raising=False)
+    return cwd, home

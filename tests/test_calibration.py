@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style_tf import calibration, images
+from neural_style_tf import images
 from neural_style_tf.errors import NetworkError
+from neural_style_tf.networks import calibration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")

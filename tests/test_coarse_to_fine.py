@@ -1,22 +1,16 @@
 """Coarse-to-fine (issue 7): the schedule, the budget, the init from the upsampled previous
 result, progress across scales. The size-independent loss terms ("normalized") are tested
-in test_stylize.py, the --scales and --start-size checks in test_checks.py."""
+in test_losses.py and test_objective.py, the --scales and --start-size checks in test_checks.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy_reference import smooth
 
 import stylize
-from neural_style_tf import coarse_to_fine, images
-
-
-def smooth(height, width, phase):
-    """A smooth picture defined in relative coordinates: the same picture at any size."""
-    y, x = np.mgrid[:height, :width] / np.array([height, width])[:, None, None]
-    return np.stack([128 + 100 * np.sin(2 * np.pi * (2 * x + phase)),
-                     128 + 100 * np.cos(2 * np.pi * (1.5 * y + x)),
-                     128 + 80 * np.sin(2 * np.pi * (x + y + phase))], -1).astype(np.float32)
+from neural_style_tf import coarse_to_fine, images, optimize
+from neural_style_tf import objective as objective_module  # the tests' spies are named objective
 
 
 def test_schedule_start_size_steps_of_two():
@@ -57,7 +51,7 @@ def test_run_initialises_from_the_upsampled_previous_result(tiny_network, monkey
     content = smooth(48, 64, 0.0)
     style = smooth(40, 40, 0.4)
     starts, results = [], []
-    real = stylize.minimize
+    real = optimize.minimize
 
     def spy(objective, x0, opts, callback=None, on_evaluation=None):
         starts.append(np.array(x0))
@@ -65,7 +59,7 @@ def test_run_initialises_from_the_upsampled_previous_result(tiny_network, monkey
         results.append(result)
         return result
 
-    monkeypatch.setattr(stylize, "minimize", spy)
+    monkeypatch.setattr(optimize, "minimize", spy)
     stages = coarse_to_fine.schedule(content.shape, 3, scales=2, coarse_iterations=6)
     seen = []
     loss = stylize.LossOptions(tv_weight=1.0)
@@ -92,7 +86,7 @@ def test_run_builds_each_objective_with_the_stages_extra_arguments(tiny_network,
     mask = np.ones(content.shape[:2], np.float32)
     mask[:, :16] = 0.0
     asked, masks = [], []
-    real = stylize.Objective
+    real = objective_module.Objective
 
     def objective(network, scaled, styles, loss, content_mask=None):
         masks.append(content_mask.shape)
@@ -102,7 +96,7 @@ def test_run_builds_each_objective_with_the_stages_extra_arguments(tiny_network,
         asked.append(size)
         return {"content_mask": images.resize(mask, size).clip(0, 1)}
 
-    monkeypatch.setattr(stylize, "Objective", objective)
+    monkeypatch.setattr(objective_module, "Objective", objective)
     stages = coarse_to_fine.schedule(content.shape, 2, scales=2, coarse_iterations=2)
     result, _ = coarse_to_fine.run(stages, tiny_network, content, [smooth(32, 32, 0.2)], stylize.LossOptions(),
                                    stylize.OptimizerOptions(), lambda c: c.copy(), objective_kwargs=kwargs)
@@ -112,7 +106,7 @@ def test_run_builds_each_objective_with_the_stages_extra_arguments(tiny_network,
 
 def test_an_interrupt_while_building_a_larger_scale_keeps_the_previous_result(tiny_network, monkeypatch):
     content = smooth(48, 64, 0.0)
-    real = stylize.Objective
+    real = objective_module.Objective
     built = []
 
     def objective(*args, **kwargs):
@@ -121,7 +115,7 @@ def test_an_interrupt_while_building_a_larger_scale_keeps_the_previous_result(ti
             raise KeyboardInterrupt  # Ctrl-C while the second scale's graph is built
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(stylize, "Objective", objective)
+    monkeypatch.setattr(objective_module, "Objective", objective)
     stages = coarse_to_fine.schedule(content.shape, 6, scales=2)
     result, per_stage = coarse_to_fine.run(stages, tiny_network, content, [smooth(32, 32, 0.2)],
                                            stylize.LossOptions(), stylize.OptimizerOptions(), lambda c: c.copy())
@@ -138,7 +132,7 @@ def test_an_interrupt_before_any_image_is_raised(tiny_network, monkeypatch):
     def objective(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stylize, "Objective", objective)
+    monkeypatch.setattr(objective_module, "Objective", objective)
     stages = coarse_to_fine.schedule((24, 32, 3), 4, scales=2)
     with pytest.raises(KeyboardInterrupt):
         coarse_to_fine.run(stages, tiny_network, smooth(24, 32, 0.0), [smooth(16, 16, 0.1)], stylize.LossOptions(),

@@ -8,12 +8,13 @@ import os
 
 import numpy as np
 import pytest
-from neural_style_tf.feature_network import FeatureNetwork
 from PIL import Image
 
 import neural_style
 import vgg
-from neural_style_tf import keras_network, memory, settings
+from neural_style_tf import memory, settings
+from neural_style_tf.networks import keras_network
+from neural_style_tf.networks.feature_network import FeatureNetwork
 from neural_style_tf.tf_runtime import import_tensorflow
 
 tf = import_tensorflow()

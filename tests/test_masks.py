@@ -3,7 +3,7 @@ size), one refusal per bad mask before any network is loaded, the content term's
 and a masked run through both optimizers, coarse-to-fine, colour control, a Keras model,
 the memory preflight and the batch's per-job files.
 
-The guided statistics themselves are tested against NumPy in test_stylize.py.
+The guided statistics themselves are tested against NumPy in test_losses.py and test_objective.py.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from test_neural_style import run_main
+from run_helpers import CONTENT_SIZE, run_main
 
 import neural_style
 import stylize
 import vgg
-from neural_style_tf import checks, masks, memory, settings
+from neural_style_tf import checks, masks, memory, objective, settings
 from neural_style_tf.apps import jobs
 from neural_style_tf.errors import EXIT_USAGE
-
-CONTENT_SIZE = (24, 32)  # the `files` content (conftest.py)
 
 
 def save(path, array, mode=None):
@@ -236,7 +234,7 @@ def test_a_masked_run_works_with(files, tiny_net_path, tmp_path, halves, subject
 def test_masks_per_coarse_to_fine_scale_follow_its_size(files, tiny_net_path, tmp_path, halves, subject, capsys,
                                                         monkeypatch):
     seen = []
-    real = stylize.Objective
+    real = objective.Objective
 
     def spy(network, content, styles, loss, **kwargs):
         guidance = kwargs["guidance"]
@@ -244,7 +242,7 @@ def test_masks_per_coarse_to_fine_scale_follow_its_size(files, tiny_net_path, tm
         assert np.array_equal(guidance.keep.target, content)  # the subject is held to this scale's photo
         return real(network, content, styles, loss, **kwargs)
 
-    monkeypatch.setattr(stylize, "Objective", spy)
+    monkeypatch.setattr(objective, "Objective", spy)
     code, _, err = run_main(args(files, tiny_net_path, tmp_path / "o.png", "--style-masks", *halves,
                                  "--content-mask", subject, "--scales", "2"), capsys)
     assert code == 0, err

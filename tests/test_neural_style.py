@@ -19,35 +19,16 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from run_helpers import CONTENT_SIZE, base_args, read_log, run_main
 
 import neural_style
 import stylize
-from neural_style_tf import calibration, checks, cli, color, images, settings, transfer
+from neural_style_tf import checks, cli, color, images, settings, transfer
 from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from neural_style_tf.networks import calibration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "neural_style.py")
-CONTENT_SIZE = (24, 32)  # height, width of the `files` content (conftest.py)
-
-
-def run_main(argv, capsys):
-    """neural_style.main(argv) -> (exit status, stdout, stderr); argparse's exits included."""
-    try:
-        code = neural_style.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def base_args(files, tiny_net_path, output, iterations=6, *extra):
-    return ["--network", tiny_net_path, "--content", files["content"], "--styles", files["style"],
-            "--output", output, "--iterations", iterations, "--quiet", "--seed", 1, *extra]
-
-
-def read_log(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
 
 
 def iteration_rows(log):

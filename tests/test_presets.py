@@ -1,6 +1,7 @@
 """presets.py: the paper's and the authors' later settings as data applied to frozen
-Settings (explicit flags win), their losses against the papers' formulas in NumPy, the
-normalised network and its cache. Tiny network, 16-48 px images.
+Settings (explicit flags win), their losses against the papers' formulas in NumPy.
+Tiny network, 16-48 px images. The normalised network and its cache are tested in
+test_normalization.py.
 
 Most of these were in test_reproduce.py; they test presets.py, not reproduce.py.
 """
@@ -13,12 +14,13 @@ import os
 
 import numpy as np
 import pytest
-from test_vgg import relu_features as features
+from numpy_reference import reference_terms
+from numpy_reference import relu_features as features
 
 import neural_style
 import stylize
-import vgg
 from neural_style_tf import cli, images, presets, settings
+from neural_style_tf.objective import size_styles_to_content
 from neural_style_tf.settings import RunSettings, Settings, effective_tv_weight
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -72,73 +74,6 @@ def test_every_preset_key_is_a_setting():
             assert key == "description" or key in settings.FIELD_OF_DEST, (name, key)
 
 
-def test_resize_styles_only_for_the_papers_style_size():
-    styles = [np.zeros((10, 30, 3), np.float32), np.zeros((40, 20, 3), np.float32)]
-    assert presets.resize_styles(styles, (12, 16, 3), "width") is styles
-    assert [s.shape for s in presets.resize_styles(styles, (12, 16, 3), "content")] == [(12, 16, 3)] * 2
-
-
-# ---------------------------------------------------------------- the normalised network
-
-
-def test_normalised_network_is_cached(tiny_network, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    folder = tmp_path / "cal"
-    folder.mkdir()
-    images.save_image(str(folder / "a.png"), small("starry_night.jpg", 24))
-    first = presets.normalised_network(tiny_network, "avg", str(folder), size=24)
-    assert os.path.isfile(first.path) and first.path != tiny_network.path
-    second = presets.normalised_network(tiny_network, "avg", str(folder), size=24)
-    assert second.path == first.path
-    for name in tiny_network.weights:
-        np.testing.assert_array_equal(first.weights[name][0], second.weights[name][0])
-    # a different calibration setting is a different cache entry
-    third = presets.normalised_network(tiny_network, "max", str(folder), size=24)
-    assert third.path != first.path
-
-
-def test_an_already_normalised_network_is_returned_as_is(tiny_network, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    normalised = dataclasses.replace(tiny_network, is_normalised=True)
-    assert presets.normalised_network(normalised, "avg") is normalised
-    assert not (tmp_path / "cache").exists()
-
-
-def test_a_network_that_cannot_be_normalised_is_refused_with_advice():
-    class Model:
-        can_normalise = False
-        is_normalised = False
-
-    with pytest.raises(ValueError, match="use --loss-scale gatys2016"):
-        presets.normalised_network(Model())
-
-
-def test_the_cache_is_beside_the_source_only_when_allowed(tiny_network, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    beside, user = presets.cache_paths(tiny_network, "abc")
-    assert os.path.dirname(beside) == os.path.dirname(os.path.abspath(tiny_network.path))
-    assert user == os.path.join(str(tmp_path / "cache"), "neural-style-tf", os.path.basename(beside))
-    assert beside.endswith(".normalised-abc.npz")
-    package_file = dataclasses.replace(tiny_network, cache_beside_source=False)  # e.g. the embedded weights
-    assert presets.cache_paths(package_file, "abc") == [user]
-
-
-def test_a_damaged_cache_file_is_recomputed(tiny_network, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    folder = tmp_path / "cal"
-    folder.mkdir()
-    images.save_image(str(folder / "a.png"), small("starry_night.jpg", 24))
-    network = dataclasses.replace(tiny_network, cache_beside_source=False)
-    first = presets.normalised_network(network, "avg", str(folder), size=24)
-    with open(first.path, "wb") as f:
-        f.write(b"PK damaged")
-    again = presets.normalised_network(network, "avg", str(folder), size=24)
-    assert again.path == first.path and again.is_normalised
-    assert vgg.load_npz(again.path).layers == tiny_network.layers  # rewritten whole
-    for name in tiny_network.weights:
-        np.testing.assert_array_equal(first.weights[name][0], again.weights[name][0])
-
-
 # ---------------------------------------------------------------- the preset losses against NumPy
 
 
@@ -147,7 +82,7 @@ def preset_objective(preset, network, content, style, extra=()):
     argv = ["--content", "c.png", "--styles", "s.png", "--output", "o.png", "--preset", preset, *extra]
     chosen = resolved(argv)
     loss = dataclasses.replace(chosen.loss, tv_weight=effective_tv_weight(chosen.loss, network))
-    style = presets.resize_styles([style], content.shape, chosen.run.style_size)[0]
+    style = size_styles_to_content([style], content.shape, chosen.run.style_size)[0]
     return stylize.Objective(network, content, [style], loss), loss, style
 
 
@@ -313,8 +248,6 @@ def test_classic_preset_objective_is_the_classic_formula_exactly(tiny_network):
     """The Objective of --preset classic against the classic formulas in NumPy (zero
     padding, Gram / (H W C), per-element means), on an image the default settings
     would score differently."""
-    from test_stylize import reference_terms
-
     s = classic_settings("--tv-weight", "0.5")
     loss = dataclasses.replace(s.loss, tv_weight=effective_tv_weight(s.loss, tiny_network))
     content, style, x = small("tubingen_neckarfront.jpg", 24), small("starry_night.jpg", 24), small("the_scream.jpg", 24)

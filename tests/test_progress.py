@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from test_neural_style import base_args, run_main
+from run_helpers import base_args, run_main
 
 import stylize
 from neural_style_tf import progress

@@ -11,7 +11,7 @@ import signal
 import numpy as np
 import pytest
 from PIL import Image
-from test_neural_style import CONTENT_SIZE, base_args, read_log
+from run_helpers import CONTENT_SIZE, base_args, read_log
 
 import neural_style
 import stylize

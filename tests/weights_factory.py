@@ -1,4 +1,4 @@
-"""Tiny synthetic VGG weight files in every format vgg.py reads, with seeded random weights.
+"""Tiny synthetic VGG weight files in every format networks/vgg_files.py reads, with seeded random weights.
 
 Each `make_*` function writes one file and returns a `Spec`: the layer names, the
 weights in TensorFlow's layout (kernel [H, W, in, out], bias [out]) and the mean pixel
@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import h5py
 import numpy as np
+import pytest
 import scipy.io
 
-import vgg
+from neural_style_tf import errors
+from neural_style_tf.networks import loading, vgg_files, vgg_network
 
 # Keras' documented Caffe mean, B, G, R: what load_h5 assumes for Keras files.
-KERAS_MEAN_RGB = np.array(vgg.CAFFE_MEAN_BGR[::-1], dtype=np.float32)
+KERAS_MEAN_RGB = np.array(vgg_network.CAFFE_MEAN_BGR[::-1], dtype=np.float32)
 
 # A VGG-shaped tiny net: every layer name the transfer's default layers use exists
 # (relu1_1 .. relu5_1 for style, relu4_2 and relu5_2 for content).
@@ -133,10 +135,10 @@ def make_mat(
     generated = random_weights(blocks, channels, seed)
     if weights is not None:
         generated.update(weights)
-    layers = vgg.vgg_layers(blocks)
+    layers = vgg_network.vgg_layers(blocks)
     records = []
     for name in layers:
-        kind = vgg.layer_kind(name)
+        kind = vgg_network.layer_kind(name)
         stored = None
         if kind == "conv" and generated.get(name) is not None:
             stored = _mat_conv_weights(*generated[name])
@@ -177,7 +179,7 @@ def make_mat(
         )
         variables = {"layers": mat_cell(*records), "classes": classes, "normalization": normalization}
     scipy.io.savemat(str(path), variables)
-    kept = {n: generated[n] for n in layers if vgg.layer_kind(n) == "conv"}
+    kept = {n: generated[n] for n in layers if vgg_network.layer_kind(n) == "conv"}
     return Spec(layers=layers, weights=kept, mean_pixel=mean_pixel, channel_order="RGB")
 
 
@@ -216,8 +218,8 @@ def make_keras_h5(path, blocks=(1, 2), channels=(4, 6), seed=0, weights=None, sk
             h5.create_group(pool).attrs["weight_names"] = np.array([], dtype="S1")
             layer_names.append(pool)
         h5.attrs["layer_names"] = _names(layer_names)
-    layers = vgg.vgg_layers(blocks)
-    kept = {n: generated[n] for n in layers if vgg.layer_kind(n) == "conv"}
+    layers = vgg_network.vgg_layers(blocks)
+    kept = {n: generated[n] for n in layers if vgg_network.layer_kind(n) == "conv"}
     return Spec(layers=layers, weights=kept, mean_pixel=KERAS_MEAN_RGB.copy(), channel_order="BGR")
 
 
@@ -242,7 +244,7 @@ def make_keras3_h5(path, blocks=(1, 2), channels=(4, 6), seed=0, with_head=True,
                 var = h5.create_group(f"dsn{i}/vars")
                 var.create_dataset("0", data=np.ones((1, 1, cin, 1), np.float32))
                 var.create_dataset("1", data=np.zeros(1, np.float32))
-    layers = vgg.vgg_layers(blocks)
+    layers = vgg_network.vgg_layers(blocks)
     return Spec(layers=layers, weights=generated, mean_pixel=KERAS_MEAN_RGB.copy(), channel_order="BGR")
 
 
@@ -250,12 +252,27 @@ def make_keras3_h5(path, blocks=(1, 2), channels=(4, 6), seed=0, with_head=True,
 
 
 def make_npz(path, blocks=(1, 2), channels=(4, 6), seed=0, mean_pixel=(120.0, 110.0, 100.0), channel_order="RGB"):
-    """Write a network .npz with vgg.save_npz; return its `Spec`."""
+    """Write a network .npz with vgg_files.save_npz; return its `Spec`."""
     weights = random_weights(blocks, channels, seed)
-    layers = vgg.vgg_layers(blocks)
+    layers = vgg_network.vgg_layers(blocks)
     mean = np.asarray(mean_pixel, dtype=np.float32)
-    network = vgg.Network(
+    network = vgg_network.Network(
         name="tiny (npz)", path=str(path), layers=layers, weights=weights, mean_pixel=mean, channel_order=channel_order
     )
-    vgg.save_npz(network, str(path))
+    vgg_files.save_npz(network, str(path))
     return Spec(layers=layers, weights=weights, mean_pixel=mean, channel_order=channel_order)
+
+
+# ---------------------------------------------------------------- broken files
+
+
+def assert_network_error(path, *fragments):
+    """load_net(path) raises NetworkError whose one-line message names the file (and `fragments`)."""
+    with pytest.raises(errors.NetworkError) as err:
+        loading.load_net(str(path))
+    message = str(err.value)
+    assert str(path) in message
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+    return message

@@ -1,0 +1,92 @@
+"""loading.py: the one entry point from a path (or none) to a feature network: the
+dispatch on the file, the default search order, and the normalised network of the
+paper's preset."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import weights_factory as wf
+from weights_factory import assert_network_error
+
+from neural_style_tf import errors
+from neural_style_tf.networks import embedded, loading
+
+# ---------------------------------------------------------------- the default search order
+
+
+def test_search_order_paper_mat_in_cwd_first_then_keras_cache(empty_home):
+    cwd, home = empty_home
+    cache = home / ".keras" / "models" / os.path.basename(embedded.KERAS_VGG19_CACHE)
+    cache.parent.mkdir(parents=True)
+    wf.make_keras_h5(cache)
+    wf.make_mat(cwd / embedded.PAPER_MAT)
+
+    assert loading.find_default_network() == embedded.PAPER_MAT
+    network = loading.load_net()
+    assert network.path == embedded.PAPER_MAT and network.channel_order == "RGB"
+
+    os.remove(cwd / embedded.PAPER_MAT)
+    assert loading.find_default_network() == str(cache)
+    network = loading.load_net()
+    assert network.path == str(cache) and network.channel_order == "BGR"
+
+
+# ---------------------------------------------------------------- the dispatch on the file
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "weights.bin"
+    path.write_bytes(bytes(range(1, 200)))
+    assert_network_error(path, "unknown weights format")
+
+
+def test_missing_file(tmp_path):
+    assert_network_error(tmp_path / "nowhere.mat", "does not exist")
+
+
+def test_directory(tmp_path):
+    path = tmp_path / "weights.mat"
+    path.mkdir()
+    assert_network_error(path, "directory")
+
+
+def test_file_named_like_the_embedded_weights_is_sha256_checked(tmp_path):
+    bogus = tmp_path / embedded.HED_WEIGHTS_NAME
+    wf.make_keras3_h5(bogus)
+    with pytest.raises(errors.NetworkError, match="sha256"):
+        loading.load_net(str(bogus))
+
+
+# ---------------------------------------------------------------- load: the network a run uses
+
+
+def test_input_range_without_a_network_file_is_refused():
+    with pytest.raises(errors.NetworkError, match="--input-range is for Keras models given with --network"):
+        loading.load_net(None, "0-255")
+
+
+def test_load_with_a_pooling_gives_the_normalised_network_from_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "net.mat"
+    wf.make_mat(path, blocks=wf.TINY_VGG_BLOCKS, channels=wf.TINY_VGG_CHANNELS)
+    plain = loading.load(str(path))
+    assert not plain.is_normalised and plain.path == str(path)
+    said = []
+    first = loading.load(str(path), normalise_pooling="avg", log=said.append)
+    assert first.is_normalised and first.layers == plain.layers and first.path != str(path)
+    assert first.notes["normalised_from"] == str(path) and first.notes["normalised"]["pooling"] == "avg"
+    assert os.path.isfile(first.path) and not said[-1].endswith("(cached)")
+    again = loading.load(str(path), normalise_pooling="avg", log=said.append)
+    assert again.path == first.path and said[-1] == f"normalised network: {first.path} (cached)"
+
+
+def test_a_network_that_cannot_be_normalised_is_one_line_for_the_user():
+    class Model:  # what load_normalised asks of a network that refuses (a Keras model)
+        can_normalise = False
+        is_normalised = False
+
+    with pytest.raises(errors.NetworkError, match="use --loss-scale gatys2016") as err:
+        loading.load_normalised(Model(), "avg")
+    assert "\n" not in str(err.value) and isinstance(err.value.__cause__, ValueError)
