@@ -15,9 +15,9 @@ from neural_style_tf.networks import embedded, loading, vgg_network
 
 
 @pytest.mark.slow
-def test_embedded_default_is_used_when_no_default_file_exists(empty_home):
-    assert loading.find_default_network() is None
-    network = loading.load_net()
+def test_hed_network_loads_from_its_file_with_its_own_defaults():
+    """HED's VGG-16 (the embedded default before VGG-19), given by the path pip put it at."""
+    network = loading.load_net(embedded.embedded_weights_path())
     assert network.notes.get("embedded") is True
     assert "embedded" in network.name
     assert os.path.basename(network.path) == embedded.HED_WEIGHTS_NAME

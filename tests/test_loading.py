@@ -5,32 +5,31 @@ paper's preset."""
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import weights_factory as wf
 from weights_factory import assert_network_error
 
 from neural_style_tf import errors
-from neural_style_tf.networks import embedded, loading
+from neural_style_tf.networks import codebook, embedded, loading, vgg_network
 
 # ---------------------------------------------------------------- the default search order
 
 
-def test_search_order_paper_mat_in_cwd_first_then_keras_cache(empty_home):
+def test_without_a_network_the_embedded_vgg19_is_used_wherever_the_command_runs(empty_home):
+    """No folder or cache is searched: a paper .mat in the working directory and a Keras
+    cache file are ignored, so the same command gives the same network everywhere."""
     cwd, home = empty_home
-    cache = home / ".keras" / "models" / os.path.basename(embedded.KERAS_VGG19_CACHE)
+    cache = home / ".keras" / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
     cache.parent.mkdir(parents=True)
     wf.make_keras_h5(cache)
     wf.make_mat(cwd / embedded.PAPER_MAT)
-
-    assert loading.find_default_network() == embedded.PAPER_MAT
     network = loading.load_net()
-    assert network.path == embedded.PAPER_MAT and network.channel_order == "RGB"
-
-    os.remove(cwd / embedded.PAPER_MAT)
-    assert loading.find_default_network() == str(cache)
-    network = loading.load_net()
-    assert network.path == str(cache) and network.channel_order == "BGR"
+    assert network.path == codebook.SHIPPED_PATH
+    assert network.announce().startswith("network: VGG-19 (embedded, ImageNet weights, 8-bit codebook)")
+    assert network.layers == vgg_network.VGG19_LAYERS and network.channel_order == "BGR"
+    assert "torch" not in sys.modules
 
 
 # ---------------------------------------------------------------- the dispatch on the file

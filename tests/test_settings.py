@@ -84,7 +84,12 @@ class FakeNetwork:
 
 
 def test_effective_tv_weight_is_the_given_one_else_the_networks():
-    assert settings.effective_tv_weight(LossOptions(tv_weight=None), FakeNetwork()) == 0.25
+    # Unset: with the Gram loss the network's own; with a relative style loss (the default W2,
+    # mean-cov) the same TV_WEIGHT_RELATIVE on every network.
+    assert settings.effective_tv_weight(LossOptions(tv_weight=None, style_loss="gram"), FakeNetwork()) == 0.25
+    for style_loss in settings.RELATIVE_STYLE_LOSSES:
+        assert settings.effective_tv_weight(LossOptions(tv_weight=None, style_loss=style_loss),
+                                            FakeNetwork()) == settings.TV_WEIGHT_RELATIVE
     assert settings.effective_tv_weight(LossOptions(tv_weight=3.0), FakeNetwork()) == 3.0
     assert settings.effective_tv_weight(LossOptions(tv_weight=0.0), FakeNetwork()) == 0.0  # 0 is a value, not "unset"
 
