@@ -10,8 +10,6 @@ The paper's normalised network itself is made and cached by networks/normalizati
 
 from __future__ import annotations
 
-from . import images
-
 STYLE_LAYERS_PAPER = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 # Features are taken after the ReLU (relu4_2 for "conv4_2"), as the authors' released
@@ -133,10 +131,3 @@ def apply_preset(settings, explicit, preset=None, ratio=None):
     if changes.get("loss_scale", settings.loss.loss_scale) in GRAM_LOSS_SCALES and "style_loss" not in explicit:
         changes["style_loss"] = "gram"
     return settings.with_values(changes)
-
-
-def resize_styles(styles, content_shape, style_size):
-    """With style_size 'content' (the paper), every style image gets the content's (H, W)."""
-    if style_size != "content":
-        return styles
-    return [images.resize(s, content_shape[:2]) for s in styles]

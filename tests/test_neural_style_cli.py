@@ -7,25 +7,13 @@ import os
 import re
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import neural_style
 from neural_style_tf import cli, settings
 from neural_style_tf.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "neural_style.py")
-
-
-def iteration_rows(log):
-    return [row for row in log if "iteration" in row]
-
-
-def load(path):
-    return np.asarray(Image.open(path).convert("RGB"), np.float64)
-
 
 
 # ---------------------------------------------------------------- parse()

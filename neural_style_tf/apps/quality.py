@@ -36,7 +36,6 @@ from .metrics import choose_gram_layers, gram_distances, ssim_to_content
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))  # the checkout: HERE is neural_style_tf/apps
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 # (name, content, style, the classic tool's result for it or None): the Neckarfront with
 # the four styles of the reference, and two other pairs.
 PANEL = (
@@ -102,8 +101,8 @@ def parse_setting(text):
 
 
 def image_path(name):
-    """A panel image: from the project's examples/, else the shared folder."""
-    for folder in (os.path.join(ROOT, "examples"), os.path.join(SHARED, "images"), os.path.join(SHARED, "reference")):
+    """A panel image: from the project's examples/ (the classic results in examples/reference/)."""
+    for folder in (os.path.join(ROOT, "examples"), os.path.join(ROOT, "examples", "reference")):
         path = os.path.join(folder, name)
         if os.path.exists(path):
             return path
