@@ -13,7 +13,7 @@ import os
 import re
 import sys
 
-from . import images, losses, masks, memory, objective
+from . import images, losses, masks, memory, objective, tf_runtime
 from .errors import UsageError
 from .settings import STYLE_SCALE
 
@@ -181,6 +181,16 @@ def check_layers(loss, network):
             problem = network.layer_problem(name)
             if problem:
                 raise UsageError(f"{label}: {problem} ({network.layer_advice})")
+
+
+def check_precision(precision, network):
+    """--precision names an arithmetic `network` can run in ("auto" always can)."""
+    if precision != "auto" and precision not in network.precisions:
+        raise UsageError(f"--precision {precision}: {network.name} computes in {', '.join(network.precisions)} "
+                         f"only (a Keras model's graph is fixed)")
+    problem = tf_runtime.bfloat16_problem() if precision == "bfloat16" else None
+    if problem:
+        raise UsageError(f"--precision bfloat16: {problem}")
 
 
 def used_layers(loss):

@@ -117,6 +117,10 @@ def add_objective_arguments(group):
     group.add_argument("--input-range", choices=INPUT_RANGES, default=None,
                        help="Keras models: the input their training used: 0-1 (RGB / 255, the default), 0-255, "
                             "or caffe (BGR minus the ImageNet mean)")
+    group.add_argument("--precision", choices=settings.PRECISIONS, default=settings.PRECISION,
+                       help="the network's arithmetic: auto is bfloat16 on CPUs that compute it natively "
+                            "(AMX-BF16, AVX512-BF16), else float32; the losses stay float32 either way, "
+                            "and the presets keep float32")
     group.add_argument("--content-weight", type=float, default=settings.CONTENT_WEIGHT, help="content weight")
     group.add_argument("--content-weight-blend", type=float, default=settings.CONTENT_WEIGHT_BLEND,
                        help="share of the first content layer (relu4_2); the others get the rest")

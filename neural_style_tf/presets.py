@@ -41,6 +41,7 @@ PRESETS = {
         "scales": 1,  # one scale at every size
         "style_size": "width",  # (no flag)
         "normalise_network": False,  # (no flag)
+        "precision": "float32",  # exact: the classic tool computes in float32
     },
     "gatys2016": {
         "description": "Gatys, Ecker & Bethge, CVPR 2016: the paper's losses on the normalised net with avg pooling",
@@ -63,6 +64,7 @@ PRESETS = {
         "width": 512,
         "style_size": "content",  # (no flag) the style image is resized to the content's size
         "normalise_network": True,  # (no flag) mean activation 1 per filter
+        "precision": "float32",  # the paper's exact objective
     },
     "gatys-pytorch": {
         "description": "the authors' later PyTorch code: MSE losses, style weights 1e3/N_l^2, content init",
@@ -88,6 +90,7 @@ PRESETS = {
         # aspect ratios; the classic width-relative style scale is the closest here.
         "style_size": "width",
         "normalise_network": False,  # (no flag) the un-normalised network
+        "precision": "float32",  # their code's float32
     },
 }
 # Settings of a run without --preset (the classic tool's behaviour).

@@ -80,17 +80,84 @@ def session_config():
     return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=cores, inter_op_parallelism_threads=1)
 
 
-def device_line():
+def onednn_on():
+    """Whether TensorFlow's oneDNN kernels are on (configure_process turns them on)."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "") not in ("0", "false", "False")
+
+
+def device_line(precision="float32"):
     """The device that runs the graphs, for the start line: the GPU's name, or the CPU
-    with its thread count and whether oneDNN is on."""
+    with its thread count and whether oneDNN is on; then the network's precision."""
     tf = import_tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU {details.get('device_name', gpus[0].name)}"
+        return f"GPU {details.get('device_name', gpus[0].name)}, {precision}"
     threads = session_config().intra_op_parallelism_threads
-    onednn = "on" if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "") not in ("0", "false", "False") else "off"
-    return f"CPU, {threads} threads, oneDNN {onednn}"
+    return f"CPU, {threads} threads, oneDNN {'on' if onednn_on() else 'off'}, {precision}"
+
+
+# ---------------------------------------------------------------- precision
+# The CPU flags (as Linux names them in /proc/cpuinfo) with which oneDNN runs bfloat16
+# convolutions natively: AMX tiles (Sapphire Rapids and later) or AVX512-BF16 dot
+# products (Cooper Lake, Zen 4). Without them oneDNN emulates bfloat16 in float32, slower
+# than float32 itself.
+NATIVE_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
+# oneDNN's ONEDNN_MAX_CPU_ISA values that cap it below every bfloat16 instruction set.
+ISAS_WITHOUT_BFLOAT16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The flags of the first CPU in `path` (Linux), or an empty set where there is none."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bfloat16(flags, onednn=True, max_isa=None):
+    """Whether oneDNN computes bfloat16 natively on a CPU with these `flags`: one of
+    NATIVE_BFLOAT16_FLAGS, oneDNN on, and not capped below it by ONEDNN_MAX_CPU_ISA."""
+    if not onednn or (max_isa or "").upper() in ISAS_WITHOUT_BFLOAT16:
+        return False
+    return any(flag in flags for flag in NATIVE_BFLOAT16_FLAGS)
+
+
+def bfloat16_problem(flags=None, gpu=None):
+    """None where this machine can run the network in bfloat16, else why not (one line).
+
+    oneDNN refuses a bfloat16 convolution on a CPU without native bfloat16 ("could not
+    create a primitive descriptor", seen with ONEDNN_MAX_CPU_ISA=AVX2); TensorFlow's own
+    kernels (oneDNN off) run it, emulated, about 16x slower than float32.
+    """
+    if gpu is None:
+        gpu = bool(import_tensorflow().config.list_physical_devices("GPU"))
+    flags = cpu_flags() if flags is None else flags
+    if gpu or not onednn_on() or native_bfloat16(flags, True, os.environ.get("ONEDNN_MAX_CPU_ISA")):
+        return None
+    return "this CPU has no native bfloat16 (AMX-BF16 or AVX512-BF16), and oneDNN cannot run it; use float32"
+
+
+def choose_precision(requested, supported=("float32", "bfloat16"), flags=None, gpu=None):
+    """The precision a run uses for --precision `requested` on a network that can run in
+    `supported`: "auto" is bfloat16 on a CPU that computes it natively, else float32.
+
+    On a GPU "auto" is float32 until bfloat16 is measured there. `flags` (default: this
+    CPU's) and `gpu` (default: whether TensorFlow sees one) are given by tests.
+    """
+    if requested != "auto":
+        return requested
+    if "bfloat16" not in supported:
+        return "float32"
+    if gpu is None:
+        gpu = bool(import_tensorflow().config.list_physical_devices("GPU"))
+    flags = cpu_flags() if flags is None else flags
+    native = native_bfloat16(flags, onednn_on(), os.environ.get("ONEDNN_MAX_CPU_ISA"))
+    return "bfloat16" if native and not gpu else "float32"
 
 
 def return_freed_tensors_to_the_os():

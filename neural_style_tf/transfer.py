@@ -19,7 +19,7 @@ from .lifecycle import say
 from .networks import loading
 from .progress import Reporter
 from .settings import for_network
-from .tf_runtime import device_line
+from .tf_runtime import choose_precision, device_line
 
 
 @dataclass
@@ -58,14 +58,17 @@ class Job:
 def load_network(settings, network=None):
     """The network the run uses: loaded (or `network`, one a batch worker keeps), its
     layers checked, announced, and normalised for the paper's preset (same layers and
-    shapes, so every later check holds for both). Shared by a transfer and a video."""
+    shapes, so every later check holds for both), in the precision --precision chooses
+    (the network carries it: every graph built on it computes in it). Shared by a
+    transfer and a video."""
     run = settings.run
     network = network or loading.load_net(run.network, run.input_range)
     checks.check_layers(settings.loss, network)
+    checks.check_precision(run.precision, network)
     say(network.announce())
     if run.normalise_network:  # --preset gatys2016: the paper's normalised net
         network = loading.load_normalised(network, settings.loss.pooling, log=say)
-    return network
+    return network.with_precision(choose_precision(run.precision, network.precisions))
 
 
 def load(settings, network=None):
@@ -191,7 +194,7 @@ def outcome(output, result):
 def announce(settings, job):
     content = job.content
     say(f"seed: {job.seed}  size: {content.shape[1]}x{content.shape[0]}  optimizer: {settings.optimizer.optimizer}"
-        f"  device: {device_line()}")
+        f"  device: {device_line(job.network.precision)}")
     if job.masks.any:
         say(job.masks.describe(settings.run))
     if len(job.stages) > 1:

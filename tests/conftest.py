@@ -12,6 +12,11 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of test output
+# The suite's results must not depend on whether this CPU computes bfloat16 natively: with
+# oneDNN capped below its bfloat16 instruction sets, --precision auto is float32 in every
+# test process and in the children they start (Ray workers, commands). tests/test_precision.py
+# runs bfloat16 explicitly, in children without the cap.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
 
 import pytest  # noqa: E402
 import weights_factory  # noqa: E402

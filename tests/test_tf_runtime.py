@@ -88,13 +88,13 @@ def test_return_freed_tensors_to_the_os_on_glibc():
         assert tf_runtime.return_freed_tensors_to_the_os() is True
 
 
-def test_device_line_names_the_cpu_threads_and_onednn(monkeypatch):
+def test_device_line_names_the_cpu_threads_onednn_and_the_precision(monkeypatch):
     tf = tf_runtime.import_tensorflow()
     if tf.config.list_physical_devices("GPU"):
         assert tf_runtime.device_line().startswith("GPU ")
         return
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    assert tf_runtime.device_line() == "CPU, 2 threads, oneDNN off"
+    assert tf_runtime.device_line() == "CPU, 2 threads, oneDNN off, float32"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
-    assert tf_runtime.device_line() == "CPU, 2 threads, oneDNN on"
+    assert tf_runtime.device_line("bfloat16") == "CPU, 2 threads, oneDNN on, bfloat16"

@@ -8,6 +8,7 @@ one entry point that turns a path into a network.
 from __future__ import annotations
 
 import difflib
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,9 @@ from ..settings import STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT
 
 # Longest list of layer names that an error message prints in full.
 LIST_LIMIT = 30
+# {network: {precision: its copy}}: with_precision makes each copy once, so that a batch
+# worker's objectives, cached by network, find the same copy for every job.
+_PRECISION_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class FeatureNetwork(ABC):
@@ -50,6 +54,25 @@ class FeatureNetwork(ABC):
     is_normalised: bool = False
     # Whether a normalised copy may be cached next to the source file.
     cache_beside_source: bool = False
+    # The arithmetic of its graph (settings.PRECISIONS but "auto"), and those it can run in:
+    # a Keras model's frozen graph is float32.
+    precision: str = "float32"
+    precisions: tuple = ("float32",)
+
+    def with_precision(self, precision: str) -> FeatureNetwork:
+        """This network computing in `precision` (one of `precisions`): itself, or its copy,
+        made once."""
+        if precision == self.precision:
+            return self
+        if precision not in self.precisions:
+            raise ValueError(f"{self.name} computes in {', '.join(self.precisions)}, not {precision}")
+        copies = _PRECISION_COPIES.setdefault(self, {})
+        if precision not in copies:
+            copies[precision] = self._copy_with_precision(precision)
+        return copies[precision]
+
+    def _copy_with_precision(self, precision: str) -> FeatureNetwork:
+        raise NotImplementedError(f"{type(self).__name__} has no precision but float32")
 
     # ------------------------------------------------------------ input
 

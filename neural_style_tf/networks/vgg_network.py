@@ -11,6 +11,7 @@ line can load weights and validate layer names in about a second.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,13 @@ class Network(FeatureNetwork):
     cache_beside_source: bool = True
     is_normalised: bool = False  # every filter's mean activation rescaled (normalize)
     can_normalise = True
+    # The convolutions, biases, ReLUs and poolings in this precision (settings.PRECISIONS);
+    # every layer's output is handed on in float32 (see features).
+    precision: str = "float32"
+    precisions: tuple = ("float32", "bfloat16")
+
+    def _copy_with_precision(self, precision: str) -> Network:
+        return dataclasses.replace(self, precision=precision)
 
     def preprocess(self, rgb: Any) -> Any:
         x = rgb - self.mean_pixel.astype(np.float32)
@@ -108,6 +116,15 @@ class Network(FeatureNetwork):
 
         `padding` is that of the first convolution (zero, replicate or reflect); every
         later one zero-pads, as the network was trained.
+
+        In bfloat16 (self.precision) the input and the weights are cast once and the whole
+        chain runs in bfloat16, but every layer's output is cast back to float32 where it
+        is handed on: only a layer that a loss reads is ever cast (graph mode computes what
+        is fetched), and the statistics, losses and their sums stay float32. Explicit casts
+        rather than grappler's auto_mixed_precision_onednn_bfloat16 rewrite: measured at
+        512x384 (VGG-19 to relu5_1, forward + backward, Intel Xeon with AMX, 2 threads) they
+        took 0.29 s against 0.46 s for the rewrite, and the rewrite also lowers the loss
+        sums to bfloat16 unless every loss op is deny-listed.
         """
         tf = import_tensorflow()
 
@@ -117,14 +134,21 @@ class Network(FeatureNetwork):
             raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
         if last is not None and last not in self.layers:
             raise ValueError(f"unknown layer {last!r} for {self.name}")
+        low = self.precision == "bfloat16"
+
+        def constant(array):
+            return tf.cast(tf.constant(array), tf.bfloat16) if low else tf.constant(array)
+
         net = {}
-        current = input_image
+        current = tf.cast(input_image, tf.bfloat16) if low else input_image
+        first = True
         for name in self.layers:
             kind = layer_kind(name)
             if kind == "conv":
                 kernel, bias = self.weights[name]
-                current = _conv(current, kernel, padding if current is input_image else "zero")
-                current = tf.nn.bias_add(current, tf.constant(bias))
+                current = _conv(current, constant(kernel), kernel.shape, padding if first else "zero")
+                current = tf.nn.bias_add(current, constant(bias))
+                first = False
             elif kind == "relu":
                 current = tf.nn.relu(current)
             elif kind == "pool":
@@ -132,7 +156,7 @@ class Network(FeatureNetwork):
                 current = pool(current, ksize=2, strides=2, padding="SAME")
             else:  # loaders only produce the three kinds above
                 raise ValueError(f"unknown layer kind in {name!r}")
-            net[name] = current
+            net[name] = tf.cast(current, tf.float32) if low else current
             if name == last:
                 break
         return net
@@ -189,19 +213,20 @@ class Network(FeatureNetwork):
 _TF_PAD_MODES = {"replicate": "SYMMETRIC", "reflect": "REFLECT"}
 
 
-def _conv(x, kernel, padding):
-    """A stride-1 convolution whose output has the input's size, padded as asked."""
+def _conv(x, kernel, shape, padding):
+    """A stride-1 convolution of `kernel` (a tensor of HWIO `shape`) whose output has the
+    input's size, padded as asked."""
     tf = import_tensorflow()
 
     if padding == "zero":
-        return tf.nn.conv2d(x, tf.constant(kernel), strides=(1, 1, 1, 1), padding="SAME")
-    kh, kw = kernel.shape[:2]
+        return tf.nn.conv2d(x, kernel, strides=(1, 1, 1, 1), padding="SAME")
+    kh, kw = shape[:2]
     # SAME's split: the extra pixel of an even kernel goes after.
     pads = [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]]
     if max(kh, kw) > 3 and padding == "replicate":
         raise ValueError("replicate padding is implemented for kernels of at most 3x3")
     padded = tf.pad(x, pads, mode=_TF_PAD_MODES[padding])
-    return tf.nn.conv2d(padded, tf.constant(kernel), strides=(1, 1, 1, 1), padding="VALID")
+    return tf.nn.conv2d(padded, kernel, strides=(1, 1, 1, 1), padding="VALID")
 
 
 def deepest(network: FeatureNetwork, names: Sequence[str]) -> str:
