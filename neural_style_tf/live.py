@@ -25,7 +25,6 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 from .errors import UsageError
 
@@ -176,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
         view.seen.set()
         if self.headers.get("Host") not in view.hosts:  # a DNS-rebinding page of another site
             return self.reply(HTTPStatus.FORBIDDEN, b"forbidden\n", "text/plain; charset=utf-8")
-        path = urlsplit(self.path).path
+        path = self.path.partition("?")[0]  # the query only busts caches
         if path == "/":
             return self.reply(HTTPStatus.OK, page(view.state), "text/html; charset=utf-8")
         if path == "/state.json":
