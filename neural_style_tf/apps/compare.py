@@ -77,7 +77,7 @@ class Experiment:
 
 def build_parser():
     p = argparse.ArgumentParser(
-        prog="compare.py",
+        prog=cli.command_name("compare.py"),
         description="Compare L-BFGS and Adam on the same style-transfer objective, start and seeds.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -425,4 +425,4 @@ def main(argv=None):
         return run(exp, say)
 
     # The interrupted run has no marker; finished runs keep theirs.
-    return lifecycle.run_command("compare.py", command, "interrupted; rerun the same command to resume")
+    return lifecycle.run_command(cli.command_name("compare.py"), command, "interrupted; rerun the same command to resume")
