@@ -136,6 +136,7 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
 
 def test_the_extras_are_pyprojects():
     import os
+
     import tomllib
 
     with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml"), "rb") as f:
