@@ -24,6 +24,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,7 +68,7 @@ class Step:
     seconds: float
     losses: dict
     scale: tuple | None  # (index, count, (height, width)) in a coarse-to-fine run, else None
-    _image: object = field(repr=False)
+    _image: Callable[[], np.ndarray] = field(repr=False)
 
     def image(self):
         """The best image so far as the output would show it: H x W x 3 uint8 (computed when asked)."""
@@ -150,7 +151,8 @@ def image_inputs(content, styles, folder):
         raise UsageError(f"styles: {type(styles).__name__}; give a list of paths or arrays") from None
     if not styles:
         raise UsageError("styles is empty; give at least one style image (a path or an array)")
-    arrays, paths = {}, []
+    arrays: dict[str, tuple] = {}
+    paths: list[str] = []
     for what, value in [("content", content)] + [(f"styles[{i}]", s) for i, s in enumerate(styles)]:
         if _is_path(value):
             paths.append(os.fspath(value))

@@ -25,6 +25,7 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from .errors import UsageError
 
@@ -66,7 +67,7 @@ class State:
         self.png = None
         self.version = 0  # counts the images encoded
         self.totals = []  # [(iteration, total loss)]
-        self.info = {"iteration": 0, "iterations": None, "evaluations": 0, "seconds": 0.0, "terms": {},
+        self.info: dict[str, Any] = {"iteration": 0, "iterations": None, "evaluations": 0, "seconds": 0.0, "terms": {},
                      "done": False, "stop_reason": None, "size": None}
 
     def snapshot(self):
