@@ -260,11 +260,15 @@ class LiveView:
 
     def close(self):
         """Stop serving (after the final image was fetched, or `linger` s, when someone watched)."""
-        if self.final_version is not None and self.seen.is_set():
-            self.fetched_final.wait(self.linger)
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        try:
+            if self.final_version is not None and self.seen.is_set():
+                self.fetched_final.wait(self.linger)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C while the page fetches the final image: stop now, the image is written
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join()
 
 
 @contextlib.contextmanager

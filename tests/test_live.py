@@ -249,3 +249,20 @@ def test_a_headless_chromium_shows_a_stylised_image_mid_run(tmp_path):
     assert process.returncode == 130, rest
     assert refused(port)
     assert (tmp_path / "out.png").is_file()
+
+
+def test_the_python_api_serves_the_live_view_too(files, tiny_net_path, capsys):
+    import neural_style_tf as nst
+
+    seen = []
+
+    def look(step):
+        if step.iteration == 2:
+            port = int(re.search(r"live view: http://127\.0\.0\.1:(\d+)/", capsys.readouterr().err).group(1))
+            seen.append((port, json.loads(get(port, "/state.json")[2])))
+
+    nst.style_transfer(files["content"], [files["style"]], network=tiny_net_path, iterations=3, quiet=True, seed=1,
+                       web=0, progress=look)
+    (port, state), = seen
+    assert state["iteration"] == 2 and not state["done"]
+    assert refused(port)
