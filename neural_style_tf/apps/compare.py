@@ -416,6 +416,8 @@ def run(exp, say):
 def main(argv=None):
     def command():
         exp = read_experiment(argv)
+        if exp.pool is not None:  # --workers or --address: Ray, pip install 'neural-style-tf[batch]'
+            cli.require_extra("batch")
 
         def say(text):
             if not exp.quiet:
