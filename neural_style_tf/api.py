@@ -179,8 +179,8 @@ def flag_arguments(options):
         if value is None or value is False and action.nargs == 0:
             continue  # the default
         flag = action.option_strings[-1]
-        if action.nargs == 0:
-            argv.append(flag)  # store_true: the value True
+        if action.nargs == 0 or value is True and action.nargs == "?":
+            argv.append(flag)  # a switch, or the bare flag (preserve_colors=True, web=True)
         elif action.type is cli.layer_list and not isinstance(value, str):
             argv += [flag, ",".join(map(str, value))]
         elif action.nargs == "+":

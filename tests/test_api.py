@@ -161,3 +161,12 @@ def test_only_the_main_thread_may_run_a_transfer(files, tiny_net_path):
     thread.start()
     thread.join()
     assert "main thread" in str(caught[0].value)
+
+
+def test_keywords_become_the_command_line_they_name():
+    argv = api.flag_arguments({"preserve_colors": True, "web": True, "quiet": True, "overwrite": False,
+                               "style_scales": 1.0, "style_blend_weights": np.array([1, 2]),
+                               "content_layers": ("relu4_2", "relu5_2"), "style_layers": "relu1_1,relu2_1",
+                               "seed": None, "eps": 1e-8})
+    assert argv == ["--preserve-colors", "--web", "--quiet", "--style-scales", "1.0", "--style-blend-weights", "1",
+                    "2", "--content-layers", "relu4_2,relu5_2", "--style-layers", "relu1_1,relu2_1", "--eps", "1e-08"]
