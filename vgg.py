@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from neural_style_tf import images
+from neural_style_tf import cli, images
 from neural_style_tf.errors import EXIT_USAGE, NetworkError, UsageError
 from neural_style_tf.networks import calibration, loading, normalization, vgg_files
 from neural_style_tf.networks.embedded import (  # noqa: F401 (re-exported)
@@ -56,7 +56,7 @@ from neural_style_tf.tf_runtime import import_tensorflow  # noqa: F401
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="vgg.py", description="Inspect feature networks.")
+    parser = argparse.ArgumentParser(prog=cli.command_name("vgg.py"), description="Inspect feature networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     layers = sub.add_parser("layers", help="list a network's layer names and output channels (Keras models: output shapes)")
     layers.add_argument("--network", default=None, help="weights file (default: the search order of neural_style.py)")

@@ -27,7 +27,7 @@ PROG = "video.py"
 
 def build_parser():
     p = cli.Parser(
-        prog=PROG,
+        prog=cli.command_name(PROG),
         description="Video style transfer without flicker: each frame starts from the previous result warped by "
                     "the optical flow, and a temporal loss keeps it there where the flow is reliable.",
         formatter_class=cli.Formatter,
@@ -94,12 +94,13 @@ def parse(argv=None):
 
 def main(argv=None):
     def run():
+        cli.require_extra("video")  # OpenCV and imageio-ffmpeg: pip install 'neural-style-tf[video]'
         settings, options, plan = parse(argv)
         configure_process()  # before TensorFlow is imported (see tf_runtime)
         return v.run(settings, options, plan)
 
     # v.run keeps the finished frames itself; an interrupt that reaches here came before any.
-    return lifecycle.run_command(PROG, run, "interrupted before any frame was made")
+    return lifecycle.run_command(cli.command_name(PROG), run, "interrupted before any frame was made")
 
 
 def console_main():

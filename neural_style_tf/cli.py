@@ -9,6 +9,8 @@ settings.py. `parse_settings` turns parsed arguments into one frozen
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 
 from . import checks, presets, settings
@@ -41,6 +43,34 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def command_name(default):
+    """The name a command goes by in its usage line and errors: an installed script's own
+    name (`neural-style`, `neural-style-batch`, ...: the console entry points of
+    pyproject.toml, all named neural-style*), else `default`, the checkout's file
+    (`neural_style.py`). Read from sys.argv[0] when the parser is built, so a test or a
+    program that calls main([...]) gets the file's name."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if name.lower().endswith(".exe"):  # Windows' console-script launchers
+        name = name[:-4]
+    return name if name.startswith("neural-style") else default
+
+
+# The optional dependencies of pyproject.toml: {extra: ((module, what it is), ...)}.
+EXTRAS = {
+    "batch": (("ray", "Ray"),),
+    "video": (("cv2", "OpenCV (opencv-python-headless)"), ("imageio_ffmpeg", "imageio-ffmpeg")),
+}
+DISTRIBUTION = "neural-style-tf"
+
+
+def require_extra(extra):
+    """Raise UsageError (one line: exit 2) naming the pip extra to install when a module
+    of `extra` is missing. Looks the modules up without importing them."""
+    for module, what in EXTRAS[extra]:
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(f"{what} is not installed; install it with: pip install '{DISTRIBUTION}[{extra}]'")
 
 
 def fail(prog, message):
@@ -155,6 +185,27 @@ def add_objective_arguments(group):
     group.add_argument("--ratio", type=float, default=None, metavar="ALPHA/BETA",
                        help="content/style trade-off alpha/beta: sets --content-weight (style weight: the "
                             "preset's, else 1)")
+    return group
+
+
+def port(text):
+    """--web's PORT: 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: give a number from 0 to 65535") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value}: give a number from 0 to 65535 (0: any free port)")
+    return value
+
+
+def add_web_argument(group):
+    """--web [PORT]: neural_style.py's live view (live.py); not a batch job's or a video's flag."""
+    from .live import WEB_PORT  # the standard library only
+
+    group.add_argument("--web", type=port, nargs="?", const=WEB_PORT, default=None, metavar="PORT",
+                       help=f"show the image and the loss curve as the run goes on http://127.0.0.1:PORT/ "
+                            f"(this computer only; PORT {WEB_PORT} when not given, 0: any free port)")
     return group
 
 

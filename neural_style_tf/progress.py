@@ -2,6 +2,10 @@
 bar, printed terms, checkpoints, a JSON-lines log, progress.txt and a plot.
 
 The algorithm prints nothing; everything a user sees while it runs comes from here.
+Other watchers (the live view, live.py; a Python API caller's callback, api.py) are
+listeners: objects with `step(progress, image)` after each iteration and `end(result,
+image)` once, where `image()` returns the best image so far as the output will show it
+(RGB float32 0..255 at the output size, colours finished), computed only when called.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from .checks import format_checkpoint
 class Reporter:
     """The `callback` of stylize.minimize / coarse_to_fine.run for one transfer."""
 
-    def __init__(self, run, iterations, finish_image, record):
+    def __init__(self, run, iterations, finish_image, record, listeners=()):
         """`run`: the RunSettings; `finish_image(x) -> (rgb, alpha)`; `record`: the start
-        line of the log (settings, seed, sizes)."""
+        line of the log (settings, seed, sizes); `listeners`: see the module's docstring."""
         self.run = run
         self.finish_image = finish_image
+        self.listeners = tuple(listeners)
         self.history = []
         self.bar = None
         self.log = open(run.log, "a", encoding="utf-8") if run.log else None
@@ -61,6 +66,8 @@ class Reporter:
             path = format_checkpoint(self.run.checkpoint_output, progress.iteration)
             rgb, alpha = self.finish_image(progress.best_image())
             images.save_image(path, rgb, alpha)
+        for listener in self.listeners:
+            listener.step(progress, lambda: self.finish_image(progress.best_image())[0])
 
     def _print(self, progress, where):
         every = self.run.print_iterations
@@ -73,6 +80,8 @@ class Reporter:
     def close(self, result):
         if self.bar is not None:
             self.bar.close()
+        for listener in self.listeners:
+            listener.end(result, lambda: None if result.image is None else self.finish_image(result.image)[0])
         if self.log:
             self.log.write(json.dumps({"event": "end", "stop_reason": result.stop_reason, "message": result.message,
                                        "iterations": result.iterations, "evaluations": result.evaluations,

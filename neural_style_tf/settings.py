@@ -249,6 +249,8 @@ class RunSettings:
     progress_plot: bool = _presentation(False)
     log: str | None = _presentation(None)
     quiet: bool = _presentation(False)
+    # --web [PORT]: the live view (live.py) on 127.0.0.1:PORT while the run goes; 0: any free port.
+    web: int | None = _presentation(None)
     # Spatial control: mask files (or AUTO_SKY), see masks.py.
     style_masks: tuple | None = _input_files(None)  # one per style, over the content
     style_region_masks: tuple | None = _input_files(None)  # one per style, over that style image

@@ -207,14 +207,16 @@ def run(settings):
     return execute(settings)[0]
 
 
-def execute(settings, network=None, make_objective=None):
+def execute(settings, network=None, make_objective=None, listeners=()):
     """`run` for a caller that keeps what is expensive (a batch worker: its loaded network
-    and built objectives, see load and optimise). Returns (exit status, Job, optimize.Result)."""
+    and built objectives, see load and optimise), or watches the run (`listeners`, e.g.
+    the live view: see progress.Reporter). Returns (exit status, Job, optimize.Result)."""
     t0 = time.perf_counter()
     inputs = load(settings, network)
     job = prepare(settings, inputs, check(settings, inputs))
     announce(settings, job)
-    reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record(settings, job))
+    reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record(settings, job),
+                        listeners)
     if settings.run.quiet:
         say(f"ready in {time.perf_counter() - t0:.1f} s")
     result = optimise(settings, job, reporter, make_objective)

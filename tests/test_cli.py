@@ -108,3 +108,47 @@ def test_parse_settings_ignores_a_commands_own_flags():
 def test_parse_settings_reports_a_preset_conflict_as_value_error():
     with pytest.raises(ValueError, match="--ratio.*--content-weight"):
         parse_settings(BASE + ["--ratio", "1e-3", "--content-weight", "2"])
+
+
+# ---------------------------------------------------------------- the installed commands' names, extras, --web
+
+
+@pytest.mark.parametrize("argv0, name", [("/venv/bin/neural-style", "neural-style"),
+                                         ("/venv/bin/neural-style-batch", "neural-style-batch"),
+                                         ("C:\\venv\\Scripts\\neural-style-video.exe", "neural-style-video"),
+                                         ("neural_style.py", "neural_style.py"), ("/usr/bin/pytest", "neural_style.py"),
+                                         ("", "neural_style.py")])
+def test_an_installed_command_names_itself(monkeypatch, argv0, name):
+    monkeypatch.setattr("sys.argv", [argv0.replace("\\", "/")] if argv0 else [])
+    assert cli.command_name("neural_style.py") == name
+    assert neural_style.build_parser().prog == name
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "ray" else object())
+    with pytest.raises(cli.UsageError) as exc:
+        cli.require_extra("batch")
+    assert str(exc.value) == "Ray is not installed; install it with: pip install 'neural-style-tf[batch]'"
+    cli.require_extra("video")  # cv2 and imageio_ffmpeg "found"
+
+
+def test_the_extras_are_pyprojects():
+    import os
+
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml"), "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    assert set(cli.EXTRAS) <= set(extras)
+
+
+@pytest.mark.parametrize("text, ok", [("0", True), ("8000", True), ("65535", True), ("65536", False), ("-1", False),
+                                      ("web", False)])
+def test_web_port(text, ok):
+    if ok:
+        assert cli.port(text) == int(text)
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match="invalid port"):
+            cli.port(text)

@@ -30,13 +30,13 @@ RETRIES = 1
 
 def build_parser():
     p = argparse.ArgumentParser(
-        prog=PROG, formatter_class=cli.Formatter, allow_abbrev=False,
+        prog=cli.command_name(PROG), formatter_class=cli.Formatter, allow_abbrev=False,
         description="Run many neural_style.py jobs on Ray: content x style pairs, a jobs.jsonl file, "
                     "or a sweep ('sweep' first). Every other flag is a neural_style.py flag for every job. "
                     "JOBS.jsonl: one job a line, a JSON list of neural_style.py flags or an object {flag: value}.")
     # The optional first argument, JOBS.jsonl or 'sweep', is taken before argparse (read_request):
     # a positional would swallow the value of a neural_style.py flag that argparse does not know.
-    p.usage = (f"{PROG} [JOBS.jsonl | sweep] --out-dir DIR [--contents ... --styles ...] [--grid FLAG=V1,V2] "
+    p.usage = (f"{cli.command_name(PROG)} [JOBS.jsonl | sweep] --out-dir DIR [--contents ... --styles ...] [--grid FLAG=V1,V2] "
                "[Ray flags] [neural_style.py flags]")
     io_group = p.add_argument_group("jobs")
     io_group.add_argument("--contents", nargs="+", default=None, metavar="FILE_OR_DIR",
@@ -305,6 +305,7 @@ def run(args, todo, grid, say):
 
 def main(argv=None):
     def command():
+        cli.require_extra("batch")  # Ray: pip install 'neural-style-tf[batch]'
         args, todo, grid = read_request(argv)
 
         def say(text):
@@ -313,4 +314,4 @@ def main(argv=None):
 
         return run(args, todo, grid, say)
 
-    return lifecycle.run_command(PROG, command, "interrupted")
+    return lifecycle.run_command(cli.command_name(PROG), command, "interrupted")

@@ -30,7 +30,7 @@ import numpy as np
 import stylize
 import vgg
 
-from .. import images, memory
+from .. import cli, images, memory
 from ..errors import UsageError
 from ..tf_runtime import import_tensorflow
 from . import time_to_quality
@@ -243,7 +243,7 @@ def compare_evaluator(n, rounds=50):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=cli.command_name("benchmark.py"), description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--sizes", nargs="*", type=parse_size, default=[], metavar="SIZE",
                    help=f"extra sizes, WxH or a long side (4:3); {REFERENCE_SIZE} is always measured")

@@ -77,7 +77,7 @@ class Experiment:
 
 def build_parser():
     p = argparse.ArgumentParser(
-        prog="compare.py",
+        prog=cli.command_name("compare.py"),
         description="Compare L-BFGS and Adam on the same style-transfer objective, start and seeds.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -416,6 +416,8 @@ def run(exp, say):
 def main(argv=None):
     def command():
         exp = read_experiment(argv)
+        if exp.pool is not None:  # --workers or --address: Ray, pip install 'neural-style-tf[batch]'
+            cli.require_extra("batch")
 
         def say(text):
             if not exp.quiet:
@@ -425,4 +427,4 @@ def main(argv=None):
         return run(exp, say)
 
     # The interrupted run has no marker; finished runs keep theirs.
-    return lifecycle.run_command("compare.py", command, "interrupted; rerun the same command to resume")
+    return lifecycle.run_command(cli.command_name("compare.py"), command, "interrupted; rerun the same command to resume")

@@ -51,11 +51,12 @@ SIZE = 512  # the paper's "about 512 px": the output width
 EVALUATIONS = 500
 NOISE_SEED = 0  # the noise start of every panel except the init figure's seeds
 
-# The checkout's example images (the paper's photo and paintings); an installed tool
-# is pointed at a copy of them with --examples.
+# The paper's photo and paintings: the copies shipped as package data
+# (neural_style_tf/data/examples, equal to the checkout's examples/), so that the installed
+# command needs no checkout; --examples DIR only overrides them.
 # The checkout: this file is neural_style_tf/apps/reproduce.py.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLES = os.path.join(ROOT, "examples")
+EXAMPLES = os.path.join(ROOT, "neural_style_tf", "data", "examples")
 CONTENT = "tubingen_neckarfront.jpg"
 PAINTINGS = {
     "turner": ("shipwreck_of_the_minotaur.jpg", "Turner, The Shipwreck of the Minotaur"),

@@ -1,0 +1,172 @@
+"""api.py: style_transfer and save, on the tiny test network and 24x32 images: paths and
+arrays in, the callback, the result's shape and dtype, one bad value of each kind, and
+the same image as the command line for the same seed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from run_helpers import CONTENT_SIZE, base_args, run_main
+
+import neural_style_tf as nst
+from neural_style_tf import api, images
+from neural_style_tf.errors import UsageError
+
+
+def transfer(files, tiny_net_path, **options):
+    options = {"network": tiny_net_path, "iterations": 4, "quiet": True, "seed": 1, **options}
+    return nst.style_transfer(options.pop("content", files["content"]), options.pop("styles", [files["style"]]),
+                              **options)
+
+
+def test_importing_the_package_imports_no_tensorflow_and_reexports_the_api():
+    code = ("import sys, neural_style_tf as nst; nst.style_transfer; nst.save; nst.UsageError; "
+            "print('tensorflow' in sys.modules, 'neural_style_tf.api' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "True"], done.stderr
+    assert nst.style_transfer is api.style_transfer and nst.UsageError is UsageError
+    assert {"style_transfer", "save", "UsageError"} <= set(dir(nst))
+    with pytest.raises(AttributeError):
+        nst.no_such_thing  # noqa: B018
+
+
+def test_paths_in_an_image_and_the_final_losses_out(files, tiny_net_path):
+    result = transfer(files, tiny_net_path)
+    assert result.image.shape == CONTENT_SIZE + (3,) and result.image.dtype == np.uint8
+    assert result.alpha is None and result.seed == 1
+    assert {"content", "style", "tv", "total"} <= set(result.losses)
+    assert result.iterations == 4 and result.evaluations >= 4 and result.stop_reason == "completed"
+    assert result.settings.optimizer.iterations == 4
+
+
+def test_keywords_are_the_flags_with_their_defaults(files, tiny_net_path):
+    result = transfer(files, tiny_net_path, width=16, style_weight=50, content_layers=["relu4_2"])
+    loss = result.settings.loss
+    assert result.image.shape == (12, 16, 3)
+    assert loss.style_weight == 50 and loss.content_layers == ("relu4_2",)
+    assert loss.content_weight == nst.api.cli.settings.CONTENT_WEIGHT  # a default, as neural_style.py's
+
+
+def test_arrays_in_uint8_and_float_give_the_same_image(files, tiny_net_path):
+    content = images.to_uint(images.load_image(files["content"]))
+    style = images.to_uint(images.load_image(files["style"]))
+    from_paths = transfer(files, tiny_net_path)
+    from_uint8 = transfer(files, tiny_net_path, content=content, styles=[style])
+    from_float = transfer(files, tiny_net_path, content=content / 255.0, styles=[style.astype(np.float32) / 255])
+    np.testing.assert_array_equal(from_uint8.image, from_paths.image)
+    assert np.abs(from_float.image.astype(int) - from_uint8.image).max() <= 1
+
+
+def test_the_callback_gets_each_iteration_its_losses_and_the_image_on_request(files, tiny_net_path):
+    steps = []
+    result = transfer(files, tiny_net_path, progress=steps.append)
+    assert [s.iteration for s in steps] == [1, 2, 3, 4] and all(s.iterations == 4 for s in steps)
+    assert all("total" in s.losses for s in steps)
+    assert steps[-1].losses["total"] <= steps[0].losses["total"]
+    image = steps[-1].image()
+    assert image.shape == CONTENT_SIZE + (3,) and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, result.image)  # the best so far, finished as the result is
+
+
+def test_the_same_image_as_the_command_line_for_the_same_seed(files, tiny_net_path, tmp_path, capsys):
+    code, _, err = run_main(base_args(files, tiny_net_path, tmp_path / "cli.png", 4), capsys)
+    assert code == 0, err
+    result = transfer(files, tiny_net_path, output=str(tmp_path / "api.png"))
+    with Image.open(tmp_path / "cli.png") as cli_image, Image.open(tmp_path / "api.png") as api_image:
+        np.testing.assert_array_equal(np.asarray(api_image), np.asarray(cli_image))
+        np.testing.assert_array_equal(result.image, np.asarray(cli_image))
+
+
+def test_the_network_is_loaded_once_for_many_calls(files, tiny_net_path, monkeypatch):
+    from neural_style_tf.networks import loading
+
+    api._networks.clear()
+    calls = []
+    real = loading.load_net
+    monkeypatch.setattr(loading, "load_net", lambda *a: calls.append(a) or real(*a))
+    transfer(files, tiny_net_path, iterations=1)
+    transfer(files, tiny_net_path, iterations=1, width=16)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"iterations": 0}, "--iterations must be a positive integer, not 0"),  # a value the checks refuse
+    ({"width": "wide"}, "invalid int value: 'wide'"),  # a value of the wrong type
+    ({"optimizer": "sgd"}, "invalid choice: 'sgd'"),  # not one of the choices
+    ({"style_wieght": 3}, "unknown keyword style_wieght=3; did you mean style_weight=?"),  # a typo
+    ({"content": "missing.jpg"}, "--content missing.jpg: no such file"),  # a missing file
+    ({"content": np.zeros((4, 4, 3), np.int64)}, "content: an array of dtype int64"),  # an array of a bad type
+    ({"content": np.full((4, 4, 3), 2.0)}, "a float array must lie in 0..1"),  # floats out of range
+    ({"styles": [np.zeros((4, 4, 2))]}, "styles[0]: an array of shape (4, 4, 2)"),  # a bad shape
+    ({"styles": []}, "styles is empty"),
+    ({"styles": 7}, "styles: int; give a list of paths or arrays"),
+    ({"checkpoint_output": "c_{}.png"}, "--checkpoint-output and --checkpoint-iterations go together"),
+    ({"progress_plot": True}, "progress_plot=True writes beside the output; give output= too"),
+    ({"web": 70000}, "invalid port 70000"),
+])
+def test_a_bad_value_raises_one_usage_error_before_any_network(files, tiny_net_path, monkeypatch, options, message):
+    monkeypatch.setattr(api, "network_for", lambda run: pytest.fail("a network was loaded"))
+    with pytest.raises(UsageError) as exc:
+        transfer(files, tiny_net_path, **options)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_an_existing_output_is_kept_without_overwrite(files, tiny_net_path, tmp_path):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"mine")
+    with pytest.raises(UsageError, match="already exists; pass --overwrite"):
+        transfer(files, tiny_net_path, output=str(out))
+    assert out.read_bytes() == b"mine"
+    transfer(files, tiny_net_path, output=str(out), overwrite=True, iterations=1)
+    with Image.open(out) as image:
+        assert image.size == (32, 24)
+
+
+def test_a_layer_the_network_lacks_is_a_usage_error(files, tiny_net_path):
+    with pytest.raises(UsageError, match="relu9_9"):
+        transfer(files, tiny_net_path, style_layers=["relu9_9"])
+
+
+def test_transparency_comes_back_as_alpha(files, tiny_net_path):
+    rgba = np.dstack([images.to_uint(images.load_image(files["content"])), np.full(CONTENT_SIZE, 128, np.uint8)])
+    result = transfer(files, tiny_net_path, content=rgba, iterations=1)
+    assert result.alpha.shape == CONTENT_SIZE and result.alpha.dtype == np.uint8 and result.alpha[0, 0] == 128
+
+
+def test_save_writes_arrays_and_keeps_an_existing_file(tmp_path):
+    image = np.zeros((8, 10, 3), np.uint8)
+    image[:, :5] = 200
+    path = tmp_path / "out.png"
+    assert nst.save(image, path) == str(path)
+    with Image.open(path) as saved:
+        np.testing.assert_array_equal(np.asarray(saved), image)
+    with pytest.raises(UsageError, match="already exists; pass overwrite=True"):
+        nst.save(image, path)
+    nst.save(image / 255.0, path, overwrite=True)
+    with pytest.raises(UsageError, match="unknown image extension"):
+        nst.save(image, tmp_path / "out.xyz")
+    with pytest.raises(UsageError, match="bit_depth must be 8 or 16"):
+        nst.save(image, tmp_path / "b.png", bit_depth=12)
+
+
+def test_only_the_main_thread_may_run_a_transfer(files, tiny_net_path):
+    import threading
+
+    caught = []
+    thread = threading.Thread(target=lambda: caught.append(pytest.raises(UsageError, transfer, files, tiny_net_path)))
+    thread.start()
+    thread.join()
+    assert "main thread" in str(caught[0].value)
+
+
+def test_keywords_become_the_command_line_they_name():
+    argv = api.flag_arguments({"preserve_colors": True, "web": True, "quiet": True, "overwrite": False,
+                               "style_scales": 1.0, "style_blend_weights": np.array([1, 2]),
+                               "content_layers": ("relu4_2", "relu5_2"), "style_layers": "relu1_1,relu2_1",
+                               "seed": None, "eps": 1e-8})
+    assert argv == ["--preserve-colors", "--web", "--quiet", "--style-scales", "1.0", "--style-blend-weights", "1",
+                    "2", "--content-layers", "relu4_2,relu5_2", "--style-layers", "relu1_1,relu2_1", "--eps", "1e-08"]
