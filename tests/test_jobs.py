@@ -53,3 +53,16 @@ def test_the_job_id_ignores_what_does_not_change_the_image(tmp_path, files):
     # What the id leaves out is what settings.py marks as presentation, less what a batch refuses.
     assert set(jobs.NOT_IN_THE_ID) == {"output", "overwrite", "quiet", "print_iterations", "web"}
     assert set(jobs.NOT_IN_THE_ID) <= set(settings_module.presentation_fields())
+
+
+def test_the_job_id_of_a_default_precision_is_that_of_earlier_batches(tmp_path, files):
+    """--precision came after batches were run: at its default it is left out of the id
+    (earlier results.jsonl still match); given, it is in it (it changes the image)."""
+    digest = jobs.Digests()
+
+    def job_id(*extra):
+        job = jobs.Job("x.png", ("--content", files["content"], "--styles", files["style"], *extra))
+        return jobs.job_id(jobs.parse_job(job, str(tmp_path)), digest)
+
+    assert job_id() == job_id("--precision", "auto")
+    assert len({job_id(), job_id("--precision", "float32"), job_id("--precision", "bfloat16")}) == 3

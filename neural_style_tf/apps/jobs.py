@@ -26,7 +26,7 @@ import vgg
 
 from .. import cli
 from ..errors import UsageError
-from ..settings import AUTO_SKY, input_file_fields, presentation_fields
+from ..settings import AUTO_SKY, PRECISION, input_file_fields, presentation_fields
 
 RESULTS = "results.jsonl"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -40,6 +40,7 @@ NOT_IN_A_BATCH = {"checkpoint_output": "--checkpoint-output", "progress_write": 
 # they stay in the hashed settings: taking them out would decide nothing differently but
 # would change every job id, and results.jsonl of earlier batches would no longer match.
 # The seed is in the id: it changes the image (a job without --seed draws one per run).
+ID_NEUTRAL_DEFAULTS = {"precision": PRECISION}
 NOT_IN_THE_ID = tuple(f for f in presentation_fields() if f not in NOT_IN_A_BATCH and f != "checkpoint_iterations")
 
 
@@ -264,6 +265,12 @@ def job_id(settings, digest):
     run["output_name"] = os.path.basename(run["output"])
     for key in NOT_IN_THE_ID:
         run.pop(key, None)
+    # Settings added after batches were first run, at their default: left out, so that the
+    # ids in the results.jsonl of earlier batches still match (a value that changes the
+    # image, given explicitly, is in the id).
+    for key, default in ID_NEUTRAL_DEFAULTS.items():
+        if run.get(key) == default:
+            run.pop(key)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
