@@ -98,3 +98,15 @@ def test_device_line_names_the_cpu_threads_onednn_and_the_precision(monkeypatch)
     assert tf_runtime.device_line() == "CPU, 2 threads, oneDNN off, float32"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
     assert tf_runtime.device_line("bfloat16") == "CPU, 2 threads, oneDNN on, bfloat16"
+
+
+def test_blas_runs_on_one_thread_unless_the_user_set_a_count(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    for name in tf_runtime.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert tf_runtime.single_threaded_blas() is True
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert tf_runtime.single_threaded_blas() is False
