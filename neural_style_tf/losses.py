@@ -329,19 +329,16 @@ def w2_target(moments: tuple) -> tuple:
             np.float32(np.trace(cov)), target_spread(mean, cov))
 
 
-# Why these scales: each new loss is divided by the painting's own mean feature variance
-# per layer (target_spread; squared for mean-cov, whose terms are squared statistics), so that every
-# layer counts in relative terms whatever the size of its activations, and then by a
-# constant that gives the style gradient the size of the Gram loss's at the same
-# --style-weight: measured at the content start on the Neckarfront x Starry Night, 256 px,
-# embedded network (docs/quality.md). The classic flags keep their meaning.
+# Why these scales: each new loss is divided by the painting's mean feature variance per layer
+# (target_spread; squared for mean-cov), so every layer counts relatively whatever its
+# activations' size, then by a constant giving the style gradient the Gram loss's size at the
+# same --style-weight (content start, Neckarfront x Starry Night, 256 px, docs/quality.md).
 W2_SCALE = 10.0
 MEAN_COV_SCALE = 30.0
 
 
-# Eigenvalues below this (relative to the largest) count as 0 in the W2 trace term: the
-# derivative of sqrt is infinite at 0, and the smallest eigenvalues of a covariance of
-# ReLU features are 0 up to rounding.
+# Eigenvalues below this (relative to the largest) count as 0 in the W2 trace term: sqrt's
+# derivative is infinite at 0, and a ReLU covariance's smallest eigenvalues are 0 to rounding.
 W2_EIG_FLOOR = 1e-8
 
 
@@ -349,17 +346,16 @@ def trace_sqrt(cov: Tensor, root: Tensor) -> Tensor:
     """tr((R C R)^1/2) for symmetric PSD C (`cov`) and R (`root`, the target's C_t^1/2),
     both float64: the sum of the square roots of the eigenvalues of R C R.
 
-    In float64: the small eigenvalues, whose roots change fastest, are lost in float32.
-    (Tried: a float32 eigh with float64 Rayleigh quotients, twice as fast, is as smooth
-    as this on a full-rank covariance, but on the rank-deficient deep layers at 256 px
-    the near-null eigenvectors are float32 noise, and L-BFGS's line search failed after
-    61 of 100 iterations where this runs all 100.)
+    In float64: the small eigenvalues, whose roots change fastest, are lost in float32
+    (tried: a float32 eigh with float64 Rayleigh quotients is as smooth on a full-rank
+    covariance, but on the rank-deficient deep layers at 256 px L-BFGS's line search then
+    failed after 61 of 100 iterations). LAPACK's eigh (NumPy's): 49 ms for 512 x 512
+    against TensorFlow's 102 ms on 2 cores, measured alternately, equal to 1e-13.
 
-    The gradient with respect to C is written out, R V diag(1/(2 sqrt(lambda))) V^T R =
-    sum_i w_i w_i^T / (2 sqrt(lambda_i)) with W = R V (two products instead of the chain
-    rule's four through R C R), because TensorFlow's gradient of eigh divides by the
-    differences of eigenvalues: a covariance of more channels than positions (relu5_1 at
-    256 px: 512 channels, 192 positions) has many equal (zero) eigenvalues, and that
+    The gradient in C is written out, W diag(1/(2 sqrt(lambda))) W^T with W = R V (two
+    products, not the chain rule's four), because TensorFlow's gradient of eigh divides by
+    the differences of eigenvalues: a covariance of more channels than positions (relu5_1
+    at 256 px: 512 channels, 192 positions) has many equal (zero) eigenvalues, and that
     gradient is NaN. Eigenvalues below W2_EIG_FLOOR of the largest count as 0 in both.
     """
     tf = import_tensorflow()
@@ -367,7 +363,7 @@ def trace_sqrt(cov: Tensor, root: Tensor) -> Tensor:
     @tf.custom_gradient
     def _trace_sqrt(c):
         product = tf.matmul(tf.matmul(root, c), root)
-        values, vectors = tf.linalg.eigh((product + tf.transpose(product)) / 2)  # symmetric, as eigh assumes
+        values, vectors = symmetric_eigh((product + tf.transpose(product)) / 2)  # symmetric, as eigh assumes
         kept = values > W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
         roots = tf.sqrt(tf.where(kept, values, tf.ones_like(values)))
         result = tf.reduce_sum(tf.where(kept, roots, tf.zeros_like(roots)))
@@ -380,6 +376,17 @@ def trace_sqrt(cov: Tensor, root: Tensor) -> Tensor:
         return result, grad
 
     return _trace_sqrt(cov)
+
+
+def symmetric_eigh(matrix: Tensor) -> tuple[Tensor, Tensor]:
+    """(eigenvalues ascending, eigenvectors as columns) of a symmetric float64 matrix, by LAPACK."""
+    tf = import_tensorflow()
+
+    values, vectors = tf.numpy_function(lambda m: tuple(np.linalg.eigh(m)), [matrix], (tf.float64, tf.float64),
+                                        stateful=False)
+    values.set_shape(matrix.shape[:1])
+    vectors.set_shape(matrix.shape)
+    return values, vectors
 
 
 def style_loss_w2(moments: tuple[Tensor, Tensor], target: tuple) -> Tensor:
@@ -423,15 +430,11 @@ class StyleStatistic:
     relative: bool = False
 
 
-# Why: the content loss is a mean squared difference of activations, whose size grows as
-# the square of the network's activations: 6,000x larger on ImageNet VGG-19 than on HED's
-# VGG-16 at relu4_2 (mean square of the photo's features 4.0e5 against 67, Neckarfront,
-# 192 px), while the relative style losses do not change. With the same weights VGG-19's
-# content term then held the photo (its gradient 2,000x the W2 term's at the default
-# weights) and the style never moved. Dividing each content layer by its target's mean
-# square makes the term a relative error; the constant keeps the classic --content-weight
-# of 5 at the balance measured on the embedded HED network, whose mean square was about
-# 64 (docs/quality.md).
+# Why: the content loss grows as the square of the network's activations (6,000x larger on
+# ImageNet VGG-19 than on HED's VGG-16 at relu4_2: mean square 4.0e5 against 67, Neckarfront,
+# 192 px), the relative style losses do not, so VGG-19's content term held the photo (its
+# gradient 2,000x the W2 term's). Each content layer divided by its target's mean square is a
+# relative error; the constant keeps --content-weight 5 at HED's balance (docs/quality.md).
 RELATIVE_CONTENT_SCALE = 64.0
 
 
