@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .feature_statistics import gram_product, mean_and_covariance
 from .networks.feature_network import halve_mask
 from .settings import CONTENT_WEIGHT_BLEND, STYLE_LAYER_WEIGHT_EXP, STYLE_LOSSES
 from .tf_runtime import import_tensorflow
@@ -78,7 +79,7 @@ def gram_matrix(features: Tensor) -> Tensor:
     channels = features.shape[-1]
     flat = tf.reshape(features, (-1, channels))
     size = tf.cast(shape[1] * shape[2] * shape[3], features.dtype)
-    return tf.matmul(flat, flat, transpose_a=True) / size
+    return gram_product(flat) / size
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
@@ -175,7 +176,7 @@ def gram_per_position(features: Tensor) -> Tensor:
     shape = tf.shape(features)
     flat = tf.reshape(features, (-1, features.shape[-1]))
     positions = tf.cast(shape[1] * shape[2], features.dtype)
-    return tf.matmul(flat, flat, transpose_a=True) / positions
+    return gram_product(flat) / positions
 
 
 def content_loss_half_sum(features: Tensor, target: Tensor) -> Tensor:
@@ -241,10 +242,7 @@ def feature_moments(features: Tensor, weights: Tensor | None = None) -> tuple[Te
 
     flat = tf.reshape(features, (-1, features.shape[-1]))
     if weights is None:
-        mean = tf.reduce_mean(flat, axis=0)
-        centred = flat - mean
-        positions = tf.cast(tf.shape(flat)[0], features.dtype)
-        return mean, tf.matmul(centred, centred, transpose_a=True) / positions
+        return mean_and_covariance(flat)
     w = tf.reshape(tf.cast(weights, features.dtype), (-1, 1))
     mass = mask_mass(w)
     mean = tf.reduce_sum(flat * w, axis=0) / mass
