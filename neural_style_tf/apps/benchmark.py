@@ -32,7 +32,7 @@ import vgg
 
 from .. import cli, images, memory
 from ..errors import UsageError
-from ..tf_runtime import import_tensorflow
+from ..tf_runtime import choose_precision, import_tensorflow
 from . import time_to_quality
 from .benchmark_measure import (
     BENCH_LOSS,
@@ -44,6 +44,7 @@ from .benchmark_measure import (
     RANDOM_VGG19,
     ROOT,
     STYLE_IMAGE,
+    STYLE_LOSSES,
     _timed,
     cpu_model,
     default_networks,
@@ -76,10 +77,11 @@ def parse_size(text):
     return size
 
 
-def run_child(network_spec, size, args, env=None, mallopt=True):
+def run_child(network_spec, size, args, env=None, mallopt=True, precision="float32", style_loss="w2"):
     """`measure` in a fresh Python process, so that its peak RSS is its own."""
     job = {"network": network_spec, "width": size[0], "height": size[1], "repeats": args.repeats,
-           "lbfgs_evaluations": args.lbfgs_evaluations, "corrections": args.lbfgs_corrections, "mallopt": mallopt}
+           "lbfgs_evaluations": args.lbfgs_evaluations, "corrections": args.lbfgs_corrections, "mallopt": mallopt,
+           "precision": precision, "style_loss": style_loss}
     # `-m` with the project's root on the path: the child imports this package as the parent does.
     path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.run([sys.executable, "-m", "neural_style_tf.apps.benchmark", "--child", json.dumps(job)],
@@ -98,19 +100,36 @@ def table(rows, gflops, load_before, load_after, matmul_size):
         f"best of {MATMUL_REPEATS}): **{gflops:.0f} GFLOP/s**; load average (1 min) {load_before[0]:.2f} "
         f"before, {load_after[0]:.2f} after; TensorFlow {_tf_version()}, NumPy {np.__version__}.",
         "",
-        "| network | size | GFLOP / evaluation | s / evaluation (median) | GFLOP/s | share of matmul "
-        "| outside session.run, ms / evaluation | peak RSS (L-BFGS, m=20) | estimate |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| network | size | precision | style loss | GFLOP / evaluation | s / evaluation (median) | GFLOP/s "
+        "| share of matmul | outside session.run, ms / evaluation | share outside | peak RSS (L-BFGS, m=20) "
+        "| estimate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         total = r["flops"]["total"] / 1e9
         speed = total / r["seconds"]
         lines.append(
-            f"| {r['network']} | {r['size']} | {total:.1f} (gram {(r['flops']['gram_forward'] + r['flops']['gram_backward']) / 1e9:.1f}) "
+            f"| {r['network']} | {r['size']} | {r['precision']} | {r['style_loss']} "
+            f"| {total:.1f} (gram {(r['flops']['gram_forward'] + r['flops']['gram_backward']) / 1e9:.1f}) "
             f"| {r['seconds']:.3f} | {speed:.0f} | {100 * speed / gflops:.0f}% | {1000 * r['overhead_seconds']:.1f} "
+            f"| {100 * r['overhead_seconds'] / (r['overhead_seconds'] + r['lbfgs_session_median']):.0f}% "
             f"| {memory.format_bytes(r['peak_rss'])} | {memory.format_bytes(r['estimate'])} |"
         )
+    lines += ["", *w2_shares(rows)]
     return "\n".join(lines) + "\n"
+
+
+def w2_shares(rows):
+    """One line per (network, size, precision) measured with both losses: W2's share of its
+    evaluation, (W2 - Gram) / W2."""
+    seconds = {(r["network"], r["size"], r["precision"], r["style_loss"]): r["seconds"] for r in rows}
+    out = []
+    for (network, size, precision, loss), w2 in seconds.items():
+        gram = seconds.get((network, size, precision, "gram"))
+        if loss == "w2" and gram is not None:
+            out.append(f"- W2's share of an evaluation, {network} at {size} in {precision}: "
+                       f"{100 * (w2 - gram) / w2:.0f}% ({w2:.3f} s against Gram's {gram:.3f} s)")
+    return out
 
 
 def _tf_version():
@@ -250,6 +269,10 @@ def build_parser():
     p.add_argument("--network", action="append", default=None, metavar="FILE",
                    help=f"weights file, or '{RANDOM_VGG19}', '{EMBEDDED}' (the embedded VGG-19) or '{HED}' "
                         "(HED's VGG-16); repeatable (default: the embedded VGG-19 and HED's VGG-16)")
+    p.add_argument("--precisions", nargs="+", choices=("float32", "bfloat16"), default=None,
+                   help="the network's precisions to time (default: float32, and bfloat16 where the CPU has it)")
+    p.add_argument("--style-losses", nargs="+", choices=STYLE_LOSSES, default=list(STYLE_LOSSES),
+                   help="style losses to time: the default W2 and the classic Gram beside it")
     p.add_argument("--repeats", type=int, default=REPEATS, help="timed evaluations per size (median reported)")
     p.add_argument("--lbfgs-evaluations", type=int, default=LBFGS_EVALUATIONS,
                    help="L-BFGS evaluations per size (overhead and peak RSS)")
@@ -277,7 +300,8 @@ def main(argv=None):
     if args.child is not None:
         job = json.loads(args.child)
         print(json.dumps(measure(job["network"], job["width"], job["height"], job["repeats"],
-                                 job["lbfgs_evaluations"], job["corrections"], job.get("mallopt", True))))
+                                 job["lbfgs_evaluations"], job["corrections"], job.get("mallopt", True),
+                                 job.get("precision", "float32"), job.get("style_loss", "w2"))))
         return 0
     for label, value in (("--repeats", args.repeats), ("--lbfgs-evaluations", args.lbfgs_evaluations),
                          ("--lbfgs-corrections", args.lbfgs_corrections), ("--matmul-size", args.matmul_size),
@@ -299,13 +323,16 @@ def main(argv=None):
     if args.compare:
         return run_comparison(args, networks[0], sizes[0])
 
+    precisions = args.precisions or ["float32"] + (["bfloat16"] if choose_precision("auto") == "bfloat16" else [])
     load_before = load_average()
     gflops = matmul_gflops(args.matmul_size)
     rows = []
     for spec in networks:
         for size in sizes:
-            print(f"measuring {spec} at {size[0]}x{size[1]} ...", file=sys.stderr)
-            rows.append(run_child(spec, size, args))
+            for precision in precisions:
+                for style_loss in args.style_losses:
+                    print(f"measuring {spec} at {size[0]}x{size[1]}, {precision}, {style_loss} ...", file=sys.stderr)
+                    rows.append(run_child(spec, size, args, precision=precision, style_loss=style_loss))
     text = table(rows, gflops, load_before, load_average(), args.matmul_size)
     print(text)
     images.write_atomically(args.out, lambda f: f.write(text.encode()))

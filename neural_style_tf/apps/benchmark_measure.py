@@ -7,6 +7,7 @@ The command, its table and its A/B comparisons are in benchmark.py.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import statistics
@@ -19,7 +20,7 @@ import vgg
 
 from .. import memory
 from ..networks import calibration
-from ..tf_runtime import import_tensorflow, return_freed_tensors_to_the_os
+from ..tf_runtime import import_tensorflow, return_freed_tensors_to_the_os, single_threaded_blas
 
 MATMUL_SIZE = 2048
 MATMUL_REPEATS = 7
@@ -40,10 +41,12 @@ RANDOM_VGG19 = "random-vgg19"  # a --network value: VGG-19's shapes, random weig
 EMBEDDED = "embedded"  # a --network value: the embedded default (ImageNet VGG-19)
 HED = "hed"  # a --network value: HED's edge-tuned VGG-16 (the embedded default before VGG-19)
 VGG19_CHANNELS = (64, 128, 256, 512, 512)
-# The objective whose cost is counted and timed: the classic Gram loss, whose FLOPs
-# count_flops knows exactly. The default W2 loss adds one C x C eigendecomposition per
-# style layer (float64, not a matrix product); its time is in the time-to-quality mode.
-BENCH_LOSS = stylize.LossOptions(style_loss="gram")
+# The objective whose cost is timed: what users run (the default W2 loss, replicate padding,
+# the network's defaults), with the classic Gram loss beside it. count_flops counts the
+# network's and the Gram products' multiply-adds; W2's eigendecompositions (float64, one per
+# style layer) are not products, and show as the difference of the two rows' seconds.
+BENCH_LOSS = stylize.LossOptions(tv_weight=None)
+STYLE_LOSSES = ("w2", "gram")
 
 
 # ---------------------------------------------------------------- networks
@@ -97,9 +100,9 @@ def count_flops(network, height, width, layers_needed, style_layers):
       (Conv2DBackpropInput), the same count again. The kernels are constants, so no
       weight gradient (Conv2DBackpropFilter) exists in the graph: `tests/test_benchmark.py`
       checks that. The first convolution's input gradient is needed too: it is the image's;
-    - each style layer's Gram matrix G = F^T F with F of shape (H W, C): forward
-      2 * H * W * C^2; backward, TensorFlow's MatMul gradient does two products of the
-      same size (dF = F dG^T and F dG), 4 * H * W * C^2;
+    - each style layer's Gram matrix G = F^T F (or covariance) with F of shape (H W, C):
+      forward 2 * H * W * C^2; backward one product of the same size, dF = F (dG + dG^T)
+      (feature_statistics.py writes it out; TensorFlow's own gradient did two);
     - ReLU, bias, pooling, the loss reductions and total variation are O(H W C) with no
       multiply-add structure and are not counted (a few percent of the conv count's
       memory traffic, and no arithmetic to speak of).
@@ -121,7 +124,7 @@ def count_flops(network, height, width, layers_needed, style_layers):
             h, w = -(-h // 2), -(-w // 2)
         if name in style_layers:
             out["gram_forward"] += 2 * h * w * cin * cin
-            out["gram_backward"] += 4 * h * w * cin * cin
+            out["gram_backward"] += 2 * h * w * cin * cin
         if name == last:
             break
     out["total"] = sum(out.values())
@@ -198,14 +201,17 @@ class TimedObjective:
         return result
 
 
-def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections, mallopt=True):
-    """Everything about one network at one size, in this process. Returns a JSON-able dict."""
+def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections, mallopt=True,
+            precision="float32", style_loss="w2"):
+    """Everything about one network at one size, precision and style loss, in this process.
+    Returns a JSON-able dict."""
     if mallopt:
         return_freed_tensors_to_the_os()  # as neural_style.main does (tf_runtime.configure_process)
-    network = load_network(network_spec)
+    single_threaded_blas()  # as tf_runtime.configure_process
+    network = load_network(network_spec).with_precision(precision)
     import_tensorflow()  # here, so that the baseline RSS includes it
     content, style = test_images(width, height)
-    loss = BENCH_LOSS
+    loss = dataclasses.replace(BENCH_LOSS, style_loss=style_loss)
     needed, style_layers = used_layers(loss)
     baseline = max_rss_bytes()
     t0 = time.perf_counter()
@@ -236,6 +242,8 @@ def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections
     return {
         "network": network.name,
         "size": f"{width}x{height}",
+        "precision": precision,
+        "style_loss": style_loss,
         "flops": flops,
         "seconds": statistics.median(times),
         "seconds_all": times,
