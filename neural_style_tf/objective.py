@@ -174,6 +174,20 @@ def graph_key(network: FeatureNetwork, content: np.ndarray, styles: list, loss: 
             guidance.keep is not None)
 
 
+def problem_digest(content, styles, loss, content_mask=None, temporal=None, guidance=None) -> tuple:
+    """What, besides the three fed weights, makes a problem's inputs: the images' and
+    masks' pixels and the loss options. Equal digests: equal targets (retarget skips them)."""
+    guidance = guidance or NO_GUIDANCE
+
+    def pixel_term(t):
+        return None if t is None else (digest(np.asarray(t.target)), digest(np.asarray(t.mask)), float(t.weight), t.active)
+
+    return (digest(content), tuple(digest(np.asarray(s)) for s in styles),
+            dataclasses.replace(loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0),
+            digest(content_mask), pixel_term(temporal), pixel_term(guidance.keep),
+            tuple(digest(m) for m in guidance.masks), tuple(digest(m) for m in guidance.region_masks))
+
+
 # ---------------------------------------------------------------- the objective
 
 
@@ -210,6 +224,7 @@ class Objective:
         self._scale, self._config, self._graphs = loss_scale or LOSS_SCALES[loss.loss_scale], config, graphs
         term_list = self.term_list(content, styles, loss, content_mask, temporal, guidance or NO_GUIDANCE)
         self._structure = [term.structure() for term in term_list]
+        self._problem = problem_digest(content, styles, loss, content_mask, temporal, guidance)
 
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -297,10 +312,15 @@ class Objective:
         if key != self.key:
             raise ValueError("this problem does not fit the objective's graph (another size, network, layers, loss "
                              "or set of terms): build an Objective for it")
+        problem = problem_digest(content, styles, loss, content_mask, temporal, guidance)
+        if problem == self._problem:  # the same targets (a weight sweep): only the weights change
+            self.reweight(loss)
+            return
         term_list = self.term_list(content, styles, loss, content_mask, temporal, guidance)
         if [term.structure() for term in term_list] != self._structure:
             raise ValueError("this problem's terms do not fit the objective's graph: build an Objective for it")
         self._use(term_list, loss)
+        self._problem = problem
 
     def reweight(self, loss: LossOptions) -> None:
         """Use the content, style and TV weights of `loss` (resolved for the network, as
