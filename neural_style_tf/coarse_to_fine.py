@@ -29,17 +29,21 @@ swirls over the town; at 256 px it was 1.3x slower to the same loss (docs/perfor
 
 Every scale builds a fresh `objective.Objective` (targets at that size) and runs the
 same `optimize.minimize`; the previous Objective is closed first so its graph and
-session are freed before the larger one is built.
+session are freed before the larger one is built. A caller that runs many problems
+(video.py's frames, a batch worker's jobs) passes an `Objectives` instead, which keeps
+the graphs built and retargets them: one graph per output size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import images, objective, optimize
+from . import images, objective, optimize, targets
 from .settings import AUTO_ABOVE, AUTO_START_SIZE, COARSE_ITERATIONS
 
 # The largest ratio between the long sides of two consecutive scales.
@@ -150,3 +154,41 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
     combined = replace(final, image=image, iterations=done_iterations, evaluations=done_evaluations,
                        elapsed=done_seconds)
     return combined, results
+
+
+class Objectives:
+    """A `make_objective` for `run` that keeps the last `kept` Objectives built, by their
+    objective.graph_key, and one targets.TargetGraphs for all of them.
+
+    A problem of a kept key is the kept Objective retargeted (new targets assigned in its
+    graph and warmed-up session, the weights fed): nothing is built. Measured per video
+    frame at 256 px: 15-19 s of graph building and TensorFlow's first-run set-up saved
+    (docs/performance.md). `counts` says how many were built and reused.
+    """
+
+    def __init__(self, kept=1, config=None):
+        self.kept, self.config = kept, config
+        self.objectives = OrderedDict()  # graph key -> Objective, the most recently used last
+        self.graphs = targets.TargetGraphs(config)
+        self.counts = {"built": 0, "reused": 0}
+
+    def __call__(self, network, content, styles, loss, **extra):
+        """objective.Objective's arguments -> a context manager giving the Objective (kept
+        open: `close` closes them all)."""
+        key = objective.graph_key(network, content, styles, loss, **extra)
+        if key in self.objectives:
+            self.objectives.move_to_end(key)
+            self.objectives[key].retarget(content, styles, loss=loss, **extra)
+            self.counts["reused"] += 1
+        else:
+            while len(self.objectives) >= self.kept:  # before the next is built
+                self.objectives.popitem(last=False)[1].close()
+            self.objectives[key] = objective.Objective(network, content, styles, loss, config=self.config,
+                                                       graphs=self.graphs, **extra)
+            self.counts["built"] += 1
+        return contextlib.nullcontext(self.objectives[key])
+
+    def close(self):
+        while self.objectives:
+            self.objectives.popitem()[1].close()
+        self.graphs.close()

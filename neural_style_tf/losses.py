@@ -409,7 +409,12 @@ def style_loss_w2(moments: tuple[Tensor, Tensor], target: tuple) -> Tensor:
     root_trace = trace_sqrt(cov, tf.cast(target_root, tf.float64))
     distance = (tf.reduce_sum(tf.square(mean - tf.cast(target_mean, tf.float64))) + tf.linalg.trace(cov)
                 + tf.cast(target_trace, tf.float64) - 2.0 * root_trace)
-    return tf.cast(W2_SCALE * distance / (channels * tf.cast(spread, tf.float64)), moments[1].dtype)
+    # distance times (scale / (C v)), not (scale distance) / (C v): the same numbers as
+    # when the spread v was a constant of the graph, which Grappler folded into this one
+    # factor; the Objective now holds v in a variable (terms.Inputs), and this order keeps
+    # its results bit-identical.
+    factor = W2_SCALE * tf.math.reciprocal(channels * tf.cast(spread, tf.float64))
+    return tf.cast(distance * factor, moments[1].dtype)
 
 
 @dataclass(frozen=True)

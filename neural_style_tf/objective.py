@@ -1,41 +1,66 @@
-"""The objective: targets computed once, loss terms as small objects, one finalized graph.
+"""The objective: loss terms as small objects, one finalized graph per output size.
 
 Data flow, one direction:
-    targets (in their own short-lived graph) -> term objects (TERMS: content, style, TV,
+    targets (targets.py, in their own graph) -> term objects (TERMS: content, style, TV,
     and the pixel terms that are used) -> one graph: the weighted terms, their total and
     its gradient -> `Objective.evaluate(x)`, one session.run per evaluation.
 
 Adding a term appends one object to the list `Objective.term_list` builds: each term
-has a name and builds its (unweighted) tensor from the network's features and the image.
+has a name, `inputs()` (the arrays it compares with: targets, masks, weights that
+depend on them) and `build(net, image, inputs)`, its (unweighted) tensor from the
+network's features, the image and those inputs as tensors.
 The optimisation variable is the image itself in RGB 0..255, shape (1, H, W, 3); the
 network's preprocessing is part of the graph, so the optimizer's box is simply [0, 255].
+
+The inputs are variables of the graph, assigned once per problem, not constants baked
+into it: an Objective built for one size, network, layers and set of terms serves
+another content, style, mask or temporal target through `retarget` (video.py's frames,
+a batch worker's jobs: coarse_to_fine.Objectives keeps them), as the three term weights
+are fed (`reweight`). What fixes the graph is `graph_key`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import images
 from .losses import (
     LOSS_SCALES,
     LossScale,
     StyleStatistic,
     blend_weights,
     content_layer_weights,
-    gram_matrix,
-    masked_content,
-    relative_content_weight,
     style_layer_weights,
     style_statistic,
     temporal_loss,
 )
 from .networks.feature_network import FeatureNetwork
-from .settings import STYLE_SCALE, LossOptions, for_network
+from .settings import LossOptions, for_network
+from .targets import (  # noqa: F401 (re-exported: the style images' size is asked of objective)
+    TargetGraphs,
+    compute_targets,
+    digest,
+    prepare_style,
+    size_styles_to_content,
+    style_shape,
+    style_width,
+    targets,
+)
+from .terms import (  # noqa: F401 (re-exported)
+    TEMPORAL_TERM,
+    ContentTerm,
+    Inputs,
+    PixelTerm,
+    StyleTerm,
+    Temporal,
+    TotalVariationTerm,
+    check_temporal,
+)
 from .tf_runtime import import_tensorflow, session_config
 
 # The defaults of Objective (frozen, so one instance serves every call).
@@ -43,69 +68,14 @@ DEFAULT_LOSS = LossOptions()
 # The classic tool's noise initialisation: N(0, 1) * 0.256 around the mean pixel.
 NOISE_SCALE = 0.256
 LOSS_TERMS = ("content", "style", "tv", "total")
-# An optional term, among an Objective's terms (before "total") only when it has one:
-# video.py's temporal consistency (see Temporal).
-TEMPORAL_TERM = "temporal"
-# And the protected subject's (--content-mask): the photo held there (see Guidance).
+# Optional terms, among an Objective's terms (before "total") only when it has them:
+# video.py's temporal consistency (TEMPORAL_TERM, see Temporal), and
+# the protected subject's (--content-mask): the photo held there (see Guidance).
 KEEP_TERM = "keep"
 # The terms whose weight is an input of the graph (fed, see term_weights), in this order.
 FED_WEIGHTS = ("content", "style", "tv")
 
 Tensor = Any
-
-
-
-@dataclass(frozen=True)
-class Temporal:
-    """A term weight * temporal_loss(image, target, mask) that holds pixels to a target:
-    video.py's temporal term (the previous result warped into this frame, the mask its
-    reliability), and the protected subject's "keep" term (the photo, the mask
-    --content-mask, see Guidance)."""
-
-    target: np.ndarray  # (H, W, 3)
-    mask: np.ndarray  # (H, W): how much each pixel is held to `target`, 0..1
-    weight: float
-
-
-
-def compute_targets(network, content, styles, content_layers, style_layers, pooling, gram=gram_matrix,
-                    padding="zero", style_masks=None, config=None):
-    """Content features and style statistics, computed once in their own graph.
-
-    `content` is RGB (H, W, 3); `styles` a list of RGB images, already at their scale.
-    `gram(features)` is the style statistic: a tensor or a tuple of tensors (see
-    StyleStatistic). `style_masks`: None, or one (h, w) mask per style over that style
-    image (or None for the whole image); a masked style's statistic is computed as
-    `gram(features, weights)` with the mask brought to each layer (network.mask_weights).
-    Returns ({layer: features}, [{layer: statistic}, ...]) as float32 NumPy arrays
-    (tuples of them for a tuple statistic). `config`: the session's (default tf_runtime.session_config()).
-    """
-    tf = import_tensorflow()
-
-    needed = tuple(content_layers) + tuple(style_layers)
-    style_masks = list(style_masks or [None] * len(styles))
-    graph = tf.Graph()
-    with graph.as_default():
-        image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
-        net = network.features(network.preprocess(image), network.deepest(needed), pooling, padding)
-        grams = {name: gram(net[name]) for name in style_layers}
-        weights = guided = {}
-        if any(m is not None for m in style_masks):
-            weights = {n: tf.compat.v1.placeholder(tf.float32, (None, None)) for n in style_layers}
-            guided = {n: gram(net[n], weights[n]) for n in style_layers}
-        graph.finalize()
-        with tf.compat.v1.Session(graph=graph, config=config or session_config()) as sess:
-            content_features = {}
-            if content_layers:
-                fetched = sess.run({n: net[n] for n in content_layers}, {image: content[None]})
-                content_features = fetched
-            style_grams = []
-            for style, mask in zip(styles, style_masks):
-                feed = {image: style[None]}
-                if mask is not None:
-                    feed.update(zip(weights.values(), network.mask_weights(mask, style_layers, pooling).values()))
-                style_grams.append(sess.run(guided if mask is not None else grams, feed) if grams else {})
-    return content_features, style_grams
 
 
 @dataclass(frozen=True)
@@ -157,107 +127,11 @@ class Guidance:
 NO_GUIDANCE = Guidance()
 
 
-def targets(network, content, styles, loss, statistic, guidance=NO_GUIDANCE, config=None):
-    """(the style images at their scale, content targets, each style's prepared target
-    statistics): what an Objective compares with, computed once."""
-    scaled = [prepare_style(style, content.shape[1], s)
-              for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))]
-    # A region mask covers its painting: it is resized with it.
-    regions = [None if guidance.region_mask(i) is None
-               else images.resize(np.asarray(guidance.region_mask(i), np.float32), style.shape[:2]).clip(0, 1)
-               for i, style in enumerate(scaled)]
-    content_targets, style_targets = compute_targets(
-        network, content, scaled, tuple(content_layer_weights(loss.content_layers, loss.content_weight_blend)),
-        tuple(loss.style_layers), loss.pooling, statistic.compute, loss.padding, regions, config)
-    return scaled, content_targets, [{n: statistic.prepare(t) for n, t in ts.items()} for ts in style_targets]
-
-
-def guided_style_term(statistic, net, layer_weights, blend, style_targets, layer_masks):
-    """sum over styles i of blend_i sum over layers l of w_l loss(statistic of layer l,
-    guided by style i's mask there, target of style i at l). A layer's unguided
-    statistic, and one guided by the same mask, is built once however many styles use it."""
-    tf = import_tensorflow()
-
-    built = {}
-
-    def stat(name, masks):
-        key = (name, None if masks is None else id(masks))
-        if key not in built:
-            built[key] = statistic.compute(net[name], None if masks is None else tf.constant(masks[name]))
-        return built[key]
-
-    return tf.add_n([
-        b * tf.add_n([w * statistic.loss(stat(n, masks), tuple(tf.constant(t) for t in targets[n]))
-                      for n, w in layer_weights.items()])
-        for b, targets, masks in zip(blend, style_targets, layer_masks)
-    ])
-
-
-# ---------------------------------------------------------------- the terms
-# Each term is a small frozen object: `name`, and `build(net, image)` -> its unweighted
-# scalar tensor from the network's features {layer: tensor} and the image (1, H, W, 3).
-# The terms named in FED_WEIGHTS are multiplied by their fed weight; a pixel term
-# carries its own weight.
-
-
-@dataclass(frozen=True)
-class ContentTerm:
-    """sum over content layers l of w_l content(F_l, P_l), each optionally masked."""
-
-    layer_weights: dict
-    targets: dict
-    loss: Any  # the loss scale's content(features, target)
-    mask: np.ndarray | None = None
-    relative: bool = False  # each layer divided by its target's size (losses.relative_content_weight)
-    name: str = "content"
-
-    def build(self, net: dict, image: Tensor) -> Tensor:
-        tf = import_tensorflow()
-
-        if not self.layer_weights:  # no content term at all (pure texture synthesis)
-            return tf.constant(0.0)
-        weights = {n: w * relative_content_weight(self.targets[n]) if self.relative else w
-                   for n, w in self.layer_weights.items()}
-        return tf.add_n([w * masked_content(self.loss, net[n], self.targets[n], self.mask)
-                         for n, w in weights.items()])
-
-
-@dataclass(frozen=True)
-class StyleTerm:
-    """sum over styles of blend_i sum over style layers of w_l loss(statistic, target): see
-    guided_style_term."""
-
-    statistic: StyleStatistic
-    layer_weights: dict
-    blend: list
-    targets: list
-    layer_masks: list
-    name: str = "style"
-
-    def build(self, net: dict, image: Tensor) -> Tensor:
-        return guided_style_term(self.statistic, net, self.layer_weights, self.blend, self.targets, self.layer_masks)
-
-
-@dataclass(frozen=True)
-class TotalVariationTerm:
-    """The loss scale's total variation of the image."""
-
-    tv: Any
-    name: str = "tv"
-
-    def build(self, net: dict, image: Tensor) -> Tensor:
-        return self.tv(image)
-
-
-@dataclass(frozen=True)
-class PixelTerm:
-    """A `Temporal`'s weighted term (the video's temporal term, the protected subject's keep)."""
-
-    temporal: Temporal
-    name: str = TEMPORAL_TERM
-
-    def build(self, net: dict, image: Tensor) -> Tensor:
-        return temporal_terms(self.temporal, image, self.name)[self.name]
+@functools.cache
+def statistic_of(style_loss: str, scale: LossScale) -> StyleStatistic:
+    """losses.style_statistic, one object per (style loss, loss scale): its functions are
+    then the same from one problem to the next, and so is the target graph they key."""
+    return style_statistic(style_loss, scale)
 
 
 def term_weights(loss: LossOptions) -> OrderedDict:
@@ -282,39 +156,75 @@ def weight_feed(weights: dict, loss: LossOptions) -> dict:
     return {weights[k]: np.float32(v) for k, v in zip(FED_WEIGHTS, values)}
 
 
+def graph_key(network: FeatureNetwork, content: np.ndarray, styles: list, loss: LossOptions = DEFAULT_LOSS,
+              content_mask: np.ndarray | None = None, temporal: Temporal | None = None,
+              guidance: Guidance | None = None, loss_scale: LossScale | None = None) -> tuple:
+    """What fixes an Objective's graph, for Objective's arguments: two problems of the same
+    key share one graph (Objective.retarget). The output size, the network, the number of
+    styles, the loss options but the fed weights (the three term weights, the style
+    blend) and the style scales (only the targets see them), which terms there are and
+    which styles are masked. Not the images, the masks' values or the style images' sizes
+    (a style's statistic is C x C whatever its size)."""
+    loss = for_network(loss, network)
+    structural = dataclasses.replace(loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0,
+                                     style_blend_weights=None, style_scales=None)
+    guidance = guidance or NO_GUIDANCE
+    return (id(network), tuple(np.shape(content)), len(styles), structural, loss_scale, content_mask is not None,
+            temporal is not None, tuple(guidance.mask(i) is not None for i in range(len(styles))),
+            guidance.keep is not None)
+
+
+def problem_digest(content, styles, loss, content_mask=None, temporal=None, guidance=None) -> tuple:
+    """What, besides the three fed weights, makes a problem's inputs: the images' and
+    masks' pixels and the loss options. Equal digests: equal targets (retarget skips them)."""
+    guidance = guidance or NO_GUIDANCE
+
+    def pixel_term(t):
+        return None if t is None else (digest(np.asarray(t.target)), digest(np.asarray(t.mask)), float(t.weight), t.active)
+
+    return (digest(content), tuple(digest(np.asarray(s)) for s in styles),
+            dataclasses.replace(loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0),
+            digest(content_mask), pixel_term(temporal), pixel_term(guidance.keep),
+            tuple(digest(m) for m in guidance.masks), tuple(digest(m) for m in guidance.region_masks))
+
+
 # ---------------------------------------------------------------- the objective
 
 
 class Objective:
     """Loss terms and gradient of one transfer problem, in one finalized graph.
 
-    `evaluate(x)` runs a single session.run for every loss term and the gradient.
+    `evaluate(x)` runs a single session.run for every loss term and the gradient;
+    `retarget` makes it another problem of the same graph_key, `reweight` changes the weights.
     """
 
     def __init__(self, network: FeatureNetwork, content: np.ndarray, styles: list, loss: LossOptions = DEFAULT_LOSS,
                  content_mask: np.ndarray | None = None, temporal: Temporal | None = None,
-                 guidance: Guidance | None = None, loss_scale: LossScale | None = None, config: Any = None):
+                 guidance: Guidance | None = None, loss_scale: LossScale | None = None, config: Any = None,
+                 graphs: TargetGraphs | None = None):
         """Optional: `content_mask` (H, W) >= 0, each pixel's content-loss weight relative to an
         unmasked run (1 everywhere = no mask); `temporal`, a `Temporal`; `guidance`, a
         `Guidance` (where each style applies); `loss_scale`, the LossScale to use instead of
         LOSS_SCALES[loss.loss_scale]; `config`, the session's tf.compat.v1.ConfigProto
-        (default tf_runtime.session_config())."""
+        (default tf_runtime.session_config()); `graphs`, a targets.TargetGraphs that
+        computes the targets and is kept by the caller (default: a target graph built
+        for each problem and closed after it)."""
         tf = import_tensorflow()
 
         # The network's defaults for what the caller left open. transfer.prepare has
         # resolved them already (this is then the identity); a direct caller gets them here.
         loss = for_network(loss, network)
         content = np.asarray(content, np.float32)
-        self.network = network
-        self.loss_options = loss
-        self.shape = (1,) + content.shape
-        self.content = content
+        self.network, self.shape = network, (1,) + content.shape
         for name in tuple(loss.content_layers) + tuple(loss.style_layers):
             if name not in network.layers:
                 raise ValueError(f"layer {name!r} is not in {network.name}")
         assert loss.padding is not None and loss.style_layer_weight_exp is not None  # resolved by for_network
-        scale = loss_scale or LOSS_SCALES[loss.loss_scale]
-        term_list = self.term_list(styles, scale, content_mask, temporal, guidance or NO_GUIDANCE, config)
+        self.key = graph_key(network, content, styles, loss, content_mask, temporal, guidance, loss_scale)
+        self._scale, self._config, self._graphs = loss_scale or LOSS_SCALES[loss.loss_scale], config, graphs
+        term_list = self.term_list(content, styles, loss, content_mask, temporal, guidance or NO_GUIDANCE)
+        self._structure = [term.structure() for term in term_list]
+        self._problem = problem_digest(content, styles, loss, content_mask, temporal, guidance)
 
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -322,32 +232,38 @@ class Objective:
             needed = tuple(content_layer_weights(loss.content_layers, loss.content_weight_blend)) + tuple(loss.style_layers)
             net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, loss.padding)
             self.weights = term_weights(loss)
+            self._inputs = Inputs()
+            inputs = {term.name: self._inputs.create(term.name, term.inputs()) for term in term_list}
             # The terms with a fed weight first, then the pixel terms: the order in which
             # the ops are made is the order in which tf.gradients sums the image's gradient
             # contributions, so it fixes the result to the last bit.
-            fed = [(term.name, term.build(net, self.image)) for term in term_list if term.name in self.weights]
+            fed = [(term.name, term.build(net, self.image, inputs[term.name])) for term in term_list
+                   if term.name in self.weights]
             terms = OrderedDict((name, self.weights[name] * value) for name, value in fed)
-            terms.update((term.name, term.build(net, self.image)) for term in term_list if term.name not in self.weights)
+            terms.update((term.name, term.build(net, self.image, inputs[term.name])) for term in term_list
+                         if term.name not in self.weights)
             terms["total"] = tf.add_n(list(terms.values()))
             self.terms = terms
             self.gradient = tf.gradients(terms["total"], self.image)[0]
             self._fetches = (dict(terms), self.gradient)
         # A finalized graph cannot grow: nothing is added, retraced or recompiled
-        # between evaluations.
+        # between evaluations, nor when it is retargeted.
         self.graph.finalize()
         self.session = tf.compat.v1.Session(graph=self.graph, config=config or session_config())
-        self.reweight(loss)
+        self._use(term_list, loss)
 
-    def term_list(self, styles: list, scale: LossScale, content_mask: np.ndarray | None, temporal: Temporal | None,
-                  guidance: Guidance, config: Any) -> list:
-        """The term objects, in the order their values are reported: content, style, TV,
-        then the pixel terms that are used. Computes the targets (self.style_images too)."""
-        loss, network = self.loss_options, self.network
+    def term_list(self, content: np.ndarray, styles: list, loss: LossOptions, content_mask: np.ndarray | None,
+                  temporal: Temporal | None, guidance: Guidance) -> list:
+        """The term objects of a problem, in the order their values are reported: content,
+        style, TV, then the pixel terms that are used. Computes the targets (and sets
+        self.content, self.style_images)."""
+        network, scale = self.network, self._scale
         content_weights = content_layer_weights(loss.content_layers, loss.content_weight_blend)
         style_weights = style_layer_weights(loss.style_layers, float(loss.style_layer_weight_exp or 0.0))
-        statistic = style_statistic(loss.style_loss, scale)
-        self.style_images, content_targets, style_targets = targets(network, self.content, styles, loss, statistic,
-                                                                    guidance, config)
+        statistic = statistic_of(loss.style_loss, scale)
+        self.content = content
+        self.style_images, content_targets, style_targets = targets(
+            network, content, styles, loss, statistic, guidance.region_masks, self._config, self._graphs)
         blend = guidance.blend(blend_weights(len(styles), loss.style_blend_weights))
         layer_masks = [None if guidance.mask(i) is None
                        else network.mask_weights(guidance.mask(i), tuple(style_weights), loss.pooling)
@@ -355,21 +271,68 @@ class Objective:
         terms = [ContentTerm(content_weights, content_targets, scale.content, content_mask, statistic.relative),
                  StyleTerm(statistic, style_weights, blend, style_targets, layer_masks),
                  TotalVariationTerm(scale.tv)]
-        terms += [PixelTerm(t, name) for t, name in ((temporal, TEMPORAL_TERM), (guidance.keep, KEEP_TERM))
+        terms += [PixelTerm(t, name, content.shape) for t, name in ((temporal, TEMPORAL_TERM), (guidance.keep, KEEP_TERM))
                   if t is not None]
         return terms
+
+    def _use(self, term_list: list, loss: LossOptions) -> None:
+        """Assign a problem's inputs and weights; the inactive pixel terms are not reported."""
+        self._inputs.assign(self.session, term_list)
+        self._shown = tuple(name for name in self.terms
+                            if not any(isinstance(t, PixelTerm) and t.name == name and not t.temporal.active
+                                       for t in term_list))
+        self.reweight(loss)
+
+    def retarget(self, content: np.ndarray, styles: list, content_mask: np.ndarray | None = None,
+                 temporal: Temporal | None = None, guidance: Guidance | None = None,
+                 loss: LossOptions | None = None) -> None:
+        """Make this objective another problem of the same graph_key: a content, styles,
+        masks and temporal target as Objective's arguments (and `loss`, whose weights,
+        blend and style scales may differ), in the built graph and its warmed-up
+        session. Computes the new targets and assigns them; builds nothing.
+
+        A term the graph has and the problem leaves out holds nothing: no temporal or
+        keep term is Temporal.off, no content mask or style mask is one of ones (the
+        unmasked values, to rounding). A term the graph lacks is a ValueError."""
+        loss = for_network(loss or self.loss_options, self.network)
+        content = np.asarray(content, np.float32)
+        shape = content.shape
+        # What the graph has and the problem lacks: the neutral input (see above).
+        _, _, _, _, _, masked_content, has_temporal, masked_styles, has_keep = self.key
+        guidance = guidance or NO_GUIDANCE
+        if content_mask is None and masked_content:
+            content_mask = np.ones(shape[:2], np.float32)
+        if temporal is None and has_temporal:
+            temporal = Temporal.off(shape)
+        masks = tuple(np.ones(shape[:2], np.float32) if guidance.mask(i) is None and masked else guidance.mask(i)
+                      for i, masked in enumerate(masked_styles))
+        keep = Temporal.off(shape) if guidance.keep is None and has_keep else guidance.keep
+        guidance = dataclasses.replace(guidance, masks=masks if any(masked_styles) else guidance.masks, keep=keep)
+        key = graph_key(self.network, content, styles, loss, content_mask, temporal, guidance, self.key[4])
+        if key != self.key:
+            raise ValueError("this problem does not fit the objective's graph (another size, network, layers, loss "
+                             "or set of terms): build an Objective for it")
+        problem = problem_digest(content, styles, loss, content_mask, temporal, guidance)
+        if problem == self._problem:  # the same targets (a weight sweep): only the weights change
+            self.reweight(loss)
+            return
+        term_list = self.term_list(content, styles, loss, content_mask, temporal, guidance)
+        if [term.structure() for term in term_list] != self._structure:
+            raise ValueError("this problem's terms do not fit the objective's graph: build an Objective for it")
+        self._use(term_list, loss)
+        self._problem = problem
 
     def reweight(self, loss: LossOptions) -> None:
         """Use the content, style and TV weights of `loss` (resolved for the network, as
         transfer.prepare gives them) from now on. Only the weights: everything else that
-        defines the graph (layers, targets, size) stays as built."""
+        defines the graph (layers, targets, size) stays as built (see retarget)."""
         self._weight_feed = weight_feed(self.weights, loss)
         self.loss_options = loss
 
     def evaluate(self, x: np.ndarray) -> tuple[OrderedDict, np.ndarray]:
         """Loss terms (dict of floats) and gradient (float32, self.shape) at image `x`."""
         terms, grad = self.session.run(self._fetches, {self.image: np.reshape(x, self.shape), **self._weight_feed})
-        return OrderedDict((k, float(terms[k])) for k in self.terms), grad
+        return OrderedDict((k, float(terms[k])) for k in self._shown), grad
 
     def close(self) -> None:
         self.session.close()
@@ -382,50 +345,15 @@ class Objective:
 
 
 def temporal_terms(temporal, image, name=TEMPORAL_TERM):
-    """{name: the weighted term} of a `Temporal` on the (1, H, W, 3) image tensor of an
-    Objective, or {} without one: the term exists only where it is used."""
+    """{name: the weighted term} of a `Temporal` on the (1, H, W, 3) image tensor, with
+    its target and mask as constants, or {} without one (the Objective holds them in
+    variables instead: PixelTerm)."""
     tf = import_tensorflow()
 
     if temporal is None:
         return {}
-    target, mask = np.asarray(temporal.target, np.float32), np.asarray(temporal.mask, np.float32)
-    shape = tuple(image.shape[1:])
-    if target.shape != shape or mask.shape != shape[:2]:
-        raise ValueError(f"temporal target {target.shape} and mask {mask.shape} do not fit an image of {shape}")
+    target, mask = check_temporal(temporal, image.shape[1:])
     return {name: temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))}
-
-
-# ---------------------------------------------------------------- the style images' size
-# One owner for the size a style image is used at: the checks (memory, minimum size)
-# ask style_shape, the transfer sizes the images with size_styles_to_content and
-# prepare_style, all from the same rules.
-
-
-def style_width(content_width: int, style_scale: float = STYLE_SCALE) -> int:
-    """The width of a style image: `style_scale` times the content's (classic tool)."""
-    return max(1, int(round(style_scale * content_width)))
-
-
-def style_shape(style_shape: Sequence[int], content_shape: Sequence[int], style_scale: float = STYLE_SCALE,
-                style_size: str = "width") -> tuple[int, int]:
-    """(H, W) at which a style image of shape `style_shape` is used with a content of
-    `content_shape`: with style_size 'content' (the paper) the content's, else its own
-    aspect at `style_width`."""
-    size = tuple(content_shape[:2]) if style_size == "content" else style_shape
-    return images.size_at_width(size, style_width(content_shape[1], style_scale))
-
-
-def size_styles_to_content(styles: list, content_shape: Sequence[int], style_size: str) -> list:
-    """With style_size 'content' (the paper), every style image gets the content's (H, W)."""
-    if style_size != "content":
-        return styles
-    return [images.resize(s, content_shape[:2]) for s in styles]
-
-
-def prepare_style(style: np.ndarray, content_width: int, style_scale: float = STYLE_SCALE) -> np.ndarray:
-    """Resize a style image so its width is `style_scale` times the content's (classic tool)."""
-    return images.resize_to_width(np.asarray(style, np.float32), style_width(content_width, style_scale))
-
 
 
 def initial_image(content, network, initial=None, noiseblend=None, seed=None):
@@ -451,4 +379,3 @@ def initial_image(content, network, initial=None, noiseblend=None, seed=None):
     return np.clip(start, 0.0, 255.0).astype(np.float32)
 
 
-# ---------------------------------------------------------------- evaluation

@@ -137,3 +137,38 @@ def test_an_interrupt_before_any_image_is_raised(tiny_network, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         coarse_to_fine.run(stages, tiny_network, smooth(24, 32, 0.0), [smooth(16, 16, 0.1)], stylize.LossOptions(),
                            stylize.OptimizerOptions(), lambda c: c.copy())
+
+
+def test_objectives_keep_one_graph_per_size_and_retarget_it(tiny_network, monkeypatch):
+    """Two problems at one size: one Objective built, retargeted to the second, whose
+    terms and gradient are a new Objective's; another size builds one more (the target
+    graph stays one); with kept=2 a third size closes the least recently used."""
+    real, built = objective_module.Objective, []
+
+    def objective(*args, **kwargs):
+        built.append(args[1].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective_module, "Objective", objective)
+    loss = stylize.LossOptions(style_layers=("relu1_1", "relu2_1"))
+    x = smooth(16, 16, 0.5)
+    cache = coarse_to_fine.Objectives(kept=2)
+    try:
+        for seed in (0.1, 0.3):
+            content, style = smooth(16, 16, seed), smooth(20 + int(40 * seed), 24, seed + 0.2)
+            with cache(tiny_network, content, [style], loss) as shared:
+                terms, grad = shared.evaluate(x)
+            with real(tiny_network, content, [style], loss) as fresh:
+                expected, expected_grad = fresh.evaluate(x)
+            assert terms == expected and np.array_equal(grad, expected_grad)
+        assert built == [(16, 16, 3)] and cache.counts == {"built": 1, "reused": 1}
+        with cache(tiny_network, smooth(20, 16, 0.0), [style], loss):
+            pass
+        assert cache.counts == {"built": 2, "reused": 1} and cache.graphs.built == 1
+        oldest = next(iter(cache.objectives.values()))
+        with cache(tiny_network, smooth(24, 16, 0.0), [style], loss):
+            pass
+        assert len(cache.objectives) == 2 and oldest not in cache.objectives.values()
+        assert oldest.session._closed
+    finally:
+        cache.close()

@@ -24,6 +24,7 @@ import video
 from neural_style_tf import coarse_to_fine
 from neural_style_tf.apps import video as v
 from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE
+from neural_style_tf.tf_runtime import import_tensorflow
 
 FRAMES = 4
 SIZE = (36, 48)  # height, width
@@ -86,7 +87,25 @@ def frame_files(folder):
 # ---------------------------------------------------------------- end to end
 
 
-def test_frames_in_frames_out_with_less_flicker_than_independent_transfer(clip, tiny_net_path, capsys):
+@pytest.fixture
+def graphs_built(monkeypatch):
+    """[count]: the TensorFlow graphs made from now on (objectives' and targets')."""
+    tf = import_tensorflow()
+    count = [0]
+
+    class Counted(tf.Graph):
+        def __init__(self, *a, **k):
+            count[0] += 1
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(tf, "Graph", Counted)
+    return count
+
+
+def test_frames_in_frames_out_with_less_flicker_than_independent_transfer(clip, tiny_net_path, capsys, graphs_built):
+    """Frames in and out, less flicker than independent frames; and every frame after the
+    first reuses the first frame's graphs: one objective and one target graph for the
+    clip (video.py retargets them), in either mode."""
     out, independent = clip["dir"] / "out", clip["dir"] / "independent"
     # The tiny random network's content and style terms are ~1e5 (the embedded network's:
     # ~1e2), so the temporal weight that matters here is ~1e3 times the default.
@@ -101,12 +120,14 @@ def test_frames_in_frames_out_with_less_flicker_than_independent_transfer(clip, 
     assert "temporal" not in frames[0]["terms"] and all(f["terms"]["temporal"] > 0 for f in frames[1:])
     assert [f["iterations"] for f in frames] == [12, 6, 6, 6]
     assert f"flicker {summary['flicker']:.3f}" in err
+    assert graphs_built == [2]
 
     code, err = run(args(clip, tiny_net_path, "folder", independent, "--independent"), capsys)
     assert code == 0, err
     alone = summary_of(independent / "summary.json")
     assert alone["mode"] == "independent" and [f["iterations"] for f in alone["per_frame"]] == [12] * FRAMES
     assert all("temporal" not in f["terms"] for f in alone["per_frame"])
+    assert graphs_built == [4]
     assert summary["flicker"] < 0.5 * alone["flicker"], (summary["flicker"], alone["flicker"])
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from PIL import Image
 
+import neural_style
 import stylize
+from neural_style_tf import cli, transfer
 from neural_style_tf.apps import worker as worker_module
 from neural_style_tf.apps.worker import Worker
 from neural_style_tf.settings import LossOptions, RunSettings, Settings, input_file_fields
@@ -32,6 +35,33 @@ def test_a_reweighted_objective_equals_a_new_one(tiny_network):
             assert rebuilt is not built and worker.counts["built"] == 2
     finally:
         worker.close()
+
+
+def test_two_jobs_of_other_images_at_one_size_share_one_objective(tiny_net_path, files, tmp_path):
+    """A second job with another content and another style at the same size retargets
+    the first job's objective (built once), and writes what a job run alone writes."""
+    second_content, second_style = tmp_path / "content2.png", tmp_path / "style2.png"
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(second_content)
+    Image.fromarray(rng.integers(0, 256, (30, 18, 3), dtype=np.uint8)).save(second_style)
+
+    def settings(content, style, output):
+        return cli.settings_from_argv(neural_style.build_parser, [
+            "--network", tiny_net_path, "--content", content, "--styles", style, "--output", str(output),
+            "--iterations", "4", "--seed", "1", "--quiet"])
+
+    worker = Worker()
+    try:
+        records = [worker_module.run_transfer(worker, {"settings": settings(c, s, tmp_path / name), "files": {}})
+                   for c, s, name in ((files["content"], files["style"], "a.png"),
+                                      (str(second_content), str(second_style), "b.png"))]
+    finally:
+        worker.close()
+    assert [r["status"] for r in records] == ["done", "done"]
+    assert [r["graph"] for r in records] == ["built", "reused"] and worker.counts == {"built": 1, "reused": 1}
+    alone = settings(str(second_content), str(second_style), tmp_path / "alone.png")
+    assert transfer.run(alone) == 0
+    assert records[1]["image"] == (tmp_path / "alone.png").read_bytes()
 
 
 class _Here:

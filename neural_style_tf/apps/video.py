@@ -10,6 +10,10 @@ with two changes after the first frame:
   reliable pixels, of the squared difference to that warped result (stylize.Temporal),
   optionally held to several earlier frames (long-term consistency, --long-term).
 
+Every frame's objective is one graph, built for the first frame (with a temporal term
+that holds nothing there) and retargeted to each later frame: its new content target
+and temporal target are assigned, nothing is built (coarse_to_fine.Objectives).
+
 Data flow: `plan(settings, options)` checks everything that needs no network (the
 input, the output, a run to resume) and returns a Plan; `run(settings, options, plan)`
 loads the network, stylises the frames one by one, writes each finished frame
@@ -268,8 +272,12 @@ def stylise(ctx, index, frame, history):
         target, mask = temporal_target(found)
 
     def objective_kwargs(size):
-        if target is None or options.temporal_weight == 0:
+        if options.independent or options.temporal_weight == 0:
             return {}
+        if target is None:
+            # The first frame holds to nothing, but has the (zero) term: its graph is then
+            # the later frames' graph, and they reuse it (ctx.objectives).
+            return {"temporal": stylize.Temporal.off(size)}
         return {"temporal": stylize.Temporal(images.resize(target, size), images.resize(mask, size).clip(0, 1),
                                              options.temporal_weight)}
 
@@ -277,7 +285,7 @@ def stylise(ctx, index, frame, history):
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record)
     result, _ = coarse_to_fine.run(job.stages, job.network, job.target, job.styles, job.loss, settings.optimizer,
                                    starts(job, settings, options, index, target, mask), callback=reporter,
-                                   objective_kwargs=objective_kwargs)
+                                   objective_kwargs=objective_kwargs, make_objective=ctx.objectives)
     reporter.close(result)
     return result, job, found
 
@@ -293,6 +301,9 @@ class Context:
     network: object
     styles: list
     offsets: tuple
+    # The graphs built, kept for the next frames: one per output size (the last frame's
+    # final scale), retargeted to each frame (coarse_to_fine.Objectives).
+    objectives: object = None
 
 
 def shown_image(job, raw, bit_depth):
@@ -399,7 +410,7 @@ def run(settings, options, plan):
     if settings.run.overwrite and plan.start == 0 and os.path.exists(os.path.join(plan.frames_dir, STATE_NAME)):
         os.unlink(os.path.join(plan.frames_dir, STATE_NAME))  # an old run's state must not be resumed
     offsets = tuple(sorted({1, *options.long_term}))
-    ctx = Context(settings, options, plan, network, styles, offsets)
+    ctx = Context(settings, options, plan, network, styles, offsets, coarse_to_fine.Objectives(kept=1))
     size = images.size_at_width(plan.source.size, settings.run.width) if settings.run.width else plan.source.size
     mode = "independent frames" if options.independent else f"temporal weight {options.temporal_weight:g}"
     say(f"{plan.source.count} frames of {size[1]}x{size[0]} at {plan.fps:g} fps, {mode}, seed {plan.seed}"
@@ -415,6 +426,7 @@ def run(settings, options, plan):
     finally:
         if bar is not None:
             bar.close()
+        ctx.objectives.close()
     return finish(ctx, records, stop, time.perf_counter() - t0)
 
 

@@ -10,11 +10,13 @@ evaluation after that. So a worker keeps:
 - the networks it loaded, by (file, input range); a network sent by the driver (a
   normalised one, say) by its object reference;
 - the last Objectives it built (OBJECTIVES_KEPT: one per scale of a coarse-to-fine
-  run), with their warmed-up sessions, keyed by what fixes a graph (network, content and
-  style pixels, layers, loss scale, pooling, mask): a job that differs only in the
-  content, style or TV weight `reweight`s them and starts at once (a weight sweep builds
-  its graphs once per worker). The coarser scales' graphs are a quarter of the next
-  one's, so a worker's memory stays near one run's, as memory.py estimates it;
+  run), with their warmed-up sessions, keyed by what fixes a graph (objective.graph_key:
+  the network, the size, the layers, the loss options but the weights, which terms and
+  masks there are): a job of other images at the same size `retarget`s them (new
+  targets assigned, nothing built), one that differs only in the content, style or TV
+  weight `reweight`s them and starts at once (coarse_to_fine.Objectives). The coarser
+  scales' graphs are a quarter of the next one's, so a worker's memory stays near one
+  run's, as memory.py estimates it, plus the kept target graph (targets.TargetGraphs);
 - copies of input files that were not readable at the driver's path (no shared storage),
   by sha256.
 
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import importlib
 import io
 import os
@@ -35,38 +36,16 @@ import socket
 import tempfile
 import time
 import traceback
-from collections import OrderedDict
 
-import numpy as np
-
-import stylize
 import vgg
 
-from .. import transfer
+from .. import coarse_to_fine, transfer
 from ..errors import EXIT_OK, UsageError
 from ..settings import input_file_fields
 from ..tf_runtime import configure_process, import_tensorflow
 
 # Objectives a worker keeps: a coarse-to-fine run's scales (2-3 by default) reuse theirs.
 OBJECTIVES_KEPT = 3
-
-
-def digest(array):
-    array = np.ascontiguousarray(array)
-    return hashlib.sha1(array.tobytes() + str(array.shape).encode()).hexdigest()
-
-
-def graph_key(network, content, styles, loss, content_mask=None, guidance=None):
-    """What fixes an Objective's graph; the three term weights do not (Objective.reweight)."""
-    weightless = dataclasses.replace(loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0)
-    masks = None
-    if guidance is not None:
-        keep = guidance.keep
-        masks = tuple(tuple(None if m is None else digest(m) for m in group)
-                      for group in (guidance.masks, guidance.region_masks))
-        masks += (None if keep is None else (digest(keep.mask), float(keep.weight)),)
-    return (id(network), digest(content), tuple(digest(s) for s in styles), weightless,
-            None if content_mask is None else digest(content_mask), masks)
 
 
 class Worker:
@@ -77,8 +56,8 @@ class Worker:
         import_tensorflow()  # seconds, paid once per worker instead of once per job
         self.networks = {}
         self.shared = {}
-        self.objectives = OrderedDict()  # graph key -> Objective, the most recently used last
-        self.counts = {"built": 0, "reused": 0}
+        self.objectives = coarse_to_fine.Objectives(OBJECTIVES_KEPT)
+        self.counts = self.objectives.counts  # {"built": n, "reused": n}
         self.files = {}
         self.file_digests = {}
         self.scratch = tempfile.mkdtemp(prefix="neural-style-worker-")
@@ -101,22 +80,12 @@ class Worker:
         return self.shared[key]
 
     def make_objective(self, network, content, styles, loss, **extra):
-        """stylize.Objective's arguments -> a context manager giving a built Objective."""
-        key = graph_key(network, content, styles, loss, extra.get("content_mask"), extra.get("guidance"))
-        if key in self.objectives:
-            self.objectives.move_to_end(key)
-            self.objectives[key].reweight(loss)
-            self.counts["reused"] += 1
-        else:
-            while len(self.objectives) >= OBJECTIVES_KEPT:  # before the next is built
-                self.objectives.popitem(last=False)[1].close()
-            self.objectives[key] = stylize.Objective(network, content, styles, loss, **extra)
-            self.counts["built"] += 1
-        return contextlib.nullcontext(self.objectives[key])
+        """stylize.Objective's arguments -> a context manager giving a built Objective, the
+        one kept for this graph key retargeted if there is one (coarse_to_fine.Objectives)."""
+        return self.objectives(network, content, styles, loss, **extra)
 
     def forget_objectives(self):
-        while self.objectives:
-            self.objectives.popitem()[1].close()
+        self.objectives.close()
 
     def local_file(self, path, sha, ref):
         """The driver's file `path` here: in place when it is readable and the same (shared
