@@ -13,11 +13,11 @@ from `stylize`, so `stylize.Objective(...)` and `stylize.minimize(...)` keep wor
 
 from __future__ import annotations
 
+from neural_style_tf.feature_statistics import W2_EIG_FLOOR, trace_sqrt  # noqa: F401
 from neural_style_tf.losses import (  # noqa: F401 (re-exported)
     LOSS_SCALES,
     MEAN_COV_SCALE,
     REFERENCE_SIZE,
-    W2_EIG_FLOOR,
     W2_SCALE,
     LossScale,
     StyleStatistic,
@@ -44,7 +44,6 @@ from neural_style_tf.losses import (  # noqa: F401 (re-exported)
     temporal_loss,
     total_variation,
     total_variation_normalized,
-    trace_sqrt,
     w2_target,
 )
 from neural_style_tf.objective import (  # noqa: F401

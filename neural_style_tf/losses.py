@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .feature_statistics import gram_product, mean_and_covariance
+from .feature_statistics import gram_product, mean_and_covariance, trace_sqrt
 from .networks.feature_network import halve_mask
 from .settings import CONTENT_WEIGHT_BLEND, STYLE_LAYER_WEIGHT_EXP, STYLE_LOSSES
 from .tf_runtime import import_tensorflow
@@ -335,56 +335,6 @@ W2_SCALE = 10.0
 MEAN_COV_SCALE = 30.0
 
 
-# Eigenvalues below this (relative to the largest) count as 0 in the W2 trace term: sqrt's
-# derivative is infinite at 0, and a ReLU covariance's smallest eigenvalues are 0 to rounding.
-W2_EIG_FLOOR = 1e-8
-
-
-def trace_sqrt(cov: Tensor, root: Tensor) -> Tensor:
-    """tr((R C R)^1/2) for symmetric PSD C (`cov`) and R (`root`, the target's C_t^1/2),
-    both float64: the sum of the square roots of the eigenvalues of R C R.
-
-    In float64: the small eigenvalues, whose roots change fastest, are lost in float32
-    (tried: a float32 eigh with float64 Rayleigh quotients is as smooth on a full-rank
-    covariance, but on the rank-deficient deep layers at 256 px L-BFGS's line search then
-    failed after 61 of 100 iterations). LAPACK's eigh (NumPy's): 49 ms for 512 x 512
-    against TensorFlow's 102 ms on 2 cores, measured alternately, equal to 1e-13.
-
-    The gradient in C is written out, W diag(1/(2 sqrt(lambda))) W^T with W = R V (two
-    products, not the chain rule's four), because TensorFlow's gradient of eigh divides by
-    the differences of eigenvalues: a covariance of more channels than positions (relu5_1
-    at 256 px: 512 channels, 192 positions) has many equal (zero) eigenvalues, and that
-    gradient is NaN. Eigenvalues below W2_EIG_FLOOR of the largest count as 0 in both.
-    """
-    tf = import_tensorflow()
-
-    @tf.custom_gradient
-    def _trace_sqrt(c):
-        product = tf.matmul(tf.matmul(root, c), root)
-        values, vectors = symmetric_eigh((product + tf.transpose(product)) / 2)  # symmetric, as eigh assumes
-        kept = values > W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
-        roots = tf.sqrt(tf.where(kept, values, tf.ones_like(values)))
-        result = tf.reduce_sum(tf.where(kept, roots, tf.zeros_like(roots)))
-
-        def grad(upstream):
-            w = tf.matmul(root, vectors)
-            half_inverse = tf.where(kept, 0.5 / roots, tf.zeros_like(roots))
-            return upstream * tf.matmul(w * half_inverse, w, transpose_b=True)
-
-        return result, grad
-
-    return _trace_sqrt(cov)
-
-
-def symmetric_eigh(matrix: Tensor) -> tuple[Tensor, Tensor]:
-    """(eigenvalues ascending, eigenvectors as columns) of a symmetric float64 matrix, by LAPACK."""
-    tf = import_tensorflow()
-
-    values, vectors = tf.numpy_function(lambda m: tuple(np.linalg.eigh(m)), [matrix], (tf.float64, tf.float64),
-                                        stateful=False)
-    values.set_shape(matrix.shape[:1])
-    vectors.set_shape(matrix.shape)
-    return values, vectors
 
 
 def style_loss_w2(moments: tuple[Tensor, Tensor], target: tuple) -> Tensor:
