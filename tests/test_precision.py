@@ -110,7 +110,10 @@ def test_with_precision_makes_one_copy_that_shares_the_weights(tiny_network):
     low = tiny_network.with_precision("bfloat16")
     assert low is tiny_network.with_precision("bfloat16")  # a batch worker's cache key stays
     assert low.precision == "bfloat16" and tiny_network.precision == "float32"
-    assert low.weights is tiny_network.weights
+    kernel, low_kernel = tiny_network.weights["conv1_1"][0], low.weights["conv1_1"][0]
+    assert low_kernel.dtype.name == "bfloat16" and low_kernel.shape == kernel.shape
+    assert np.allclose(low_kernel.astype(np.float32), kernel, rtol=2 ** -8)  # bfloat16's 8-bit mantissa
+    assert low.weight_bytes(None) * 2 == tiny_network.weight_bytes(None)
     assert low.with_precision("float32") is not tiny_network  # a copy of the copy, equal in all else
     assert tiny_network.with_precision("float32") is tiny_network
 
