@@ -156,14 +156,15 @@ def add_objective_arguments(group):
                        help="share of the first content layer (relu4_2); the others get the rest")
     group.add_argument("--style-weight", type=float, default=settings.STYLE_WEIGHT, help="style weight")
     group.add_argument("--style-layer-weight-exp", type=float, default=None,
-                       help=f"weight(layer n+1) = exp * weight(layer n) (default {settings.STYLE_LAYER_WEIGHT_EXP:g}: "
-                            f"equal, with the embedded network or a Keras model; {settings.STYLE_LAYER_WEIGHT_EXP_VGG:g} "
-                            "with VGG weights files)")
+                       help=f"weight(layer n+1) = exp * weight(layer n) (default {settings.STYLE_LAYER_WEIGHT_EXP_VGG:g} "
+                            f"with ImageNet VGG weights: the embedded VGG-19 and VGG files; "
+                            f"{settings.STYLE_LAYER_WEIGHT_EXP:g}, equal, with HED's VGG-16 or a Keras model)")
     group.add_argument("--style-blend-weights", type=float, nargs="+", default=None, metavar="WEIGHT",
                        help="one per style (default: equal)")
     group.add_argument("--tv-weight", type=float, default=None,
-                       help=f"total variation weight (default {settings.TV_WEIGHT:g}; "
-                            f"{settings.TV_WEIGHT_EMBEDDED:g} with the embedded network or a Keras model)")
+                       help=f"total variation weight (default {settings.TV_WEIGHT_RELATIVE:g} with the W2 and "
+                            f"mean-cov style losses on any network; with the Gram loss {settings.TV_WEIGHT:g} on VGG "
+                            f"weights and {settings.TV_WEIGHT_EMBEDDED:g} with HED's VGG-16 or a Keras model)")
     group.add_argument("--content-layers", type=layer_list, default=settings.CONTENT_LAYERS, metavar="L1,L2",
                        help="comma-separated content layers (default " + ",".join(settings.CONTENT_LAYERS) + ")")
     group.add_argument("--style-layers", type=layer_list, default=settings.STYLE_LAYERS, metavar="L1,L2,...",
