@@ -275,3 +275,26 @@ def test_pairs_file_runs_the_grid_and_aggregates(tiny_net_path, images_dir, tmp_
     assert "### L-BFGS against the best Adam, from evaluation 2" in (out / "summary.md").read_text()
     with Image.open(out / "lbfgs_vs_best_adam.png") as img:
         assert img.format == "PNG" and img.width > 200
+
+
+def test_defaults_are_the_transfer_defaults_on_the_default_network(images_dir, tmp_path):
+    """Without objective flags compare.py optimises neural_style.py's default objective on its
+    default network, the embedded VGG-19, resolved for it the same way (W2, replicate
+    padding, style-layer exponent 0.5, TV 1), from the content as neural_style.py starts."""
+    import neural_style
+    import vgg
+    from neural_style_tf import cli
+    from neural_style_tf.settings import for_network
+
+    files = ["--content", images_dir["content"], "--styles", images_dir["style"]]
+    exp = compare.read_experiment(files + ["--out-dir", str(tmp_path / "out")])
+    argv = files + ["--output", str(tmp_path / "o.png")]
+    transfer = cli.parse_settings(neural_style.build_parser().parse_args(argv),
+                                  cli.explicit_dests(neural_style.build_parser, argv))
+    assert exp.loss == transfer.loss and exp.network is None and transfer.run.network is None
+    assert exp.init == "content" and transfer.run.initial_noiseblend == 0.0
+    network = vgg.load_net(exp.network)
+    assert "VGG-19" in network.name
+    resolved = for_network(exp.loss, network)
+    assert (resolved.style_loss, resolved.padding, resolved.style_layer_weight_exp, resolved.tv_weight) == \
+        ("w2", "replicate", 0.5, 1.0)

@@ -137,6 +137,58 @@ def test_gatys_pytorch_loss_matches_the_authors_code(tiny_network):
     assert terms["total"] == pytest.approx(content_loss + style_loss, rel=1e-4)
 
 
+# Every preset but the classic tool's is a paper's: each needs its formulas below.
+PAPER_PRESETS = tuple(name for name in presets.PRESETS if name != "classic")
+
+
+def paper_terms(preset, network, x, content, style, ratio):
+    """(alpha L_content, beta L_style) of a paper preset at image x, by its formulas in NumPy.
+
+    gatys2016 (the paper): L_c = 1/2 sum (F - P)^2, E_l = sum (G - A)^2 / (4 N_l^2 M_l^2)
+    with G = F^T F, L_s = sum_l w_l E_l, w_l = 1/5, beta = 1, alpha = ratio.
+    gatys-pytorch (the authors' code): L_c = MSE(F, P), E_l = (1e3 / N_l^2) MSE(G / M_l, A / M_l),
+    summed over the layers (w_l = 1/5 times beta = 5), alpha = ratio.
+    """
+    p = presets.PRESETS[preset]
+    style_layers = list(p["style_layers"])
+    fx, fp, fa = (features(network, im, style_layers + ["relu4_2"], p["pooling"]) for im in (x, content, style))
+    f, target = fx["relu4_2"], fp["relu4_2"]
+    styles = []
+    for layer in style_layers:
+        m, n = fx[layer].shape
+        g, a = gram(fx[layer]), gram(fa[layer])
+        if p["loss_scale"] == "gatys2016":
+            styles.append(np.sum((g - a) ** 2) / (4.0 * n**2 * m**2) / len(style_layers))
+        elif p["loss_scale"] == "gatys-pytorch":
+            styles.append(1e3 / n**2 * np.mean((g / m - a / fa[layer].shape[0]) ** 2))
+        else:
+            raise AssertionError(f"preset {preset}: write its formulas into paper_terms")
+    if p["loss_scale"] == "gatys2016":
+        return ratio * 0.5 * np.sum((f - target) ** 2), 1.0 * np.sum(styles)
+    return ratio * np.mean((f - target) ** 2), np.sum(styles)
+
+
+@pytest.mark.parametrize("preset", PAPER_PRESETS)
+def test_paper_preset_terms_and_the_style_share_from_noise(preset, tiny_network):
+    """At alpha/beta = 1e-3, from the noise start, each paper preset's terms are its formulas
+    (a NumPy transcription), and so is the style term's share of the starting loss."""
+    content = small("tubingen_neckarfront.jpg", 32)
+    objective, loss, _ = preset_objective(preset, tiny_network, content, small("starry_night.jpg", 40),
+                                          ["--ratio", "1e-3"])
+    x = stylize.initial_image(content, tiny_network, None, 1.0, 0)  # the noise start, seed 0
+    with objective:
+        terms, _ = objective.evaluate(x)
+        style = objective.style_images[0]  # at the preset's scale: the content's size, or its width
+    want_content, want_style = paper_terms(preset, tiny_network, x, content, style, 1e-3)
+    assert loss.content_weight == 1e-3 and terms["tv"] == 0
+    assert terms["content"] == pytest.approx(want_content, rel=1e-4)
+    assert terms["style"] == pytest.approx(want_style, rel=1e-4)
+    total = want_content + want_style
+    assert terms["style"] / terms["total"] == pytest.approx(want_style / total, rel=1e-4)
+    # and the content's share, which float32 keeps when the style's is within 1e-7 of 1
+    assert terms["content"] / terms["total"] == pytest.approx(want_content / total, rel=1e-4)
+
+
 # ---------------------------------------------------------------- presets on the command line
 
 
@@ -260,3 +312,4 @@ def test_classic_preset_objective_is_the_classic_formula_exactly(tiny_network):
     with stylize.Objective(tiny_network, content, [style], dataclasses.replace(loss, padding=None)) as obj:
         default_padding, _ = obj.evaluate(x)
     assert default_padding["style"] != pytest.approx(terms["style"], rel=1e-3)  # the preset changed something
+

@@ -62,3 +62,22 @@ def test_contact_sheet_places_every_tile(tmp_path):
 def test_every_panel_image_is_found():
     for _, content, style, _ in quality.PANEL:
         assert quality.image_path(content) and quality.image_path(style), (content, style)
+
+
+def test_reference_records_and_done_records(tmp_path):
+    refs = quality.reference_records(["starry", "cat-starry", "composition"])
+    assert [r["pair"] for r in refs] == ["starry", "composition"]  # the cat has no reference
+    assert all(r["setting"] == quality.REFERENCE and r["path"].endswith(".png") for r in refs)
+    assert quality.done_record(str(tmp_path), "classic", "starry") is None
+    (tmp_path / "classic").mkdir()
+    images.save_image(str(tmp_path / "classic" / "starry.png"), smooth())
+    record = quality.done_record(str(tmp_path), "classic", "starry")
+    assert record["pair"] == "starry" and record["seconds"] is None  # no record: measured all the same
+
+
+def test_summary_table_with_a_reference_row_has_no_seconds():
+    rows = [{"setting": s, "pair": "starry", "style": 1.0, "ssim": 0.5, "border": 1.0, "noise": 0.6, "seconds": t}
+            for s, t in ((quality.REFERENCE, None), ("classic", 1200.0))]
+    table = quality.summary_table(rows, [quality.REFERENCE, "classic"])
+    assert "| reference | 1 | 0.500 | 1.00 | 0.60 | – |" in table and "| classic | starry | 1 |" in table
+    assert "| 1200 |" in table

@@ -12,48 +12,6 @@ from neural_style_tf.apps import reproduce
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
-
-
-
-# ---------------------------------------------------------------- normalisation
-
-
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------- the preset losses against NumPy
-
-
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------- presets on the command line
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------- reproduce.py
 
 
@@ -86,7 +44,6 @@ def test_reproduce_grid_writes_sheet_and_manifest_and_resumes(tiny_net_path, tmp
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert reproduce.main(argv) == 0
     assert capsys.readouterr().err.count("skipped") == 19
-
 
     # --as-loaded keeps the network as it is: another network, so every panel is redone
     assert reproduce.main(argv + ["--as-loaded"]) == 0

@@ -10,6 +10,11 @@ loss-and-gradient evaluation is recorded through the Evaluator's `on_evaluation`
 Adam step costs one evaluation, an L-BFGS iteration one or more, so runs are compared per
 evaluation and per second, never per "iteration".
 
+The objective's flags and defaults are neural_style.py's (cli.add_objective_arguments), on
+the same default network, the embedded ImageNet VGG-19, and resolved for it the same way
+(settings.for_network: W2, replicate padding, style layers 0.5 per layer deeper, TV 1); the
+start is the content, as neural_style.py's. Nothing here is tuned for another network.
+
 Outputs in --out-dir: evaluations.csv, summary.json, summary.md, loss_vs_evaluations.png,
 loss_vs_seconds.png, images.png, lbfgs_vs_best_adam.png (with both optimizers and at least
 --target-from evaluations) and runs/<run>.png (+ runs/<run>.json, the marker that

@@ -46,6 +46,8 @@ PANEL = (
     ("bridge-monet", "pexels_golden_gate_bridge.jpg", "monet_woman_with_a_parasol.jpg", None),
     ("cat-starry", "skimage_chelsea.jpg", "starry_night.jpg", None),
 )
+# The setting name of the classic tool's reference results when they are measured too.
+REFERENCE = "reference"
 BORDER = 3
 # The interior starts this far in, so that it never includes the border's neighbours.
 INTERIOR = 8
@@ -137,19 +139,42 @@ def run_one(out_dir, setting, flags, pair, size, say):
     return record
 
 
+def done_record(out_dir, setting, pair):
+    """The record of a finished (setting, pair), or None (for --measure-only)."""
+    folder = os.path.join(out_dir, setting)
+    if not os.path.exists(os.path.join(folder, f"{pair}.png")):
+        return None
+    try:
+        with open(os.path.join(folder, f"{pair}.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {"setting": setting, "pair": pair, "flags": None, "seconds": None, "exit": 0, "last_line": ""}
+
+
+def reference_records(names):
+    """Records of the classic tool's results (examples/reference/) for the pairs that have one."""
+    return [{"setting": REFERENCE, "pair": name, "flags": None, "seconds": None, "path": image_path(ref)}
+            for name, _, _, ref in PANEL if name in names and ref and image_path(ref)]
+
+
 def measure(records, out_dir, size, network):
-    """Adds style, ssim, border and noise to each record (one graph for all style distances)."""
+    """Adds style, ssim, border and noise to each record (one graph for all style distances).
+    A record's image is its "path", else OUT_DIR/SETTING/PAIR.png."""
     loss = LossOptions(padding="zero")
     layers = choose_gram_layers(network, None, loss.style_layers + loss.content_layers)
     for rec in records:
         _, content, style, _ = next(p for p in PANEL if p[0] == rec["pair"])
-        result = images.load_image(os.path.join(out_dir, rec["setting"], rec["pair"] + ".png"))
+        result = images.load_image(rec.get("path") or os.path.join(out_dir, rec["setting"], rec["pair"] + ".png"))
         photo = images.resize(images.load_image(image_path(content)), result.shape[:2])
         painting = images.resize_to_width(images.load_image(image_path(style)), result.shape[1])
         distances = gram_distances(network, loss, [painting], [result], layers)
         rec.update(style=float(np.mean([distances[n][0] for n in layers])), ssim=ssim_to_content(photo, result),
                    border=border_ratio(result), noise=noise_ratio(result, painting), size=size)
     return records
+
+
+def _seconds(value):
+    return "–" if value is None or not np.isfinite(value) else f"{value:.0f}"
 
 
 def summary_table(records, settings):
@@ -159,13 +184,14 @@ def summary_table(records, settings):
     for name in settings:
         rows = [r for r in records if r["setting"] == name]
         if rows:
-            mean = {k: float(np.mean([r[k] for r in rows])) for k in ("style", "ssim", "border", "noise", "seconds")}
+            mean = {k: float(np.mean([r[k] for r in rows])) for k in ("style", "ssim", "border", "noise")}
+            seconds = [r["seconds"] for r in rows if r.get("seconds") is not None]
             lines.append(f"| {name} | {mean['style']:.4g} | {mean['ssim']:.3f} | {mean['border']:.2f} "
-                         f"| {mean['noise']:.2f} | {mean['seconds']:.0f} |")
+                         f"| {mean['noise']:.2f} | {_seconds(np.mean(seconds) if seconds else None)} |")
     lines += ["", "| setting | pair | style | SSIM | border | noise | seconds |", "|---|---|---|---|---|---|---|"]
     for r in records:
         lines.append(f"| {r['setting']} | {r['pair']} | {r['style']:.4g} | {r['ssim']:.3f} | {r['border']:.2f} "
-                     f"| {r['noise']:.2f} | {r['seconds']:.0f} |")
+                     f"| {r['noise']:.2f} | {_seconds(r.get('seconds'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -223,6 +249,11 @@ def build_parser():
                    help="a name and neural_style.py flags; repeat for each setting")
     p.add_argument("--pairs", default=",".join(p[0] for p in PANEL),
                    help="comma-separated pair names (default: all six)")
+    p.add_argument("--measure-only", action="store_true",
+                   help="render nothing: measure and show the images already in OUT_DIR (an unfinished "
+                        "run's checkpoint copied there, say)")
+    p.add_argument("--measure-reference", action="store_true",
+                   help=f"also measure the classic tool's results (examples/reference/), as setting {REFERENCE!r}")
     return p
 
 
@@ -234,15 +265,21 @@ def main(argv=None):
         print(f"quality: error: unknown pair(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
     os.makedirs(args.out_dir, exist_ok=True)
-    records = [run_one(args.out_dir, name, flags, pair, args.size, print)
-               for name, flags in args.setting for pair in PANEL if pair[0] in names]
+    if args.measure_only:
+        records = [r for name, _ in args.setting for pair in PANEL if pair[0] in names
+                   for r in [done_record(args.out_dir, name, pair[0])] if r is not None]
+    else:
+        records = [run_one(args.out_dir, name, flags, pair, args.size, print)
+                   for name, flags in args.setting for pair in PANEL if pair[0] in names]
+    settings = [name for name, _ in args.setting]
+    if args.measure_reference:
+        records = reference_records(names) + records
     import vgg
 
     records = measure(records, args.out_dir, args.size, vgg.load_net())
-    settings = [name for name, _ in args.setting]
     with open(os.path.join(args.out_dir, "metrics.json"), "w") as f:
         json.dump(records, f, indent=1)
-    table = summary_table(records, settings)
+    table = summary_table(records, ([REFERENCE] if args.measure_reference else []) + settings)
     with open(os.path.join(args.out_dir, "metrics.md"), "w") as f:
         f.write(table)
     write_sheets(args.out_dir, settings, names)

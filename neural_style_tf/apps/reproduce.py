@@ -39,7 +39,7 @@ FIGURES = ("figure3", "grid", "content-layer", "init")
 # its ratios. Its content loss 1/2 sum (F - P)^2 is a sum over the M N elements of relu4_2
 # (1.6 million at 512x384), while its style loss sum (G - A)^2 / (4 N^2 M^2) is normalised
 # to a per-entry size: from noise at alpha/beta = 1e-3, with the normalised VGG-19, the style
-# is 0.27% of the loss at 128 px and less at larger sizes (tests/test_reproduce.py works it
+# is 0.27% of the loss at 128 px and 0.02% at 384 px (tests/test_reproduce.py works it
 # out on a tiny input; docs/reproducing-the-paper.md). The authors' released code divides the
 # content by its element count (MSE) and weighs each style layer 1e3/N_l^2 MSE(G/M, A/M);
 # with the paper's alpha/beta and w_l = 1/5 that puts the style at 97% of the starting loss
@@ -386,8 +386,8 @@ def build_parser():
     p.add_argument("--network", default=None,
                    help="weights file (default: the embedded VGG-19, the paper's network); normalised automatically")
     p.add_argument("--as-loaded", action="store_true",
-                   help="skip the paper's normalisation of the network (with the embedded network the "
-                        "normalised one transfers little style: see docs/reproducing-the-paper.md)")
+                   help="skip the paper's normalisation of the network (mean activation 1 per filter), "
+                        "which the paper used; for comparison")
     p.add_argument("--convention", choices=tuple(CONVENTIONS), default=CONVENTION,
                    help="how the terms are normalised: the authors' code (MSE content, 1e3/N^2 style "
                         "layers), which gives the paper's figures at its ratios, or the paper's formulas literally")
