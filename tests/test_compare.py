@@ -298,3 +298,14 @@ def test_defaults_are_the_transfer_defaults_on_the_default_network(images_dir, t
     resolved = for_network(exp.loss, network)
     assert (resolved.style_loss, resolved.padding, resolved.style_layer_weight_exp, resolved.tv_weight) == \
         ("w2", "replicate", 0.5, 1.0)
+
+
+def test_the_comparison_takes_precision_as_neural_style_py_does(tiny_net_path, images_dir, tmp_path):
+    """--precision reaches compare.py's network: float32 as asked; an explicit bfloat16
+    where oneDNN cannot run it (conftest.py caps it below bfloat16) is refused in one line."""
+    exp = compare.read_experiment(_argv(tiny_net_path, images_dir, tmp_path / "a", "--precision", "float32"))
+    assert exp.precision == "float32"
+    assert compare.load_network(exp, lambda text: None).precision == "float32"
+    refused = compare.read_experiment(_argv(tiny_net_path, images_dir, tmp_path / "b", "--precision", "bfloat16"))
+    with pytest.raises(compare.UsageError, match="no native bfloat16"):
+        compare.load_network(refused, lambda text: None)

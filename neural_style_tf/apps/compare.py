@@ -39,7 +39,7 @@ from .. import checks, cli, images, lifecycle, memory
 from ..errors import UsageError
 from ..networks import normalization
 from ..settings import LossOptions, OptimizerOptions, for_network, jsonable
-from ..tf_runtime import configure_process
+from ..tf_runtime import choose_precision, configure_process
 from . import engine
 from .compare_report import TARGET_FROM, run_path, write_json, write_outputs
 from .metrics import GRAM_LAYERS, choose_gram_layers
@@ -78,6 +78,7 @@ class Experiment:
     normalise_network: bool
     loss: LossOptions
     pool: object = None  # engine.PoolOptions: the runs on Ray workers; None: here, one after another
+    precision: str = "auto"  # --precision, as neural_style.py's (tf_runtime.choose_precision)
 
 
 def build_parser():
@@ -174,7 +175,7 @@ def read_experiment(argv=None):
         adam_learning_rates=tuple(args.adam_learning_rates), lbfgs_corrections=tuple(args.lbfgs_corrections),
         gram_layers=args.gram_layers, quiet=args.quiet, target_from=args.target_from, network=settings.run.network,
         input_range=settings.run.input_range, normalise_network=settings.run.normalise_network,
-        loss=settings.loss, pool=engine.pool_options(args))
+        loss=settings.loss, pool=engine.pool_options(args), precision=settings.run.precision)
     validate(experiment)
     engine.check_options(experiment.pool or engine.PoolOptions())
     return experiment
@@ -398,13 +399,14 @@ def load_network(exp, say):
     network = vgg.load_net(exp.network, exp.input_range)
     checks.check_layers(exp.loss, network)
     choose_gram_layers(network, exp.gram_layers, tuple(exp.loss.content_layers) + tuple(exp.loss.style_layers))
+    checks.check_precision(exp.precision, network)
     say(network.announce())
     if exp.normalise_network:
         try:
             network = normalization.normalised_network(network, exp.loss.pooling, log=say)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-    return network
+    return network.with_precision(choose_precision(exp.precision, network.precisions))
 
 
 def run(exp, say):

@@ -377,7 +377,7 @@ def write_sheet(figure, out_dir, manifest, content, styles):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=cli.command_name("reproduce.py"), description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("figure", choices=FIGURES + ("all",), help="which figure (all: every one)")
     p.add_argument("--out-dir", required=True, help="output folder; each figure goes to OUT_DIR/FIGURE/")
@@ -392,7 +392,7 @@ def build_parser():
                    help="how the terms are normalised: the authors' code (MSE content, 1e3/N^2 style "
                         "layers), which gives the paper's figures at its ratios, or the paper's formulas literally")
     p.add_argument("--examples", default=EXAMPLES,
-                   help="folder with the paper's photo and paintings (the checkout's examples/)")
+                   help="folder with the paper's photo and paintings (default: the copies shipped in the package)")
     p.add_argument("--quiet", action="store_true", help="print only errors")
     engine.add_pool_arguments(p)
     return p
@@ -411,7 +411,7 @@ def validate(args):
     missing = [f for f in needed if not os.path.isfile(os.path.join(args.examples, f))]
     if missing:
         raise UsageError(f"--examples {args.examples}: {', '.join(missing)} not found; point --examples at "
-                         f"the checkout's examples/ folder")
+                         f"a folder holding them (the checkout's examples/), or leave it out")
 
 
 def load(args, figures, say):
@@ -442,11 +442,13 @@ def main(argv=None):
     figures = FIGURES if args.figure == "all" else (args.figure,)
     try:
         validate(args)
+        if engine.pool_options(args):
+            cli.require_extra("batch")  # --workers/--address need Ray: one line, not an ImportError
         engine.check_options(engine.pool_options(args) or engine.PoolOptions())
         configure_process()
         network, content, styles = load(args, figures, say)
     except UsageError as exc:  # NetworkError and ImageError too
-        return cli.fail("reproduce.py", exc)
+        return cli.fail(cli.command_name("reproduce.py"), exc)
     t0 = time.perf_counter()
     pool = engine.pool_options(args)
     for figure in figures:
