@@ -6,7 +6,7 @@ The Python API (api.py, docs/python-api.md):
     result = nst.style_transfer("photo.jpg", ["painting.jpg"], width=512, iterations=150)
     nst.save(result.image, "out.png")
 
-`style_transfer`, `save`, `Result`, `Step` and `UsageError` are found here lazily: the
+`style_transfer`, `save`, `release`, `Result`, `Step` and `UsageError` are found here lazily: the
 package itself imports nothing but the standard library.
 
 The parts that the commands (neural_style.py, video.py, batch.py, compare.py, reproduce.py,
@@ -70,7 +70,8 @@ __version__ = "0.2.0"
 import importlib
 
 # name -> the module that defines it, imported on first use (PEP 562).
-_LAZY = {"style_transfer": "api", "save": "api", "Result": "api", "Step": "api", "UsageError": "errors"}
+_LAZY = {"style_transfer": "api", "save": "api", "release": "api", "Result": "api", "Step": "api",
+         "UsageError": "errors"}
 __all__ = sorted(_LAZY)
 
 

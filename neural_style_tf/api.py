@@ -14,7 +14,10 @@ to the transfer as it is, and a PNG of it in a temporary folder stands in for it
 checks, which read files.
 
 TensorFlow is imported at the first transfer, not with this module. Loaded networks are
-kept (NETWORKS_KEPT) for the next call: loading the embedded VGG-19 takes seconds.
+kept (NETWORKS_KEPT) for the next call: loading the embedded VGG-19 takes seconds. So is
+the last built objective (OBJECTIVES_KEPT, coarse_to_fine.Objectives): a call at the same
+size and layers as the one before retargets its graph instead of building one, as a
+video's frames do (docs/performance.md); `release()` frees them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,27 @@ from .progress import Reporter
 
 NETWORKS_KEPT = 2  # loaded networks kept between calls, the most recently used last
 _networks: OrderedDict = OrderedDict()
+# Built objectives kept between calls (their graphs and warmed-up sessions): one, since a
+# 512 px objective holds about 0.8 GB.
+OBJECTIVES_KEPT = 1
+_objectives: list = []  # the coarse_to_fine.Objectives cache, made at the first transfer
+
+
+def objectives():
+    """The cache of built objectives that every call shares (coarse_to_fine.Objectives)."""
+    if not _objectives:
+        from .coarse_to_fine import Objectives
+
+        _objectives.append(Objectives(kept=OBJECTIVES_KEPT))
+    return _objectives[0]
+
+
+def release():
+    """Close the kept objectives' sessions and forget the loaded networks (their memory is
+    TensorFlow's and NumPy's to free)."""
+    while _objectives:
+        _objectives.pop().close()
+    _networks.clear()
 # Keywords of style_transfer itself, not flags; `output` is optional here.
 OWN = ("content", "styles", "output", "progress")
 # Flags that write files beside --output: with no output= they would write into a
@@ -266,7 +290,7 @@ def _run(settings, arrays, write, listeners):
     transfer.announce(settings, job)
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, transfer.record(settings, job),
                         listeners)
-    result = transfer.optimise(settings, job, reporter)
+    result = transfer.optimise(settings, job, reporter, objectives())
     if write:
         transfer.write(settings, job, result, reporter)
     else:

@@ -170,3 +170,19 @@ def test_keywords_become_the_command_line_they_name():
                                "seed": None, "eps": 1e-8})
     assert argv == ["--preserve-colors", "--web", "--quiet", "--style-scales", "1.0", "--style-blend-weights", "1",
                     "2", "--content-layers", "relu4_2,relu5_2", "--style-layers", "relu1_1,relu2_1", "--eps", "1e-08"]
+
+
+def test_a_second_call_at_the_same_size_reuses_the_graph_and_gives_a_fresh_calls_image(files, tiny_net_path):
+    """The last built objective is kept: a call with other images at the same size retargets
+    it (nothing is built), and its image is the one a call with nothing kept makes."""
+    other = np.asarray(Image.open(files["style2"]).convert("RGB").resize((CONTENT_SIZE[1], CONTENT_SIZE[0])))
+    nst.release()
+    transfer(files, tiny_net_path)
+    kept = api.objectives()
+    second = transfer(files, tiny_net_path, content=other)
+    assert api.objectives() is kept and kept.counts == {"built": 1, "reused": 1}
+    nst.release()
+    fresh = transfer(files, tiny_net_path, content=other)
+    assert api.objectives().counts == {"built": 1, "reused": 0}
+    np.testing.assert_array_equal(second.image, fresh.image)
+    assert second.losses == fresh.losses
