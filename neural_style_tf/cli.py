@@ -171,8 +171,8 @@ def add_objective_arguments(group):
                        help="comma-separated style layers (default " + ",".join(settings.STYLE_LAYERS) + ")")
     group.add_argument("--pooling", choices=settings.POOLING_CHOICES, default=settings.POOLING, help="pooling")
     group.add_argument("--padding", choices=settings.PADDINGS, default=None,
-                       help="padding of the first convolution (default: replicate for VGG weights, against "
-                            "bright dots along the border; zero, the classic tools', for Keras models)")
+                       help="padding of every convolution (default: replicate for VGG weights, against "
+                            "bright dots and a warm strip along the border; zero, the classic tools', for Keras models)")
     group.add_argument("--style-loss", choices=settings.STYLE_LOSSES, default=settings.STYLE_LOSS,
                        help="style statistic: Gram matrix (classic), mean-cov (means and covariances), or w2 "
                             "(Wasserstein-2 between their Gaussians)")

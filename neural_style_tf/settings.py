@@ -103,12 +103,13 @@ AUTO_START_SIZE = 512
 COARSE_ITERATIONS = 100
 # Quality options (issue 13; measured in docs/quality.md). Each has a classic value that
 # --preset classic restores.
-# Padding of the network's FIRST convolution: the classic tools zero-pad, which the
-# network reads as a black frame and answers with bright dots along the border;
-# replicate padding (crowsonkb's style-transfer-pytorch) removes them. Only the first
-# layer: deeper layers see features, where zeros are not a colour. None = the network's
-# default (FeatureNetwork.default_padding: replicate for VGG weights, zero for Keras
-# models, whose graph is fixed).
+# Padding of the network's convolutions: the classic tools zero-pad, which the network
+# reads as a black frame and answers with bright dots along the border; replicate
+# padding (crowsonkb's style-transfer-pytorch) removes them. Every convolution, as
+# crowsonkb does: with the first one alone replicated (issues 13-23), the deeper layers'
+# zero frame still pushed a warm strip into the last 5-6 columns at 512 px (issue 23,
+# docs/quality.md). None = the network's default (FeatureNetwork.default_padding:
+# replicate for VGG weights, zero for Keras models, whose graph is fixed).
 PADDINGS = ("zero", "replicate", "reflect")
 # Style statistics: the classic Gram matrix, mean and covariance (MSE of both), or the
 # Wasserstein-2 distance between the Gaussians they define (crowsonkb; Risser et al.).
@@ -325,7 +326,7 @@ def effective_tv_weight(loss, network):
 
 
 def effective_padding(loss, network):
-    """The first-layer padding of a run: the one given, else the network's own default."""
+    """The convolutions' padding of a run: the one given, else the network's own default."""
     return network.default_padding if loss.padding is None else loss.padding
 
 

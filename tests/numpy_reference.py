@@ -59,7 +59,7 @@ def random_input(seed=0, shape=INPUT_SHAPE):
 # ---------------------------------------------------------------- the network in NumPy
 
 
-# np.pad's names for the first layer's paddings (settings.PADDINGS).
+# np.pad's names for the convolutions' paddings (settings.PADDINGS).
 NP_PAD_MODES = {"zero": "constant", "replicate": "edge", "reflect": "reflect"}
 
 
@@ -85,12 +85,12 @@ def np_pool_same(x, pooling):
 
 def reference_net(layers, weights, x, pooling="max", padding="zero"):
     """{layer: [H, W, C] float64} computed with NumPy from HWIO weights; x is [1, H, W, C].
-    `padding` is the first convolution's; the others zero-pad."""
+    `padding` is every convolution's."""
     out, current = {}, x[0].astype(np.float64)
     for name in layers:
         kind = vgg_network.layer_kind(name)
         if kind == "conv":
-            current = np_conv_same(current, *weights[name], padding if not out else "zero")
+            current = np_conv_same(current, *weights[name], padding)
         elif kind == "relu":
             current = np.maximum(current, 0.0)
         else:

@@ -261,7 +261,7 @@ def test_a_damaged_keras_file_is_one_line(model_files, pictures, tmp_path, capsy
 
 
 def test_a_keras_model_keeps_its_own_padding(model_files, pictures, tmp_path, capsys):
-    """--padding changes a VGG network's first convolution; a Keras model's graph is fixed,
+    """--padding changes a VGG network's convolutions; a Keras model's graph is fixed,
     so asking for another padding is refused up front, and its default is zero."""
     network = keras_network.load(model_files[1]["keras"])
     assert network.paddings == ("zero",) and network.default_padding == "zero"

@@ -32,8 +32,8 @@ def test_tiny_network_fixture_has_the_transfers_default_layers(tiny_network):
 
 
 @pytest.mark.parametrize("padding", ["zero", "replicate", "reflect"])
-def test_first_layer_padding_matches_numpy(tiny_network, padding):
-    """Only the first convolution takes the padding; its border differs from zero padding."""
+def test_padding_of_every_convolution_matches_numpy(tiny_network, padding):
+    """Every convolution takes the padding; its border differs from zero padding."""
     x = random_input(seed=8, shape=(1, 9, 11, 3))
     got = run_net(tiny_network, x, last="relu2_1", padding=padding)
     expected = reference_net(tiny_network.layers[:tiny_network.layers.index("relu2_1") + 1],

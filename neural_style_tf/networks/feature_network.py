@@ -40,7 +40,7 @@ class FeatureNetwork(ABC):
     notes: dict
     # The TV weight when none is given: the loss terms' magnitudes depend on the network.
     default_tv_weight: float = TV_WEIGHT
-    # The paddings its first convolution can take (settings.PADDINGS), and the one used
+    # The paddings its convolutions can take (settings.PADDINGS), and the one used
     # when none is given: a frozen graph (a Keras model) keeps its own zero padding.
     paddings: tuple = ("zero",)
     default_padding: str = "zero"
@@ -94,7 +94,7 @@ class FeatureNetwork(ABC):
         """{layer: tensor} for every layer up to `last` (default: all) on `input_image`
         (a preprocessed NHWC float32 tensor), built in the current tf.compat.v1 graph.
         Nothing past `last` is built, so nothing past it is ever computed. `padding` is
-        that of the first convolution, one of `paddings`."""
+        that of every convolution, one of `paddings`."""
         raise NotImplementedError
 
     def deepest(self, names: Sequence[str]) -> str:
