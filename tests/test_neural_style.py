@@ -140,10 +140,13 @@ def test_initial_image_options(files, tiny_net_path, tmp_path, capsys, extra, st
                                       "--log", log, *extra), capsys)
     assert code == 0, err
     first = iteration_rows(read_log(log))[0]
+    # From the content the content loss is 0; from noise or another image it is the
+    # content weight times a relative error of order one (31 at the default weight on the
+    # tiny network): the gap is many orders, so 1 separates them safely.
     if starts_at_content:
         assert first["content"] < 1e-3
     else:
-        assert first["content"] > 100.0
+        assert first["content"] > 1.0
 
 
 def test_overwrite_replaces_an_existing_output(files, tiny_net_path, tmp_path, capsys):

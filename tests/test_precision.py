@@ -133,15 +133,16 @@ CHILD = r"""
 import json, sys
 import numpy as np
 from neural_style_tf.networks import loading
-from neural_style_tf.objective import Objective
+from neural_style_tf.objective import LossOptions, Objective
 net = loading.load_net(sys.argv[1])
 rng = np.random.default_rng(3)
-content = rng.uniform(0, 255, (16, 16, 3)).astype(np.float32)
+content = rng.uniform(0, 255, (32, 32, 3)).astype(np.float32)
 style = rng.uniform(0, 255, (20, 24, 3)).astype(np.float32)
 x = np.clip(content + rng.normal(0, 20, content.shape), 0, 255).astype(np.float32)
+loss = LossOptions(tv_weight=0.0)
 out = {}
 for precision in ("float32", "bfloat16"):
-    with Objective(net.with_precision(precision), content, [style]) as obj:
+    with Objective(net.with_precision(precision), content, [style], loss=loss) as obj:
         terms, grad = obj.evaluate(x)
         out[precision] = {"terms": terms, "grad": grad.ravel().tolist(),
                           "dtypes": sorted({t.dtype.name for t in obj.terms.values()})}
@@ -165,7 +166,12 @@ def compare(result):
         assert bf16["terms"][name] == pytest.approx(value, rel=0.06, abs=1e-3), name
     g32, g16 = np.array(f32["grad"]), np.array(bf16["grad"])
     cosine = g32 @ g16 / (np.linalg.norm(g32) * np.linalg.norm(g16))
-    assert cosine > 0.999  # measured 0.99994
+    # measured 0.9993 (TensorFlow's kernels) and 0.9995 (oneDNN) on AMD EPYC (Zen 4). No TV term:
+    # it never crosses the network, and at its default weight it was 99.8% of this loss, which
+    # hid the network's rounding. 32 px, not 16: at 16 px relu5_1 is one pixel, whose covariance
+    # is zero and whose W2 square-root gradient is ill-conditioned, so bfloat16 rounding turned
+    # it (cosine 0.955 with every convolution replicate-padded) - a degenerate input, not precision.
+    assert cosine > 0.995
     assert np.linalg.norm(g16) == pytest.approx(np.linalg.norm(g32), rel=0.06)
     assert not np.array_equal(g32, g16)  # the network did run in bfloat16
 

@@ -190,7 +190,7 @@ def test_rgba_in_rgba_out_alpha_unchanged(files, tiny_net_path, tmp_path, capsys
     alpha_in = rgba_file(content)
     out = tmp_path / f"out{ext}"
     code, err = run(["--content", content, "--styles", STYLE, "--output", out, "--network", tiny_net_path,
-                     "--iterations", 4, "--quiet", "--seed", 1], capsys)
+                     "--iterations", 10, "--quiet", "--seed", 1], capsys)
     assert code == 0, err
     with Image.open(out) as img:
         assert img.mode == "RGBA"
@@ -198,7 +198,11 @@ def test_rgba_in_rgba_out_alpha_unchanged(files, tiny_net_path, tmp_path, capsys
     np.testing.assert_array_equal(written[..., 3], alpha_in)
     # the style was transferred to the RGB: the visible part changed
     visible = alpha_in == 255
-    assert np.abs(written[..., :3][visible].astype(float) - photo()[visible]).mean() > 2
+    change = np.abs(written[..., :3][visible].astype(float) - photo()[visible]).mean()
+    # 10 iterations, not 4: with every convolution replicate-padded the tiny random network's
+    # deep 1-2 px maps dominate its loss and L-BFGS's first steps are short (4 iterations
+    # changed the visible part by 1.5 grey levels, 10 by 13-15; a copy changes it by 0)
+    assert change > 2
 
 
 def test_seed_gives_byte_identical_outputs(files, tiny_net_path, tmp_path, capsys):

@@ -196,7 +196,7 @@ class Network(FeatureNetwork):
         layers (FeatureNetwork.mask_weights).
 
         Each convolution averages the mask over its k x k window (edges replicated, as the
-        first layer's padding), so a position's weight is the share of its receptive field
+        default padding), so a position's weight is the share of its receptive field
         inside the region: how Gatys et al. 2017 take the receptive field into account,
         kept soft where they erode the mask to the positions wholly inside, so that soft
         edges blend and complementary masks stay complementary (the propagation is linear).
