@@ -403,22 +403,15 @@ class StyleStatistic:
 # ImageNet VGG-19 than on HED's VGG-16 at relu4_2: mean square 4.0e5 against 67, Neckarfront,
 # 192 px), the relative style losses do not, so VGG-19's content term held the photo (its
 # gradient 2,000x the W2 term's). Each content layer divided by its target's mean square is a
-# relative error. The constant sets what --content-weight 5 (the classic tool's number) means.
-# It was 64 (HED's balance) until issue 23; on VGG-19 that kept too much of the photo
-# (512 px, 150 iterations, SSIM to the photo 0.42-0.52 against the classic reference's
-# 0.18-0.41). Measured on the four reference pairs at 512 px (docs/quality.md), 64 x 2/5,
-# 64 x 1/5 and 64 x 0.5/5: only the last brings The Starry Night, The Scream and Composition
-# VII into the reference's SSIM range with a held-out style distance at or below the
-# reference's, the town still readable; the Shipwreck stays above it on both (233 against
-# 177, SSIM 0.46). --content-weight 10 or 20 gives back the photo-keeping looks.
-RELATIVE_CONTENT_SCALE = 6.4
+# relative error; the network's scale (settings.RELATIVE_CONTENT_SCALE, _VGG) sets what
+# --content-weight 5 means on it.
 
 
-def relative_content_weight(target: np.ndarray) -> float:
-    """The factor of a content layer's loss with a relative style loss: RELATIVE_CONTENT_SCALE
-    over the mean square of the layer's target features."""
+def relative_content_weight(target: np.ndarray, scale: float) -> float:
+    """The factor of a content layer's loss with a relative style loss: the network's `scale`
+    (FeatureNetwork.relative_content_scale) over the mean square of the layer's target features."""
     mean_square = float(np.mean(np.square(np.asarray(target, np.float64))))
-    return RELATIVE_CONTENT_SCALE / max(mean_square, 1e-12)
+    return scale / max(mean_square, 1e-12)
 
 
 def style_statistic(style_loss: str, scale: LossScale) -> StyleStatistic:

@@ -268,7 +268,8 @@ class Objective:
         layer_masks = [None if guidance.mask(i) is None
                        else network.mask_weights(guidance.mask(i), tuple(style_weights), loss.pooling)
                        for i in range(len(styles))]
-        terms = [ContentTerm(content_weights, content_targets, scale.content, content_mask, statistic.relative),
+        terms = [ContentTerm(content_weights, content_targets, scale.content, content_mask, statistic.relative,
+                             network.relative_content_scale),
                  StyleTerm(statistic, style_weights, blend, style_targets, layer_masks),
                  TotalVariationTerm(scale.tv)]
         terms += [PixelTerm(t, name, content.shape) for t, name in ((temporal, TEMPORAL_TERM), (guidance.keep, KEEP_TERM))

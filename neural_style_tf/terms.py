@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .losses import StyleStatistic, pool_mask, relative_content_weight, temporal_loss
+from .settings import RELATIVE_CONTENT_SCALE
 from .tf_runtime import import_tensorflow
 
 Tensor = Any
@@ -69,6 +70,7 @@ class ContentTerm:
     loss: Any  # the loss scale's content(features, target)
     mask: np.ndarray | None = None
     relative: bool = False  # each layer divided by its target's size (losses.relative_content_weight)
+    relative_scale: float = RELATIVE_CONTENT_SCALE  # the network's (FeatureNetwork.relative_content_scale)
     name: str = "content"
 
     def structure(self) -> tuple:
@@ -79,7 +81,7 @@ class ContentTerm:
         for n, w in self.layer_weights.items():
             target = self.targets[n]
             # The layer's weight, relative to its target's size: an input, as the target is.
-            out[f"{n}/weight"] = np.float32(w * relative_content_weight(target) if self.relative else w)
+            out[f"{n}/weight"] = np.float32(w * relative_content_weight(target, self.relative_scale) if self.relative else w)
             if self.mask is None:
                 out[f"{n}/target"] = target
             else:

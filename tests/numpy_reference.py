@@ -175,10 +175,11 @@ def reference_terms(network, x, content, styles, loss):
     sw = losses.style_layer_weights(loss.style_layers, exp)
     blend = losses.blend_weights(len(styles), loss.style_blend_weights)
     # With a relative style loss (W2, mean-cov) each content layer is relative too: times
-    # RELATIVE_CONTENT_SCALE over the mean square of its target (losses.relative_content_weight).
+    # the network's relative content scale over the mean square of its target
+    # (losses.relative_content_weight).
     relative = loss.style_loss in ("w2", "mean-cov")
     content_term = sum(w * np.mean((feats[n] - content_feats[n]) ** 2)
-                       * (losses.RELATIVE_CONTENT_SCALE / np.mean(content_feats[n] ** 2) if relative else 1.0)
+                       * (network.relative_content_scale / np.mean(content_feats[n] ** 2) if relative else 1.0)
                        for n, w in cw.items())
     style_term = sum(
         b * sum(w * np_style_loss(loss.style_loss, feats[n], sf[n]) for n, w in sw.items())

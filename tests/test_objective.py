@@ -36,7 +36,7 @@ from neural_style_tf.objective import (
     graph_key,
     initial_image,
 )
-from neural_style_tf.settings import LossOptions, OptimizerOptions, for_network
+from neural_style_tf.settings import RELATIVE_CONTENT_SCALE_VGG, LossOptions, OptimizerOptions, for_network
 from neural_style_tf.tf_runtime import import_tensorflow
 
 tf = import_tensorflow()
@@ -254,8 +254,9 @@ def test_content_mask_weights_the_content_loss(tiny_network):
     feats, _ = compute_targets(tiny_network, x, [], ("relu4_2",), (), "max", padding=pad)
     m = losses.pool_mask(mask, target["relu4_2"].shape[1:3])[None, :, :, None]
     d2 = (feats["relu4_2"].astype(np.float64) - target["relu4_2"]) ** 2
-    # the default W2 loss makes the content relative: times 64 / mean square of the target
-    expected = (m * d2).mean() * losses.RELATIVE_CONTENT_SCALE / np.mean(target["relu4_2"].astype(np.float64) ** 2)
+    # the default W2 loss makes the content relative: times the VGG scale / mean square of the target
+    assert tiny_network.relative_content_scale == RELATIVE_CONTENT_SCALE_VGG == 6.4
+    expected = (m * d2).mean() * RELATIVE_CONTENT_SCALE_VGG / np.mean(target["relu4_2"].astype(np.float64) ** 2)
     assert got == pytest.approx(expected, rel=1e-4)
     assert abs(got - unmasked) > 1e-3 * unmasked  # the mask made a difference
 

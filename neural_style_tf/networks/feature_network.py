@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..settings import STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT
+from ..settings import RELATIVE_CONTENT_SCALE, STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT
 
 # Longest list of layer names that an error message prints in full.
 LIST_LIMIT = 30
@@ -46,6 +46,8 @@ class FeatureNetwork(ABC):
     default_padding: str = "zero"
     # weight(style layer n+1) = exp * weight(layer n) when --style-layer-weight-exp is not given.
     default_style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP
+    # The relative content term's scale (settings.RELATIVE_CONTENT_SCALE): measured per network.
+    relative_content_scale: float = RELATIVE_CONTENT_SCALE
     # Whether the paper's normalisation of the weights (vgg.normalize) applies.
     can_normalise: bool = False
     # Said after the description when the network is not the paper's (e.g. where to get it).

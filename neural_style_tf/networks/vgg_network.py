@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..settings import PADDINGS, POOLING_CHOICES, STYLE_LAYER_WEIGHT_EXP_VGG, TV_WEIGHT
+from ..settings import PADDINGS, POOLING_CHOICES, RELATIVE_CONTENT_SCALE_VGG, STYLE_LAYER_WEIGHT_EXP_VGG, TV_WEIGHT
 from ..tf_runtime import import_tensorflow
 from .feature_network import FeatureNetwork, halve_mask
 
@@ -77,6 +77,7 @@ class Network(FeatureNetwork):
     paddings: tuple = PADDINGS
     default_padding: str = "replicate"
     default_style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP_VGG
+    relative_content_scale: float = RELATIVE_CONTENT_SCALE_VGG
     hint: str = ""
     # Whether a normalised copy may be cached next to the weights file (not for files
     # that belong to an installed package, such as the embedded network's).
