@@ -26,7 +26,10 @@ import time
 import numpy as np
 from PIL import Image
 
-from neural_style_tf import flow, images
+# Run as `python examples/video_clip.py` from a checkout: the package is beside examples/.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from neural_style_tf import flow, images  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PHOTO = os.path.join(HERE, "tubingen_neckarfront.jpg")
