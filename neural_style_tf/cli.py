@@ -162,9 +162,11 @@ def add_objective_arguments(group):
     group.add_argument("--style-blend-weights", type=float, nargs="+", default=None, metavar="WEIGHT",
                        help="one per style (default: equal)")
     group.add_argument("--tv-weight", type=float, default=None,
-                       help=f"total variation weight (default {settings.TV_WEIGHT_RELATIVE:g} with the W2 and "
-                            f"mean-cov style losses on any network; with the Gram loss {settings.TV_WEIGHT:g} on VGG "
-                            f"weights and {settings.TV_WEIGHT_EMBEDDED:g} with HED's VGG-16 or a Keras model)")
+                       help=f"total variation weight (default with the W2 and mean-cov style losses "
+                            f"{settings.TV_WEIGHT_RELATIVE_VGG:g} with ImageNet VGG weights, the embedded VGG-19 and "
+                            f"VGG files, {settings.TV_WEIGHT_RELATIVE:g} with HED's VGG-16 or a Keras model; with "
+                            f"the Gram loss {settings.TV_WEIGHT:g} on VGG weights and {settings.TV_WEIGHT_EMBEDDED:g} "
+                            f"with HED's VGG-16 or a Keras model)")
     group.add_argument("--content-layers", type=layer_list, default=settings.CONTENT_LAYERS, metavar="L1,L2",
                        help="comma-separated content layers (default " + ",".join(settings.CONTENT_LAYERS) + ")")
     group.add_argument("--style-layers", type=layer_list, default=settings.STYLE_LAYERS, metavar="L1,L2,...",

@@ -137,11 +137,18 @@ STYLE_LOSSES = ("gram", "mean-cov", "w2")
 # image size): about +0.1 s at 256 px, a few % at 512 px.
 STYLE_LOSS = "w2"
 # The style losses measured in units of the painting's own spread (losses.StyleStatistic.
-# relative): with them the content term is relative too, and the TV weight is the same for
-# every network. TV_WEIGHT_RELATIVE is the embedded HED network's (TV_WEIGHT_EMBEDDED),
-# where content and style have the sizes that the relative terms now have on any network.
+# relative): with them the content term is relative too, and the TV weight depends on the
+# network only through its relative content scale. TV_WEIGHT_RELATIVE is HED's VGG-16's
+# (TV_WEIGHT_EMBEDDED), measured there with content scale 64; Keras models keep it.
 RELATIVE_STYLE_LOSSES = ("w2", "mean-cov")
 TV_WEIGHT_RELATIVE = 1e0
+# For ImageNet VGG weights (the embedded VGG-19, .mat/.h5 files), whose content scale is 10x
+# smaller (6.4), the TV weight is 10x smaller too: the TV:content balance measured on HED.
+# With 1, TV held the shallow layers' texture back: on the quality panel at 512 px (150
+# iterations, docs/quality.md) the Shipwreck's held-out style distance fell from 253 to 71
+# with 0.1 (the classic reference: 177); 0 gives about the same (70) with no guard against
+# pixel noise.
+TV_WEIGHT_RELATIVE_VGG = 1e-1
 # Exponential moving average of the iterates (0 = off): the result is the average, which
 # removes the iterate noise of Adam (crowsonkb uses 0.99 at every scale).
 ITERATE_AVERAGE = 0.0
@@ -330,12 +337,11 @@ FIELD_OF_DEST = _field_of_dest()
 
 
 def effective_tv_weight(loss, network):
-    """The TV weight of a run: the one given; else with a relative style loss (W2, mean-cov:
-    content and style both relative, whatever the network) TV_WEIGHT_RELATIVE, and with the
-    Gram loss the network's own default."""
+    """The TV weight of a run: the one given; else the network's own, for a relative style loss
+    (W2, mean-cov: FeatureNetwork.relative_tv_weight) or for the Gram loss (default_tv_weight)."""
     if loss.tv_weight is not None:
         return loss.tv_weight
-    return TV_WEIGHT_RELATIVE if loss.style_loss in RELATIVE_STYLE_LOSSES else network.default_tv_weight
+    return network.relative_tv_weight if loss.style_loss in RELATIVE_STYLE_LOSSES else network.default_tv_weight
 
 
 def effective_padding(loss, network):

@@ -56,11 +56,16 @@ def test_load_embedded_reads_a_keras3_backbone_with_the_hed_mean(tmp_path):
     assert network.notes["embedded"] is True and "embedded" in network.name
     assert network.layers == spec.layers
     np.testing.assert_allclose(network.mean_pixel, embedded.HED_MEAN_BGR[::-1], rtol=1e-6)
-    # HED keeps the content balance measured on it; ImageNet VGG weights take their own
+    # HED keeps the content and TV balance measured on it; ImageNet VGG weights take their own
     assert network.relative_content_scale == settings.RELATIVE_CONTENT_SCALE == 64.0
+    assert network.relative_tv_weight == settings.TV_WEIGHT_RELATIVE == 1.0
     wf.make_mat(tmp_path / "plain.mat", layout="new", blocks=(1, 1), channels=(3, 4))
     plain = loading.load_net(str(tmp_path / "plain.mat"))
     assert plain.relative_content_scale == settings.RELATIVE_CONTENT_SCALE_VGG == 6.4
+    # the TV:content balance of HED's: 10x smaller scale, 10x smaller TV weight
+    assert plain.relative_tv_weight == settings.TV_WEIGHT_RELATIVE_VGG == 0.1
+    assert settings.effective_tv_weight(settings.LossOptions(tv_weight=None), plain) == 0.1
+    assert settings.effective_tv_weight(settings.LossOptions(tv_weight=None), network) == 1.0
 
 
 def test_sha256_of_reads_the_file_in_chunks(tmp_path):

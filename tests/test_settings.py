@@ -81,15 +81,16 @@ def test_as_dict_is_json_ready():
 
 class FakeNetwork:
     default_tv_weight = 0.25
+    relative_tv_weight = 0.125
 
 
 def test_effective_tv_weight_is_the_given_one_else_the_networks():
-    # Unset: with the Gram loss the network's own; with a relative style loss (the default W2,
-    # mean-cov) the same TV_WEIGHT_RELATIVE on every network.
+    # Unset: the network's own, for the Gram loss and for a relative style loss (the default W2,
+    # mean-cov) each.
     assert settings.effective_tv_weight(LossOptions(tv_weight=None, style_loss="gram"), FakeNetwork()) == 0.25
     for style_loss in settings.RELATIVE_STYLE_LOSSES:
         assert settings.effective_tv_weight(LossOptions(tv_weight=None, style_loss=style_loss),
-                                            FakeNetwork()) == settings.TV_WEIGHT_RELATIVE
+                                            FakeNetwork()) == 0.125
     assert settings.effective_tv_weight(LossOptions(tv_weight=3.0), FakeNetwork()) == 3.0
     assert settings.effective_tv_weight(LossOptions(tv_weight=0.0), FakeNetwork()) == 0.0  # 0 is a value, not "unset"
 

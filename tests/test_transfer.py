@@ -79,9 +79,9 @@ def test_prepare_resizes_resolves_the_tv_weight_and_chooses_a_seed(files, tiny_n
     job = transfer.prepare(no_seed, transfer.load(no_seed))
     assert job.content.shape == (12, 16, 3) and job.target.shape == (12, 16, 3)
     assert [(s.size, s.iterations) for s in job.stages] == [((12, 16), 9)]
-    # No --tv-weight: with the default (relative) W2 loss the same TV weight on every network;
-    # the network's own (the classic 1e2 for a weights file) is for the Gram loss.
-    assert job.loss.tv_weight == settings.TV_WEIGHT_RELATIVE and job.network.default_tv_weight == settings.TV_WEIGHT
+    # No --tv-weight: with the default (relative) W2 loss the network's relative one (a VGG
+    # weights file's); the classic 1e2 of a weights file is for the Gram loss.
+    assert job.loss.tv_weight == settings.TV_WEIGHT_RELATIVE_VGG and job.network.default_tv_weight == settings.TV_WEIGHT
     assert isinstance(job.seed, int) and 0 <= job.seed < 2**32
     seeds = {transfer.prepare(no_seed, transfer.load(no_seed)).seed for _ in range(3)}
     assert len(seeds) > 1  # a fresh random seed for each run without --seed
@@ -112,7 +112,7 @@ def test_record_is_the_reproducible_start_of_the_log(files, tiny_net_path, tmp_p
     record = transfer.record(run_settings, job)
     assert record["seed"] == 11 and record["network_path"] == tiny_net_path
     assert record["size"] == [12, 16] and record["scales"] == [[12, 16, 9]]
-    assert record["loss"]["tv_weight"] == settings.TV_WEIGHT_RELATIVE  # resolved, not None
+    assert record["loss"]["tv_weight"] == settings.TV_WEIGHT_RELATIVE_VGG  # resolved, not None
     assert record["loss"]["style_layers"] == list(STYLE_LAYERS)
     assert record["optimizer"]["iterations"] == 9 and record["styles"] == [files["style"]]
     json.dumps(record)  # it goes into the JSON-lines log as it is

@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 
 from ..errors import NetworkError
-from ..settings import RELATIVE_CONTENT_SCALE, STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT_EMBEDDED
+from ..settings import RELATIVE_CONTENT_SCALE, STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT_EMBEDDED, TV_WEIGHT_RELATIVE
 from .vgg_files import load_h5
 from .vgg_network import Network
 
@@ -73,6 +73,6 @@ def load_embedded(path: str | None = None, expected_sha256: str = HED_SHA256) ->
     return dataclasses.replace(network, notes={**network.notes, "embedded": True},
                                default_tv_weight=TV_WEIGHT_EMBEDDED, cache_beside_source=False,
                                default_style_layer_weight_exp=STYLE_LAYER_WEIGHT_EXP,
-                               relative_content_scale=RELATIVE_CONTENT_SCALE,
+                               relative_content_scale=RELATIVE_CONTENT_SCALE, relative_tv_weight=TV_WEIGHT_RELATIVE,
                                hint=f"not the paper's network; {PAPER_NETWORK_HINT}")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..settings import RELATIVE_CONTENT_SCALE, STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT
+from ..settings import RELATIVE_CONTENT_SCALE, STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT, TV_WEIGHT_RELATIVE
 
 # Longest list of layer names that an error message prints in full.
 LIST_LIMIT = 30
@@ -40,6 +40,8 @@ class FeatureNetwork(ABC):
     notes: dict
     # The TV weight when none is given: the loss terms' magnitudes depend on the network.
     default_tv_weight: float = TV_WEIGHT
+    # The same with a relative style loss (W2, mean-cov; settings.effective_tv_weight).
+    relative_tv_weight: float = TV_WEIGHT_RELATIVE
     # The paddings its convolutions can take (settings.PADDINGS), and the one used
     # when none is given: a frozen graph (a Keras model) keeps its own zero padding.
     paddings: tuple = ("zero",)

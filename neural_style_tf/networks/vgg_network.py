@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..settings import PADDINGS, POOLING_CHOICES, RELATIVE_CONTENT_SCALE_VGG, STYLE_LAYER_WEIGHT_EXP_VGG, TV_WEIGHT
+from ..settings import (
+    PADDINGS,
+    POOLING_CHOICES,
+    RELATIVE_CONTENT_SCALE_VGG,
+    STYLE_LAYER_WEIGHT_EXP_VGG,
+    TV_WEIGHT,
+    TV_WEIGHT_RELATIVE_VGG,
+)
 from ..tf_runtime import import_tensorflow
 from .feature_network import FeatureNetwork, halve_mask
 
@@ -78,6 +85,7 @@ class Network(FeatureNetwork):
     default_padding: str = "replicate"
     default_style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP_VGG
     relative_content_scale: float = RELATIVE_CONTENT_SCALE_VGG
+    relative_tv_weight: float = TV_WEIGHT_RELATIVE_VGG
     hint: str = ""
     # Whether a normalised copy may be cached next to the weights file (not for files
     # that belong to an installed package, such as the embedded network's).
