@@ -297,7 +297,7 @@ def test_defaults_are_the_transfer_defaults_on_the_default_network(images_dir, t
     assert "VGG-19" in network.name
     resolved = for_network(exp.loss, network)
     assert (resolved.style_loss, resolved.padding, resolved.style_layer_weight_exp, resolved.tv_weight) == \
-        ("w2", "replicate", 0.5, 1.0)
+        ("w2", "replicate", 0.5, 0.1)
 
 
 def test_the_comparison_takes_precision_as_neural_style_py_does(tiny_net_path, images_dir, tmp_path):
