@@ -77,11 +77,11 @@ def check_options(options):
 def parse(argv=None):
     """argv -> (transfer settings, VideoOptions, Plan), all checked. Raises UsageError."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    args, given = cli.parse_once(build_parser, argv)
     if args.content is not None:
         raise UsageError("video.py takes --input (a video or a folder of frames), not --content")
     try:
-        settings = cli.parse_settings(args, cli.explicit_dests(build_parser, argv))
+        settings = cli.parse_settings(args, given)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     options = v.VideoOptions(input=args.input, output=args.output, temporal_weight=args.temporal_weight,

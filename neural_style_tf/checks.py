@@ -13,9 +13,11 @@ import os
 import re
 import sys
 
+import numpy as np
+
 from . import images, losses, masks, memory, objective, tf_runtime
 from .errors import UsageError
-from .settings import STYLE_SCALE
+from .settings import STYLE_SCALE, RunSettings, Settings
 
 
 def flag(dest):
@@ -26,15 +28,17 @@ def format_checkpoint(pattern, iteration):
     return pattern % iteration if "%" in pattern else pattern.format(iteration)
 
 
-def validate(settings):
-    """Every check of `settings` that needs no network."""
+def validate(settings: Settings, content: np.ndarray | None = None) -> None:
+    """Every check of `settings` that needs no network. `content`: the content image when
+    the caller gives it as an array (RGB float 0..255; the settings' content is None then),
+    else it is read from its file where a check needs its pixels (auto-sky)."""
     check_numbers(settings)
     check_per_style(settings.run.styles, settings.loss)
     check_checkpoints(settings.run)
     check_files(settings.run)
     check_colour_and_scales(settings)
     check_log(settings.run.log)
-    masks.check(settings.run)
+    masks.check(settings.run, content)
 
 
 def _finite(settings):
@@ -129,8 +133,9 @@ def check_checkpoints(run):
         raise UsageError(problem)
 
 
-def check_files(run):
-    """The inputs are readable images, and the output can be written (nothing is written)."""
+def check_files(run: RunSettings) -> None:
+    """The input files are readable images, and the output can be written (nothing is
+    written). None names no file: an image given as an array, or no output (the API's)."""
     inputs = [("--content", run.content), ("--initial", run.initial)] + [("--styles", s) for s in run.styles]
     if run.color_source is not None:
         inputs.append(("--color-source", run.color_source))
@@ -139,7 +144,7 @@ def check_files(run):
             problem = images.check_readable_image(path)
             if problem:
                 raise UsageError(f"{label} {problem}")
-    problem = images.check_output_path(run.output, run.overwrite)
+    problem = None if run.output is None else images.check_output_path(run.output, run.overwrite)
     if problem:
         raise UsageError(problem)
 
@@ -149,7 +154,7 @@ def check_colour_and_scales(settings):
     run, opt = settings.run, settings.optimizer
     if opt.scales is not None and opt.start_size is not None:
         raise UsageError("--scales and --start-size both choose the coarse-to-fine sizes; give one of them")
-    if run.bit_depth == 16 and os.path.splitext(run.output)[1].lower() not in images.BIT_DEPTH_16_EXTENSIONS:
+    if run.bit_depth == 16 and run.output is not None and os.path.splitext(run.output)[1].lower() not in images.BIT_DEPTH_16_EXTENSIONS:
         raise UsageError(f"--bit-depth 16 needs a .png, .tif or .tiff output, not {run.output}")
     if run.color_source is not None and run.preserve_colors not in (None, "histogram"):
         raise UsageError(f"--color-source works with --preserve-colors histogram, not {run.preserve_colors}")
@@ -238,6 +243,28 @@ def largest_size(settings, content_shape, style_shapes):
 def guided_styles(run):
     """How many styles have statistics of their own region (memory.py): all of them with masks."""
     return len(run.styles) if run.style_masks is not None or run.content_mask is not None else 0
+
+
+def check_array_size(settings: Settings, what: str, shape: tuple[int, ...], is_content: bool) -> None:
+    """Refuse an image given as an array (the API's) that cannot fit in RAM whatever the
+    network, from its shape alone: before it is converted to float (a 40000x40000 array
+    would take NumPy minutes and then fail with MemoryError) and before any network is
+    loaded. Counted: the TensorFlow runtime, two float32 copies of the image, and for the
+    content the optimizer's arrays at the output size (memory.optimizer_parts); the full
+    estimate, with the network's activations, comes later (check_memory)."""
+    height, width = shape[0], shape[1]
+    channels = shape[2] if len(shape) > 2 else 1
+    need = memory.TENSORFLOW_BASELINE_BYTES + 2 * height * width * max(channels, 3) * memory.FLOAT32
+    if is_content:
+        out_height, out_width = (height, width) if settings.run.width is None else images.size_at_width(
+            shape, settings.run.width)
+        opt = settings.optimizer
+        need += sum(memory.optimizer_parts(out_height, out_width, opt.optimizer, opt.lbfgs_corrections).values())
+    available = memory.available_bytes()
+    if available and need > available:
+        raise UsageError(f"{what}: a {width}x{height} image needs about {memory.format_bytes(need)} of memory and "
+                         f"{memory.format_bytes(available)} is available; give a smaller image"
+                         + (" or a smaller width=" if is_content else ""))
 
 
 def check_memory(settings, network, content_shape, style_shapes):

@@ -2,16 +2,21 @@
 
 The transfer's flags are defined once, here, in groups that `neural_style.py` uses
 whole and the experiment commands (compare.py) reuse; their defaults come from
-settings.py. `parse_settings` turns parsed arguments into one frozen
-`settings.Settings`, with the preset applied; nothing after it reads the Namespace.
+settings.py. `settings_from_keywords` turns the flags given, as keywords ({dest: value}),
+into one frozen, validated `settings.Settings` with the preset applied: the command line
+parses argv once into them (`parse_given`), and the Python API (api.py) passes its
+keywords as they are. Nothing after it reads an argparse Namespace.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import numbers
 import os
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from . import checks, presets, settings
 from .errors import EXIT_USAGE, UsageError
@@ -251,29 +256,100 @@ def add_transfer_arguments(p):
     return p
 
 
-# ---------------------------------------------------------------- arguments -> settings
+# ---------------------------------------------------------------- keywords -> settings
+# The two front doors meet here. The command line parses argv once into the keywords the
+# user gave (parse_given); the Python API (api.py) takes them as the caller typed them.
+# Both go down settings_from_keywords: each value converted and checked by its flag's own
+# type= and choices, the defaults filled in, the preset applied, the checks run.
+
+# What parse_given's namespace holds for a flag not given: argparse sets a default only on
+# a dest the namespace lacks, so one parse tells the given flags from the defaults, while
+# the parser keeps its defaults for --help.
+_NOT_GIVEN = object()
 
 
-def explicit_dests(build_parser, argv):
-    """The argparse dests the user gave on the command line (whatever their value).
+def parse_given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict[str, Any]:
+    """argv parsed once -> {dest: value} of the flags given (whatever their value: `--pooling
+    max` is given, though max is the default, and a preset must not override it). A missing
+    required flag and a bad value are the parser's own errors (its error())."""
+    namespace = argparse.Namespace(**{action.dest: _NOT_GIVEN for action in parser._actions})
+    args = parser.parse_args(list(argv), namespace)
+    return {dest: value for dest, value in vars(args).items() if value is not _NOT_GIVEN}
 
-    Parses `argv` again with every default suppressed, so only given flags appear;
-    comparing values against defaults would miss `--pooling max` typed explicitly.
-    """
+
+def _default(action: argparse.Action) -> Any:
+    """The value argparse gives a flag that is not given (a string default goes through type=)."""
+    if isinstance(action.default, str) and callable(action.type):
+        return action.type(action.default)
+    return action.default
+
+
+def parse_once(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]) -> tuple[argparse.Namespace, set[str]]:
+    """(every dest with its value or default, the dests given): for a command that reads
+    flags of its own beside the transfer's (compare.py, video.py). argv is parsed once."""
     parser = build_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-        action.required = False  # a missing --content is reported by the real parse
-    namespace, _ = parser.parse_known_args(argv)
-    return set(vars(namespace))
+    given = parse_given(parser, argv)
+    values = {action.dest: _default(action) for action in parser._actions if action.default is not argparse.SUPPRESS}
+    return argparse.Namespace(**(values | given)), set(given)
 
 
-def _tuple(value):
+def _one_value(parser: argparse.ArgumentParser, action: argparse.Action, value: Any) -> Any:
+    """One value of a flag, as argparse would make it: a string goes through argparse itself
+    (type= and its message); a typed value is checked against type= (5 for an int flag, a
+    sequence of names for a layer list). Then choices. Raises argparse.ArgumentError."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        # argparse's own conversion, so that the message is the command line's word for word.
+        result = parser._get_value(action, value)
+    elif action.type is layer_list and isinstance(value, Iterable):
+        result = layer_list(",".join(map(str, value)))
+    elif action.type is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        result = int(value)
+    elif action.type is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        result = float(value)
+    elif action.type not in (None, int, float, layer_list) and callable(action.type) and not isinstance(value, bool):
+        try:  # e.g. port(), which takes a number as well as its text
+            result = action.type(value)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentError(action, str(exc)) from None
+    else:
+        kind = getattr(action.type, "__name__", "str")
+        raise argparse.ArgumentError(action, f"invalid {kind} value: {value!r}")
+    parser._check_value(action, result)
+    return result
+
+
+def convert(parser: argparse.ArgumentParser, action: argparse.Action, value: Any) -> Any:
+    """A keyword's value -> the flag's value, as argparse makes it of the command line's
+    text: True for a switch, the const for a bare optional value (preserve_colors=True),
+    a tuple for a flag of many values (one value or a sequence), each converted and checked.
+    Raises UsageError with argparse's one-line message."""
+    try:
+        if action.nargs == 0:  # a switch (store_true)
+            if not isinstance(value, bool):
+                raise argparse.ArgumentError(action, f"a switch takes True or False, not {value!r}")
+            return action.const if value else action.default
+        if value is True and action.nargs == "?":
+            return action.const
+        if action.nargs in ("+", "*"):
+            single = isinstance(value, (str, os.PathLike)) or not isinstance(value, Iterable)
+            items = [value] if single else list(value)
+            if not items and action.nargs == "+":
+                raise argparse.ArgumentError(action, "expected at least one argument")
+            return tuple(_one_value(parser, action, item) for item in items)
+        return _one_value(parser, action, value)
+    except argparse.ArgumentError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def parse_settings(args, explicit=()):
-    """Parsed arguments -> one frozen Settings, with --preset and --ratio applied.
+def parse_settings(args: argparse.Namespace, explicit: Iterable[str] = ()) -> Settings:
+    """Parsed arguments -> one frozen Settings, with --preset and --ratio applied; `explicit`:
+    the dests given (see parse_once).
 
     Every dest of `args` that names a setting is taken; the others (e.g. a command's
     own flags) are left to the command. Raises ValueError for a preset conflict.
@@ -288,15 +364,36 @@ def parse_settings(args, explicit=()):
     return presets.apply_preset(base, set(explicit), base.run.preset, base.run.ratio)
 
 
-def settings_from_argv(build_parser, argv):
+def build_settings(parser: argparse.ArgumentParser, keywords: Mapping[str, Any],
+                   files: Mapping[str, Any] | None = None) -> Settings:
+    """The keywords given ({dest: value}, typed or as text) -> frozen Settings, with the
+    parser's defaults for the rest and the preset applied (it fills in only what was not
+    given); not yet validated. `files`: content, styles and output as they are, not
+    converted (the API's: None for an image given as an array, or for no output file).
+    Raises UsageError for an unknown dest, a bad value or a preset conflict."""
+    actions = {action.dest: action for action in parser._actions
+               if action.option_strings and action.default is not argparse.SUPPRESS}
+    unknown = sorted(set(keywords) - set(actions))
+    if unknown:
+        raise UsageError(f"unknown setting {unknown[0]}")
+    given = {dest: convert(parser, actions[dest], value) for dest, value in keywords.items()} | dict(files or {})
+    values = {dest: _default(action) for dest, action in actions.items()} | given
+    try:
+        return parse_settings(argparse.Namespace(**values), given)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def settings_from_keywords(parser: argparse.ArgumentParser, keywords: Mapping[str, Any]) -> Settings:
+    """build_settings, validated (checks.validate): the one path of every front door."""
+    result = build_settings(parser, keywords)
+    checks.validate(result)
+    return result
+
+
+def settings_from_argv(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]) -> Settings:
     """A transfer's argv -> validated, frozen Settings (a preset applied): what neural_style.py
     does with its command line and a batch with each job's. Raises UsageError; a flag argparse
     rejects is reported by the parser's own error() (one line and exit 2, or a UsageError)."""
-    args = build_parser().parse_args(argv)
-    try:
-        # A preset fills in every flag the user did not give explicitly.
-        settings = parse_settings(args, explicit_dests(build_parser, argv))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    checks.validate(settings)
-    return settings
+    parser = build_parser()
+    return settings_from_keywords(parser, parse_given(parser, argv))

@@ -129,9 +129,11 @@ def content_weights(alpha, size):
     return (visible / max(float(visible.mean()), 1e-6)).astype(np.float32)
 
 
-def check(run):
+def check(run, content=None):
     """Every check of the mask flags (UsageError, one line), before any network is built:
-    counts, readable files, no all-black mask, and something left to stylise."""
+    counts, readable files, no all-black mask, and something left to stylise. `content`:
+    the photo as an array (RGB float 0..255) when it was given as one, else its file is
+    read for auto-sky."""
     count = len(run.styles)
     auto = tuple(run.style_masks or ()) == (AUTO_SKY,)
     if run.style_masks is not None and not auto and len(run.style_masks) != count:
@@ -147,7 +149,8 @@ def check(run):
         raise UsageError(f"--content-mask-weight must be non-negative (0: the subject only loses the styles), "
                          f"not {run.content_mask_weight}")
     if auto:
-        sky_split(images.resize_to_width(images.load_image(run.content), SKY_CHECK_WIDTH), count)
+        photo = images.load_image(run.content) if content is None else content
+        sky_split(images.resize_to_width(photo, SKY_CHECK_WIDTH), count)
     for label, paths in (("--style-masks", () if auto else run.style_masks or ()),
                          ("--style-region-masks", run.style_region_masks or ()),
                          ("--content-mask", () if run.content_mask is None else (run.content_mask,))):

@@ -49,6 +49,22 @@ def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=
     activations = activation_bytes(network, height, width, layers_needed)
     largest = max(h * w * c for _, h, w, c in shapes) * FLOAT32
     grams = sum(c * c for name, _, _, c in shapes if name in layers_needed) * FLOAT32
+    parts = {
+        "tensorflow": TENSORFLOW_BASELINE_BYTES,
+        "graph weights": GRAPH_WEIGHT_COPIES * used_weights + GRAPH_FIXED_BYTES,
+        "activations": int(ACTIVATIONS_RESIDENT * (activations + 2 * largest + 3 * grams)),
+    } | optimizer_parts(height, width, optimizer, lbfgs_corrections)
+    if guided_styles:
+        # A guided style's statistics read its own mask-weighted (and centred) copy of
+        # each style layer's features, and the backward pass holds their gradients.
+        style_features = sum(h * w * c for name, h, w, c in shapes if name in layers_needed) * FLOAT32
+        parts["guidance"] = int(ACTIVATIONS_RESIDENT * 4 * style_features * guided_styles)
+    return parts
+
+
+def optimizer_parts(height, width, optimizer="lbfgs", lbfgs_corrections=20):
+    """The parts of the estimate that need no network: the optimizer's and the Evaluator's
+    image-sized arrays, in bytes ({"optimizer": ..., "evaluator": ...})."""
     n = height * width * 3
     if optimizer == "lbfgs":
         m = lbfgs_corrections
@@ -58,19 +74,7 @@ def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=
     else:
         optimizer_bytes = 3 * n * FLOAT64  # x, m, v
     evaluator = n * FLOAT64 + 2 * n * FLOAT32  # gradient in float64; cached x and gradient in float32
-    parts = {
-        "tensorflow": TENSORFLOW_BASELINE_BYTES,
-        "graph weights": GRAPH_WEIGHT_COPIES * used_weights + GRAPH_FIXED_BYTES,
-        "activations": int(ACTIVATIONS_RESIDENT * (activations + 2 * largest + 3 * grams)),
-        "optimizer": optimizer_bytes,
-        "evaluator": evaluator,
-    }
-    if guided_styles:
-        # A guided style's statistics read its own mask-weighted (and centred) copy of
-        # each style layer's features, and the backward pass holds their gradients.
-        style_features = sum(h * w * c for name, h, w, c in shapes if name in layers_needed) * FLOAT32
-        parts["guidance"] = int(ACTIVATIONS_RESIDENT * 4 * style_features * guided_styles)
-    return parts
+    return {"optimizer": optimizer_bytes, "evaluator": evaluator}
 
 
 def activation_bytes(network, height, width, layers_needed):

@@ -122,7 +122,7 @@ def apply_preset(settings, explicit, preset=None, ratio=None):
         values.setdefault("style_weight", 1.0)
         explicit = set(explicit) - {"content_weight"}
     # e.g. --loss-scale given on the command line wins over the preset's
-    changes = {key: values.get(key, default) for key, default in NO_PRESET.items() if key not in explicit}
+    changes: dict = {key: values.get(key, default) for key, default in NO_PRESET.items() if key not in explicit}
     for key, value in values.items():
         if key in NON_FLAG_KEYS or key in explicit or YIELDS_TO.get(key) in explicit:
             continue

@@ -87,6 +87,8 @@ class Reporter:
                                        "iterations": result.iterations, "evaluations": result.evaluations,
                                        "seconds": round(result.elapsed, 3), "terms": result.terms}) + "\n")
             self.log.close()
+        if self.run.output is None:  # the API's image is returned; it refuses these files then
+            return
         directory = os.path.dirname(os.path.abspath(self.run.output))
         if self.run.progress_write and self.history:
             write_progress_table(os.path.join(directory, "progress.txt"), self.history)

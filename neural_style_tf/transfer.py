@@ -9,7 +9,9 @@ or SIGTERM save the best image so far and return EXIT_INTERRUPTED.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,16 +19,27 @@ from . import checks, coarse_to_fine, color, images, lifecycle, masks, objective
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .lifecycle import say
 from .networks import loading
+from .networks.feature_network import FeatureNetwork
 from .progress import Reporter
-from .settings import for_network
+from .settings import LossOptions, Settings, for_network
 from .tf_runtime import choose_precision, device_line
 
 
-@dataclass
-class Inputs:
-    """What `load` reads: the network and the images at their file sizes."""
+@dataclass(frozen=True)
+class ImageArrays:
+    """Images a caller gives as arrays instead of files (the Python API), read in place of
+    the settings' content and styles (which are None where an array stands)."""
 
-    network: object
+    content: np.ndarray | None = None  # RGB float32 0..255; None: read settings.run.content
+    alpha: np.ndarray | None = None  # the content's alpha plane, 0..1 (None: opaque)
+    styles: tuple = ()  # one per style: RGB float32 0..255, or None (read from its file)
+
+
+@dataclass
+class NetworkAndImages:
+    """What `load` returns: the network and the images at their file sizes (not resized yet)."""
+
+    network: FeatureNetwork
     content: np.ndarray
     alpha: np.ndarray | None
     styles: list
@@ -44,8 +57,8 @@ class Job:
     stages: list  # coarse_to_fine.Stage
     initial: np.ndarray | None
     seed: int
-    finish_colors: object
-    loss: object  # LossOptions with the TV weight resolved for the network
+    finish_colors: Callable[[np.ndarray], np.ndarray]
+    loss: LossOptions  # with the TV weight resolved for the network
     masks: masks.Masks  # spatial control (masks.py); empty without mask flags
 
     def finish_image(self, rgb):
@@ -71,12 +84,19 @@ def load_network(settings, network=None):
     return network.with_precision(choose_precision(run.precision, network.precisions))
 
 
-def load(settings, network=None):
-    """The network (see load_network) and the images at their file sizes."""
+def load(settings: Settings, network: FeatureNetwork | None = None,
+         arrays: ImageArrays | None = None) -> NetworkAndImages:
+    """The network (see load_network) and the images at their file sizes: read from their
+    files, or taken from `arrays` where the caller gave arrays."""
     network = load_network(settings, network)
-    content, alpha = images.load_image(settings.run.content, with_alpha=True)
-    styles = [images.load_image(path) for path in settings.run.styles]
-    return Inputs(network, content, alpha, styles)
+    arrays = arrays or ImageArrays()
+    if arrays.content is not None:
+        content, alpha = arrays.content, arrays.alpha
+    else:
+        content, alpha = images.load_image(settings.run.content, with_alpha=True)
+    given = arrays.styles or (None,) * len(settings.run.styles)
+    styles = [images.load_image(path) if array is None else array for path, array in zip(settings.run.styles, given)]
+    return NetworkAndImages(network, content, alpha, styles)
 
 
 def stages(settings, shape):
@@ -201,18 +221,24 @@ def announce(settings, job):
         say("coarse-to-fine: " + ", ".join(f"{s.size[1]}x{s.size[0]} ({s.iterations} it)" for s in job.stages))
 
 
-def run(settings):
+def run(settings: Settings) -> int:
     """Load, check, prepare, optimise, write. Returns the exit status; raises UsageError
     (or its NetworkError, ImageError) for a user mistake found on the way."""
-    return execute(settings)[0]
+    status, _, _ = execute(settings)
+    return EXIT_OK if status is None else status
 
 
-def execute(settings, network=None, make_objective=None, listeners=()):
-    """`run` for a caller that keeps what is expensive (a batch worker: its loaded network
-    and built objectives, see load and optimise), or watches the run (`listeners`, e.g.
-    the live view: see progress.Reporter). Returns (exit status, Job, optimize.Result)."""
+def execute(settings: Settings, network: FeatureNetwork | None = None, make_objective: Any = None,
+            listeners: Sequence[Any] = (), arrays: ImageArrays | None = None) -> tuple[int | None, Job, Any]:
+    """The one transfer of every front door (neural_style.py, the API, a batch worker), with
+    hooks for what a caller keeps or watches: `network`, a loaded network (see load_network);
+    `make_objective`, its built objectives (see optimise); `listeners` (e.g. the live view,
+    the API's callback: see progress.Reporter); `arrays`, images given as arrays (see load).
+    The output is written, and the closing line said, when settings.run.output names a file;
+    without one (the API's: the image is returned) the exit status is None.
+    Returns (exit status, Job, optimize.Result)."""
     t0 = time.perf_counter()
-    inputs = load(settings, network)
+    inputs = load(settings, network, arrays)
     job = prepare(settings, inputs, check(settings, inputs))
     announce(settings, job)
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record(settings, job),
@@ -220,5 +246,8 @@ def execute(settings, network=None, make_objective=None, listeners=()):
     if settings.run.quiet:
         say(f"ready in {time.perf_counter() - t0:.1f} s")
     result = optimise(settings, job, reporter, make_objective)
+    if settings.run.output is None:
+        reporter.close(result)
+        return None, job, result
     write(settings, job, result, reporter)
     return outcome(settings.run.output, result), job, result

@@ -4,6 +4,7 @@ the same image as the command line for the same seed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ from run_helpers import CONTENT_SIZE, base_args, run_main
 import neural_style_tf as nst
 from neural_style_tf import api, images
 from neural_style_tf.errors import UsageError
+from neural_style_tf.live import WEB_PORT
+from neural_style_tf.transfer import ImageArrays
 
 
 def transfer(files, tiny_net_path, **options):
@@ -163,13 +166,101 @@ def test_only_the_main_thread_may_run_a_transfer(files, tiny_net_path):
     assert "main thread" in str(caught[0].value)
 
 
-def test_keywords_become_the_command_line_they_name():
-    argv = api.flag_arguments({"preserve_colors": True, "web": True, "quiet": True, "overwrite": False,
-                               "style_scales": 1.0, "style_blend_weights": np.array([1, 2]),
-                               "content_layers": ("relu4_2", "relu5_2"), "style_layers": "relu1_1,relu2_1",
-                               "seed": None, "eps": 1e-8})
-    assert argv == ["--preserve-colors", "--web", "--quiet", "--style-scales", "1.0", "--style-blend-weights", "1",
-                    "2", "--content-layers", "relu4_2,relu5_2", "--style-layers", "relu1_1,relu2_1", "--eps", "1e-08"]
+def test_keywords_are_converted_as_the_command_line_converts_its_text(files, tmp_path):
+    """Typed values are taken as they are, text goes through the flag's own type=: the
+    bare-flag forms, one value for a flag of many, a layer list as a sequence or as text."""
+    settings, _ = api.settings_for(files["content"], [files["style"]], tmp_path / "o.png", {
+        "preserve_colors": True, "web": True, "quiet": True, "overwrite": False, "style_scales": 1,
+        "style_blend_weights": np.array([2]), "content_layers": ("relu4_2", "relu5_2"),
+        "style_layers": "relu1_1, relu2_1", "seed": None, "eps": np.float64(1e-6), "width": "16"})
+    run, loss = settings.run, settings.loss
+    assert (run.preserve_colors, run.web, run.quiet, run.overwrite, run.seed, run.width) == (
+        "luminance", WEB_PORT, True, False, None, 16)
+    assert loss.style_scales == (1.0,) and loss.style_blend_weights == (2.0,)
+    assert loss.content_layers == ("relu4_2", "relu5_2") and loss.style_layers == ("relu1_1", "relu2_1")
+    assert settings.optimizer.epsilon == 1e-6 and type(run.width) is int and type(loss.style_scales[0]) is float
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"width": 5.5}, "argument --width: invalid int value: 5.5"),
+    ({"width": True}, "argument --width: invalid int value: True"),
+    ({"quiet": "yes"}, "argument --quiet: a switch takes True or False, not 'yes'"),
+    ({"style_scales": []}, "argument --style-scales: expected at least one argument"),
+    ({"bit_depth": 12}, "argument --bit-depth: invalid choice: 12"),
+])
+def test_a_typed_value_of_the_wrong_kind_is_refused_as_the_flag_would_be(files, options, message):
+    with pytest.raises(UsageError) as exc:
+        api.settings_for(files["content"], [files["style"]], None, options)
+    assert message in str(exc.value)
+
+
+CLI_AND_API = [
+    ([], {}),
+    (["--preset", "classic"], {"preset": "classic"}),
+    # explicit flags win over the preset, on both doors, whatever their value (max is the default)
+    (["--preset", "gatys2016", "--pooling", "max", "--content-weight", "2", "--width", "20"],
+     {"preset": "gatys2016", "pooling": "max", "content_weight": 2, "width": 20}),
+    (["--ratio", "1e-3", "--style-layers", "relu1_1,relu3_1", "--preserve-colors", "--style-scales", "0.5",
+      "--web", "--seed", "7", "--quiet"],
+     {"ratio": 1e-3, "style_layers": ["relu1_1", "relu3_1"], "preserve_colors": True, "style_scales": 0.5,
+      "web": True, "seed": 7, "quiet": True}),
+    (["--optimizer", "adam", "--iterations", "5", "--tv-weight", "0", "--bit-depth", "16", "--color-match", "cholesky"],
+     {"optimizer": "adam", "iterations": "5", "tv_weight": 0, "bit_depth": 16, "color_match": "cholesky"}),
+]
+
+
+@pytest.mark.parametrize("argv, options", CLI_AND_API)
+def test_the_api_and_the_command_line_make_equal_settings(files, tmp_path, argv, options):
+    import neural_style
+
+    out = str(tmp_path / "o.png")
+    paths = ["--content", str(files["content"]), "--styles", str(files["style"]), "--output", out]
+    from_cli = neural_style.parse(paths + argv)
+    from_api, arrays = api.settings_for(files["content"], [files["style"]], out, options)
+    assert from_api == from_cli
+    assert arrays == ImageArrays(None, None, (None,))  # paths: nothing given as an array
+
+
+def test_arrays_in_and_no_output_write_no_file(files, tiny_net_path, tmp_path, monkeypatch):
+    """Nothing is written: no temporary file, nothing in the working folder."""
+    import tempfile
+
+    temporary, working = tmp_path / "tmp", tmp_path / "cwd"
+    temporary.mkdir()
+    working.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.chdir(working)
+    content = images.to_uint(images.load_image(files["content"]))
+    style = images.load_image(files["style"]) / 255.0
+    result = transfer(files, tiny_net_path, content=content, styles=[style], iterations=2)
+    assert result.image.shape == CONTENT_SIZE + (3,) and result.settings.run.content is None
+    assert result.settings.run.output is None and result.settings.run.styles == (None,)
+    assert os.listdir(temporary) == [] and os.listdir(working) == []
+
+
+def test_a_huge_array_is_refused_by_its_shape_before_any_conversion(files, tiny_net_path, monkeypatch):
+    monkeypatch.setattr(api, "to_pixels", lambda *a: pytest.fail("the array was converted"))
+    monkeypatch.setattr(api, "network_for", lambda run: pytest.fail("a network was loaded"))
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (40000, 40000, 3))
+    with pytest.raises(UsageError, match=r"content: a 40000x40000 image needs about .* of memory and .* is available"):
+        nst.style_transfer(huge, [files["style"]], network=tiny_net_path)
+    # A small output does not make a huge array small: converting it alone would not fit.
+    with pytest.raises(UsageError, match="40000x40000"):
+        nst.style_transfer(huge, [files["style"]], network=tiny_net_path, width=64)
+    with pytest.raises(UsageError, match=r"styles\[0\]: a 40000x40000 image"):
+        nst.style_transfer(files["content"], [huge], network=tiny_net_path)
+
+
+def test_auto_sky_is_checked_on_the_array_itself(files, monkeypatch):
+    """The check sees the caller's float array (not an 8-bit copy of it)."""
+    from neural_style_tf import masks
+
+    seen = []
+    monkeypatch.setattr(masks, "sky_split", lambda photo, count: seen.append(photo) or [np.ones(photo.shape[:2])])
+    content = np.random.default_rng(0).uniform(0, 1, (24, 256, 3))
+    api.settings_for(content, [files["style"]], None, {"style_masks": "auto-sky"})
+    np.testing.assert_allclose(seen[0], content.astype(np.float32) * 255.0, rtol=1e-6)
 
 
 def test_a_second_call_at_the_same_size_reuses_the_graph_and_gives_a_fresh_calls_image(files, tiny_net_path):

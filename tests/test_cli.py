@@ -16,8 +16,8 @@ BASE = ["--content", "c.jpg", "--styles", "s.jpg", "--output", "o.jpg"]
 
 
 def parse_settings(argv):
-    args = neural_style.build_parser().parse_args(argv)
-    return cli.parse_settings(args, cli.explicit_dests(neural_style.build_parser, argv))
+    parser = neural_style.build_parser()
+    return cli.build_settings(parser, cli.parse_given(parser, argv))
 
 
 def test_layer_list_splits_and_strips():
@@ -72,12 +72,21 @@ def test_the_groups_can_be_reused_by_another_command():
     assert not hasattr(args, "content") and not hasattr(args, "iterations")
 
 
-def test_explicit_dests_are_the_flags_given_whatever_their_value():
+def test_the_given_flags_are_parsed_once_whatever_their_value():
     argv = BASE + ["--pooling", "max", "--iterations", "1000", "--eps", "1e-8"]
-    explicit = cli.explicit_dests(neural_style.build_parser, argv)
-    # equal to the defaults, but typed: explicit (a preset must not override them)
-    assert {"pooling", "iterations", "eps", "content", "styles", "output"} == explicit
-    assert cli.explicit_dests(neural_style.build_parser, ["--quiet"]) == {"quiet"}  # --content missing: no error
+    given = cli.parse_given(neural_style.build_parser(), argv)
+    # equal to the defaults, but typed: given (a preset must not override them), and typed by argparse
+    assert given == {"pooling": "max", "iterations": 1000, "eps": 1e-8, "content": "c.jpg", "styles": ["s.jpg"],
+                     "output": "o.jpg"}
+    args, explicit = cli.parse_once(neural_style.build_parser, argv)
+    assert explicit == set(given) and args.iterations == 1000 and args.style_weight == settings.STYLE_WEIGHT
+
+
+def test_a_missing_required_flag_is_argparses_own_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.parse_given(neural_style.build_parser(), ["--quiet"])
+    assert exc.value.code == 2
+    assert "the following arguments are required: --content, --styles, --output" in capsys.readouterr().err
 
 
 def test_parse_settings_takes_every_flag_into_its_part():
@@ -105,9 +114,12 @@ def test_parse_settings_ignores_a_commands_own_flags():
     assert s.run.content == "c.png" and s.run.styles == ("s.png",)
 
 
-def test_parse_settings_reports_a_preset_conflict_as_value_error():
+def test_a_preset_conflict_is_a_value_error_of_parse_settings_and_a_usage_error_of_build_settings():
+    argv = BASE + ["--ratio", "1e-3", "--content-weight", "2"]
+    with pytest.raises(cli.UsageError, match="--ratio.*--content-weight"):
+        parse_settings(argv)
     with pytest.raises(ValueError, match="--ratio.*--content-weight"):
-        parse_settings(BASE + ["--ratio", "1e-3", "--content-weight", "2"])
+        cli.parse_settings(*cli.parse_once(neural_style.build_parser, argv))
 
 
 # ---------------------------------------------------------------- the installed commands' names, extras, --web

@@ -289,8 +289,7 @@ def test_defaults_are_the_transfer_defaults_on_the_default_network(images_dir, t
     files = ["--content", images_dir["content"], "--styles", images_dir["style"]]
     exp = compare.read_experiment(files + ["--out-dir", str(tmp_path / "out")])
     argv = files + ["--output", str(tmp_path / "o.png")]
-    transfer = cli.parse_settings(neural_style.build_parser().parse_args(argv),
-                                  cli.explicit_dests(neural_style.build_parser, argv))
+    transfer = cli.build_settings(neural_style.build_parser(), cli.parse_given(neural_style.build_parser(), argv))
     assert exp.loss == transfer.loss and exp.network is None and transfer.run.network is None
     assert exp.init == "content" and transfer.run.initial_noiseblend == 0.0
     network = vgg.load_net(exp.network)

@@ -194,8 +194,8 @@ def test_paper_preset_terms_and_the_style_share_from_noise(preset, tiny_network)
 
 def resolved(argv):
     """The settings neural_style.py makes of `argv`, preset applied (before validation)."""
-    args = neural_style.build_parser().parse_args(argv)
-    return cli.parse_settings(args, cli.explicit_dests(neural_style.build_parser, argv))
+    parser = neural_style.build_parser()
+    return cli.build_settings(parser, cli.parse_given(parser, argv))
 
 
 class Flat:
@@ -280,7 +280,7 @@ CLASSIC_OPTIMIZER = dict(optimizer="lbfgs", iterations=1000, lbfgs_corrections=1
 def classic_settings(*flags):
     parser = neural_style.build_parser()
     argv = ["--content", "c.png", "--styles", "s.png", "--output", "o.png", "--preset", "classic", *flags]
-    return cli.parse_settings(parser.parse_args(argv), cli.explicit_dests(neural_style.build_parser, argv))
+    return cli.build_settings(parser, cli.parse_given(parser, argv))
 
 
 def test_classic_preset_restores_every_classic_setting():

@@ -163,10 +163,10 @@ def resolve_pairs(args):
 def read_experiment(argv=None):
     """argv -> a validated, frozen Experiment. Raises UsageError."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    args, given = cli.parse_once(build_parser, argv)
     pairs = resolve_pairs(args)
     try:
-        settings = cli.parse_settings(args, cli.explicit_dests(build_parser, argv))
+        settings = cli.parse_settings(args, given)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     experiment = Experiment(

@@ -43,7 +43,7 @@ WITHIN = (0.25, 0.10, 0.05, 0.02, 0.01)
 def settings_for(flags, content, style, width, out_dir):
     argv = ["--content", content, "--styles", style, "--output", os.path.join(out_dir, "unused.png"),
             "--width", str(width), "--quiet", "--overwrite", "--seed", "0", *flags]
-    return cli.parse_settings(_parser().parse_args(argv), cli.explicit_dests(_parser, argv))
+    return cli.parse_settings(*cli.parse_once(_parser, argv))
 
 
 def _parser():
@@ -81,7 +81,7 @@ def _inputs(settings, network):
     if network is None:
         return transfer.load(settings)
     content, alpha = images.load_image(settings.run.content, with_alpha=True)
-    return transfer.Inputs(network, content, alpha, [images.load_image(p) for p in settings.run.styles])
+    return transfer.NetworkAndImages(network, content, alpha, [images.load_image(p) for p in settings.run.styles])
 
 
 def run_route(settings, network=None):

@@ -264,7 +264,7 @@ def starts(job, settings, options, index, target, mask):
 def stylise(ctx, index, frame, history):
     """Optimise frame `index`; returns (stylize.Result, job, warps of earlier results)."""
     settings, options = frame_settings(ctx.settings, ctx.options, ctx.plan, index), ctx.options
-    job = transfer.prepare(settings, transfer.Inputs(ctx.network, frame, None, ctx.styles))
+    job = transfer.prepare(settings, transfer.NetworkAndImages(ctx.network, frame, None, ctx.styles))
     offsets = (1,) if options.independent else ctx.offsets
     found = links(job.content, history, offsets, options.flow) if history else []
     target = mask = None
@@ -398,7 +398,7 @@ def load(settings, plan):
     network = transfer.load_network(settings)
     styles = [images.load_image(path) for path in settings.run.styles]
     first = next(read_frames(plan.source))
-    transfer.check(settings, transfer.Inputs(network, first, None, styles))
+    transfer.check(settings, transfer.NetworkAndImages(network, first, None, styles))
     return network, styles
 
 
