@@ -64,6 +64,8 @@ def release():
     while _objectives:
         _objectives.pop().close()
     _networks.clear()
+
+
 # Keywords of style_transfer itself, not flags; `output` is optional here.
 OWN = ("content", "styles", "output", "progress")
 # Flags that write files beside --output: with no output= there is no folder to write to.
@@ -82,7 +84,9 @@ class Result:
     seconds: float  # of optimisation
     stop_reason: str  # "completed", "converged", "interrupted" (Ctrl-C: the best so far), ...
     seed: int  # the seed used (give it back as seed= to redo the run)
-    settings: object = field(repr=False)  # the frozen settings.Settings of the run
+    # The frozen settings.Settings of the run; its content and styles are None where arrays
+    # were given, its output None without output=.
+    settings: object = field(repr=False)
 
 
 @dataclass
