@@ -168,6 +168,28 @@ def test_check_memory_refuses_warns_or_passes(tiny_network, tmp_path, monkeypatc
     assert "--lbfgs-corrections" not in str(err.value)
 
 
+def test_an_array_is_refused_by_its_shape_alone_counting_its_copies_and_the_optimizer(tmp_path, monkeypatch):
+    """No network: the TensorFlow runtime, two float32 copies, and the content's optimizer
+    arrays at the output size (so --width matters for the content, not for a style)."""
+    s = settings_for(tmp_path)
+    copies = 2 * 1000 * 2000 * 3 * memory.FLOAT32
+    optimizer = sum(memory.optimizer_parts(1000, 2000, "lbfgs", 20).values())
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.TENSORFLOW_BASELINE_BYTES + copies + 2**23)
+    checks.check_array_size(s, "styles[0]", (1000, 2000, 3), is_content=False)
+    with pytest.raises(UsageError, match=r"^content: a 2000x1000 image needs about .* width=$"):
+        checks.check_array_size(s, "content", (1000, 2000, 3), is_content=True)
+    checks.check_array_size(s.with_values({"width": 64}), "content", (1000, 2000, 3), is_content=True)
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.TENSORFLOW_BASELINE_BYTES + copies + optimizer)
+    checks.check_array_size(s, "content", (1000, 2000, 3), is_content=True)
+
+
+def test_validate_takes_an_array_content_and_no_output(tmp_path):
+    """The API's settings: no content file (an array stands for it), no output file."""
+    s = Settings(run=RunSettings(content=None, styles=(None, EXAMPLE), output=None)).with_values(
+        {"bit_depth": 16, "style_scales": (1.0, 0.5)})
+    checks.validate(s)
+
+
 # ---------------------------------------------------------------- the memory preflight on the command line
 
 
