@@ -102,6 +102,16 @@ def test_the_readme_is_a_front_door_with_the_set_up_commands():
     assert "pip install ." in text.split("## Python API", 1)[1].split("\n## ", 1)[0]
 
 
+def test_the_settings_links_to_their_measurements_exist():
+    # settings.py gives each default a reason in a line and a link to its measurement
+    text = read(os.path.join("neural_style_tf", "settings.py"))
+    found = re.findall(r"(docs/[\w-]+\.md)(?:#([\w-]+))?", text)
+    assert len(found) >= 10
+    broken = [f"{page}#{anchor}" for page, anchor in found
+              if not os.path.isfile(os.path.join(ROOT, page)) or (anchor and anchor not in anchors(page))]
+    assert not broken, f"settings.py links to missing pages or headings: {broken}"
+
+
 def test_the_checks_catch_what_they_look_for():
     assert slug("The default on VGG-19 (the embedded network since issue 23)") == \
         "the-default-on-vgg-19-the-embedded-network-since-issue-23"
