@@ -68,6 +68,8 @@ from neural_style_tf.tf_runtime import (
 )
 
 __all__ = [
+    # errors (what a failed load raises; the command imports it too)
+    "NetworkError",
     # networks.codebook
     "sha256_of",
     # networks.embedded
