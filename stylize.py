@@ -1,20 +1,20 @@
-"""The classic entry point to the algorithm: Gatys et al. style transfer as one
-tf.compat.v1 graph, optimised by SciPy's L-BFGS-B (through an `Evaluator`) or by Adam.
+"""The classic entry point to the algorithm, kept as a compatibility facade.
 
-The algorithm lives in three modules of the package, each readable in one sitting:
-
-    neural_style_tf/losses.py      the loss terms and statistics, the loss scales, W2
-    neural_style_tf/objective.py   targets, guidance and `Objective` (the terms as small objects)
-    neural_style_tf/optimize.py    `Evaluator`, L-BFGS, Adam, `minimize`, `Result`
-
-This module re-exports what the classic tool's users and this project's scripts import
-from `stylize`, so `stylize.Objective(...)` and `stylize.minimize(...)` keep working.
+`stylize.Objective(...)` and `stylize.minimize(...)` keep working for the classic tool's
+users and for older scripts; each name below is imported from the module that defines
+it (docs/README.md, "The package, module by module", says what each module holds).
+Code inside the package imports those modules, never this file.
 """
 
 from __future__ import annotations
 
-from neural_style_tf.feature_statistics import W2_EIG_FLOOR, trace_sqrt  # noqa: F401
-from neural_style_tf.losses import (  # noqa: F401 (re-exported)
+# One block per home module, one name per line, so that a rename is a one-line edit here
+# and in __all__.
+from neural_style_tf.feature_statistics import (
+    W2_EIG_FLOOR,
+    trace_sqrt,
+)
+from neural_style_tf.losses import (
     LOSS_SCALES,
     MEAN_COV_SCALE,
     REFERENCE_SIZE,
@@ -29,7 +29,6 @@ from neural_style_tf.losses import (  # noqa: F401 (re-exported)
     gram_matrix,
     gram_per_position,
     guided_gram,
-    masked_content,
     mean_cov_target,
     pool_mask,
     sqrtm_psd,
@@ -46,24 +45,18 @@ from neural_style_tf.losses import (  # noqa: F401 (re-exported)
     total_variation_normalized,
     w2_target,
 )
-from neural_style_tf.objective import (  # noqa: F401
+from neural_style_tf.objective import (
     DEFAULT_LOSS,
     KEEP_TERM,
     LOSS_TERMS,
     NO_GUIDANCE,
     NOISE_SCALE,
-    TEMPORAL_TERM,
     Guidance,
     Objective,
-    Temporal,
-    compute_targets,
     initial_image,
-    prepare_style,
-    targets,
-    temporal_terms,
     term_weights,
 )
-from neural_style_tf.optimize import (  # noqa: F401
+from neural_style_tf.optimize import (
     DEFAULT_OPTIMIZER,
     BudgetExhausted,
     Evaluator,
@@ -74,7 +67,7 @@ from neural_style_tf.optimize import (  # noqa: F401
     lbfgs_scale,
     minimize,
 )
-from neural_style_tf.settings import (  # noqa: F401
+from neural_style_tf.settings import (
     CONTENT_WEIGHT_BLEND,
     OPTIMIZERS,
     STYLE_LAYER_WEIGHT_EXP,
@@ -83,4 +76,88 @@ from neural_style_tf.settings import (  # noqa: F401
     LossOptions,
     OptimizerOptions,
 )
-from neural_style_tf.tf_runtime import import_tensorflow, session_config  # noqa: F401
+from neural_style_tf.targets import (
+    prepare_style,
+    targets,
+)
+from neural_style_tf.terms import (
+    TEMPORAL_TERM,
+    Temporal,
+)
+from neural_style_tf.tf_runtime import (
+    import_tensorflow,
+    session_config,
+)
+
+__all__ = [
+    # feature_statistics
+    "W2_EIG_FLOOR",
+    "trace_sqrt",
+    # losses
+    "LOSS_SCALES",
+    "MEAN_COV_SCALE",
+    "REFERENCE_SIZE",
+    "W2_SCALE",
+    "LossScale",
+    "StyleStatistic",
+    "blend_weights",
+    "content_layer_weights",
+    "content_loss",
+    "content_loss_half_sum",
+    "feature_moments",
+    "gram_matrix",
+    "gram_per_position",
+    "guided_gram",
+    "mean_cov_target",
+    "pool_mask",
+    "sqrtm_psd",
+    "style_layer_weights",
+    "style_loss",
+    "style_loss_gatys2016",
+    "style_loss_gatys_pytorch",
+    "style_loss_mean_cov",
+    "style_loss_w2",
+    "style_statistic",
+    "target_spread",
+    "temporal_loss",
+    "total_variation",
+    "total_variation_normalized",
+    "w2_target",
+    # objective
+    "DEFAULT_LOSS",
+    "KEEP_TERM",
+    "LOSS_TERMS",
+    "NO_GUIDANCE",
+    "NOISE_SCALE",
+    "Guidance",
+    "Objective",
+    "initial_image",
+    "term_weights",
+    # optimize
+    "DEFAULT_OPTIMIZER",
+    "BudgetExhausted",
+    "Evaluator",
+    "IterateAverage",
+    "NonFiniteLoss",
+    "Progress",
+    "Result",
+    "lbfgs_scale",
+    "minimize",
+    # settings
+    "CONTENT_WEIGHT_BLEND",
+    "OPTIMIZERS",
+    "STYLE_LAYER_WEIGHT_EXP",
+    "STYLE_LOSSES",
+    "STYLE_SCALE",
+    "LossOptions",
+    "OptimizerOptions",
+    # targets
+    "prepare_style",
+    "targets",
+    # terms
+    "TEMPORAL_TERM",
+    "Temporal",
+    # tf_runtime
+    "import_tensorflow",
+    "session_config",
+]

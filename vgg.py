@@ -1,9 +1,9 @@
 """The classic entry point to the feature networks, and the `vgg.py` command.
 
-The networks themselves live in neural_style_tf/networks/ (one folder: the interface,
-the VGG implementation and its loaders, the Keras one, calibration, normalisation and
-the one `load` entry point). This module re-exports what the classic tool's users and
-this project's scripts import from `vgg`, and runs the command:
+A compatibility facade: `vgg.load_net`, `vgg.Network`, `vgg.normalize` ... keep working
+for the classic tool's users and for older scripts, each imported from the module that
+defines it (docs/README.md, "The package, module by module"). Code inside the package
+imports those modules, never this file. It also runs the command:
 
     python vgg.py layers [--network FILE]       the layers of a network
     python vgg.py normalize --out net.npz       the paper's normalised network
@@ -18,7 +18,13 @@ import sys
 from neural_style_tf import cli, images
 from neural_style_tf.errors import EXIT_USAGE, NetworkError, UsageError
 from neural_style_tf.networks import calibration, loading, normalization, vgg_files
-from neural_style_tf.networks.embedded import (  # noqa: F401 (re-exported)
+
+# The re-exported names: one block per home module, one name per line, listed again in
+# __all__ (the command's own imports above are not part of the facade).
+from neural_style_tf.networks.codebook import (
+    sha256_of,
+)
+from neural_style_tf.networks.embedded import (
     HED_DISTRIBUTION,
     HED_MEAN_BGR,
     HED_SHA256,
@@ -26,18 +32,25 @@ from neural_style_tf.networks.embedded import (  # noqa: F401 (re-exported)
     PAPER_NETWORK_HINT,
     embedded_weights_path,
     load_embedded,
-    sha256_of,
 )
-from neural_style_tf.networks.loading import load, load_net  # noqa: F401
-from neural_style_tf.networks.normalization import (  # noqa: F401
+from neural_style_tf.networks.loading import (
+    load_net,
+)
+from neural_style_tf.networks.normalization import (
     NORMALISE_FLOOR,
     mean_activations,
     normalising_factors,
     normalize,
     replace_weights,
 )
-from neural_style_tf.networks.vgg_files import load_h5, load_mat, load_npz, save_npz, save_npz_to  # noqa: F401
-from neural_style_tf.networks.vgg_network import (  # noqa: F401
+from neural_style_tf.networks.vgg_files import (
+    load_h5,
+    load_mat,
+    load_npz,
+    save_npz,
+    save_npz_to,
+)
+from neural_style_tf.networks.vgg_network import (
     CAFFE_MEAN_BGR,
     VGG16_BLOCKS,
     VGG16_LAYERS,
@@ -50,7 +63,51 @@ from neural_style_tf.networks.vgg_network import (  # noqa: F401
     vgg_layers,
 )
 from neural_style_tf.settings import POOLING_CHOICES
-from neural_style_tf.tf_runtime import import_tensorflow  # noqa: F401
+from neural_style_tf.tf_runtime import (
+    import_tensorflow,
+)
+
+__all__ = [
+    # errors (what a failed load raises; the command imports it too)
+    "NetworkError",
+    # networks.codebook
+    "sha256_of",
+    # networks.embedded
+    "HED_DISTRIBUTION",
+    "HED_MEAN_BGR",
+    "HED_SHA256",
+    "HED_WEIGHTS_NAME",
+    "PAPER_NETWORK_HINT",
+    "embedded_weights_path",
+    "load_embedded",
+    # networks.loading
+    "load_net",
+    # networks.normalization
+    "NORMALISE_FLOOR",
+    "mean_activations",
+    "normalising_factors",
+    "normalize",
+    "replace_weights",
+    # networks.vgg_files
+    "load_h5",
+    "load_mat",
+    "load_npz",
+    "save_npz",
+    "save_npz_to",
+    # networks.vgg_network
+    "CAFFE_MEAN_BGR",
+    "VGG16_BLOCKS",
+    "VGG16_LAYERS",
+    "VGG19_BLOCKS",
+    "VGG19_LAYERS",
+    "Network",
+    "deepest",
+    "layer_kind",
+    "net_preloaded",
+    "vgg_layers",
+    # tf_runtime
+    "import_tensorflow",
+]
 
 # ---------------------------------------------------------------- command line
 

@@ -18,39 +18,26 @@ import dataclasses
 from dataclasses import dataclass
 
 # ---------------------------------------------------------------- defaults
-# The classic TensorFlow tool's defaults (anishathalye/neural-style), kept so that its
-# users' flags mean the same thing here.
+# Each default has its reason in a line, and the measurement behind it on the page the
+# link names; a default that differs from the classic tool's is in the table of
+# docs/quality.md#the-defaults-now.
+# The classic TensorFlow tool's defaults (anishathalye/neural-style): its users' flags mean the same here.
 CONTENT_WEIGHT = 5e0
 CONTENT_WEIGHT_BLEND = 1.0
 STYLE_WEIGHT = 5e2
 TV_WEIGHT = 1e2
-# The embedded HED VGG-16 has feature losses about 100x smaller than VGG-19's for the
-# same images, so the classic TV weight would blur everything. Measured on the example
-# images (256 px, 100 L-BFGS iterations): 1e0 keeps the same balance as 1e2 on VGG-19.
-# Keras models are scaled to the embedded network's magnitudes (keras_network.py), so
-# they get it too: see FeatureNetwork.default_tv_weight.
+# HED's VGG-16 and Keras models (scaled to its magnitudes): its feature losses are ~100x
+# smaller than VGG-19's, so 1 keeps the balance 100 has there (docs/quality.md#settings-measured-on-heds-vgg-16).
 TV_WEIGHT_EMBEDDED = 1e0
-# weight(layer n+1) = exp * weight(layer n). The classic tool's 1 (equal weights) stays the
-# HED network's and the Keras models': measured on the quality panel (docs/quality.md), 0.25
-# (the shallow layers weigh most) brings back a fine dot mesh in the sky with HED's
-# edge-tuned first layers. For ImageNet VGG weights (the embedded VGG-19, .mat/.h5 files)
-# 0.5, measured at 256 px on Neckarfront x The Starry Night, 100 iterations (docs/quality.md):
-# 1 paints the painting's moons over the town and loses it (SSIM to the photo 0.43); 0.25
-# keeps the photo with small strokes only (SSIM 0.56, held-out style distance 3144); 0.5
-# paints the sky's swirls and keeps the town readable (SSIM 0.50, style distance 1806).
+# weight(layer n+1) = exp * weight(layer n). 1 (the classic equal weights) for HED's VGG-16 and
+# Keras models: 0.25 brings the dot mesh back there (docs/quality.md#screening-the-options-256-px-three-pairs).
+# 0.5 for ImageNet VGG weights: 1 loses the town, 0.25 keeps only small strokes
+# (docs/quality.md#the-default-on-vgg-19-the-embedded-network-since-issue-23).
 STYLE_LAYER_WEIGHT_EXP = 1.0
 STYLE_LAYER_WEIGHT_EXP_VGG = 0.5
-# What --content-weight 5 (the classic tool's number) means with a relative style loss
-# (losses.relative_content_weight: each content layer over its target's mean square, times
-# this scale). 64 was measured on HED's VGG-16, the embedded network until issue 23, and is
-# kept for it and for Keras models (scaled to its magnitudes, keras_network.py). On ImageNet
-# VGG weights 64 kept too much of the photo (512 px, 150 iterations: SSIM to the photo
-# 0.42-0.52 against the classic reference's 0.18-0.41). Measured on the four reference pairs
-# at 512 px (docs/quality.md, "The default on VGG-19"), 64 x 2/5, x 1/5 and x 0.5/5: only the
-# last brings The Starry Night, The Scream and Composition VII inside the reference's SSIM
-# range with a held-out style distance at or below the reference's, the town still readable;
-# the Shipwreck stays above it on both (253 against 177, SSIM 0.47). A higher
-# --content-weight gives back the photo-keeping looks (50 is the old balance).
+# What --content-weight 5 means with a relative style loss (losses.relative_content_weight).
+# 64: HED's VGG-16 and Keras models (docs/quality.md#settings-measured-on-heds-vgg-16); 6.4: ImageNet
+# VGG weights, where 64 kept too much photo (docs/quality.md#the-default-on-vgg-19-the-embedded-network-since-issue-23).
 RELATIVE_CONTENT_SCALE = 64.0
 RELATIVE_CONTENT_SCALE_VGG = 6.4
 LEARNING_RATE = 1e1
@@ -58,29 +45,19 @@ BETA1 = 0.9
 BETA2 = 0.999
 EPSILON = 1e-08
 STYLE_SCALE = 1.0
-# Iterations at the final size (coarse-to-fine runs COARSE_ITERATIONS at each coarser
-# one). The classic tool's 1000 take about 45 min at 512 px here. From the photo, with
-# W2, L-BFGS at 512 px is within 2% of its loss after 500 evaluations after 129
-# evaluations; 150 iterations (151-173 evaluations, 8-9 min here) end 1.4% above it at a
-# third of its time and give the finished look of docs/quality.md (time to quality:
-# docs/performance.md). --preset classic restores 1000.
+# Iterations at the final size (coarse-to-fine runs COARSE_ITERATIONS at each coarser one):
+# 150 end 1.4% above the loss of 500 evaluations at a third of the time (docs/performance.md#at-512-px).
 ITERATIONS = 150
 POOLING = "max"
 POOLING_CHOICES = ("max", "avg")
 OPTIMIZER = "lbfgs"
 OPTIMIZERS = ("lbfgs", "adam")
-# History size of L-BFGS. SciPy's default is 10; 20 measured at least as good per
-# evaluation on the example images, and its memory (2 x 20 image-sized float64
-# vectors) is small next to the network's activations.
+# History size of L-BFGS (SciPy's default: 10): 20 is at least as good per evaluation, for
+# little memory (docs/lbfgs-vs-adam.md#the-history-20-corrections).
 LBFGS_CORRECTIONS = 20
-# The RMS change, in grey levels per pixel, of L-BFGS's first step (stylize.lbfgs_scale).
-# With every pixel boxed in 0..255, SciPy's L-BFGS-B takes the gradient itself as its
-# first step; the style loss's gradient is ~1e-2..1e-4 per pixel, so the image barely
-# moves and the line search spends 15-20 evaluations growing the step (measured: L-BFGS
-# 7.6x the best Adam's loss at evaluation 17, 256 px from the content). Measured at
-# 256 px, from the content and from noise, for 1, 3, 10 and 30: every one puts L-BFGS
-# below the best Adam learning rate from evaluation 15 on; 10 was best in both
-# (docs/lbfgs-vs-adam.md). 0 restores SciPy's own start (the classic tools').
+# The RMS change, in grey levels per pixel, of L-BFGS's first step (optimize.lbfgs_scale):
+# SciPy's own start barely moves the image for 15-20 evaluations; 10 was the best of 1, 3,
+# 10 and 30 (docs/lbfgs-vs-adam.md#l-bfgss-start). 0 restores SciPy's start.
 LBFGS_FIRST_STEP = 10.0
 CONTENT_LAYERS = ("relu4_2", "relu5_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -89,8 +66,8 @@ PRESERVE_MODES = ("luminance", "luminance-only", "histogram")
 COLOR_MATCHES = ("sqrt", "cholesky")
 COLOR_MATCH = "sqrt"
 LOSS_SCALE = "classic"
-# classic and normalized are for everyday use; the other two are the paper's and the
-# authors' later code's (what --preset sets), offered so they can be mixed with other flags.
+# classic and normalized for everyday use; the paper's and its authors' code's (what --preset
+# sets) are offered too, to mix with other flags (docs/beyond-the-classic-tools.md).
 LOSS_SCALE_CHOICES = ("classic", "normalized", "gatys2016", "gatys-pytorch")
 BIT_DEPTHS = (8, 16)
 BIT_DEPTH = 8
@@ -98,74 +75,46 @@ BIT_DEPTH = 8
 # output width) or "content" (the paper: the content's height and width).
 STYLE_SIZES = ("width", "content")
 STYLE_SIZE = "width"
-# Start from the content photo, not from noise (the classic tools' default). From noise,
-# the optimiser must rebuild the photo's layout through the content term alone; measured
-# on the quality panel (docs/quality.md), 80-100 L-BFGS iterations from noise at 256 px
-# lose the town in abstract shapes, while from the content the layout is kept and the
-# style still covers the frame. --initial-noiseblend 1 (or --preset classic) starts from noise.
+# Start from the content photo, not from noise (the classic tools'): from noise 100 iterations
+# lose the layout (docs/quality.md#screening-the-options-256-px-three-pairs). 1 starts from noise.
 INITIAL_NOISEBLEND = 0.0
-# Coarse-to-fine (coarse_to_fine.py) is on by default only for outputs whose long side
-# is above AUTO_ABOVE, from AUTO_START_SIZE; every scale coarser than the final one runs
-# COARSE_ITERATIONS. Measured at 512 px (docs/quality.md): one scale keeps the photo's
-# layout readable and still covers the sky with strokes, while coarse-to-fine from 128
-# px paints large swirls over the town and grows a cypress from the painting; at 256 px
-# it was also 1.3x slower to the same loss (docs/performance.md). Above 1024 px memory
-# and time make it worth it.
+# Coarse-to-fine only above AUTO_ABOVE px, from AUTO_START_SIZE, COARSE_ITERATIONS per coarser
+# scale: at 512 px one scale keeps the layout and is faster (docs/quality.md#coarse-to-fine-or-one-scale-at-512-px).
 AUTO_ABOVE = 1024
 AUTO_START_SIZE = 512
 COARSE_ITERATIONS = 100
-# Quality options (issue 13; measured in docs/quality.md). Each has a classic value that
-# --preset classic restores.
-# Padding of the network's convolutions: the classic tools zero-pad, which the network
-# reads as a black frame and answers with bright dots along the border; replicate
-# padding (crowsonkb's style-transfer-pytorch) removes them. Every convolution, as
-# crowsonkb does: with the first one alone replicated (issues 13-23), the deeper layers'
-# zero frame still pushed a warm strip into the last 5-6 columns at 512 px (issue 23,
-# docs/quality.md). None = the network's default (FeatureNetwork.default_padding:
-# replicate for VGG weights, zero for Keras models, whose graph is fixed).
+# Quality options: each has a classic value that --preset classic restores.
+# Padding of every convolution: zero padding is a black frame to the network (bright dots,
+# a warm strip at the right edge), so the network's default is replicate for VGG weights
+# (zero for Keras models, whose graph is fixed): docs/quality.md#the-strip-along-the-right-edge-issue-23.
 PADDINGS = ("zero", "replicate", "reflect")
 # Style statistics: the classic Gram matrix, mean and covariance (MSE of both), or the
 # Wasserstein-2 distance between the Gaussians they define (crowsonkb; Risser et al.).
 STYLE_LOSSES = ("gram", "mean-cov", "w2")
-# W2 by default. Measured on the quality panel with the embedded network (256 px, 80
-# L-BFGS iterations from the content, docs/quality.md): with the Gram loss the sky is a
-# regular fine mesh of dots and stays the photo's grey-blue; with W2 the mesh is gone and
-# the painting's strokes cover the whole frame, the sky included, as in the classic
-# reference. For VGG-19 (not measurable here) W2 is also what the literature chose
-# (crowsonkb's style-transfer-pytorch; Risser et al. 2017 on the Gram matrix's instability).
-# It costs one eigendecomposition per style layer and evaluation (C x C, whatever the
-# image size): about +0.1 s at 256 px, a few % at 512 px.
+# W2: the Gram loss leaves a mesh of dots in the sky, W2 paints strokes across the frame
+# (docs/quality.md#screening-the-options-256-px-three-pairs), for 8% (float32) to 31% (bfloat16)
+# of an evaluation at 512 px (docs/performance.md#bfloat16-w2-and-the-time-around-sessionrun-2026-12-03).
 STYLE_LOSS = "w2"
-# The style losses measured in units of the painting's own spread (losses.StyleStatistic.
-# relative): with them the content term is relative too, and the TV weight depends on the
-# network only through its relative content scale. TV_WEIGHT_RELATIVE is HED's VGG-16's
-# (TV_WEIGHT_EMBEDDED), measured there with content scale 64; Keras models keep it.
+# The style losses in units of the painting's own spread (losses.StyleStatistic.relative): the
+# content term is then relative too, and the TV weight follows the network's content scale.
+# 1: HED's VGG-16's, measured with content scale 64 (docs/quality.md#settings-measured-on-heds-vgg-16); Keras models keep it.
 RELATIVE_STYLE_LOSSES = ("w2", "mean-cov")
 TV_WEIGHT_RELATIVE = 1e0
-# For ImageNet VGG weights (the embedded VGG-19, .mat/.h5 files), whose content scale is 10x
-# smaller (6.4), the TV weight is 10x smaller too: the TV:content balance measured on HED.
-# With 1, TV held the shallow layers' texture back: on the quality panel at 512 px (150
-# iterations, docs/quality.md) the Shipwreck's held-out style distance fell from 253 to 71
-# with 0.1 (the classic reference: 177); 0 gives about the same (70) with no guard against
-# pixel noise.
+# 0.1 for ImageNet VGG weights: content scale 10x smaller, TV 10x smaller; 1 held the fine
+# texture back (docs/quality.md#the-default-on-vgg-19-the-embedded-network-since-issue-23).
 TV_WEIGHT_RELATIVE_VGG = 1e-1
-# Exponential moving average of the iterates (0 = off): the result is the average, which
-# removes the iterate noise of Adam (crowsonkb uses 0.99 at every scale).
+# Exponential moving average of the iterates (0 = off; crowsonkb uses 0.99): with W2 it removes
+# nothing visible, so off (docs/quality.md#the-iterate-average-for-adam).
 ITERATE_AVERAGE = 0.0
 # Spatial control (masks.py, docs/spatial-control.md). --style-masks auto-sky: the sky
 # from the photo (sky.py), for the first style, and the rest for the second.
 AUTO_SKY = "auto-sky"
-# Where --content-mask is white the styles do not apply, and a term of this weight holds
-# the pixels to the photo (the mean squared difference over the subject, as video.py's
-# temporal term; measured in docs/spatial-control.md). Grey: lightly stylised.
+# Where --content-mask is white the styles do not apply, and a term of this weight holds the
+# pixels to the photo (as video.py's temporal term; docs/spatial-control.md#how-it-works). Grey: lightly stylised.
 CONTENT_MASK_WEIGHT = 1.0
-# The precision the network's convolutions run in (--precision; tf_runtime.choose_precision).
-# "auto": bfloat16 where the CPU computes it natively (AMX-BF16 or AVX512-BF16, with
-# oneDNN on), else float32. Measured on an Intel Xeon with AMX, 2 threads, 512x384, VGG-19
-# to relu5_1 forward + backward: 0.96 s in float32, 0.29 s with the network in bfloat16
-# (docs/performance.md). Only the network: its features are cast back to float32, and the
-# style statistics, the losses and their sums stay float32 (float64 where they are),
-# because SciPy's line search needs precise values (bfloat16 sums have 3 significant digits).
+# The network's precision (--precision; tf_runtime.choose_precision). "auto": bfloat16 where the
+# CPU computes it natively, 3.3x faster; the losses stay float32 for SciPy's line search
+# (docs/performance.md#--precision-autofloat32bfloat16).
 PRECISIONS = ("auto", "float32", "bfloat16")
 PRECISION = "auto"
 

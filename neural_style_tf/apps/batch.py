@@ -250,13 +250,13 @@ def run_jobs(args, planned, recorder):
 
 
 def cache_networks():
-    import vgg
+    from ..networks.loading import load_net
 
     loaded = {}
 
     def network(path, input_range):
         if (path, input_range) not in loaded:
-            loaded[(path, input_range)] = vgg.load_net(path, input_range)
+            loaded[(path, input_range)] = load_net(path, input_range)
         return loaded[(path, input_range)]
 
     return network

@@ -3,9 +3,9 @@
     python benchmark.py [--sizes 256 512 1024] [--network FILE] [--repeats N] [--out BENCHMARKS.md]
 
 For each network and size, a fresh child process (so that peak memory does not
-accumulate across sizes) builds the real objective through `stylize.Objective`, times
+accumulate across sizes) builds the real objective through `objective.Objective`, times
 `Objective.evaluate` (median of --repeats after a warm-up), then runs the real L-BFGS-B
-(`stylize.minimize`, history 20) for --lbfgs-evaluations evaluations to measure the time
+(`optimize.minimize`, history 20) for --lbfgs-evaluations evaluations to measure the time
 spent outside `session.run` (SciPy and the Evaluator) and the peak RSS. The parent
 measures NumPy's float32 matrix multiply in the same run and writes a Markdown table.
 
@@ -27,11 +27,12 @@ import sys
 
 import numpy as np
 
-import stylize
-import vgg
-
 from .. import cli, images, memory
 from ..errors import UsageError
+from ..losses import LOSS_SCALES
+from ..networks.loading import load_net
+from ..objective import LOSS_TERMS, Objective, initial_image
+from ..optimize import Evaluator
 from ..tf_runtime import choose_precision, import_tensorflow
 from . import time_to_quality
 from .benchmark_measure import (
@@ -187,17 +188,17 @@ def compare_in_process(name, network, width, height, rounds):
         for label, kw in (("intra 2, inter 1 (ours)", dict(intra=os.cpu_count(), inter=1)),
                           ("intra 2, inter 2", dict(intra=os.cpu_count(), inter=2)),
                           ("TF defaults (0, 0)", {})):
-            variants[label] = stylize.Objective(network, content, [style], loss, config=_config(**kw))
+            variants[label] = Objective(network, content, [style], loss, config=_config(**kw))
     elif name == "gram":
-        einsum = dataclasses.replace(stylize.LOSS_SCALES[loss.loss_scale], gram=_einsum_gram)
-        variants["tf.matmul (ours)"] = stylize.Objective(network, content, [style], loss)
-        variants["tf.einsum"] = stylize.Objective(network, content, [style], loss, loss_scale=einsum)
+        einsum = dataclasses.replace(LOSS_SCALES[loss.loss_scale], gram=_einsum_gram)
+        variants["tf.matmul (ours)"] = Objective(network, content, [style], loss)
+        variants["tf.einsum"] = Objective(network, content, [style], loss, loss_scale=einsum)
     elif name == "deepest":
-        variants["graph stops at deepest layer (ours)"] = stylize.Objective(network, content, [style], loss)
-        variants["whole network in the graph"] = stylize.Objective(_whole(network), content, [style], loss)
+        variants["graph stops at deepest layer (ours)"] = Objective(network, content, [style], loss)
+        variants["whole network in the graph"] = Objective(_whole(network), content, [style], loss)
     else:
         raise ValueError(name)
-    x = stylize.initial_image(content, network, noiseblend=0.0)
+    x = initial_image(content, network, noiseblend=0.0)
     times = {label: [] for label in variants}
     for objective in variants.values():
         objective.evaluate(x)
@@ -241,7 +242,7 @@ def compare_evaluator(n, rounds=50):
 
     rng = np.random.default_rng(0)
     grad = rng.standard_normal((1, n // 3, 1, 3), dtype=np.float32)
-    terms = OrderedDict((k, 1.0) for k in stylize.LOSS_TERMS)
+    terms = OrderedDict((k, 1.0) for k in LOSS_TERMS)
 
     class Ready:
         shape = grad.shape
@@ -249,7 +250,7 @@ def compare_evaluator(n, rounds=50):
         def evaluate(self, x):
             return terms, grad
 
-    evaluator = stylize.Evaluator(Ready())
+    evaluator = Evaluator(Ready())
     xs = [rng.uniform(0, 255, n) for _ in range(2)]
     times = []
     for i in range(rounds):
@@ -316,7 +317,7 @@ def main(argv=None):
     try:
         for spec in networks:
             if spec not in (RANDOM_VGG19, EMBEDDED, HED):
-                vgg.load_net(spec)  # fail now, with one line, rather than in a child
+                load_net(spec)  # fail now, with one line, rather than in a child
     except UsageError as exc:  # a NetworkError: one line
         parser.error(str(exc))
 

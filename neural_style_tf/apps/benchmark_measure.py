@@ -15,11 +15,15 @@ import time
 
 import numpy as np
 
-import stylize
-import vgg
-
 from .. import memory
+from ..losses import content_layer_weights
 from ..networks import calibration
+from ..networks.embedded import load_embedded
+from ..networks.loading import load_net
+from ..networks.vgg_network import CAFFE_MEAN_BGR, VGG19_BLOCKS, VGG19_LAYERS, Network, deepest, layer_kind
+from ..objective import Objective, initial_image
+from ..optimize import minimize
+from ..settings import LossOptions, OptimizerOptions
 from ..tf_runtime import import_tensorflow, return_freed_tensors_to_the_os, single_threaded_blas
 
 MATMUL_SIZE = 2048
@@ -45,7 +49,7 @@ VGG19_CHANNELS = (64, 128, 256, 512, 512)
 # the network's defaults), with the classic Gram loss beside it. count_flops counts the
 # network's and the Gram products' multiply-adds; W2's eigendecompositions (float64, one per
 # style layer) are not products, and show as the difference of the two rows' seconds.
-BENCH_LOSS = stylize.LossOptions(tv_weight=None)
+BENCH_LOSS = LossOptions(tv_weight=None)
 STYLE_LOSSES = ("w2", "gram")
 
 
@@ -53,26 +57,26 @@ STYLE_LOSSES = ("w2", "gram")
 
 
 def random_vgg19(seed=0):
-    """A `vgg.Network` with VGG-19's layers and kernel shapes and He-scaled random weights."""
+    """A `vgg_network.Network` with VGG-19's layers and kernel shapes and He-scaled random weights."""
     rng = np.random.default_rng(seed)
     weights, cin = {}, 3
-    for b, (count, cout) in enumerate(zip(vgg.VGG19_BLOCKS, VGG19_CHANNELS), start=1):
+    for b, (count, cout) in enumerate(zip(VGG19_BLOCKS, VGG19_CHANNELS), start=1):
         for c in range(1, count + 1):
             kernel = (rng.standard_normal((3, 3, cin, cout), dtype=np.float32) * np.sqrt(2.0 / (9 * cin))).astype(np.float32)
             weights[f"conv{b}_{c}"] = (kernel, np.zeros(cout, np.float32))
             cin = cout
-    return vgg.Network(name="VGG-19 shapes (random weights)", path="(random)", layers=vgg.VGG19_LAYERS,
-                       weights=weights, mean_pixel=np.array(vgg.CAFFE_MEAN_BGR[::-1], np.float32))
+    return Network(name="VGG-19 shapes (random weights)", path="(random)", layers=VGG19_LAYERS,
+                       weights=weights, mean_pixel=np.array(CAFFE_MEAN_BGR[::-1], np.float32))
 
 
 def load_network(spec):
     if spec == RANDOM_VGG19:
         return random_vgg19()
     if spec == EMBEDDED:
-        return vgg.load_net()
+        return load_net()
     if spec == HED:
-        return vgg.load_embedded()
-    return vgg.load_net(spec)
+        return load_embedded()
+    return load_net(spec)
 
 
 def default_networks():
@@ -84,8 +88,8 @@ def default_networks():
 
 
 def used_layers(loss):
-    """The layers the objective reads, as stylize.Objective chooses them (zero-weight content layers dropped)."""
-    content = stylize.content_layer_weights(loss.content_layers, loss.content_weight_blend)
+    """The layers the objective reads, as objective.Objective chooses them (zero-weight content layers dropped)."""
+    content = content_layer_weights(loss.content_layers, loss.content_weight_blend)
     return tuple(content) + tuple(loss.style_layers), tuple(loss.style_layers)
 
 
@@ -108,11 +112,11 @@ def count_flops(network, height, width, layers_needed, style_layers):
       memory traffic, and no arithmetic to speak of).
     Returns {"conv_forward", "conv_backward", "gram_forward", "gram_backward", "total"}.
     """
-    last = vgg.deepest(network, layers_needed)
+    last = deepest(network, layers_needed)
     h, w, cin = height, width, 3
     out = dict(conv_forward=0, conv_backward=0, gram_forward=0, gram_backward=0)
     for name in network.layers:
-        kind = vgg.layer_kind(name)
+        kind = layer_kind(name)
         if kind == "conv":
             kernel = network.weights[name][0]
             kh, kw, _, cout = kernel.shape
@@ -215,20 +219,20 @@ def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections
     needed, style_layers = used_layers(loss)
     baseline = max_rss_bytes()
     t0 = time.perf_counter()
-    objective = stylize.Objective(network, content, [style], loss)
+    objective = Objective(network, content, [style], loss)
     build = time.perf_counter() - t0
     after_build = max_rss_bytes()
     assert objective.graph.finalized
-    x = stylize.initial_image(content, network, noiseblend=0.0)
+    x = initial_image(content, network, noiseblend=0.0)
     objective.evaluate(x)  # warm-up: first-run allocations and kernel selection
     after_warmup = max_rss_bytes()
     times = [_timed(lambda: objective.evaluate(x)) for _ in range(repeats)]
 
     timed = TimedObjective(objective)
-    opts = stylize.OptimizerOptions(optimizer="lbfgs", iterations=10**6, max_evaluations=lbfgs_evaluations,
+    opts = OptimizerOptions(optimizer="lbfgs", iterations=10**6, max_evaluations=lbfgs_evaluations,
                                     lbfgs_corrections=corrections)
     t0 = time.perf_counter()
-    result = stylize.minimize(timed, x, opts)
+    result = minimize(timed, x, opts)
     lbfgs_wall = time.perf_counter() - t0
     spans = timed.spans
     # Steady state: from the end of the first evaluation to the end of the last, minus the

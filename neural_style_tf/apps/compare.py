@@ -4,7 +4,7 @@
                       [--time-budget SECONDS] [--seeds 0 1 2] [--adam-learning-rates 1 10 30]
                       [--lbfgs-corrections 5 20 100] [--init content|noise] [loss flags of neural_style.py]
 
-Fairness: for each image pair ONE `stylize.Objective` (one graph, one session) serves every
+Fairness: for each image pair ONE `objective.Objective` (one graph, one session) serves every
 configuration, each seed gives every configuration the same starting image, and every
 loss-and-gradient evaluation is recorded through the Evaluator's `on_evaluation` hook. An
 Adam step costs one evaluation, an L-BFGS iteration one or more, so runs are compared per
@@ -32,12 +32,12 @@ import sys
 import time
 from dataclasses import dataclass, replace
 
-import stylize
-import vgg
-
 from .. import checks, cli, images, lifecycle, memory
 from ..errors import UsageError
 from ..networks import normalization
+from ..networks.loading import load_net
+from ..objective import Objective, initial_image
+from ..optimize import minimize
 from ..settings import LossOptions, OptimizerOptions, for_network, jsonable
 from ..tf_runtime import choose_precision, configure_process
 from . import engine
@@ -285,7 +285,7 @@ def run_one(exp, objective, network, content, run, pair_id, settings):
     """One configuration and seed on the pair's objective: (its marker, its image) for save_run."""
     run_id, (config_id, label, optimizer, setting, changes), seed = run
     noiseblend = 0.0 if exp.init == "content" else 1.0
-    x0 = stylize.initial_image(content, network, None, noiseblend, seed)
+    x0 = initial_image(content, network, None, noiseblend, seed)
     opts = OptimizerOptions(optimizer=optimizer, iterations=ITERATIONS_UNBOUNDED,
                             max_evaluations=exp.evaluations, time_budget=exp.time_budget, **changes)
     rows = []
@@ -293,7 +293,7 @@ def run_one(exp, objective, network, content, run, pair_id, settings):
     def record(index, seconds, terms):
         rows.append([index, seconds] + [terms[k] for k in ("content", "style", "tv", "total")])
 
-    result = stylize.minimize(objective, x0, opts, on_evaluation=record)
+    result = minimize(objective, x0, opts, on_evaluation=record)
     if result.stop_reason == "interrupted":
         raise KeyboardInterrupt
     marker = {"run": run_id, "pair": pair_id, "config": config_id, "label": label,
@@ -375,7 +375,7 @@ def run_grid(exp, network, pairs, say):
         if todo and exp.pool is None:
             # One objective for every configuration and seed of this pair: the same graph,
             # the same targets, the same session.
-            with stylize.Objective(network, content, styles, loss) as objective:
+            with Objective(network, content, styles, loss) as objective:
                 warm_up(objective, content)
                 for run in todo:
                     count += 1
@@ -396,7 +396,7 @@ def run_grid(exp, network, pairs, say):
 
 def load_network(exp, say):
     """The network, checked against the objective's layers (normalised for the paper's preset)."""
-    network = vgg.load_net(exp.network, exp.input_range)
+    network = load_net(exp.network, exp.input_range)
     checks.check_layers(exp.loss, network)
     choose_gram_layers(network, exp.gram_layers, tuple(exp.loss.content_layers) + tuple(exp.loss.style_layers))
     checks.check_precision(exp.precision, network)

@@ -14,10 +14,9 @@ import os
 
 import numpy as np
 
-import stylize
-
 from .. import images
 from ..settings import STYLE_SCALE
+from ..targets import prepare_style
 from .metrics import choose_gram_layers, gram_distances, ssim_to_content
 
 # The loss thresholds of "evaluations to reach": 110% and 101% of the best loss any
@@ -164,7 +163,7 @@ def summarise(exp, network, records, prepared, configs):
         best, e, t = pair_references(runs)
         layers = choose_gram_layers(network, exp.gram_layers, tuple(loss.content_layers) + tuple(loss.style_layers))
         gram_layers = gram_layers or layers
-        scaled = [stylize.prepare_style(s, content.shape[1], sc)
+        scaled = [prepare_style(s, content.shape[1], sc)
                   for s, sc in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))]
         # Metrics of the saved images, the ones the user gets (so a resumed run measures the same thing).
         finals = [images.load_image(run_path(exp.out_dir, run["run"], "png")) for run in runs]

@@ -22,10 +22,9 @@ import json
 import os
 from dataclasses import dataclass
 
-import vgg
-
 from .. import cli
 from ..errors import UsageError
+from ..networks.codebook import sha256_of
 from ..settings import AUTO_SKY, PRECISION, input_file_fields, presentation_fields
 
 RESULTS = "results.jsonl"
@@ -233,7 +232,7 @@ class Digests:
         info = os.stat(path)
         key = (os.path.abspath(path), info.st_size, info.st_mtime_ns)
         if key not in self.known:
-            self.known[key] = vgg.sha256_of(path)
+            self.known[key] = sha256_of(path)
         return self.known[key]
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-import stylize
-import vgg
-
 from .. import color
 from ..errors import UsageError
+from ..losses import LOSS_SCALES, blend_weights
+from ..networks.vgg_network import layer_kind
 from ..tf_runtime import import_tensorflow, session_config
 
 # Style statistics on layers the objective does not see: a lower loss that does not
@@ -36,12 +35,12 @@ def ssim_to_content(content, image):
 def gram_distances(network, loss, styles, pictures, layers):
     """{layer: [distance of each picture]}: blend-weighted mean squared Gram difference to the styles.
 
-    A separate small graph (vgg.net_preloaded up to the deepest held-out layer) with the
+    A separate small graph (vgg_network.net_preloaded up to the deepest held-out layer) with the
     objective's own Gram normalisation, so the numbers are on the loss's scale.
     """
     tf = import_tensorflow()
-    gram = stylize.LOSS_SCALES[loss.loss_scale].gram
-    blend = stylize.blend_weights(len(styles), loss.style_blend_weights)
+    gram = LOSS_SCALES[loss.loss_scale].gram
+    blend = blend_weights(len(styles), loss.style_blend_weights)
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
@@ -76,7 +75,7 @@ def choose_gram_layers(network, requested, objective_layers):
     # else unused pooling layers (a small VGG may use every relu), one shallow, one deep.
     # A Keras model's layers have names of its own: then any unused feature layer will do.
     for kind in ("relu", "pool", None):
-        candidates = [n for n in network.layers if kind in (None, vgg.layer_kind(n)) and n not in used]
+        candidates = [n for n in network.layers if kind in (None, layer_kind(n)) and n not in used]
         if candidates:
             picks = {candidates[len(candidates) // 3], candidates[(2 * len(candidates)) // 3]}
             return tuple(n for n in candidates if n in picks)

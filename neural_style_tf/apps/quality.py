@@ -274,9 +274,9 @@ def main(argv=None):
     settings = [name for name, _ in args.setting]
     if args.measure_reference:
         records = reference_records(names) + records
-    import vgg
+    from ..networks.loading import load_net
 
-    records = measure(records, args.out_dir, args.size, vgg.load_net())
+    records = measure(records, args.out_dir, args.size, load_net())
     with open(os.path.join(args.out_dir, "metrics.json"), "w") as f:
         json.dump(records, f, indent=1)
     table = summary_table(records, ([REFERENCE] if args.measure_reference else []) + settings)

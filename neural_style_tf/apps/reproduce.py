@@ -10,7 +10,7 @@ terms, evaluations and seconds of every panel). A panel whose image exists and w
 settings are unchanged is skipped, so an interrupted run resumes where it stopped.
 
 This file only lists the panels and lays out the sheets: every panel is one
-`stylize.Objective` + `stylize.minimize`, and panels that share an objective (the
+`objective.Objective` + `optimize.minimize`, and panels that share an objective (the
 initialisation figure) share one Objective.
 """
 
@@ -23,12 +23,12 @@ import os
 import sys
 import time
 
-import stylize
-import vgg
-
 from .. import cli, images, memory, objective, presets
 from ..errors import EXIT_INTERRUPTED, UsageError
 from ..networks import normalization
+from ..networks.loading import load_net
+from ..objective import Objective, initial_image
+from ..optimize import minimize
 from ..settings import LBFGS_CORRECTIONS, LossOptions, OptimizerOptions
 from ..tf_runtime import configure_process
 from . import engine
@@ -165,10 +165,10 @@ def write_json(path, data):
 def start_image(panel, content, network, objective):
     """The panel's start: the content, the (resized) painting, or noise of the panel's seed."""
     if panel["init"] == "content":
-        return stylize.initial_image(content, network, content, 0.0, panel["seed"])
+        return initial_image(content, network, content, 0.0, panel["seed"])
     if panel["init"] == "style":
-        return stylize.initial_image(content, network, objective.style_images[0], 0.0, panel["seed"])
-    return stylize.initial_image(content, network, None, 1.0, panel["seed"])
+        return initial_image(content, network, objective.style_images[0], 0.0, panel["seed"])
+    return initial_image(content, network, None, 1.0, panel["seed"])
 
 
 def panel_record(panel, file, settings, result, build_seconds):
@@ -184,7 +184,7 @@ def solve(panel, objective, network, content, evaluations):
     """One panel on its objective: L-BFGS from the panel's start for `evaluations` evaluations."""
     x0 = start_image(panel, content, network, objective)
     opts = OptimizerOptions(optimizer="lbfgs", iterations=evaluations, max_evaluations=evaluations)
-    return stylize.minimize(objective, x0, opts)
+    return minimize(objective, x0, opts)
 
 
 def run_serial(todo, network, content, styles, evaluations, finish):
@@ -198,7 +198,7 @@ def run_serial(todo, network, content, styles, evaluations, finish):
             if key != objective_key:  # panels sharing an objective (the init figure) share one graph
                 if objective is not None:
                     objective.close()
-                objective = stylize.Objective(network, content, [styles[panel["painting"]]], loss)
+                objective = Objective(network, content, [styles[panel["painting"]]], loss)
                 objective_key = key
             build_seconds = time.perf_counter() - t_build  # 0 when the objective is shared
             result = solve(panel, objective, network, content, evaluations)
@@ -416,7 +416,7 @@ def validate(args):
 
 def load(args, figures, say):
     """The (normalised) network, checked against every panel's layers, and the images."""
-    network = vgg.load_net(args.network)
+    network = load_net(args.network)
     for figure in figures:
         for panel in panels(figure):
             for name in panel["content_layers"] + tuple(panel["style_layers"]):

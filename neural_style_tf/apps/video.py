@@ -7,7 +7,7 @@ with two changes after the first frame:
 - it starts from the previous result warped into it by the optical flow (flow.py),
   where that warp is reliable, and from the content (or noise) elsewhere;
 - its objective has the temporal term: --temporal-weight times the mean, over the
-  reliable pixels, of the squared difference to that warped result (stylize.Temporal),
+  reliable pixels, of the squared difference to that warped result (terms.Temporal),
   optionally held to several earlier frames (long-term consistency, --long-term).
 
 Every frame's objective is one graph, built for the first frame (with a temporal term
@@ -34,13 +34,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import stylize
-
 from .. import checks, coarse_to_fine, flow, images, lifecycle, transfer
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ..lifecycle import say
+from ..objective import initial_image
 from ..progress import Reporter
 from ..settings import presentation_fields
+from ..terms import Temporal
 from .clip import FRAME_NAME, Source, open_source, read_frames, write_video
 
 # ---------------------------------------------------------------- defaults
@@ -253,7 +253,7 @@ def starts(job, settings, options, index, target, mask):
     def first_x0(scaled):
         if target is None:
             return lifecycle.first_image(scaled, network, job.initial, run.initial_noiseblend, job.seed)
-        fill = job.target if options.fill == "content" else stylize.initial_image(
+        fill = job.target if options.fill == "content" else initial_image(
             job.target, network, None, 1.0, job.seed + index)
         x0 = mask[..., None] * target + (1.0 - mask[..., None]) * fill
         return images.resize(x0, scaled.shape[:2])
@@ -262,7 +262,7 @@ def starts(job, settings, options, index, target, mask):
 
 
 def stylise(ctx, index, frame, history):
-    """Optimise frame `index`; returns (stylize.Result, job, warps of earlier results)."""
+    """Optimise frame `index`; returns (optimize.Result, job, warps of earlier results)."""
     settings, options = frame_settings(ctx.settings, ctx.options, ctx.plan, index), ctx.options
     job = transfer.prepare(settings, transfer.NetworkAndImages(ctx.network, frame, None, ctx.styles))
     offsets = (1,) if options.independent else ctx.offsets
@@ -277,9 +277,9 @@ def stylise(ctx, index, frame, history):
         if target is None:
             # The first frame holds to nothing, but has the (zero) term: its graph is then
             # the later frames' graph, and they reuse it (ctx.objectives).
-            return {"temporal": stylize.Temporal.off(size)}
-        return {"temporal": stylize.Temporal(images.resize(target, size), images.resize(mask, size).clip(0, 1),
-                                             options.temporal_weight)}
+            return {"temporal": Temporal.off(size)}
+        return {"temporal": Temporal(images.resize(target, size), images.resize(mask, size).clip(0, 1),
+                                     options.temporal_weight)}
 
     record = transfer.record(settings, job) | {"frame": index + 1}
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record)

@@ -37,10 +37,10 @@ import tempfile
 import time
 import traceback
 
-import vgg
-
 from .. import coarse_to_fine, transfer
 from ..errors import EXIT_OK, UsageError
+from ..networks.codebook import sha256_of
+from ..networks.loading import load_net
 from ..settings import input_file_fields
 from ..tf_runtime import configure_process, import_tensorflow
 
@@ -67,7 +67,7 @@ class Worker:
     def network(self, path, input_range=None):
         key = (path, input_range)
         if key not in self.networks:
-            self.networks[key] = vgg.load_net(path, input_range)
+            self.networks[key] = load_net(path, input_range)
         return self.networks[key]
 
     def shared_object(self, ref):
@@ -80,7 +80,7 @@ class Worker:
         return self.shared[key]
 
     def make_objective(self, network, content, styles, loss, **extra):
-        """stylize.Objective's arguments -> a context manager giving a built Objective, the
+        """objective.Objective's arguments -> a context manager giving a built Objective, the
         one kept for this graph key retargeted if there is one (coarse_to_fine.Objectives)."""
         return self.objectives(network, content, styles, loss, **extra)
 
@@ -94,7 +94,7 @@ class Worker:
             info = os.stat(path)
             key = (path, info.st_size, info.st_mtime_ns)
             if key not in self.file_digests:
-                self.file_digests[key] = vgg.sha256_of(path)
+                self.file_digests[key] = sha256_of(path)
             if self.file_digests[key] == sha:
                 return path
         if sha not in self.files:

@@ -65,6 +65,10 @@ def decode(indices: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The file's sha256 (hex), read in chunks so an 80 MB weights file is never held whole.
+
+    The one digest of a weights file: the codebook and HED checks, the batch jobs' ids and
+    the normalised-network cache all use it."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

