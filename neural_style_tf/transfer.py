@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import checks, coarse_to_fine, color, images, lifecycle, masks, objective
+from . import checks, coarse_to_fine, color, images, lifecycle, masks, targets
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .lifecycle import say
 from .networks import loading
@@ -114,7 +114,7 @@ def prepare(settings, inputs, planned=None):
     mode = run.preserve_colors or ("histogram" if run.color_source else None)
     source = images.load_image(run.color_source) if run.color_source else None
     target, styles, finish_colors = color.prepare_colors(content, inputs.styles, mode, run.color_match, source)
-    styles = objective.size_styles_to_content(styles, content.shape, run.style_size)
+    styles = targets.size_styles_to_content(styles, content.shape, run.style_size)
     initial = None
     if run.initial is not None:
         initial = images.resize(images.load_image(run.initial), content.shape[:2])
@@ -142,7 +142,8 @@ def record(settings, job):
 
 def optimise(settings, job, reporter, make_objective=None):
     """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept).
-    `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives)."""
+    `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives).
+    Each scale's problem is the job's, at that size (coarse_to_fine.problems)."""
     def first_x0(scaled):
         return lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
 
@@ -154,10 +155,10 @@ def optimise(settings, job, reporter, make_objective=None):
             kwargs["guidance"] = job.masks.guidance(images.resize(job.target, size), len(job.styles))
         return kwargs
 
+    problem_at = coarse_to_fine.problems(job.network, job.target, job.styles, job.loss, objective_kwargs)
     with lifecycle.interrupts_as_keyboard_interrupt():
-        result, _ = coarse_to_fine.run(job.stages, job.network, job.target, job.styles, job.loss,
-                                       settings.optimizer, first_x0, callback=reporter,
-                                       objective_kwargs=objective_kwargs, make_objective=make_objective)
+        result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
+                                       make_objective=make_objective)
     return result
 
 
@@ -210,7 +211,7 @@ def run(settings):
 def execute(settings, network=None, make_objective=None, listeners=()):
     """`run` for a caller that keeps what is expensive (a batch worker: its loaded network
     and built objectives, see load and optimise), or watches the run (`listeners`, e.g.
-    the live view: see progress.Reporter). Returns (exit status, Job, optimize.Result)."""
+    the live view: see progress.Reporter). Returns (exit status, Job, optimize.OptimizationResult)."""
     t0 = time.perf_counter()
     inputs = load(settings, network)
     job = prepare(settings, inputs, check(settings, inputs))

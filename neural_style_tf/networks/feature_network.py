@@ -1,7 +1,7 @@
 """The one interface every feature network implements (VGG weights, a Keras model).
 
 Code downstream (stylize.py, memory.py, the commands) asks the network, never its
-type: no `hasattr` checks or tags decide what happens. `networks.loading.load` is the
+type: no `hasattr` checks or tags decide what happens. `networks.loading.load_net` is the
 one entry point that turns a path into a network.
 """
 
