@@ -29,7 +29,6 @@ from neural_style_tf.losses import (  # noqa: F401 (re-exported)
     gram_matrix,
     gram_per_position,
     guided_gram,
-    masked_content,
     mean_cov_target,
     pool_mask,
     sqrtm_psd,
@@ -52,15 +51,9 @@ from neural_style_tf.objective import (  # noqa: F401
     LOSS_TERMS,
     NO_GUIDANCE,
     NOISE_SCALE,
-    TEMPORAL_TERM,
     Guidance,
     Objective,
-    Temporal,
-    compute_targets,
     initial_image,
-    prepare_style,
-    targets,
-    temporal_terms,
     term_weights,
 )
 from neural_style_tf.optimize import (  # noqa: F401
@@ -70,10 +63,10 @@ from neural_style_tf.optimize import (  # noqa: F401
     IterateAverage,
     NonFiniteLoss,
     Progress,
-    Result,
     lbfgs_scale,
     minimize,
 )
+from neural_style_tf.optimize import OptimizationResult as Result  # noqa: F401 (the classic name)
 from neural_style_tf.settings import (  # noqa: F401
     CONTENT_WEIGHT_BLEND,
     OPTIMIZERS,
@@ -83,4 +76,7 @@ from neural_style_tf.settings import (  # noqa: F401
     LossOptions,
     OptimizerOptions,
 )
+from neural_style_tf.targets import prepare_style, targets  # noqa: F401
+from neural_style_tf.terms import TEMPORAL_TERM  # noqa: F401
+from neural_style_tf.terms import PixelTarget as Temporal  # noqa: F401 (the classic name)
 from neural_style_tf.tf_runtime import import_tensorflow, session_config  # noqa: F401

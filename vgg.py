@@ -28,7 +28,7 @@ from neural_style_tf.networks.embedded import (  # noqa: F401 (re-exported)
     load_embedded,
     sha256_of,
 )
-from neural_style_tf.networks.loading import load, load_net  # noqa: F401
+from neural_style_tf.networks.loading import load_net  # noqa: F401
 from neural_style_tf.networks.normalization import (  # noqa: F401
     NORMALISE_FLOOR,
     mean_activations,
