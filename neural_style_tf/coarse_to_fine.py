@@ -107,7 +107,7 @@ def problems(network, content, styles, loss, objective_kwargs=None):
 
     def problem_at(size):
         extra = objective_kwargs(size) if objective_kwargs else {}
-        return objective.Problem(network, images.resize(content, size), styles, loss, **extra)
+        return objective.Problem.create(network, images.resize(content, size), styles, loss, **extra)
 
     return problem_at
 

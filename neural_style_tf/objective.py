@@ -145,32 +145,33 @@ def weight_feed(weights: dict, loss: LossOptions) -> dict:
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """One transfer problem on one network, as an Objective takes it: the content (H, W, 3),
-    the styles, the loss options, and optionally `content_mask` (H, W) >= 0, each pixel's
-    content-loss weight relative to an unmasked run (1 everywhere = no mask), `temporal`
-    (video.py's terms.PixelTarget) and `guidance` (where each style applies, the
-    protected subject).
+    """One transfer problem on one network, as an Objective takes it: the content (H, W, 3)
+    float32, the styles, the loss options resolved for the network, and optionally
+    `content_mask` (H, W) >= 0, each pixel's content-loss weight relative to an unmasked
+    run (1 everywhere = no mask), `temporal` (video.py's terms.PixelTarget) and `guidance`
+    (where each style applies, the protected subject).
 
-    The loss options are resolved for the network here, once (settings.for_network: the
-    settings left to the network, None, get its defaults), and the content is float32:
-    everything downstream takes them as they are. Frozen; compared by identity (it holds
-    arrays): `graph_key` and `inputs_digest` say what two problems share."""
+    Made by `create`, which resolves the loss options for the network once: everything
+    downstream takes them as they are. Frozen; compared by identity (it holds arrays):
+    `graph_key` and `inputs_digest` say what two problems share."""
 
     network: FeatureNetwork
     content: np.ndarray
-    styles: Sequence  # held as a tuple
-    loss: LossOptions = DEFAULT_LOSS
+    styles: tuple
+    loss: LossOptions  # resolved: settings.for_network
     content_mask: np.ndarray | None = None
     temporal: PixelTarget | None = None
     guidance: Guidance = NO_GUIDANCE
 
-    def __post_init__(self) -> None:
-        # The one place where a problem's options meet its network (identity for options
-        # already resolved, as transfer.prepare gives them).
-        object.__setattr__(self, "loss", for_network(self.loss, self.network))
-        object.__setattr__(self, "content", np.asarray(self.content, np.float32))
-        object.__setattr__(self, "styles", tuple(self.styles))
-        object.__setattr__(self, "guidance", self.guidance or NO_GUIDANCE)
+    @classmethod
+    def create(cls, network: FeatureNetwork, content: np.ndarray, styles: Sequence, loss: LossOptions = DEFAULT_LOSS,
+               content_mask: np.ndarray | None = None, temporal: PixelTarget | None = None,
+               guidance: Guidance | None = None) -> Problem:
+        """The problem of these arguments (Objective's), with the settings `loss` leaves to
+        the network (None) resolved (settings.for_network: the identity for options
+        already resolved, as transfer.prepare gives them)."""
+        return cls(network, np.asarray(content, np.float32), tuple(styles), for_network(loss, network), content_mask,
+                   temporal, guidance or NO_GUIDANCE)
 
     def inputs_digest(self) -> tuple:
         """What, besides the three fed weights, makes the problem's inputs: the images' and
@@ -231,10 +232,10 @@ class Objective:
                  content_mask: np.ndarray | None = None, temporal: PixelTarget | None = None,
                  guidance: Guidance | None = None, loss_scale: LossScale | None = None, config: Any = None,
                  graphs: TargetGraphs | None = None):
-        """The classic entry: the Objective of Problem(network, content, styles, loss,
+        """The classic entry: the Objective of Problem.create(network, content, styles, loss,
         content_mask, temporal, guidance) (see Problem and for_problem)."""
-        problem = Problem(network, content, styles, loss, content_mask, temporal, guidance or NO_GUIDANCE)
-        self._build(problem, loss_scale, config, graphs)
+        self._build(Problem.create(network, content, styles, loss, content_mask, temporal, guidance), loss_scale, config,
+                    graphs)
 
     @classmethod
     def for_problem(cls, problem: Problem, loss_scale: LossScale | None = None, config: Any = None,
@@ -256,7 +257,7 @@ class Objective:
         for name in tuple(loss.content_layers) + tuple(loss.style_layers):
             if name not in network.layers:
                 raise ValueError(f"layer {name!r} is not in {network.name}")
-        assert loss.padding is not None and loss.style_layer_weight_exp is not None  # resolved by Problem
+        assert loss.padding is not None and loss.style_layer_weight_exp is not None  # resolved: Problem.create
         self.key = graph_key(problem, loss_scale)
         self._scale, self._config, self._graphs = loss_scale or LOSS_SCALES[loss.loss_scale], config, graphs
         term_list, style_images = self.term_list(problem)

@@ -154,7 +154,7 @@ def test_objectives_keep_one_graph_per_size_and_retarget_it(tiny_network, monkey
     cache = coarse_to_fine.Objectives(kept=2)
 
     def problem(content, style):
-        return objective_module.Problem(tiny_network, content, [style], loss)
+        return objective_module.Problem.create(tiny_network, content, [style], loss)
 
     try:
         for seed in (0.1, 0.3):

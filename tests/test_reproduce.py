@@ -69,13 +69,15 @@ def _paper_terms(network, content, style, x, convention, ratio=1e-3):
     G = F^T F; authors' code: alpha MSE(F, P) and beta sum_l w_l (1e3 / N^2) MSE(G / M, A / M); w_l = 1/5."""
     import numpy as np
 
-    from neural_style_tf import objective, presets
+    from neural_style_tf import presets, targets
 
     layers = presets.STYLE_LAYERS_PAPER
     feats = {}
+    graph = targets.TargetGraph(network, ("relu4_2",) + layers, (), "avg", padding="zero")
     for name, image in (("x", x), ("p", content), ("a", style)):
-        got, _ = objective.compute_targets(network, image, [], ("relu4_2",) + layers, (), "avg", padding="zero")
+        got = graph.content_features(image)
         feats[name] = {n: got[n].reshape(-1, got[n].shape[-1]).astype(np.float64) for n in got}
+    graph.close()
     f, p = feats["x"]["relu4_2"], feats["p"]["relu4_2"]
     content_term = ratio * (0.5 * np.sum((f - p) ** 2) if convention == "literal" else np.mean((f - p) ** 2))
     style_term = 0.0

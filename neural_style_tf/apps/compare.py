@@ -325,7 +325,7 @@ def run_job(worker, payload):
     p = payload
     network = worker.shared_object(p["network"])
     built = worker.counts["built"]
-    with worker.make_objective(Problem(network, p["content"], p["styles"], p["loss"])) as objective:
+    with worker.make_objective(Problem.create(network, p["content"], p["styles"], p["loss"])) as objective:
         if worker.counts["built"] > built:
             warm_up(objective, p["content"])
         marker, image = run_one(p["exp"], objective, network, p["content"], p["run"], p["pair_id"], p["settings"])

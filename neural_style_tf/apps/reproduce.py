@@ -217,7 +217,7 @@ def panel_job(worker, payload):
     network = worker.shared_object(payload["network"])
     panel, content = payload["panel"], payload["content"]
     t_build = time.perf_counter()
-    with worker.make_objective(Problem(network, content, [payload["style"]], loss_options(panel))) as objective:
+    with worker.make_objective(Problem.create(network, content, [payload["style"]], loss_options(panel))) as objective:
         build_seconds = time.perf_counter() - t_build
         result = solve(panel, objective, network, content, payload["evaluations"])
     return {"status": "done" if result.image is not None else "failed", "error": result.message or None,
