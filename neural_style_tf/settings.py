@@ -183,7 +183,9 @@ class LossOptions:
     # None: the network's own default (FeatureNetwork.default_style_layer_weight_exp).
     style_layer_weight_exp: float | None = None
     # None: the network's own default (FeatureNetwork.default_tv_weight), see effective_tv_weight.
-    tv_weight: float | None = TV_WEIGHT
+    # None here as on the command line (--tv-weight's default), so that the library's
+    # Objective(net, content, styles) and the plain command build the same objective.
+    tv_weight: float | None = None
     content_layers: tuple = CONTENT_LAYERS
     style_layers: tuple = STYLE_LAYERS
     style_blend_weights: tuple | None = None  # one per style; normalised to sum to 1
@@ -350,8 +352,9 @@ def effective_padding(loss, network):
 
 
 def for_network(loss, network):
-    """`loss` with every setting left to the network (None) resolved: TV weight, first-layer
-    padding and style-layer weight exponent."""
+    """`loss` with every setting left to the network (None) resolved: TV weight, the
+    convolutions' padding and style-layer weight exponent. Idempotent: options already
+    resolved come back equal."""
     exp = network.default_style_layer_weight_exp if loss.style_layer_weight_exp is None else loss.style_layer_weight_exp
     return dataclasses.replace(loss, tv_weight=effective_tv_weight(loss, network), padding=effective_padding(loss, network),
                                style_layer_weight_exp=exp)

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from numpy_reference import SIZE, random_image
 
-from neural_style_tf.objective import Guidance, Objective, Problem, graph_key
+import neural_style
+from neural_style_tf import transfer
+from neural_style_tf.objective import LOSS_TERMS, Guidance, Objective, Problem, graph_key
 from neural_style_tf.settings import LossOptions, for_network
 from neural_style_tf.terms import PixelTarget
 
@@ -95,3 +97,39 @@ def test_a_term_the_problem_leaves_out_holds_nothing(tiny_network, content, styl
         obj.retarget(Problem.create(tiny_network, content, [style]))
         (terms, grad), (expected, expected_grad) = obj.evaluate(x), plain.evaluate(x)
     assert terms == expected and np.array_equal(grad, expected_grad)
+
+
+# ---------------------------------------------------------------- the library's defaults and the command's
+
+
+def test_the_librarys_default_objective_is_the_plain_commands(files, tiny_net_path, tmp_path):
+    """stylize.Objective(net, content, styles) with no options and the objective the plain
+    command builds (no flag but the files: settings parsed by the command line, resolved by
+    transfer.prepare, built by transfer.optimise) have the same terms, the same graph key
+    and the same weights: their values and gradients at one image are equal."""
+    settings = neural_style.parse(["--content", files["content"], "--styles", files["style"],
+                                   "--output", str(tmp_path / "o.png"), "--network", tiny_net_path])
+    job = transfer.prepare(settings, transfer.load(settings))
+    built = []
+
+    class Built(Exception):
+        pass
+
+    def make_objective(problem):  # the command's objective, kept, and the run stopped before optimising
+        built.append(Objective.for_problem(problem))
+        raise Built
+
+    with pytest.raises(Built):
+        transfer.optimise(settings, job, None, make_objective)
+    x = random_image(41, job.target.shape)
+    with built[0] as command, Objective(job.network, job.target, job.styles) as library:
+        assert library.key == command.key and library.loss_options == command.loss_options
+        # the network's TV weight for the default W2 loss, not the Gram loss's 1000x larger one
+        assert library.loss_options.tv_weight == tiny_net_default_tv(job.network) == 0.1
+        (terms, grad), (expected, expected_grad) = library.evaluate(x), command.evaluate(x)
+    assert list(terms) == list(LOSS_TERMS) and terms == expected and np.array_equal(grad, expected_grad)
+
+
+def tiny_net_default_tv(network):
+    """The TV weight a run resolves with no --tv-weight and the default (relative) style loss."""
+    return network.relative_tv_weight
