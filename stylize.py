@@ -63,10 +63,10 @@ from neural_style_tf.optimize import (
     IterateAverage,
     NonFiniteLoss,
     Progress,
-    Result,
     lbfgs_scale,
     minimize,
 )
+from neural_style_tf.optimize import OptimizationResult as Result  # the classic name
 from neural_style_tf.settings import (
     CONTENT_WEIGHT_BLEND,
     OPTIMIZERS,
@@ -82,8 +82,9 @@ from neural_style_tf.targets import (
 )
 from neural_style_tf.terms import (
     TEMPORAL_TERM,
-    Temporal,
+    PixelTarget,
 )
+from neural_style_tf.terms import PixelTarget as Temporal  # the classic name (video.py's term)
 from neural_style_tf.tf_runtime import (
     import_tensorflow,
     session_config,
@@ -156,6 +157,7 @@ __all__ = [
     "targets",
     # terms
     "TEMPORAL_TERM",
+    "PixelTarget",
     "Temporal",
     # tf_runtime
     "import_tensorflow",

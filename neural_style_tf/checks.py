@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from . import images, losses, masks, memory, objective, tf_runtime
+from . import images, losses, masks, memory, targets, tf_runtime
 from .errors import UsageError
 from .settings import STYLE_SCALE, RunSettings, Settings
 
@@ -236,7 +236,7 @@ def largest_size(settings, content_shape, style_shapes):
     run, loss = settings.run, settings.loss
     size = tuple(content_shape[:2]) if run.width is None else images.size_at_width(content_shape, run.width)
     scales = loss.style_scales or [STYLE_SCALE] * len(style_shapes)
-    sizes = [size] + [objective.style_shape(shape, size, s, run.style_size) for shape, s in zip(style_shapes, scales)]
+    sizes = [size] + [targets.style_shape(shape, size, s, run.style_size) for shape, s in zip(style_shapes, scales)]
     return size, max(sizes, key=lambda hw: hw[0] * hw[1])
 
 

@@ -27,11 +27,12 @@ Why not for every size: measured at 512 px (docs/quality.md), one scale keeps th
 photo's layout readable, while coarse-to-fine from 128 px paints the painting's large
 swirls over the town; at 256 px it was 1.3x slower to the same loss (docs/performance.md).
 
-Every scale builds a fresh `objective.Objective` (targets at that size) and runs the
-same `optimize.minimize`; the previous Objective is closed first so its graph and
-session are freed before the larger one is built. A caller that runs many problems
-(video.py's frames, a batch worker's jobs) passes an `Objectives` instead, which keeps
-the graphs built and retargets them: one graph per output size.
+Every scale builds a fresh `objective.Objective` for its `objective.Problem` (the
+content and masks at that size) and runs the same `optimize.minimize`; the previous
+Objective is closed first so its graph and session are freed before the larger one is
+built. A caller that runs many problems (video.py's frames, a batch worker's jobs)
+passes an `Objectives` instead, which keeps the graphs built and retargets them: one
+graph per output size.
 """
 
 from __future__ import annotations
@@ -98,29 +99,40 @@ def auto_start_size(shape, scales=None, start_size=None):
     return AUTO_START_SIZE if max(shape[0], shape[1]) > AUTO_ABOVE else None
 
 
-def run(stages, network, content, styles, loss, opts, first_x0, callback=None, objective_kwargs=None,
-        make_objective=None):
-    """Run `stages` in order; returns (optimize.Result at the final size, [per-stage Results]).
-
-    `first_x0(content_at_size)` makes the start image of the first stage. `callback`
-    receives each iteration's `optimize.Progress` with the iteration and evaluation
-    counts accumulated over all stages, `iterations` set to the total, and its
-    `scale` = (index, count, (height, width)). `objective_kwargs(size)`
-    may return extra keyword arguments for each stage's Objective (e.g. a content mask
-    resized to that stage's size). `make_objective`, with objective.Objective's arguments,
-    returns a context manager giving the objective (default: a new objective.Objective,
-    closed after its stage; a batch worker passes its cache of built ones).
-    """
-    make_objective = make_objective or objective.Objective
+def problems(network, content, styles, loss, objective_kwargs=None):
+    """`problem_at` for `run`: the objective.Problem at each size, of `content` resized to
+    it, `styles` and `loss`; `objective_kwargs(size)` may give more of the Problem's
+    fields (e.g. a content mask resized to that size)."""
     content = np.asarray(content, np.float32)
+
+    def problem_at(size):
+        extra = objective_kwargs(size) if objective_kwargs else {}
+        return objective.Problem.create(network, images.resize(content, size), styles, loss, **extra)
+
+    return problem_at
+
+
+def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None):
+    """Run `stages` in order; returns (optimize.OptimizationResult at the final size, [per-stage ones]).
+
+    `problem_at(size)` gives the objective.Problem of a stage's (height, width) (see
+    `problems`); the last stage's size is the output's. `first_x0(content_at_size)` makes
+    the start image of the first stage. `callback` receives each iteration's
+    `optimize.Progress` with the iteration and evaluation counts accumulated over all
+    stages, `iterations` set to the total, and its `scale` = (index, count, (height, width)).
+    `make_objective(problem)` returns a context manager giving the objective (default: a
+    new objective.Objective, closed after its stage; a batch worker passes its cache of
+    built ones, an `Objectives`).
+    """
+    make_objective = make_objective or objective.Objective.for_problem
     total = sum(s.iterations for s in stages)
     done_iterations = done_evaluations = 0
     done_seconds = 0.0
     results = []
     x = None
     for stage in stages:
-        scaled = images.resize(content, stage.size)
-        x0 = first_x0(scaled) if x is None else images.resize(x, stage.size)
+        problem = problem_at(stage.size)
+        x0 = first_x0(problem.content) if x is None else images.resize(x, stage.size)
         x0 = np.clip(x0, 0.0, 255.0).astype(np.float32)
 
         def report(progress, stage=stage, base=(done_iterations, done_evaluations, done_seconds)):
@@ -130,17 +142,16 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
                              evaluations=base[1] + progress.evaluations, elapsed=base[2] + progress.elapsed,
                              scale=(stage.index, len(stages), stage.size)))
 
-        extra = objective_kwargs(stage.size) if objective_kwargs else {}
         try:
             # One Objective at a time: the `with` closes this scale's session before the
             # next (larger) graph is built.
-            with make_objective(network, scaled, styles, loss, **extra) as built:
+            with make_objective(problem) as built:
                 result = optimize.minimize(built, x0, replace(opts, iterations=stage.iterations), callback=report)
         except KeyboardInterrupt:
             if x is None:
                 raise  # nothing made yet: the caller reports that
             # Interrupted while building a larger scale: the previous scale's image is the result.
-            result = optimize.Result(x, results[-1].terms, 0, 0, 0.0, "interrupted", "interrupted")
+            result = optimize.OptimizationResult(x, results[-1].terms, 0, 0, 0.0, "interrupted", "interrupted")
         results.append(result)
         done_iterations += result.iterations
         done_evaluations += result.evaluations
@@ -150,7 +161,7 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
         if not result.ok or result.image is None:
             break
     final = results[-1]
-    image = None if x is None else images.resize(x, content.shape[:2])
+    image = None if x is None else images.resize(x, stages[-1].size)
     combined = replace(final, image=image, iterations=done_iterations, evaluations=done_evaluations,
                        elapsed=done_seconds)
     return combined, results
@@ -158,7 +169,7 @@ def run(stages, network, content, styles, loss, opts, first_x0, callback=None, o
 
 class Objectives:
     """A `make_objective` for `run` that keeps the last `kept` Objectives built, by their
-    objective.graph_key, and one targets.TargetGraphs for all of them.
+    objective.GraphKey, and one targets.TargetGraphs for all of them.
 
     A problem of a kept key is the kept Objective retargeted (new targets assigned in its
     graph and warmed-up session, the weights fed): nothing is built. Measured per video
@@ -172,19 +183,18 @@ class Objectives:
         self.graphs = targets.TargetGraphs(config)
         self.counts = {"built": 0, "reused": 0}
 
-    def __call__(self, network, content, styles, loss, **extra):
-        """objective.Objective's arguments -> a context manager giving the Objective (kept
-        open: `close` closes them all)."""
-        key = objective.graph_key(network, content, styles, loss, **extra)
+    def __call__(self, problem):
+        """An objective.Problem -> a context manager giving its Objective (kept open:
+        `close` closes them all)."""
+        key = objective.graph_key(problem)
         if key in self.objectives:
             self.objectives.move_to_end(key)
-            self.objectives[key].retarget(content, styles, loss=loss, **extra)
+            self.objectives[key].retarget(problem)
             self.counts["reused"] += 1
         else:
             while len(self.objectives) >= self.kept:  # before the next is built
                 self.objectives.popitem(last=False)[1].close()
-            self.objectives[key] = objective.Objective(network, content, styles, loss, config=self.config,
-                                                       graphs=self.graphs, **extra)
+            self.objectives[key] = objective.Objective.for_problem(problem, config=self.config, graphs=self.graphs)
             self.counts["built"] += 1
         return contextlib.nullcontext(self.objectives[key])
 

@@ -5,7 +5,7 @@ a tensor; none builds a graph of its own or keeps state. objective.py composes t
 into one graph. TensorFlow is imported where a function builds ops, never at import.
 
     layer weights       content_layer_weights, style_layer_weights, blend_weights
-    loss terms          content_loss, style_loss, total_variation, temporal_loss, masked_content
+    loss terms          content_loss, style_loss, total_variation, temporal_loss
     loss scales         LossScale, LOSS_SCALES (--loss-scale): classic, normalized, the paper's two
     style statistics    StyleStatistic, style_statistic (--style-loss): Gram, mean-cov, W2
 """
@@ -377,7 +377,7 @@ def style_loss_w2(moments: tuple[Tensor, Tensor], target: tuple) -> Tensor:
                 + tf.cast(target_trace, tf.float64) - 2.0 * root_trace)
     # distance times (scale / (C v)), not (scale distance) / (C v): the same numbers as
     # when the spread v was a constant of the graph, which Grappler folded into this one
-    # factor; the Objective now holds v in a variable (terms.Inputs), and this order keeps
+    # factor; the Objective now holds v in a variable (terms.InputVariables), and this order keeps
     # its results bit-identical.
     factor = W2_SCALE * tf.math.reciprocal(channels * tf.cast(spread, tf.float64))
     return tf.cast(distance * factor, moments[1].dtype)
@@ -448,21 +448,3 @@ def pool_mask(mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     if mask.shape != tuple(shape[:2]):
         raise ValueError(f"mask of shape {mask.shape} does not pool to {tuple(shape[:2])}")
     return mask
-
-
-def masked_content(content_fn: Callable[[Tensor, Tensor], Tensor], features: Tensor, target: np.ndarray,
-                   mask: np.ndarray | None = None) -> Tensor:
-    """`content_fn` on features and target both weighted by sqrt(mask).
-
-    Weighting both by sqrt(m) weights each squared difference by m, whatever the loss
-    scale's normalisation: m is each pixel's content weight relative to an unmasked run
-    (pooled to the layer, see pool_mask). The caller normalises it (masks.content_weights:
-    transparent pixels 0, the rest scaled so that their mean stays 1). Without a mask this is exactly `content_fn(features, target)`.
-    """
-    tf = import_tensorflow()
-
-    if mask is None:
-        return content_fn(features, tf.constant(target))
-    m = pool_mask(mask, target.shape[1:3])
-    root = np.sqrt(m)[None, :, :, None].astype(np.float32)
-    return content_fn(features * tf.constant(root), tf.constant(target * root))

@@ -18,7 +18,7 @@ How masks combine (the objective is objective.Guidance's):
 - the protected subject (--content-mask) is taken out of every style's mask (times
   1 - the content mask), and a "keep" term holds its pixels to the photo:
   --content-mask-weight x the mean, over the subject weighted by its mask, of the squared
-  difference to the photo (objective.Temporal, the term video.py holds frames with).
+  difference to the photo (terms.PixelTarget, as video.py holds frames with its temporal term).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 from . import images, objective
 from .errors import UsageError
 from .settings import AUTO_SKY
+from .terms import PixelTarget
 
 # A style mask of which the content mask leaves less than this share is covered by it.
 LEFT_SHARE = 0.02
@@ -96,7 +97,7 @@ class Masks:
         masks = self.style_masks(count)
         keep = None
         if self.protect is not None:
-            keep = objective.Temporal(np.asarray(photo, np.float32), resized(self.protect, size), self.protect_weight)
+            keep = PixelTarget(np.asarray(photo, np.float32), resized(self.protect, size), self.protect_weight)
         return objective.Guidance(tuple(resized(m, size) for m in masks) if masks is not None else (),
                                 tuple(self.regions or ()), keep)
 
@@ -117,7 +118,7 @@ class Masks:
 
 
 def content_weights(alpha, size):
-    """The content term's per-pixel weight at `size` (losses.masked_content), or None
+    """The content term's per-pixel weight at `size` (terms.ContentTerm), or None
     without an alpha plane: transparent pixels have no content, since what lies under them
     is arbitrary; the visible ones are scaled so that their mean weight is 1, and a picture
     with a transparent margin keeps the content weight of an opaque one. `alpha`: the

@@ -1,11 +1,13 @@
 """The objective: loss terms as small objects, one finalized graph per output size.
 
 Data flow, one direction:
-    targets (targets.py, in their own graph) -> term objects (TERMS: content, style, TV,
-    and the pixel terms that are used) -> one graph: the weighted terms, their total and
-    its gradient -> `Objective.evaluate(x)`, one session.run per evaluation.
+    a `Problem` (the content, the styles, the masks, the pixel terms and the loss options
+    resolved for the network) -> targets (targets.py, in their own graph) -> term objects
+    (terms.py: content, style, TV, and the pixel terms that are used) -> one graph: the
+    weighted terms, their total and its gradient -> `Objective.evaluate(x)`, one
+    session.run per evaluation.
 
-Adding a term appends one object to the list `Objective.term_list` builds: each term
+Adding a term appends one object to the list `Objective.term_list` makes: each term
 has a name, `inputs()` (the arrays it compares with: targets, masks, weights that
 depend on them) and `build(net, image, inputs)`, its (unweighted) tensor from the
 network's features, the image and those inputs as tensors.
@@ -14,9 +16,9 @@ network's preprocessing is part of the graph, so the optimizer's box is simply [
 
 The inputs are variables of the graph, assigned once per problem, not constants baked
 into it: an Objective built for one size, network, layers and set of terms serves
-another content, style, mask or temporal target through `retarget` (video.py's frames,
-a batch worker's jobs: coarse_to_fine.Objectives keeps them), as the three term weights
-are fed (`reweight`). What fixes the graph is `graph_key`.
+another problem of the same `GraphKey` through `retarget` (video.py's frames, a batch
+worker's jobs: coarse_to_fine.Objectives keeps them), as the three term weights are
+fed (`reweight`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,30 +40,11 @@ from .losses import (
     content_layer_weights,
     style_layer_weights,
     style_statistic,
-    temporal_loss,
 )
 from .networks.feature_network import FeatureNetwork
 from .settings import LossOptions, for_network
-from .targets import (  # noqa: F401 (re-exported: the style images' size is asked of objective)
-    TargetGraphs,
-    compute_targets,
-    digest,
-    prepare_style,
-    size_styles_to_content,
-    style_shape,
-    style_width,
-    targets,
-)
-from .terms import (  # noqa: F401 (re-exported)
-    TEMPORAL_TERM,
-    ContentTerm,
-    Inputs,
-    PixelTerm,
-    StyleTerm,
-    Temporal,
-    TotalVariationTerm,
-    check_temporal,
-)
+from .targets import TargetGraphs, digest, targets
+from .terms import TEMPORAL_TERM, ContentTerm, InputVariables, PixelTarget, PixelTerm, StyleTerm, TotalVariationTerm
 from .tf_runtime import import_tensorflow, session_config
 
 # The defaults of Objective (frozen, so one instance serves every call).
@@ -69,7 +53,7 @@ DEFAULT_LOSS = LossOptions()
 NOISE_SCALE = 0.256
 LOSS_TERMS = ("content", "style", "tv", "total")
 # Optional terms, among an Objective's terms (before "total") only when it has them:
-# video.py's temporal consistency (TEMPORAL_TERM, see Temporal), and
+# video.py's temporal consistency (terms.TEMPORAL_TERM, see terms.PixelTarget), and
 # the protected subject's (--content-mask): the photo held there (see Guidance).
 KEEP_TERM = "keep"
 # The terms whose weight is an input of the graph (fed, see term_weights), in this order.
@@ -87,13 +71,13 @@ class Guidance:
     everywhere; style i's statistics are those of the output's features weighted by its
     mask, normalised by the mask's mass. `region_masks`: one array per style over that
     style image (any size: resized with it), or None for the whole painting; the target
-    statistics are then the painting's region's. `keep`: a `Temporal` holding the photo
+    statistics are then the painting's region's. `keep`: a `PixelTarget` holding the photo
     over a protected subject (--content-mask), or None.
     """
 
     masks: tuple = ()
     region_masks: tuple = ()
-    keep: Temporal | None = None
+    keep: PixelTarget | None = None
 
     def mask(self, i):
         return self.masks[i] if i < len(self.masks) else None
@@ -156,36 +140,81 @@ def weight_feed(weights: dict, loss: LossOptions) -> dict:
     return {weights[k]: np.float32(v) for k, v in zip(FED_WEIGHTS, values)}
 
 
-def graph_key(network: FeatureNetwork, content: np.ndarray, styles: list, loss: LossOptions = DEFAULT_LOSS,
-              content_mask: np.ndarray | None = None, temporal: Temporal | None = None,
-              guidance: Guidance | None = None, loss_scale: LossScale | None = None) -> tuple:
-    """What fixes an Objective's graph, for Objective's arguments: two problems of the same
-    key share one graph (Objective.retarget). The output size, the network, the number of
-    styles, the loss options but the fed weights (the three term weights, the style
-    blend) and the style scales (only the targets see them), which terms there are and
-    which styles are masked. Not the images, the masks' values or the style images' sizes
-    (a style's statistic is C x C whatever its size)."""
-    loss = for_network(loss, network)
-    structural = dataclasses.replace(loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0,
+# ---------------------------------------------------------------- the problem
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One transfer problem on one network, as an Objective takes it: the content (H, W, 3)
+    float32, the styles, the loss options resolved for the network, and optionally
+    `content_mask` (H, W) >= 0, each pixel's content-loss weight relative to an unmasked
+    run (1 everywhere = no mask), `temporal` (video.py's terms.PixelTarget) and `guidance`
+    (where each style applies, the protected subject).
+
+    Made by `create`, which resolves the loss options for the network once: everything
+    downstream takes them as they are. Frozen; compared by identity (it holds arrays):
+    `graph_key` and `inputs_digest` say what two problems share."""
+
+    network: FeatureNetwork
+    content: np.ndarray
+    styles: tuple
+    loss: LossOptions  # resolved: settings.for_network
+    content_mask: np.ndarray | None = None
+    temporal: PixelTarget | None = None
+    guidance: Guidance = NO_GUIDANCE
+
+    @classmethod
+    def create(cls, network: FeatureNetwork, content: np.ndarray, styles: Sequence, loss: LossOptions = DEFAULT_LOSS,
+               content_mask: np.ndarray | None = None, temporal: PixelTarget | None = None,
+               guidance: Guidance | None = None) -> Problem:
+        """The problem of these arguments (Objective's), with the settings `loss` leaves to
+        the network (None) resolved (settings.for_network: the identity for options
+        already resolved, as transfer.prepare gives them)."""
+        return cls(network, np.asarray(content, np.float32), tuple(styles), for_network(loss, network), content_mask,
+                   temporal, guidance or NO_GUIDANCE)
+
+    def inputs_digest(self) -> tuple:
+        """What, besides the three fed weights, makes the problem's inputs: the images' and
+        masks' pixels and the loss options. Equal digests: equal targets (retarget skips them)."""
+        guidance = self.guidance
+
+        def pixel_term(t):
+            return None if t is None else (digest(np.asarray(t.target)), digest(np.asarray(t.mask)), float(t.weight),
+                                           t.active)
+
+        return (digest(self.content), tuple(digest(np.asarray(s)) for s in self.styles),
+                dataclasses.replace(self.loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0),
+                digest(self.content_mask), pixel_term(self.temporal), pixel_term(guidance.keep),
+                tuple(digest(m) for m in guidance.masks), tuple(digest(m) for m in guidance.region_masks))
+
+
+@dataclass(frozen=True)
+class GraphKey:
+    """What fixes an Objective's graph: two problems of the same key share one graph
+    (Objective.retarget). Not the images, the masks' values or the style images' sizes
+    (a style's statistic is C x C whatever its size), nor the fed weights."""
+
+    network: int  # id() of the network object
+    shape: tuple  # the content's (H, W, 3): the output size
+    styles: int  # how many styles
+    # The loss options but the fed weights (the three term weights, the style blend) and
+    # the style scales (only the targets see them).
+    loss: LossOptions
+    loss_scale: LossScale | None  # the Objective's own, or None for LOSS_SCALES[loss.loss_scale]
+    content_mask: bool  # which terms there are, and which styles are masked
+    temporal: bool
+    style_masks: tuple
+    keep: bool
+
+
+def graph_key(problem: Problem, loss_scale: LossScale | None = None) -> GraphKey:
+    """The GraphKey of an Objective of `problem` (and `loss_scale`, Objective's)."""
+    structural = dataclasses.replace(problem.loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0,
                                      style_blend_weights=None, style_scales=None)
-    guidance = guidance or NO_GUIDANCE
-    return (id(network), tuple(np.shape(content)), len(styles), structural, loss_scale, content_mask is not None,
-            temporal is not None, tuple(guidance.mask(i) is not None for i in range(len(styles))),
-            guidance.keep is not None)
-
-
-def problem_digest(content, styles, loss, content_mask=None, temporal=None, guidance=None) -> tuple:
-    """What, besides the three fed weights, makes a problem's inputs: the images' and
-    masks' pixels and the loss options. Equal digests: equal targets (retarget skips them)."""
-    guidance = guidance or NO_GUIDANCE
-
-    def pixel_term(t):
-        return None if t is None else (digest(np.asarray(t.target)), digest(np.asarray(t.mask)), float(t.weight), t.active)
-
-    return (digest(content), tuple(digest(np.asarray(s)) for s in styles),
-            dataclasses.replace(loss, content_weight=0.0, style_weight=0.0, tv_weight=0.0),
-            digest(content_mask), pixel_term(temporal), pixel_term(guidance.keep),
-            tuple(digest(m) for m in guidance.masks), tuple(digest(m) for m in guidance.region_masks))
+    count, guidance = len(problem.styles), problem.guidance
+    return GraphKey(id(problem.network), tuple(np.shape(problem.content)), count, structural, loss_scale,
+                    problem.content_mask is not None, problem.temporal is not None,
+                    tuple(guidance.mask(i) is not None for i in range(count)), guidance.keep is not None)
 
 
 # ---------------------------------------------------------------- the objective
@@ -196,35 +225,43 @@ class Objective:
 
     `evaluate(x)` runs a single session.run for every loss term and the gradient;
     `retarget` makes it another problem of the same graph_key, `reweight` changes the weights.
+    `problem` is the problem it holds, `style_images` its styles at their scale.
     """
 
     def __init__(self, network: FeatureNetwork, content: np.ndarray, styles: list, loss: LossOptions = DEFAULT_LOSS,
-                 content_mask: np.ndarray | None = None, temporal: Temporal | None = None,
+                 content_mask: np.ndarray | None = None, temporal: PixelTarget | None = None,
                  guidance: Guidance | None = None, loss_scale: LossScale | None = None, config: Any = None,
                  graphs: TargetGraphs | None = None):
-        """Optional: `content_mask` (H, W) >= 0, each pixel's content-loss weight relative to an
-        unmasked run (1 everywhere = no mask); `temporal`, a `Temporal`; `guidance`, a
-        `Guidance` (where each style applies); `loss_scale`, the LossScale to use instead of
-        LOSS_SCALES[loss.loss_scale]; `config`, the session's tf.compat.v1.ConfigProto
+        """The classic entry: the Objective of Problem.create(network, content, styles, loss,
+        content_mask, temporal, guidance) (see Problem and for_problem)."""
+        self._build(Problem.create(network, content, styles, loss, content_mask, temporal, guidance), loss_scale, config,
+                    graphs)
+
+    @classmethod
+    def for_problem(cls, problem: Problem, loss_scale: LossScale | None = None, config: Any = None,
+                    graphs: TargetGraphs | None = None) -> Objective:
+        """The Objective of `problem`. Optional: `loss_scale`, the LossScale to use instead
+        of LOSS_SCALES[loss.loss_scale]; `config`, the session's tf.compat.v1.ConfigProto
         (default tf_runtime.session_config()); `graphs`, a targets.TargetGraphs that
         computes the targets and is kept by the caller (default: a target graph built
         for each problem and closed after it)."""
+        objective = cls.__new__(cls)
+        objective._build(problem, loss_scale, config, graphs)
+        return objective
+
+    def _build(self, problem: Problem, loss_scale: LossScale | None, config: Any, graphs: TargetGraphs | None) -> None:
         tf = import_tensorflow()
 
-        # The network's defaults for what the caller left open. transfer.prepare has
-        # resolved them already (this is then the identity); a direct caller gets them here.
-        loss = for_network(loss, network)
-        content = np.asarray(content, np.float32)
-        self.network, self.shape = network, (1,) + content.shape
+        network, loss = problem.network, problem.loss
+        self.network, self.shape = network, (1,) + problem.content.shape
         for name in tuple(loss.content_layers) + tuple(loss.style_layers):
             if name not in network.layers:
                 raise ValueError(f"layer {name!r} is not in {network.name}")
-        assert loss.padding is not None and loss.style_layer_weight_exp is not None  # resolved by for_network
-        self.key = graph_key(network, content, styles, loss, content_mask, temporal, guidance, loss_scale)
+        assert loss.padding is not None and loss.style_layer_weight_exp is not None  # resolved: Problem.create
+        self.key = graph_key(problem, loss_scale)
         self._scale, self._config, self._graphs = loss_scale or LOSS_SCALES[loss.loss_scale], config, graphs
-        term_list = self.term_list(content, styles, loss, content_mask, temporal, guidance or NO_GUIDANCE)
+        term_list, style_images = self.term_list(problem)
         self._structure = [term.structure() for term in term_list]
-        self._problem = problem_digest(content, styles, loss, content_mask, temporal, guidance)
 
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -232,7 +269,7 @@ class Objective:
             needed = tuple(content_layer_weights(loss.content_layers, loss.content_weight_blend)) + tuple(loss.style_layers)
             net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, loss.padding)
             self.weights = term_weights(loss)
-            self._inputs = Inputs()
+            self._inputs = InputVariables()
             inputs = {term.name: self._inputs.create(term.name, term.inputs()) for term in term_list}
             # The terms with a fed weight first, then the pixel terms: the order in which
             # the ops are made is the order in which tf.gradients sums the image's gradient
@@ -250,82 +287,78 @@ class Objective:
         # between evaluations, nor when it is retargeted.
         self.graph.finalize()
         self.session = tf.compat.v1.Session(graph=self.graph, config=config or session_config())
-        self._use(term_list, loss)
+        self._use(problem, term_list, style_images)
 
-    def term_list(self, content: np.ndarray, styles: list, loss: LossOptions, content_mask: np.ndarray | None,
-                  temporal: Temporal | None, guidance: Guidance) -> list:
-        """The term objects of a problem, in the order their values are reported: content,
-        style, TV, then the pixel terms that are used. Computes the targets (and sets
-        self.content, self.style_images)."""
-        network, scale = self.network, self._scale
+    def term_list(self, problem: Problem) -> tuple[list, list]:
+        """(the term objects of `problem`, in the order their values are reported: content,
+        style, TV, then the pixel terms that are used; its style images at their scale).
+        Computes the targets; changes nothing of the objective."""
+        network, scale, loss, guidance = self.network, self._scale, problem.loss, problem.guidance
+        count = len(problem.styles)
         content_weights = content_layer_weights(loss.content_layers, loss.content_weight_blend)
         style_weights = style_layer_weights(loss.style_layers, float(loss.style_layer_weight_exp or 0.0))
         statistic = statistic_of(loss.style_loss, scale)
-        self.content = content
-        self.style_images, content_targets, style_targets = targets(
-            network, content, styles, loss, statistic, guidance.region_masks, self._config, self._graphs)
-        blend = guidance.blend(blend_weights(len(styles), loss.style_blend_weights))
+        style_images, content_targets, style_targets = targets(
+            network, problem.content, problem.styles, loss, statistic, guidance.region_masks, self._config, self._graphs)
+        blend = guidance.blend(blend_weights(count, loss.style_blend_weights))
         layer_masks = [None if guidance.mask(i) is None
                        else network.mask_weights(guidance.mask(i), tuple(style_weights), loss.pooling)
-                       for i in range(len(styles))]
-        terms = [ContentTerm(content_weights, content_targets, scale.content, content_mask, statistic.relative,
+                       for i in range(count)]
+        terms = [ContentTerm(content_weights, content_targets, scale.content, problem.content_mask, statistic.relative,
                              network.relative_content_scale),
                  StyleTerm(statistic, style_weights, blend, style_targets, layer_masks),
                  TotalVariationTerm(scale.tv)]
-        terms += [PixelTerm(t, name, content.shape) for t, name in ((temporal, TEMPORAL_TERM), (guidance.keep, KEEP_TERM))
-                  if t is not None]
-        return terms
+        terms += [PixelTerm(t, name, problem.content.shape)
+                  for t, name in ((problem.temporal, TEMPORAL_TERM), (guidance.keep, KEEP_TERM)) if t is not None]
+        return terms, style_images
 
-    def _use(self, term_list: list, loss: LossOptions) -> None:
+    def _use(self, problem: Problem, term_list: list, style_images: list) -> None:
         """Assign a problem's inputs and weights; the inactive pixel terms are not reported."""
         self._inputs.assign(self.session, term_list)
         self._shown = tuple(name for name in self.terms
-                            if not any(isinstance(t, PixelTerm) and t.name == name and not t.temporal.active
+                            if not any(isinstance(t, PixelTerm) and t.name == name and not t.held.active
                                        for t in term_list))
-        self.reweight(loss)
+        self.problem, self.style_images, self._digest = problem, style_images, problem.inputs_digest()
+        self.reweight(problem.loss)
 
-    def retarget(self, content: np.ndarray, styles: list, content_mask: np.ndarray | None = None,
-                 temporal: Temporal | None = None, guidance: Guidance | None = None,
-                 loss: LossOptions | None = None) -> None:
-        """Make this objective another problem of the same graph_key: a content, styles,
-        masks and temporal target as Objective's arguments (and `loss`, whose weights,
-        blend and style scales may differ), in the built graph and its warmed-up
-        session. Computes the new targets and assigns them; builds nothing.
-
-        A term the graph has and the problem leaves out holds nothing: no temporal or
-        keep term is Temporal.off, no content mask or style mask is one of ones (the
-        unmasked values, to rounding). A term the graph lacks is a ValueError."""
-        loss = for_network(loss or self.loss_options, self.network)
-        content = np.asarray(content, np.float32)
-        shape = content.shape
-        # What the graph has and the problem lacks: the neutral input (see above).
-        _, _, _, _, _, masked_content, has_temporal, masked_styles, has_keep = self.key
-        guidance = guidance or NO_GUIDANCE
-        if content_mask is None and masked_content:
+    def _with_neutral_terms(self, problem: Problem) -> Problem:
+        """`problem` with what the graph has and the problem leaves out made neutral: no
+        temporal or keep term is PixelTarget.off, no content mask or style mask is one of
+        ones (the unmasked values, to rounding)."""
+        key, shape, guidance = self.key, problem.content.shape, problem.guidance
+        content_mask, temporal = problem.content_mask, problem.temporal
+        if content_mask is None and key.content_mask:
             content_mask = np.ones(shape[:2], np.float32)
-        if temporal is None and has_temporal:
-            temporal = Temporal.off(shape)
+        if temporal is None and key.temporal:
+            temporal = PixelTarget.off(shape)
         masks = tuple(np.ones(shape[:2], np.float32) if guidance.mask(i) is None and masked else guidance.mask(i)
-                      for i, masked in enumerate(masked_styles))
-        keep = Temporal.off(shape) if guidance.keep is None and has_keep else guidance.keep
-        guidance = dataclasses.replace(guidance, masks=masks if any(masked_styles) else guidance.masks, keep=keep)
-        key = graph_key(self.network, content, styles, loss, content_mask, temporal, guidance, self.key[4])
-        if key != self.key:
+                      for i, masked in enumerate(key.style_masks))
+        keep = PixelTarget.off(shape) if guidance.keep is None and key.keep else guidance.keep
+        guidance = dataclasses.replace(guidance, masks=masks if any(key.style_masks) else guidance.masks, keep=keep)
+        return dataclasses.replace(problem, content_mask=content_mask, temporal=temporal, guidance=guidance)
+
+    def retarget(self, problem: Problem) -> None:
+        """Make this objective `problem`, which must be of its graph_key (its loss's weights,
+        blend and style scales may differ), in the built graph and its warmed-up session.
+        Computes the new targets and assigns them; builds nothing. A term the graph has
+        and the problem leaves out holds nothing (_with_neutral_terms); a term the graph
+        lacks is a ValueError."""
+        problem = self._with_neutral_terms(problem)
+        if graph_key(problem, self.key.loss_scale) != self.key:
             raise ValueError("this problem does not fit the objective's graph (another size, network, layers, loss "
                              "or set of terms): build an Objective for it")
-        problem = problem_digest(content, styles, loss, content_mask, temporal, guidance)
-        if problem == self._problem:  # the same targets (a weight sweep): only the weights change
-            self.reweight(loss)
+        if problem.inputs_digest() == self._digest:  # the same targets (a weight sweep): only the weights change
+            self.problem = problem
+            self.reweight(problem.loss)
             return
-        term_list = self.term_list(content, styles, loss, content_mask, temporal, guidance)
+        term_list, style_images = self.term_list(problem)
         if [term.structure() for term in term_list] != self._structure:
             raise ValueError("this problem's terms do not fit the objective's graph: build an Objective for it")
-        self._use(term_list, loss)
-        self._problem = problem
+        self._use(problem, term_list, style_images)
 
     def reweight(self, loss: LossOptions) -> None:
         """Use the content, style and TV weights of `loss` (resolved for the network, as
-        transfer.prepare gives them) from now on. Only the weights: everything else that
+        a Problem holds them) from now on. Only the weights: everything else that
         defines the graph (layers, targets, size) stays as built (see retarget)."""
         self._weight_feed = weight_feed(self.weights, loss)
         self.loss_options = loss
@@ -343,18 +376,6 @@ class Objective:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def temporal_terms(temporal, image, name=TEMPORAL_TERM):
-    """{name: the weighted term} of a `Temporal` on the (1, H, W, 3) image tensor, with
-    its target and mask as constants, or {} without one (the Objective holds them in
-    variables instead: PixelTerm)."""
-    tf = import_tensorflow()
-
-    if temporal is None:
-        return {}
-    target, mask = check_temporal(temporal, image.shape[1:])
-    return {name: temporal.weight * temporal_loss(image, tf.constant(target[None]), tf.constant(mask[None]))}
 
 
 def initial_image(content, network, initial=None, noiseblend=None, seed=None):

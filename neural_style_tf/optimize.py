@@ -1,5 +1,5 @@
 """The optimisers on one objective: an `Evaluator` that caches loss and gradient on x,
-SciPy's L-BFGS-B, Adam, and `minimize`, which runs either and returns a `Result`.
+SciPy's L-BFGS-B, Adam, and `minimize`, which runs either and returns an `OptimizationResult`.
 
 Progress is reported to the caller through callbacks (`Progress` after each iteration,
 each evaluation's terms); nothing is printed here. Ctrl-C stops a run with the best
@@ -132,7 +132,9 @@ class Progress:
 
 
 @dataclass
-class Result:
+class OptimizationResult:
+    """What `minimize` returns (api.Result is the library's finished picture)."""
+
     image: np.ndarray | None  # the lowest-loss image evaluated, RGB float32 (H, W, 3)
     terms: dict | None  # its loss terms
     iterations: int
@@ -248,8 +250,8 @@ def _averaged(result, average, objective):
 
 def minimize(objective: Any, x0: np.ndarray, opts: OptimizerOptions = DEFAULT_OPTIMIZER,
              callback: Callable[[Progress], None] | None = None,
-             on_evaluation: Callable[[int, float, dict], None] | None = None) -> Result:
-    """Minimise `objective` from image `x0`; return the lowest-loss image as a `Result`.
+             on_evaluation: Callable[[int, float, dict], None] | None = None) -> OptimizationResult:
+    """Minimise `objective` from image `x0`; return the lowest-loss image as an `OptimizationResult`.
 
     `callback(progress)` is called after every iteration; `on_evaluation(index,
     seconds, terms)` after every evaluation. Ctrl-C (KeyboardInterrupt) stops the run
@@ -286,7 +288,7 @@ def minimize(objective: Any, x0: np.ndarray, opts: OptimizerOptions = DEFAULT_OP
         stop, message = "nonfinite", str(exc)
     except KeyboardInterrupt:
         stop, message = "interrupted", "interrupted"
-    result = Result(
+    result = OptimizationResult(
         image=evaluator.best_image(),
         terms=evaluator.best_terms,
         iterations=iteration,

@@ -95,7 +95,7 @@ PRESETS = {
 }
 # Settings of a run without --preset (the classic tool's behaviour).
 NO_PRESET = {"loss_scale": "classic", "style_size": "width", "normalise_network": False}
-# Loss scales that normalise a Gram matrix (stylize.LOSS_SCALES), so imply --style-loss gram.
+# Loss scales that normalise a Gram matrix (losses.LOSS_SCALES), so imply --style-loss gram.
 GRAM_LOSS_SCALES = ("gatys2016", "gatys-pytorch")
 # The keys above that are not command-line flags.
 NON_FLAG_KEYS = ("description", "loss_scale", "style_size", "normalise_network")

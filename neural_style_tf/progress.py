@@ -1,4 +1,4 @@
-"""Progress of one transfer: the callback that turns stylize's Progress reports into a
+"""Progress of one transfer: the callback that turns optimize's Progress reports into a
 bar, printed terms, checkpoints, a JSON-lines log, progress.txt and a plot.
 
 The algorithm prints nothing; everything a user sees while it runs comes from here.
@@ -19,7 +19,7 @@ from .checks import format_checkpoint
 
 
 class Reporter:
-    """The `callback` of stylize.minimize / coarse_to_fine.run for one transfer."""
+    """The `callback` of optimize.minimize / coarse_to_fine.run for one transfer."""
 
     def __init__(self, run, iterations, finish_image, record, listeners=()):
         """`run`: the RunSettings; `finish_image(x) -> (rgb, alpha)`; `record`: the start

@@ -1,15 +1,17 @@
 """Defaults and the frozen settings of one transfer, free of TensorFlow.
 
-Every default is defined here once; the command line shows them in --help and the
-algorithm (stylize.py) uses them, so the two can never disagree. A run's settings are
-three frozen dataclasses, made once from the command line (cli.py), transformed by a
-preset (presets.py) and checked up front (checks.py):
+Every default is defined here once: the command line shows them in --help, and the
+dataclasses below default to them, so a library call (objective.Objective with no options)
+and the plain command build the same objective (tests/test_problem.py shows it). A run's
+settings are three frozen dataclasses, made once by cli.build_settings from the command
+line's or the API's keywords, transformed by a preset (presets.py) and checked up front
+(checks.py):
 
-    LossOptions       what the objective is (stylize.Objective)
-    OptimizerOptions  how it is minimised and when to stop (stylize.minimize, coarse-to-fine)
+    LossOptions       what the objective is (objective.Objective)
+    OptimizerOptions  how it is minimised and when to stop (optimize.minimize, coarse-to-fine)
     RunSettings       the files, the network, the start image, colours and the outputs
 
-Nothing downstream of the command line reads the argparse Namespace.
+Nothing downstream of cli.build_settings reads an argparse Namespace.
 """
 
 from __future__ import annotations
@@ -132,13 +134,15 @@ class LossOptions:
     # None: the network's own default (FeatureNetwork.default_style_layer_weight_exp).
     style_layer_weight_exp: float | None = None
     # None: the network's own default (FeatureNetwork.default_tv_weight), see effective_tv_weight.
-    tv_weight: float | None = TV_WEIGHT
+    # None here as on the command line (--tv-weight's default), so that the library's
+    # Objective(net, content, styles) and the plain command build the same objective.
+    tv_weight: float | None = None
     content_layers: tuple = CONTENT_LAYERS
     style_layers: tuple = STYLE_LAYERS
     style_blend_weights: tuple | None = None  # one per style; normalised to sum to 1
     style_scales: tuple | None = None  # one per style; relative to the content width
     pooling: str = POOLING
-    loss_scale: str = LOSS_SCALE  # a key of stylize.LOSS_SCALES: how each term is normalised
+    loss_scale: str = LOSS_SCALE  # a key of losses.LOSS_SCALES: how each term is normalised
     # None: the network's own default (FeatureNetwork.default_padding), see effective_padding.
     padding: str | None = None
     style_loss: str = STYLE_LOSS
@@ -299,8 +303,9 @@ def effective_padding(loss, network):
 
 
 def for_network(loss, network):
-    """`loss` with every setting left to the network (None) resolved: TV weight, first-layer
-    padding and style-layer weight exponent."""
+    """`loss` with every setting left to the network (None) resolved: TV weight, the
+    convolutions' padding and style-layer weight exponent. Idempotent: options already
+    resolved come back equal."""
     exp = network.default_style_layer_weight_exp if loss.style_layer_weight_exp is None else loss.style_layer_weight_exp
     return dataclasses.replace(loss, tv_weight=effective_tv_weight(loss, network), padding=effective_padding(loss, network),
                                style_layer_weight_exp=exp)

@@ -6,8 +6,8 @@ padding and statistic: the image is a placeholder of any size, so every content 
 style image goes through the same graph) with their sessions, and the style targets
 it computed (by the style's pixels). Whoever stylises many pictures with the same
 network (video.py's frames, a batch worker's jobs) keeps one: a frame after the first
-then pays one forward pass for its content target, and nothing for the styles.
-`compute_targets` is the one-off: a graph built, used and closed.
+then pays one forward pass for its content target, and nothing for the styles;
+`targets` without one builds a TargetGraphs for the call and closes it.
 """
 
 from __future__ import annotations
@@ -127,25 +127,6 @@ class TargetGraphs:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def compute_targets(network, content, styles, content_layers, style_layers, pooling, gram=gram_matrix,
-                    padding="zero", style_masks=None, config=None):
-    """Content features and style statistics, computed once in their own graph.
-
-    `content` is RGB (H, W, 3); `styles` a list of RGB images, already at their scale.
-    `gram(features)` is the style statistic: a tensor or a tuple of tensors (see
-    StyleStatistic). `style_masks`: None, or one (h, w) mask per style over that style
-    image (or None for the whole image); a masked style's statistic is computed as
-    `gram(features, weights)` with the mask brought to each layer (network.mask_weights).
-    Returns ({layer: features}, [{layer: statistic}, ...]) as float32 NumPy arrays
-    (tuples of them for a tuple statistic). `config`: the session's (default tf_runtime.session_config()).
-    """
-    style_masks = list(style_masks or [None] * len(styles))
-    masked = any(m is not None for m in style_masks)
-    with TargetGraphs(config) as graphs:
-        graph = graphs.graph(network, content_layers, style_layers, pooling, gram, padding, masked)
-        return graph.content_features(content), [graph.style_statistics(s, m) for s, m in zip(styles, style_masks)]
 
 
 def targets(network, content, styles, loss, statistic, region_masks=(), config=None, graphs=None):

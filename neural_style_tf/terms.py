@@ -5,7 +5,7 @@ Each term is a small frozen object: `name`; `structure()`, what of it shapes the
 {key: array} of what it compares with (targets, masks, and the weights that depend on
 them); and `build(net, image, inputs)` -> its unweighted scalar tensor from the
 network's features {layer: tensor}, the image (1, H, W, 3) and {key: tensor} of those
-inputs, which `Inputs` holds in variables of the graph. objective.py composes the terms.
+inputs, which `InputVariables` holds in variables of the graph. objective.py composes the terms.
 """
 
 from __future__ import annotations
@@ -21,25 +21,25 @@ from .settings import RELATIVE_CONTENT_SCALE
 from .tf_runtime import import_tensorflow
 
 Tensor = Any
-# The temporal term's name among an Objective's terms (video.py's, see Temporal).
+# The temporal term's name among an Objective's terms (video.py's, see PixelTarget).
 TEMPORAL_TERM = "temporal"
 
 
 @dataclass(frozen=True)
-class Temporal:
-    """A term weight * temporal_loss(image, target, mask) that holds pixels to a target:
+class PixelTarget:
+    """Pixels to hold the image to, for a term weight * temporal_loss(image, target, mask):
     video.py's temporal term (the previous result warped into this frame, the mask its
     reliability), and the protected subject's "keep" term (the photo, the mask
-    --content-mask, see Guidance)."""
+    --content-mask, see objective.Guidance). A PixelTerm builds the term."""
 
     target: np.ndarray  # (H, W, 3)
     mask: np.ndarray  # (H, W): how much each pixel is held to `target`, 0..1
     weight: float
-    # False: a term that holds nothing (Temporal.off), left out of the reported terms.
+    # False: a term that holds nothing (PixelTarget.off), left out of the reported terms.
     active: bool = True
 
     @classmethod
-    def off(cls, shape) -> Temporal:
+    def off(cls, shape) -> PixelTarget:
         """The term with nothing to hold, for an image of (H, W, ...) `shape`: exactly 0,
         gradient 0. Video.py's first frame has it, so that the later frames' graph (which
         holds each frame to the last) is the first frame's."""
@@ -63,7 +63,8 @@ def as_input(value: Any) -> np.ndarray:
 @dataclass(frozen=True)
 class ContentTerm:
     """sum over content layers l of w_l content(F_l, P_l), each optionally masked: both
-    the features and the target weighted by sqrt(mask) (losses.masked_content)."""
+    the features and the target weighted by sqrt(mask), which weights each squared
+    difference by the mask whatever the loss scale's normalisation."""
 
     layer_weights: dict
     targets: dict
@@ -164,9 +165,9 @@ class TotalVariationTerm:
         return self.tv(image)
 
 
-def check_temporal(temporal: Temporal, shape) -> tuple[np.ndarray, np.ndarray]:
-    """(target, mask) of a `Temporal` as float32, checked against the image's (H, W, 3) shape."""
-    target, mask = np.asarray(temporal.target, np.float32), np.asarray(temporal.mask, np.float32)
+def check_pixel_target(held: PixelTarget, shape) -> tuple[np.ndarray, np.ndarray]:
+    """(target, mask) of a `PixelTarget` as float32, checked against the image's (H, W, 3) shape."""
+    target, mask = np.asarray(held.target, np.float32), np.asarray(held.mask, np.float32)
     shape = tuple(shape)
     if target.shape != shape or mask.shape != shape[:2]:
         raise ValueError(f"temporal target {target.shape} and mask {mask.shape} do not fit an image of {shape}")
@@ -175,9 +176,9 @@ def check_temporal(temporal: Temporal, shape) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class PixelTerm:
-    """A `Temporal`'s weighted term (the video's temporal term, the protected subject's keep)."""
+    """A `PixelTarget`'s weighted term (the video's temporal term, the protected subject's keep)."""
 
-    temporal: Temporal
+    held: PixelTarget
     name: str = TEMPORAL_TERM
     shape: tuple = ()  # the image's (H, W, 3)
 
@@ -185,15 +186,14 @@ class PixelTerm:
         return (self.name,)
 
     def inputs(self) -> OrderedDict:
-        target, mask = check_temporal(self.temporal, self.shape)
-        return OrderedDict(weight=np.float32(self.temporal.weight), target=target[None], mask=mask[None])
+        target, mask = check_pixel_target(self.held, self.shape)
+        return OrderedDict(weight=np.float32(self.held.weight), target=target[None], mask=mask[None])
 
     def build(self, net: dict, image: Tensor, inputs: dict) -> Tensor:
         return inputs["weight"] * temporal_loss(image, inputs["target"], inputs["mask"])
 
 
-
-class Inputs:
+class InputVariables:
     """The terms' inputs in a graph: one variable per array, assigned once per problem
     (`assign`), read by every evaluation without being fed again.
 

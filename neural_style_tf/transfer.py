@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checks, coarse_to_fine, color, images, lifecycle, masks, objective
+from . import checks, coarse_to_fine, color, images, lifecycle, masks, targets
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .lifecycle import say
 from .networks import loading
@@ -134,7 +134,7 @@ def prepare(settings, inputs, planned=None):
     mode = run.preserve_colors or ("histogram" if run.color_source else None)
     source = images.load_image(run.color_source) if run.color_source else None
     target, styles, finish_colors = color.prepare_colors(content, inputs.styles, mode, run.color_match, source)
-    styles = objective.size_styles_to_content(styles, content.shape, run.style_size)
+    styles = targets.size_styles_to_content(styles, content.shape, run.style_size)
     initial = None
     if run.initial is not None:
         initial = images.resize(images.load_image(run.initial), content.shape[:2])
@@ -162,7 +162,8 @@ def record(settings, job):
 
 def optimise(settings, job, reporter, make_objective=None):
     """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept).
-    `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives)."""
+    `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives).
+    Each scale's problem is the job's, at that size (coarse_to_fine.problems)."""
     def first_x0(scaled):
         return lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
 
@@ -174,10 +175,10 @@ def optimise(settings, job, reporter, make_objective=None):
             kwargs["guidance"] = job.masks.guidance(images.resize(job.target, size), len(job.styles))
         return kwargs
 
+    problem_at = coarse_to_fine.problems(job.network, job.target, job.styles, job.loss, objective_kwargs)
     with lifecycle.interrupts_as_keyboard_interrupt():
-        result, _ = coarse_to_fine.run(job.stages, job.network, job.target, job.styles, job.loss,
-                                       settings.optimizer, first_x0, callback=reporter,
-                                       objective_kwargs=objective_kwargs, make_objective=make_objective)
+        result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
+                                       make_objective=make_objective)
     return result
 
 
@@ -236,7 +237,7 @@ def execute(settings: Settings, network: FeatureNetwork | None = None, make_obje
     the API's callback: see progress.Reporter); `arrays`, images given as arrays (see load).
     The output is written, and the closing line said, when settings.run.output names a file;
     without one (the API's: the image is returned) the exit status is None.
-    Returns (exit status, Job, optimize.Result)."""
+    Returns (exit status, Job, optimize.OptimizationResult)."""
     t0 = time.perf_counter()
     inputs = load(settings, network, arrays)
     job = prepare(settings, inputs, check(settings, inputs))

@@ -63,7 +63,7 @@ def test_run_initialises_from_the_upsampled_previous_result(tiny_network, monkey
     stages = coarse_to_fine.schedule(content.shape, 3, scales=2, coarse_iterations=6)
     seen = []
     loss = stylize.LossOptions(tv_weight=1.0)
-    result, per_stage = coarse_to_fine.run(stages, tiny_network, content, [style], loss,
+    result, per_stage = coarse_to_fine.run(stages, coarse_to_fine.problems(tiny_network, content, [style], loss),
                                            stylize.OptimizerOptions(iterations=999), lambda c: c.copy(),
                                            callback=lambda p: seen.append((p.iteration, p.iterations, p.scale)))
     assert [s.iterations for s in stages] == [6, 3]
@@ -80,45 +80,44 @@ def test_run_initialises_from_the_upsampled_previous_result(tiny_network, monkey
     assert result.evaluations == sum(r.evaluations for r in per_stage)
 
 
-def test_run_builds_each_objective_with_the_stages_extra_arguments(tiny_network, monkeypatch):
+def test_run_builds_each_objective_with_the_stages_extra_arguments(tiny_network):
     """objective_kwargs(size) is how the transfer hands each scale its resized content mask."""
     content = smooth(48, 64, 0.0)
     mask = np.ones(content.shape[:2], np.float32)
     mask[:, :16] = 0.0
     asked, masks = [], []
-    real = objective_module.Objective
 
-    def objective(network, scaled, styles, loss, content_mask=None):
-        masks.append(content_mask.shape)
-        return real(network, scaled, styles, loss, content_mask=content_mask)
+    def objective(problem):
+        masks.append(problem.content_mask.shape)
+        assert problem.content.shape[:2] == problem.content_mask.shape
+        return objective_module.Objective.for_problem(problem)
 
     def kwargs(size):
         asked.append(size)
         return {"content_mask": images.resize(mask, size).clip(0, 1)}
 
-    monkeypatch.setattr(objective_module, "Objective", objective)
     stages = coarse_to_fine.schedule(content.shape, 2, scales=2, coarse_iterations=2)
-    result, _ = coarse_to_fine.run(stages, tiny_network, content, [smooth(32, 32, 0.2)], stylize.LossOptions(),
-                                   stylize.OptimizerOptions(), lambda c: c.copy(), objective_kwargs=kwargs)
+    problem_at = coarse_to_fine.problems(tiny_network, content, [smooth(32, 32, 0.2)], stylize.LossOptions(), kwargs)
+    result, _ = coarse_to_fine.run(stages, problem_at, stylize.OptimizerOptions(), lambda c: c.copy(),
+                                   make_objective=objective)
     assert asked == [(24, 32), (48, 64)] and masks == asked
     assert result.ok and result.iterations == 4
 
 
-def test_an_interrupt_while_building_a_larger_scale_keeps_the_previous_result(tiny_network, monkeypatch):
+def test_an_interrupt_while_building_a_larger_scale_keeps_the_previous_result(tiny_network):
     content = smooth(48, 64, 0.0)
-    real = objective_module.Objective
     built = []
 
-    def objective(*args, **kwargs):
+    def objective(problem):
         built.append(1)
         if len(built) == 2:
             raise KeyboardInterrupt  # Ctrl-C while the second scale's graph is built
-        return real(*args, **kwargs)
+        return objective_module.Objective.for_problem(problem)
 
-    monkeypatch.setattr(objective_module, "Objective", objective)
     stages = coarse_to_fine.schedule(content.shape, 6, scales=2)
-    result, per_stage = coarse_to_fine.run(stages, tiny_network, content, [smooth(32, 32, 0.2)],
-                                           stylize.LossOptions(), stylize.OptimizerOptions(), lambda c: c.copy())
+    problem_at = coarse_to_fine.problems(tiny_network, content, [smooth(32, 32, 0.2)], stylize.LossOptions())
+    result, per_stage = coarse_to_fine.run(stages, problem_at, stylize.OptimizerOptions(), lambda c: c.copy(),
+                                           make_objective=objective)
     assert result.stop_reason == "interrupted" and not result.ok
     assert len(per_stage) == 2 and per_stage[0].ok
     assert result.iterations == per_stage[0].iterations == stages[0].iterations
@@ -128,45 +127,49 @@ def test_an_interrupt_while_building_a_larger_scale_keeps_the_previous_result(ti
     assert result.terms == per_stage[0].terms
 
 
-def test_an_interrupt_before_any_image_is_raised(tiny_network, monkeypatch):
-    def objective(*args, **kwargs):
+def test_an_interrupt_before_any_image_is_raised(tiny_network):
+    def objective(problem):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(objective_module, "Objective", objective)
     stages = coarse_to_fine.schedule((24, 32, 3), 4, scales=2)
+    problem_at = coarse_to_fine.problems(tiny_network, smooth(24, 32, 0.0), [smooth(16, 16, 0.1)],
+                                         stylize.LossOptions())
     with pytest.raises(KeyboardInterrupt):
-        coarse_to_fine.run(stages, tiny_network, smooth(24, 32, 0.0), [smooth(16, 16, 0.1)], stylize.LossOptions(),
-                           stylize.OptimizerOptions(), lambda c: c.copy())
+        coarse_to_fine.run(stages, problem_at, stylize.OptimizerOptions(), lambda c: c.copy(), make_objective=objective)
 
 
 def test_objectives_keep_one_graph_per_size_and_retarget_it(tiny_network, monkeypatch):
     """Two problems at one size: one Objective built, retargeted to the second, whose
     terms and gradient are a new Objective's; another size builds one more (the target
     graph stays one); with kept=2 a third size closes the least recently used."""
-    real, built = objective_module.Objective, []
+    real, built = objective_module.Objective.for_problem, []
 
-    def objective(*args, **kwargs):
-        built.append(args[1].shape)
-        return real(*args, **kwargs)
+    def for_problem(problem, **kwargs):
+        built.append(problem.content.shape)
+        return real(problem, **kwargs)
 
-    monkeypatch.setattr(objective_module, "Objective", objective)
+    monkeypatch.setattr(objective_module.Objective, "for_problem", for_problem)
     loss = stylize.LossOptions(style_layers=("relu1_1", "relu2_1"))
     x = smooth(16, 16, 0.5)
     cache = coarse_to_fine.Objectives(kept=2)
+
+    def problem(content, style):
+        return objective_module.Problem.create(tiny_network, content, [style], loss)
+
     try:
         for seed in (0.1, 0.3):
             content, style = smooth(16, 16, seed), smooth(20 + int(40 * seed), 24, seed + 0.2)
-            with cache(tiny_network, content, [style], loss) as shared:
+            with cache(problem(content, style)) as shared:
                 terms, grad = shared.evaluate(x)
-            with real(tiny_network, content, [style], loss) as fresh:
+            with objective_module.Objective(tiny_network, content, [style], loss) as fresh:
                 expected, expected_grad = fresh.evaluate(x)
             assert terms == expected and np.array_equal(grad, expected_grad)
         assert built == [(16, 16, 3)] and cache.counts == {"built": 1, "reused": 1}
-        with cache(tiny_network, smooth(20, 16, 0.0), [style], loss):
+        with cache(problem(smooth(20, 16, 0.0), style)):
             pass
         assert cache.counts == {"built": 2, "reused": 1} and cache.graphs.built == 1
         oldest = next(iter(cache.objectives.values()))
-        with cache(tiny_network, smooth(24, 16, 0.0), [style], loss):
+        with cache(problem(smooth(24, 16, 0.0), style)):
             pass
         assert len(cache.objectives) == 2 and oldest not in cache.objectives.values()
         assert oldest.session._closed

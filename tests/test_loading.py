@@ -58,7 +58,7 @@ def test_file_named_like_the_embedded_weights_is_sha256_checked(tmp_path):
         loading.load_net(str(bogus))
 
 
-# ---------------------------------------------------------------- load: the network a run uses
+# ---------------------------------------------------------------- load_net and load_normalised: the network a run uses
 
 
 def test_input_range_without_a_network_file_is_refused():
@@ -66,18 +66,19 @@ def test_input_range_without_a_network_file_is_refused():
         loading.load_net(None, "0-255")
 
 
-def test_load_with_a_pooling_gives_the_normalised_network_from_its_cache(tmp_path, monkeypatch):
+def test_load_normalised_gives_the_normalised_network_from_its_cache(tmp_path, monkeypatch):
+    """What transfer.load_network does for --preset gatys2016: load_net, then load_normalised."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = tmp_path / "net.mat"
     wf.make_mat(path, blocks=wf.TINY_VGG_BLOCKS, channels=wf.TINY_VGG_CHANNELS)
-    plain = loading.load(str(path))
+    plain = loading.load_net(str(path))
     assert not plain.is_normalised and plain.path == str(path)
     said = []
-    first = loading.load(str(path), normalise_pooling="avg", log=said.append)
+    first = loading.load_normalised(plain, "avg", log=said.append)
     assert first.is_normalised and first.layers == plain.layers and first.path != str(path)
     assert first.notes["normalised_from"] == str(path) and first.notes["normalised"]["pooling"] == "avg"
     assert os.path.isfile(first.path) and not said[-1].endswith("(cached)")
-    again = loading.load(str(path), normalise_pooling="avg", log=said.append)
+    again = loading.load_normalised(loading.load_net(str(path)), "avg", log=said.append)
     assert again.path == first.path and said[-1] == f"normalised network: {first.path} (cached)"
 
 

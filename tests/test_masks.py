@@ -234,15 +234,15 @@ def test_a_masked_run_works_with(files, tiny_net_path, tmp_path, halves, subject
 def test_masks_per_coarse_to_fine_scale_follow_its_size(files, tiny_net_path, tmp_path, halves, subject, capsys,
                                                         monkeypatch):
     seen = []
-    real = objective.Objective
+    real = objective.Objective.for_problem
 
-    def spy(network, content, styles, loss, **kwargs):
-        guidance = kwargs["guidance"]
+    def spy(problem, **kwargs):
+        content, guidance = problem.content, problem.guidance
         seen.append((content.shape[:2], [m.shape for m in guidance.masks], guidance.keep.mask.shape))
         assert np.array_equal(guidance.keep.target, content)  # the subject is held to this scale's photo
-        return real(network, content, styles, loss, **kwargs)
+        return real(problem, **kwargs)
 
-    monkeypatch.setattr(objective, "Objective", spy)
+    monkeypatch.setattr(objective.Objective, "for_problem", spy)
     code, _, err = run_main(args(files, tiny_net_path, tmp_path / "o.png", "--style-masks", *halves,
                                  "--content-mask", subject, "--scales", "2"), capsys)
     assert code == 0, err

@@ -1,7 +1,7 @@
 """objective.py: the objective graph against NumPy (and its gradient against finite
 differences), the content mask, the size-independent loss scale, the temporal term,
-guided styles (spatial control), the initial image, and one graph retargeted to other
-problems (the style images' size: test_targets.py).
+guided styles (spatial control) and the initial image (one graph retargeted to other
+problems: test_problem.py; the style images' size: test_targets.py).
 
 Everything runs on the tiny network of conftest.py and 16-96 px images.
 """
@@ -28,15 +28,13 @@ from neural_style_tf import images, losses, optimize
 from neural_style_tf.objective import (
     LOSS_TERMS,
     NOISE_SCALE,
-    TEMPORAL_TERM,
     Guidance,
     Objective,
-    Temporal,
-    compute_targets,
-    graph_key,
     initial_image,
 )
 from neural_style_tf.settings import RELATIVE_CONTENT_SCALE_VGG, LossOptions, OptimizerOptions, for_network
+from neural_style_tf.targets import TargetGraph
+from neural_style_tf.terms import TEMPORAL_TERM, PixelTarget
 from neural_style_tf.tf_runtime import import_tensorflow
 
 tf = import_tensorflow()
@@ -123,7 +121,9 @@ GRADIENT_CASES = {
                      style_layers=("relu1_1", "relu2_1", "relu3_1")),
     "style-mean-cov": dict(content_weight=0.0, style_weight=1.0, tv_weight=0.0, style_loss="mean-cov"),
     "tv": dict(content_weight=0.0, style_weight=0.0, tv_weight=1.0),
-    "all": dict(style_layers=("relu1_1", "relu2_1", "relu3_1")),
+    # The classic TV weight (the Gram loss's default; W2's is 1000x smaller): a TV term
+    # that weighs in the total, as it did when it was LossOptions' default.
+    "all": dict(style_layers=("relu1_1", "relu2_1", "relu3_1"), tv_weight=100.0),
     "all-gram-zero-padding": dict(style_loss="gram", padding="zero"),
     "all-avg-pooling": dict(pooling="avg", style_loss="gram"),
 }
@@ -250,8 +250,9 @@ def test_content_mask_weights_the_content_loss(tiny_network):
         got = masked.evaluate(x)[0]["content"]
         unmasked = plain.evaluate(x)[0]["content"]
     pad = tiny_network.default_padding
-    target, _ = compute_targets(tiny_network, content, [], ("relu4_2",), (), "max", padding=pad)
-    feats, _ = compute_targets(tiny_network, x, [], ("relu4_2",), (), "max", padding=pad)
+    graph = TargetGraph(tiny_network, ("relu4_2",), (), "max", padding=pad)
+    target, feats = graph.content_features(content), graph.content_features(x)
+    graph.close()
     m = losses.pool_mask(mask, target["relu4_2"].shape[1:3])[None, :, :, None]
     d2 = (feats["relu4_2"].astype(np.float64) - target["relu4_2"]) ** 2
     # the default W2 loss makes the content relative: times the VGG scale / mean square of the target
@@ -304,7 +305,7 @@ def test_objective_with_a_temporal_term_adds_it_before_the_total(tiny_network, c
     target = random_image(33)
     mask = (np.random.default_rng(34).uniform(size=(SIZE, SIZE)) > 0.5).astype(np.float32)
     x = random_image(35)
-    temporal = Temporal(target, mask, 2.5)
+    temporal = PixelTarget(target, mask, 2.5)
     with Objective(tiny_network, content, [style], temporal=temporal) as obj:
         terms, grad = obj.evaluate(x)
     with Objective(tiny_network, content, [style]) as plain:
@@ -325,7 +326,7 @@ def test_objective_with_a_temporal_term_adds_it_before_the_total(tiny_network, c
 
 
 def test_objective_refuses_a_temporal_target_of_another_size(tiny_network, content, style):
-    temporal = Temporal(random_image(36, (SIZE, SIZE + 1, 3)), np.ones((SIZE, SIZE + 1)), 1.0)
+    temporal = PixelTarget(random_image(36, (SIZE, SIZE + 1, 3)), np.ones((SIZE, SIZE + 1)), 1.0)
     with pytest.raises(ValueError, match="temporal target"):
         Objective(tiny_network, content, [style], temporal=temporal)
 
@@ -435,66 +436,3 @@ def test_what_no_mask_covers_stays_the_photo(tiny_network):
     # Measured: 51 grey levels in the top, 12 in the bottom (the deep content layers hold
     # the photo loosely, and the styled top's receptive fields reach into the bottom).
     assert change[: size // 2 - 4].mean() > 3 * change[size // 2 + 4:].mean()
-
-
-# ---------------------------------------------------------------- one graph, retargeted
-
-
-def problem(seed, masked):
-    """Objective's arguments of a problem on the 16 px content size: a content, two styles
-    of other sizes (seed-dependent), and with `masked` every mask and pixel term."""
-    rng = np.random.default_rng(seed)
-    styles = [random_image(seed + 1, (12 + seed, 20, 3)), random_image(seed + 2, (24, 14 + seed, 3))]
-    kwargs = {}
-    if masked:
-        top = (rng.uniform(size=(SIZE, SIZE)) > 0.4).astype(np.float32)
-        kwargs = {"content_mask": (top + 0.5) / (top + 0.5).mean(),
-                  "temporal": Temporal(random_image(seed + 3), rng.uniform(size=(SIZE, SIZE)), 1.5),
-                  "guidance": Guidance((top, 1.0 - top), (None, rng.uniform(size=(9, 9))),
-                                       keep=Temporal(random_image(seed + 4), 1.0 - top, 0.7))}
-    return random_image(seed), styles, kwargs
-
-
-@pytest.mark.parametrize(("style_loss", "masked"), [("w2", False), ("gram", False), ("mean-cov", True), ("w2", True)])
-def test_one_graph_serves_two_problems_as_two_objectives_would(tiny_network, style_loss, masked):
-    """Retargeted to a second problem (other content, styles of other sizes, other masks
-    and temporal targets, other weights), the objective's terms and gradient are exactly
-    those of an Objective built for it, and its graph has not grown."""
-    loss = for_network(LossOptions(style_loss=style_loss, style_blend_weights=(1.0, 2.0)), tiny_network)
-    other = dataclasses.replace(loss, style_weight=30.0, style_blend_weights=(3.0, 1.0), style_scales=(0.5, 1.0))
-    (c1, s1, k1), (c2, s2, k2), x = problem(20, masked), problem(30, masked), random_image(40)
-    with Objective(tiny_network, c1, s1, loss, **k1) as shared, Objective(tiny_network, c2, s2, other, **k2) as fresh:
-        ops = len(shared.graph.get_operations())
-        first = shared.evaluate(x)
-        shared.retarget(c2, s2, loss=other, **k2)
-        assert graph_key(tiny_network, c1, s1, loss, **k1) == graph_key(tiny_network, c2, s2, other, **k2)
-        (terms, grad), (expected, expected_grad) = shared.evaluate(x), fresh.evaluate(x)
-        assert len(shared.graph.get_operations()) == ops and [s.shape for s in shared.style_images] == [
-            s.shape for s in fresh.style_images]
-        assert terms == expected and np.array_equal(grad, expected_grad)
-        assert terms["style"] != first[0]["style"]
-        shared.retarget(c1, s1, loss=loss, **k1)  # and back
-        assert shared.evaluate(x)[0] == first[0]
-
-
-def test_retarget_refuses_what_needs_another_graph(tiny_network, content, style):
-    with Objective(tiny_network, content, [style]) as obj:
-        for args, kwargs in [((random_image(1, (SIZE, SIZE + 2, 3)), [style]), {}),  # another size
-                             ((content, [style, style]), {}),  # another number of styles
-                             ((content, [style]), {"temporal": Temporal(content, np.ones((SIZE, SIZE)), 1.0)})]:
-            with pytest.raises(ValueError, match="build an Objective"):
-                obj.retarget(*args, **kwargs)
-        with pytest.raises(ValueError, match="build an Objective"):
-            obj.retarget(content, [style], loss=LossOptions(style_layers=("relu1_1",)))
-
-
-def test_a_term_the_problem_leaves_out_holds_nothing(tiny_network, content, style):
-    """A graph with a temporal term retargeted to a problem without one (video.py's first
-    frame uses Temporal.off): the term is 0 and not reported, the rest is the plain objective's."""
-    x, temporal = random_image(3), Temporal(random_image(4), np.ones((SIZE, SIZE), np.float32), 2.0)
-    with Objective(tiny_network, content, [style], temporal=temporal) as obj, \
-            Objective(tiny_network, content, [style]) as plain:
-        obj.retarget(content, [style])
-        (terms, grad), (expected, expected_grad) = obj.evaluate(x), plain.evaluate(x)
-    assert terms == expected and np.array_equal(grad, expected_grad)
-

@@ -20,8 +20,8 @@ from numpy_reference import relu_features as features
 import neural_style
 import stylize
 from neural_style_tf import cli, images, presets, settings
-from neural_style_tf.objective import size_styles_to_content
 from neural_style_tf.settings import RunSettings, Settings, effective_tv_weight
+from neural_style_tf.targets import size_styles_to_content
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+import neural_style
 import stylize
 from neural_style_tf import settings
 from neural_style_tf.settings import FIELD_OF_DEST, LossOptions, OptimizerOptions, RunSettings, Settings
@@ -23,7 +24,9 @@ def test_defaults_are_the_classic_tools():
     # 150 final-scale iterations of coarse-to-fine instead of the classic 1000 (docs/quality.md)
     assert (options.optimizer, options.iterations, options.lbfgs_corrections) == ("lbfgs", 150, 20)
     assert (options.scales, options.start_size, options.max_evaluations, options.time_budget) == (None,) * 4
-    assert (loss.content_weight, loss.style_weight, loss.tv_weight) == (5.0, 500.0, 100.0)
+    # The TV weight is the network's own (None), as on the command line: see
+    # test_objective.py's test_the_librarys_default_objective_is_the_plain_commands.
+    assert (loss.content_weight, loss.style_weight, loss.tv_weight) == (5.0, 500.0, None)
     # style-layer weights: the network's own (None), see FeatureNetwork.default_style_layer_weight_exp
     assert (loss.content_weight_blend, loss.style_layer_weight_exp, loss.pooling) == (1.0, None, "max")
     assert loss.content_layers == ("relu4_2", "relu5_2")
@@ -31,6 +34,17 @@ def test_defaults_are_the_classic_tools():
     assert loss.loss_scale == "classic" and loss.loss_scale in stylize.LOSS_SCALES
     # The embedded network's TV weight is its own default (see FeatureNetwork.default_tv_weight).
     assert settings.TV_WEIGHT_EMBEDDED == 1.0 and settings.TV_WEIGHT == 100.0
+
+
+def test_the_options_defaults_are_the_command_lines(files, tmp_path):
+    """Every LossOptions and OptimizerOptions default is what the plain command (no flag but
+    the files) parses: the library and the command line start from the same options."""
+    command = neural_style.parse(["--content", str(files["content"]), "--styles", str(files["style"]),
+                                  "--output", str(tmp_path / "o.png")])
+    for part, defaults in (("loss", LossOptions()), ("optimizer", OptimizerOptions())):
+        parsed = getattr(command, part)
+        differ = [f.name for f in dataclasses.fields(defaults) if getattr(parsed, f.name) != getattr(defaults, f.name)]
+        assert differ == [], part
 
 
 def test_stylize_uses_the_settings_classes_and_defaults():

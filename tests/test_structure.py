@@ -352,13 +352,15 @@ def facade_problems(name, modules):
                      and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)), None)
     if declared is None:
         return [f"{name}.py has no literal __all__"]
-    sources = {a.asname or a.name: n.module for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    # local name -> (home module, the name there): a classic name may be an alias (import X as Y)
+    sources = {a.asname or a.name: (n.module, a.name) for n in tree.body if isinstance(n, ast.ImportFrom)
+               for a in n.names}
     problems = [f"{name}.__all__ lists a name twice"] if len(set(declared)) != len(declared) else []
     for n in declared:
-        home = sources.get(n)
+        home, original = sources.get(n, (None, n))
         if home not in modules:
             problems.append(f"{name}.{n}: in __all__ but not imported from a project module")
-        elif n not in top_level_definitions(parse(modules[home][0])):
+        elif original not in top_level_definitions(parse(modules[home][0])):
             problems.append(f"{name}.{n}: imported from {home}, which does not define it")
     return problems
 

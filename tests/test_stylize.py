@@ -12,23 +12,23 @@ import stylize
 
 
 def facade_imports():
-    """{name: home module} of every `from M import name` in stylize.py."""
+    """{name in stylize: (home module, name there)} of every `from M import name [as other]` in stylize.py."""
     with open(stylize.__file__, encoding="utf-8") as f:
         tree = ast.parse(f.read())
-    return {alias.asname or alias.name: node.module for node in tree.body if isinstance(node, ast.ImportFrom)
-            and node.module != "__future__" for alias in node.names}
+    return {alias.asname or alias.name: (node.module, alias.name) for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__" for alias in node.names}
 
 
 def test_every_name_in_the_facade_is_the_object_of_its_home_module():
     homes = facade_imports()
     assert len(homes) > 50
-    for name, home in homes.items():
-        assert getattr(stylize, name) is getattr(importlib.import_module(home), name), (name, home)
+    for name, (home, original) in homes.items():
+        assert getattr(stylize, name) is getattr(importlib.import_module(home), original), (name, home)
     # the names this project's scripts and the classic tool's users call, from their homes
     for name, home in (("Objective", "objective"), ("minimize", "optimize"), ("Evaluator", "optimize"),
                        ("gram_matrix", "losses"), ("LOSS_SCALES", "losses"), ("initial_image", "objective"),
                        ("LossOptions", "settings")):
-        assert homes[name] == f"neural_style_tf.{home}", name
+        assert homes[name][0] == f"neural_style_tf.{home}", name
 
 
 def test_the_facade_defines_nothing_of_its_own():

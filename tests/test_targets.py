@@ -10,14 +10,14 @@ from numpy_reference import SIZE, random_image
 from neural_style_tf import losses
 from neural_style_tf.objective import Objective, statistic_of
 from neural_style_tf.settings import LossOptions, for_network
-from neural_style_tf.targets import TargetGraphs, compute_targets, size_styles_to_content, style_shape, targets
+from neural_style_tf.targets import TargetGraph, TargetGraphs, size_styles_to_content, style_shape, targets
 
 LAYERS = ("relu4_2",), ("relu1_1", "relu3_1")
 
 
 def test_one_target_graph_serves_every_image_size_as_one_off_graphs_would(tiny_network):
     """Contents and styles of three sizes through one kept graph: the same arrays as a
-    graph built for each (compute_targets), with and without a style's region mask."""
+    graph built for each, with and without a style's region mask."""
     gram = statistic_of("gram", losses.LOSS_SCALES["classic"]).compute
     region = np.zeros((20, 24), np.float32)
     region[:, 8:] = 1.0
@@ -28,7 +28,12 @@ def test_one_target_graph_serves_every_image_size_as_one_off_graphs_would(tiny_n
                 graph = graphs.graph(tiny_network, *LAYERS, "max", gram, "zero", masks is not None)
                 got = graph.content_features(content), [graph.style_statistics(style, None if masks is None
                                                                                else masks[0])]
-                expected = compute_targets(tiny_network, content, [style], *LAYERS, "max", gram, "zero", masks)
+                one_off = TargetGraph(tiny_network, *LAYERS, "max", gram, "zero", masks is not None)
+                try:
+                    expected = one_off.content_features(content), [one_off.style_statistics(style, None if masks is None
+                                                                                            else masks[0])]
+                finally:
+                    one_off.close()
                 for a, b in zip(got[0].values(), expected[0].values()):
                     assert np.array_equal(a, b)
                 for name in LAYERS[1]:

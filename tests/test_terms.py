@@ -1,5 +1,5 @@
-"""terms.py: the terms' inputs held in variables (Inputs: assigned, checked), what of a
-term shapes the graph (structure), and the pixel term that holds nothing (Temporal.off).
+"""terms.py: the terms' inputs held in variables (InputVariables: assigned, checked), what
+of a term shapes the graph (structure), and the pixel term that holds nothing (PixelTarget.off).
 The terms' values against NumPy are in test_objective.py."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from neural_style_tf import losses
-from neural_style_tf.terms import ContentTerm, Inputs, PixelTerm, Temporal
+from neural_style_tf.terms import ContentTerm, InputVariables, PixelTarget, PixelTerm
 from neural_style_tf.tf_runtime import import_tensorflow
 
 tf = import_tensorflow()
@@ -29,7 +29,7 @@ class _Term:
 def test_inputs_are_variables_assigned_once_and_checked():
     graph = tf.Graph()
     with graph.as_default():
-        inputs = Inputs()
+        inputs = InputVariables()
         tensors = inputs.create("t", OrderedDict(a=np.ones((2, 3), np.float32), w=0.5))
         total = tf.reduce_sum(tensors["a"]) * tensors["w"]
     graph.finalize()
@@ -54,8 +54,8 @@ def test_structure_is_what_shapes_the_graph_not_the_values():
     assert list(masked.inputs()) == ["relu4_2/weight", "relu4_2/target", "relu4_2/root"]
 
 
-def test_temporal_off_holds_nothing():
-    off = Temporal.off((5, 7, 3))
+def test_pixel_target_off_holds_nothing():
+    off = PixelTarget.off((5, 7, 3))
     term = PixelTerm(off, "temporal", (5, 7, 3))
     graph = tf.Graph()
     with graph.as_default():

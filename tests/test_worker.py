@@ -12,6 +12,7 @@ import stylize
 from neural_style_tf import cli, transfer
 from neural_style_tf.apps import worker as worker_module
 from neural_style_tf.apps.worker import Worker
+from neural_style_tf.objective import Problem
 from neural_style_tf.settings import LossOptions, RunSettings, Settings, input_file_fields
 
 
@@ -22,16 +23,16 @@ def test_a_reweighted_objective_equals_a_new_one(tiny_network):
     second = dataclasses.replace(first, content_weight=2.0, style_weight=1000.0, tv_weight=5.0)
     worker = Worker()
     try:
-        with worker.make_objective(tiny_network, content, [style], first) as built:
+        with worker.make_objective(Problem.create(tiny_network, content, [style], first)) as built:
             built.evaluate(x)
-        with worker.make_objective(tiny_network, content, [style], second) as reused:
+        with worker.make_objective(Problem.create(tiny_network, content, [style], second)) as reused:
             assert reused is built and worker.counts == {"built": 1, "reused": 1}
             terms, grad = reused.evaluate(x)
         with stylize.Objective(tiny_network, content, [style], second) as fresh:
             fresh_terms, fresh_grad = fresh.evaluate(x)
         assert terms == fresh_terms and np.array_equal(grad, fresh_grad)
         other_layers = dataclasses.replace(second, style_layers=("relu1_1",))
-        with worker.make_objective(tiny_network, content, [style], other_layers) as rebuilt:
+        with worker.make_objective(Problem.create(tiny_network, content, [style], other_layers)) as rebuilt:
             assert rebuilt is not built and worker.counts["built"] == 2
     finally:
         worker.close()

@@ -16,7 +16,7 @@ sys.path.insert(0, ROOT)
 
 import stylize  # noqa: E402
 import vgg  # noqa: E402
-from neural_style_tf import images, objective, presets  # noqa: E402
+from neural_style_tf import images, presets, targets  # noqa: E402
 from neural_style_tf.apps import reproduce  # noqa: E402
 from neural_style_tf.networks import normalization  # noqa: E402
 
@@ -28,7 +28,7 @@ def main(sizes):
         content = images.resize_to_width(photo, size)
         for panel in reproduce.panels("figure3"):
             painting = images.load_image(os.path.join(reproduce.EXAMPLES, reproduce.PAINTINGS[panel["painting"]][0]))
-            style = objective.size_styles_to_content([painting], content.shape, "content")[0]
+            style = targets.size_styles_to_content([painting], content.shape, "content")[0]
             for convention in reproduce.CONVENTIONS:
                 p = {**panel, "convention": convention}
                 with stylize.Objective(net, content, [style], reproduce.loss_options(p)) as obj:

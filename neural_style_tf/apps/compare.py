@@ -36,7 +36,7 @@ from .. import checks, cli, images, lifecycle, memory
 from ..errors import UsageError
 from ..networks import normalization
 from ..networks.loading import load_net
-from ..objective import Objective, initial_image
+from ..objective import Objective, Problem, initial_image
 from ..optimize import minimize
 from ..settings import LossOptions, OptimizerOptions, for_network, jsonable
 from ..tf_runtime import choose_precision, configure_process
@@ -324,7 +324,7 @@ def run_job(worker, payload):
     p = payload
     network = worker.shared_object(p["network"])
     built = worker.counts["built"]
-    with worker.make_objective(network, p["content"], p["styles"], p["loss"]) as objective:
+    with worker.make_objective(Problem.create(network, p["content"], p["styles"], p["loss"])) as objective:
         if worker.counts["built"] > built:
             warm_up(objective, p["content"])
         marker, image = run_one(p["exp"], objective, network, p["content"], p["run"], p["pair_id"], p["settings"])

@@ -23,11 +23,11 @@ import os
 import sys
 import time
 
-from .. import cli, images, memory, objective, presets
+from .. import cli, images, memory, presets, targets
 from ..errors import EXIT_INTERRUPTED, UsageError
 from ..networks import normalization
 from ..networks.loading import load_net
-from ..objective import Objective, initial_image
+from ..objective import Objective, Problem, initial_image
 from ..optimize import minimize
 from ..settings import LBFGS_CORRECTIONS, LossOptions, OptimizerOptions
 from ..tf_runtime import configure_process
@@ -216,7 +216,7 @@ def panel_job(worker, payload):
     network = worker.shared_object(payload["network"])
     panel, content = payload["panel"], payload["content"]
     t_build = time.perf_counter()
-    with worker.make_objective(network, content, [payload["style"]], loss_options(panel)) as objective:
+    with worker.make_objective(Problem.create(network, content, [payload["style"]], loss_options(panel))) as objective:
         build_seconds = time.perf_counter() - t_build
         result = solve(panel, objective, network, content, payload["evaluations"])
     return {"status": "done" if result.image is not None else "failed", "error": result.message or None,
@@ -428,7 +428,7 @@ def load(args, figures, say):
     if not args.as_loaded:
         network = normalization.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
     # The paper resizes the style image to the content image's size.
-    styles = {key: objective.size_styles_to_content([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
+    styles = {key: targets.size_styles_to_content([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
     return network, content, styles
 
 

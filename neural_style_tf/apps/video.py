@@ -7,7 +7,7 @@ with two changes after the first frame:
 - it starts from the previous result warped into it by the optical flow (flow.py),
   where that warp is reliable, and from the content (or noise) elsewhere;
 - its objective has the temporal term: --temporal-weight times the mean, over the
-  reliable pixels, of the squared difference to that warped result (terms.Temporal),
+  reliable pixels, of the squared difference to that warped result (terms.PixelTarget),
   optionally held to several earlier frames (long-term consistency, --long-term).
 
 Every frame's objective is one graph, built for the first frame (with a temporal term
@@ -40,7 +40,7 @@ from ..lifecycle import say
 from ..objective import initial_image
 from ..progress import Reporter
 from ..settings import presentation_fields
-from ..terms import Temporal
+from ..terms import PixelTarget
 from .clip import FRAME_NAME, Source, open_source, read_frames, write_video
 
 # ---------------------------------------------------------------- defaults
@@ -277,15 +277,16 @@ def stylise(ctx, index, frame, history):
         if target is None:
             # The first frame holds to nothing, but has the (zero) term: its graph is then
             # the later frames' graph, and they reuse it (ctx.objectives).
-            return {"temporal": Temporal.off(size)}
-        return {"temporal": Temporal(images.resize(target, size), images.resize(mask, size).clip(0, 1),
-                                     options.temporal_weight)}
+            return {"temporal": PixelTarget.off(size)}
+        return {"temporal": PixelTarget(images.resize(target, size), images.resize(mask, size).clip(0, 1),
+                                        options.temporal_weight)}
 
     record = transfer.record(settings, job) | {"frame": index + 1}
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record)
-    result, _ = coarse_to_fine.run(job.stages, job.network, job.target, job.styles, job.loss, settings.optimizer,
+    problem_at = coarse_to_fine.problems(job.network, job.target, job.styles, job.loss, objective_kwargs)
+    result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer,
                                    starts(job, settings, options, index, target, mask), callback=reporter,
-                                   objective_kwargs=objective_kwargs, make_objective=ctx.objectives)
+                                   make_objective=ctx.objectives)
     reporter.close(result)
     return result, job, found
 

@@ -79,10 +79,10 @@ class Worker:
             self.shared[key] = ray.get(ref)
         return self.shared[key]
 
-    def make_objective(self, network, content, styles, loss, **extra):
-        """objective.Objective's arguments -> a context manager giving a built Objective, the
-        one kept for this graph key retargeted if there is one (coarse_to_fine.Objectives)."""
-        return self.objectives(network, content, styles, loss, **extra)
+    def make_objective(self, problem):
+        """An objective.Problem -> a context manager giving a built Objective, the one kept
+        for its graph key retargeted if there is one (coarse_to_fine.Objectives)."""
+        return self.objectives(problem)
 
     def forget_objectives(self):
         self.objectives.close()

@@ -12,7 +12,7 @@ exported from Keras) supplies both. The data flow:
     KerasNetwork.features(x)    that GraphDef imported into the current tf.compat.v1
                                 graph: {layer_name: tensor}, as vgg.net_preloaded gives
 
-so `stylize.py` and everything built on it (both optimizers, compare.py, colour control,
+so the objective and everything built on it (both optimizers, compare.py, colour control,
 coarse-to-fine, the memory preflight) work unchanged. Layers after the deepest
 requested one (global pooling, dense heads) are not in the frozen graph, so they are
 never evaluated.
@@ -38,7 +38,7 @@ from .feature_network import FeatureNetwork, shown_layers
 # and models trained like Caffe's VGG expect BGR minus the ImageNet mean.
 INPUT_RANGES = ("0-1", "0-255", "caffe")
 INPUT_RANGE = "0-1"
-# The noise start (stylize.initial_image) is centred here, whatever the input range.
+# The noise start (objective.initial_image) is centred here, whatever the input range.
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 # The mean activation every layer of a Keras model is scaled to (`feature_scales`): the
 # geometric mean of the embedded VGG-16's style layers' mean activations on the example

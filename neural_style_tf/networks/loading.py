@@ -1,6 +1,6 @@
-"""The one entry point from a path (or none) to a feature network.
+"""From a path (or none) to a feature network.
 
-`load(path, input_range)` dispatches on the file: VGG weights give a `Network`, a
+`load_net(path, input_range)` dispatches on the file: VGG weights give a `Network`, a
 whole Keras model a `KerasNetwork`, no path the embedded default. `load_normalised`
 adds the paper's normalisation (normalization.py), from its cache when it was made before.
 """
@@ -55,16 +55,6 @@ def load_net(path: str | None = None, input_range: str | None = None) -> Feature
             raise NetworkError("--input-range is for Keras models given with --network")
         return codebook.load_network()
     return _load_file(path, input_range)
-
-
-def load(path: str | None = None, input_range: str | None = None, normalise_pooling: str | None = None,
-         log: Callable[[str], None] | None = None) -> FeatureNetwork:
-    """The network a run uses: `load_net(path, input_range)`, and with `normalise_pooling`
-    (the paper's preset) normalised as in the paper, calibrated with that pooling (from the
-    cache when it was made before). A network that cannot be normalised (a Keras model)
-    raises NetworkError with one line."""
-    network = load_net(path, input_range)
-    return network if normalise_pooling is None else load_normalised(network, normalise_pooling, log)
 
 
 def load_normalised(network: FeatureNetwork, pooling: str, log: Callable[[str], None] | None = None) -> FeatureNetwork:
