@@ -39,8 +39,8 @@ from neural_style_tf.networks.loading import (
 from neural_style_tf.networks.normalization import (
     NORMALISE_FLOOR,
     mean_activations,
-    normalising_factors,
     normalize,
+    normalizing_factors,
     replace_weights,
 )
 from neural_style_tf.networks.vgg_files import (
@@ -85,7 +85,7 @@ __all__ = [
     # networks.normalization
     "NORMALISE_FLOOR",
     "mean_activations",
-    "normalising_factors",
+    "normalizing_factors",
     "normalize",
     "replace_weights",
     # networks.vgg_files
@@ -144,15 +144,15 @@ def normalize_main(args):
         return EXIT_USAGE
     paths = calibration.calibration_paths(args.images)
     network = loading.load_net(args.network)
-    if not network.can_normalise:
+    if not network.can_normalize:
         raise NetworkError(f"{network.path}: normalize rescales VGG weights; a Keras model cannot be normalised")
     rgbs = calibration.calibration_images(paths, args.size)
     print(network.announce())
     where = args.images if args.images else f"the {len(paths)} shipped calibration images (no --images given)"
     print(f"calibrating on {where}, longest side {args.size} px, {args.pooling} pooling")
-    normalised = normalization.normalize(network, rgbs, args.pooling)
-    images.write_atomically(args.out, lambda f: vgg_files.save_npz_to(normalised, f))
-    print(f"wrote {args.out}: {normalised.name}")
+    normalized = normalization.normalize(network, rgbs, args.pooling)
+    images.write_atomically(args.out, lambda f: vgg_files.save_npz_to(normalized, f))
+    print(f"wrote {args.out}: {normalized.name}")
     return 0
 
 

@@ -116,7 +116,7 @@ def add_image_arguments(p):
     return io
 
 
-def add_optimisation_arguments(p):
+def add_optimization_arguments(p):
     run = p.add_argument_group("optimisation")
     run.add_argument("--optimizer", choices=settings.OPTIMIZERS, default=settings.OPTIMIZER, help="optimizer")
     run.add_argument("--iterations", type=int, default=settings.ITERATIONS,
@@ -250,7 +250,7 @@ def add_transfer_arguments(p):
     """Every flag of neural_style.py, in its five groups."""
     add_image_arguments(p)
     add_mask_arguments(p)
-    add_optimisation_arguments(p)
+    add_optimization_arguments(p)
     add_objective_arguments(p.add_argument_group("objective"))
     add_output_arguments(p)
     return p

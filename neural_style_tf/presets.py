@@ -1,7 +1,7 @@
 """Presets: the exact settings of Gatys, Ecker & Bethge (CVPR 2016) and of the authors' later code.
 
 A preset is plain data: values for command-line flags (by argparse dest) plus three
-settings that have no flag (`loss_scale`, `style_size`, `normalise_network`).
+settings that have no flag (`loss_scale`, `style_size`, `normalize_network`).
 `apply_preset` turns one `settings.Settings` into another; flags the user gives
 explicitly always win over the preset.
 
@@ -40,7 +40,7 @@ PRESETS = {
         "learning_rate": 1e1,
         "scales": 1,  # one scale at every size
         "style_size": "width",  # (no flag)
-        "normalise_network": False,  # (no flag)
+        "normalize_network": False,  # (no flag)
         "precision": "float32",  # exact: the classic tool computes in float32
     },
     "gatys2016": {
@@ -63,7 +63,7 @@ PRESETS = {
         "optimizer": "lbfgs",
         "width": 512,
         "style_size": "content",  # (no flag) the style image is resized to the content's size
-        "normalise_network": True,  # (no flag) mean activation 1 per filter
+        "normalize_network": True,  # (no flag) mean activation 1 per filter
         "precision": "float32",  # the paper's exact objective
     },
     "gatys-pytorch": {
@@ -89,16 +89,16 @@ PRESETS = {
         # (no flag) Their code resizes each image on its own (shorter edge 512), keeping
         # aspect ratios; the classic width-relative style scale is the closest here.
         "style_size": "width",
-        "normalise_network": False,  # (no flag) the un-normalised network
+        "normalize_network": False,  # (no flag) the un-normalised network
         "precision": "float32",  # their code's float32
     },
 }
 # Settings of a run without --preset (the classic tool's behaviour).
-NO_PRESET = {"loss_scale": "classic", "style_size": "width", "normalise_network": False}
+NO_PRESET = {"loss_scale": "classic", "style_size": "width", "normalize_network": False}
 # Loss scales that normalise a Gram matrix (losses.LOSS_SCALES), so imply --style-loss gram.
 GRAM_LOSS_SCALES = ("gatys2016", "gatys-pytorch")
 # The keys above that are not command-line flags.
-NON_FLAG_KEYS = ("description", "loss_scale", "style_size", "normalise_network")
+NON_FLAG_KEYS = ("description", "loss_scale", "style_size", "normalize_network")
 # A preset value that only makes sense without another explicit flag: with --initial the
 # user wants to start from that image, and the classic default (noise blend 0) applies.
 YIELDS_TO = {"initial_noiseblend": "initial"}
@@ -107,7 +107,7 @@ YIELDS_TO = {"initial_noiseblend": "initial"}
 def apply_preset(settings, explicit, preset=None, ratio=None):
     """`settings` (a settings.Settings) with the preset's values for the flags not in `explicit`.
 
-    Also sets `loss_scale`, `style_size` and `normalise_network` (to the classic ones
+    Also sets `loss_scale`, `style_size` and `normalize_network` (to the classic ones
     without a preset). `ratio` (alpha/beta) sets the content weight; with no preset also
     the style weight to 1. Raises ValueError for an unknown preset or a ratio that
     conflicts with an explicit --content-weight.

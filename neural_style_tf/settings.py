@@ -215,7 +215,7 @@ class RunSettings:
     preset: str | None = None
     ratio: float | None = None
     style_size: str = STYLE_SIZE
-    normalise_network: bool = False
+    normalize_network: bool = False
     print_iterations: int | None = _presentation(None)
     checkpoint_output: str | None = _presentation(None)
     checkpoint_iterations: int | None = _presentation(None)

@@ -79,8 +79,8 @@ def load_network(settings, network=None):
     checks.check_layers(settings.loss, network)
     checks.check_precision(run.precision, network)
     say(network.announce())
-    if run.normalise_network:  # --preset gatys2016: the paper's normalised net
-        network = loading.load_normalised(network, settings.loss.pooling, log=say)
+    if run.normalize_network:  # --preset gatys2016: the paper's normalised net
+        network = loading.load_normalized(network, settings.loss.pooling, log=say)
     return network.with_precision(choose_precision(run.precision, network.precisions))
 
 
@@ -160,7 +160,7 @@ def record(settings, job):
             "scales": [list(s.size) + [s.iterations] for s in job.stages]}
 
 
-def optimise(settings, job, reporter, make_objective=None):
+def optimize(settings, job, reporter, make_objective=None):
     """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept).
     `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives).
     Each scale's problem is the job's, at that size (coarse_to_fine.problems)."""
@@ -233,7 +233,7 @@ def execute(settings: Settings, network: FeatureNetwork | None = None, make_obje
             listeners: Sequence[Any] = (), arrays: ImageArrays | None = None) -> tuple[int | None, Job, Any]:
     """The one transfer of every front door (neural_style.py, the API, a batch worker), with
     hooks for what a caller keeps or watches: `network`, a loaded network (see load_network);
-    `make_objective`, its built objectives (see optimise); `listeners` (e.g. the live view,
+    `make_objective`, its built objectives ((see optimize)); `listeners` (e.g. the live view,
     the API's callback: see progress.Reporter); `arrays`, images given as arrays (see load).
     The output is written, and the closing line said, when settings.run.output names a file;
     without one (the API's: the image is returned) the exit status is None.
@@ -246,7 +246,7 @@ def execute(settings: Settings, network: FeatureNetwork | None = None, make_obje
                         listeners)
     if settings.run.quiet:
         say(f"ready in {time.perf_counter() - t0:.1f} s")
-    result = optimise(settings, job, reporter, make_objective)
+    result = optimize(settings, job, reporter, make_objective)
     if settings.run.output is None:
         reporter.close(result)
         return None, job, result

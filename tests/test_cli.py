@@ -98,14 +98,14 @@ def test_parse_settings_takes_every_flag_into_its_part():
     assert s.loss.content_layers == ("relu4_2",) and s.loss.style_layers == settings.STYLE_LAYERS
     assert s.loss.tv_weight is None  # resolved against the network later
     # no preset: the classic non-flag settings
-    assert (s.loss.loss_scale, s.run.style_size, s.run.normalise_network) == ("classic", "width", False)
+    assert (s.loss.loss_scale, s.run.style_size, s.run.normalize_network) == ("classic", "width", False)
 
 
 def test_parse_settings_applies_the_preset_and_keeps_explicit_flags():
     s = parse_settings(BASE + ["--preset", "gatys2016", "--pooling", "max"])
     assert s.loss.pooling == "max"  # explicit wins
     assert s.loss.loss_scale == "gatys2016" and s.loss.tv_weight == 0.0 and s.run.width == 512
-    assert s.run.normalise_network and s.run.style_size == "content"
+    assert s.run.normalize_network and s.run.style_size == "content"
 
 
 def test_parse_settings_ignores_a_commands_own_flags():

@@ -29,7 +29,7 @@ def test_hed_network_loads_from_its_file_with_its_own_defaults():
     assert "not the paper's network" in network.announce()
     # its own TV weight (its losses are ~100x smaller than VGG-19's); a package file is not cached beside
     assert network.default_tv_weight == settings.TV_WEIGHT_EMBEDDED and network.cache_beside_source is False
-    assert network.can_normalise and not network.is_normalised
+    assert network.can_normalize and not network.is_normalized
     relu = run_net(network, random_input(seed=5, shape=(1, 16, 16, 3)), last="relu1_1")["relu1_1"]
     assert relu.shape == (16, 16, 64) and np.isfinite(relu).all() and relu.max() > 0
 

@@ -87,7 +87,7 @@ def test_a_complete_network_gets_the_rest_of_the_interface_for_free():
     assert grid.layer_problem("quartre") == "unknown layer 'quartre' for grid; did you mean quarter?"
     assert grid.layer_advice == "list them with: python vgg.py layers --network grid.bin"
     # the classic defaults, and no normalisation, unless a network says otherwise
-    assert (grid.default_padding, grid.paddings, grid.can_normalise, grid.is_normalised) == ("zero", ("zero",), False,
+    assert (grid.default_padding, grid.paddings, grid.can_normalize, grid.is_normalized) == ("zero", ("zero",), False,
                                                                                              False)
     weights = grid.mask_weights(np.eye(4, dtype=np.float32), ("half", "quarter"))
     np.testing.assert_allclose(weights["half"], [[0.5, 0], [0, 0.5]])

@@ -80,7 +80,7 @@ def test_imported_features_equal_the_models_own(model_files):
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, 20, 28, 3))
-        raw = network.features(image, normalise=False)
+        raw = network.features(image, normalize=False)
         scaled = network.features(image)
         with tf.compat.v1.Session(graph=graph) as sess:
             got_raw, got_scaled = sess.run((raw, scaled), {image: x})
@@ -115,7 +115,7 @@ def test_load_net_dispatches_a_whole_model_to_keras_network(model_files, tiny_ne
     assert network.layers == ("block1_conv", "block1_pool", "block2_conv")
     # scaled to the embedded network's magnitudes, so it gets the embedded TV weight
     assert network.default_tv_weight == settings.TV_WEIGHT_EMBEDDED
-    assert not network.can_normalise and not network.is_normalised
+    assert not network.can_normalize and not network.is_normalized
     assert network.announce() == f"network: {network.describe()}" and "input range 0-1" in network.describe()
     assert vgg.load_net(model_files[1]["keras"], "caffe").input_range == "caffe"
     with pytest.raises(vgg.NetworkError, match="--input-range is for Keras models"):
@@ -178,7 +178,7 @@ def test_a_savedmodel_gives_the_same_features_and_runs(model_files, pictures, tm
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1, 16, 20, 3))
-        net = network.features(image, "block2_conv", normalise=False)
+        net = network.features(image, "block2_conv", normalize=False)
         with tf.compat.v1.Session(graph=graph) as sess:
             got = sess.run(net["block2_conv"], {image: x})
     assert np.linalg.norm(got - want) <= 1e-5 * np.linalg.norm(want)

@@ -58,7 +58,7 @@ def test_file_named_like_the_embedded_weights_is_sha256_checked(tmp_path):
         loading.load_net(str(bogus))
 
 
-# ---------------------------------------------------------------- load_net and load_normalised: the network a run uses
+# ---------------------------------------------------------------- load_net and load_normalized: the network a run uses
 
 
 def test_input_range_without_a_network_file_is_refused():
@@ -66,27 +66,27 @@ def test_input_range_without_a_network_file_is_refused():
         loading.load_net(None, "0-255")
 
 
-def test_load_normalised_gives_the_normalised_network_from_its_cache(tmp_path, monkeypatch):
-    """What transfer.load_network does for --preset gatys2016: load_net, then load_normalised."""
+def test_load_normalized_gives_the_normalized_network_from_its_cache(tmp_path, monkeypatch):
+    """What transfer.load_network does for --preset gatys2016: load_net, then load_normalized."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = tmp_path / "net.mat"
     wf.make_mat(path, blocks=wf.TINY_VGG_BLOCKS, channels=wf.TINY_VGG_CHANNELS)
     plain = loading.load_net(str(path))
-    assert not plain.is_normalised and plain.path == str(path)
+    assert not plain.is_normalized and plain.path == str(path)
     said = []
-    first = loading.load_normalised(plain, "avg", log=said.append)
-    assert first.is_normalised and first.layers == plain.layers and first.path != str(path)
-    assert first.notes["normalised_from"] == str(path) and first.notes["normalised"]["pooling"] == "avg"
+    first = loading.load_normalized(plain, "avg", log=said.append)
+    assert first.is_normalized and first.layers == plain.layers and first.path != str(path)
+    assert first.notes["normalized_from"] == str(path) and first.notes["normalised"]["pooling"] == "avg"
     assert os.path.isfile(first.path) and not said[-1].endswith("(cached)")
-    again = loading.load_normalised(loading.load_net(str(path)), "avg", log=said.append)
+    again = loading.load_normalized(loading.load_net(str(path)), "avg", log=said.append)
     assert again.path == first.path and said[-1] == f"normalised network: {first.path} (cached)"
 
 
-def test_a_network_that_cannot_be_normalised_is_one_line_for_the_user():
-    class Model:  # what load_normalised asks of a network that refuses (a Keras model)
-        can_normalise = False
-        is_normalised = False
+def test_a_network_that_cannot_be_normalized_is_one_line_for_the_user():
+    class Model:  # what load_normalized asks of a network that refuses (a Keras model)
+        can_normalize = False
+        is_normalized = False
 
     with pytest.raises(errors.NetworkError, match="use --loss-scale gatys2016") as err:
-        loading.load_normalised(Model(), "avg")
+        loading.load_normalized(Model(), "avg")
     assert "\n" not in str(err.value) and isinstance(err.value.__cause__, ValueError)

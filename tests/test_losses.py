@@ -185,7 +185,7 @@ def test_blend_weights_equal_when_not_given():
     assert losses.blend_weights(3) == pytest.approx([1 / 3] * 3)
 
 
-def test_blend_weights_are_normalised():
+def test_blend_weights_are_normalized():
     assert losses.blend_weights(2, [1, 3]) == pytest.approx([0.25, 0.75])
     assert losses.blend_weights(2, [0.2, 0.2]) == pytest.approx([0.5, 0.5])
     assert losses.blend_weights(1, [7]) == pytest.approx([1.0])

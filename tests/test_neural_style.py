@@ -219,7 +219,7 @@ def test_signal_in_a_real_process_writes_the_best_image_and_exits_130(files, tin
     assert sorted(os.listdir(tmp_path)) == sorted(["content.png", "style.jpg", "style2.png", "out.png", "run.jsonl"])
 
 
-def test_ctrl_c_before_the_optimisation_is_one_line_and_exit_130(files, tiny_net_path, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_before_the_optimization_is_one_line_and_exit_130(files, tiny_net_path, tmp_path, capsys, monkeypatch):
     def interrupted(settings, network=None, arrays=None):
         raise KeyboardInterrupt
 

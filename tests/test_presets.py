@@ -44,7 +44,7 @@ def test_apply_preset_returns_new_settings_and_leaves_the_input_alone():
     assert base.loss.pooling == "max" and base.loss.loss_scale == "classic"  # frozen input unchanged
     assert (paper.loss.pooling, paper.loss.loss_scale, paper.loss.tv_weight) == ("avg", "gatys2016", 0.0)
     assert paper.loss.content_layers == ("relu4_2",) and paper.loss.style_layers == presets.STYLE_LAYERS_PAPER
-    assert (paper.run.width, paper.run.style_size, paper.run.normalise_network) == (512, "content", True)
+    assert (paper.run.width, paper.run.style_size, paper.run.normalize_network) == (512, "content", True)
     assert paper.run.initial_noiseblend == 1.0 and paper.optimizer.optimizer == "lbfgs"
     # no preset, no ratio: the classic settings, values unchanged
     assert presets.apply_preset(base, set()) == base
@@ -222,7 +222,7 @@ def test_explicit_flags_override_the_preset():
     assert args.width == 300 and args.tv_weight == 2
     # the rest comes from the preset
     assert args.content_layers == ("relu4_2",) and args.initial_noiseblend == 1.0
-    assert args.loss_scale == "gatys2016" and args.style_size == "content" and args.normalise_network
+    assert args.loss_scale == "gatys2016" and args.style_size == "content" and args.normalize_network
     # an explicit flag equal to the parser's default still counts as explicit
     args = flat(BASE + ["--preset", "gatys-pytorch", "--pooling", "max", "--iterations", "1000"])
     assert args.iterations == 1000 and args.initial_noiseblend == 0.0 and args.style_weight == 5.0
@@ -289,7 +289,7 @@ def test_classic_preset_restores_every_classic_setting():
         assert getattr(s.loss, key) == value, key
     for key, value in CLASSIC_OPTIMIZER.items():
         assert getattr(s.optimizer, key) == value, key
-    assert s.run.initial_noiseblend == 1.0 and s.run.style_size == "width" and not s.run.normalise_network
+    assert s.run.initial_noiseblend == 1.0 and s.run.style_size == "width" and not s.run.normalize_network
     assert s.loss.tv_weight is None  # the network's own classic weight (1e2 for VGG-19)
     # flags given explicitly still win, and --initial keeps the classic meaning (no noise)
     assert classic_settings("--padding", "reflect").loss.padding == "reflect"

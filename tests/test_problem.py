@@ -105,7 +105,7 @@ def test_a_term_the_problem_leaves_out_holds_nothing(tiny_network, content, styl
 def test_the_librarys_default_objective_is_the_plain_commands(files, tiny_net_path, tmp_path):
     """stylize.Objective(net, content, styles) with no options and the objective the plain
     command builds (no flag but the files: settings parsed by the command line, resolved by
-    transfer.prepare, built by transfer.optimise) have the same terms, the same graph key
+    transfer.prepare, built by transfer.optimize) have the same terms, the same graph key
     and the same weights: their values and gradients at one image are equal."""
     settings = neural_style.parse(["--content", files["content"], "--styles", files["style"],
                                    "--output", str(tmp_path / "o.png"), "--network", tiny_net_path])
@@ -120,7 +120,7 @@ def test_the_librarys_default_objective_is_the_plain_commands(files, tiny_net_pa
         raise Built
 
     with pytest.raises(Built):
-        transfer.optimise(settings, job, None, make_objective)
+        transfer.optimize(settings, job, None, make_objective)
     x = random_image(41, job.target.shape)
     with built[0] as command, Objective(job.network, job.target, job.styles) as library:
         assert library.key == command.key and library.loss_options == command.loss_options

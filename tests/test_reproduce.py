@@ -172,8 +172,8 @@ def test_the_cache_is_keyed_by_the_weights_not_by_where_the_file_lies(tiny_net_p
         # as the embedded network: never beside its (package's) file, always in the user's cache
         copies.append(dataclasses.replace(loading.load_net(str(path)), cache_beside_source=False))
     said = []
-    first = normalization.normalised_network(copies[0], "avg", cal, size=24, log=said.append)
-    second = normalization.normalised_network(copies[1], "avg", cal, size=24, log=said.append)
+    first = normalization.normalized_network(copies[0], "avg", cal, size=24, log=said.append)
+    second = normalization.normalized_network(copies[1], "avg", cal, size=24, log=said.append)
     assert second.path == first.path and said[-1].endswith("(cached)")
     assert os.listdir(tmp_path / "cache" / "neural-style-tf") == [os.path.basename(first.path)]
     other = dataclasses.replace(copies[0], weights={n: (k * 2, b) for n, (k, b) in copies[0].weights.items()})
@@ -213,5 +213,5 @@ def test_writing_a_new_entry_prunes_the_user_cache(tiny_network, tmp_path, monke
     os.utime(stale, ns=(10**9, 10**9))
     monkeypatch.setattr(normalization, "CACHE_LIMIT_BYTES", 1)  # room for the new entry only
     network = dataclasses.replace(tiny_network, cache_beside_source=False)
-    fresh = normalization.normalised_network(network, "avg", _calibration_folder(tmp_path), size=24)
+    fresh = normalization.normalized_network(network, "avg", _calibration_folder(tmp_path), size=24)
     assert os.listdir(folder) == [os.path.basename(fresh.path)]

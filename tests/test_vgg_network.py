@@ -122,7 +122,7 @@ def test_vgg_layers_and_deepest(tiny_network):
 def test_a_weights_file_is_a_feature_network_with_the_classic_defaults(tiny_network, tiny_net_path):
     assert isinstance(tiny_network, FeatureNetwork) and not isinstance(tiny_network, KerasNetwork)
     assert tiny_network.default_tv_weight == settings.TV_WEIGHT
-    assert tiny_network.can_normalise and not tiny_network.is_normalised and tiny_network.cache_beside_source
+    assert tiny_network.can_normalize and not tiny_network.is_normalized and tiny_network.cache_beside_source
     assert tiny_network.hint == ""
     assert tiny_network.describe() == f"{tiny_network.name}: 7 conv layers, RGB input, from {tiny_net_path}"
 

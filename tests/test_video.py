@@ -201,7 +201,7 @@ def test_ctrl_c_keeps_finished_frames_assembles_them_and_a_rerun_resumes(clip, t
     assert summary_of(clip["dir"] / "resumed.json")["settings"]["video"]["temporal_weight"] == 7
 
 
-def _optimising_frame(log, frame):
+def _optimizing_frame(log, frame):
     """Whether the JSON-lines log holds an iteration of `frame` (a line after its start line)."""
     try:
         lines = log.read_text(encoding="utf-8").splitlines()
@@ -237,7 +237,7 @@ def test_ctrl_c_in_a_real_process_keeps_the_finished_frame_and_exits_130(clip, t
             signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         deadline = time.monotonic() + 300  # a safety net against a hang, not a timing assertion
-        while not (state.exists() and _optimising_frame(log, 2)):
+        while not (state.exists() and _optimizing_frame(log, 2)):
             assert proc.poll() is None, proc.communicate()[1]
             assert time.monotonic() < deadline, "frame 2 never started optimising"
             time.sleep(0.05)

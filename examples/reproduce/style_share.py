@@ -22,7 +22,7 @@ from neural_style_tf.networks import normalization  # noqa: E402
 
 
 def main(sizes):
-    net = normalization.normalised_network(vgg.load_net(), presets.PRESETS["gatys2016"]["pooling"])
+    net = normalization.normalized_network(vgg.load_net(), presets.PRESETS["gatys2016"]["pooling"])
     for size in sizes:
         photo = images.load_image(os.path.join(reproduce.EXAMPLES, reproduce.CONTENT))
         content = images.resize_to_width(photo, size)

@@ -75,7 +75,7 @@ class Experiment:
     target_from: int
     network: str | None
     input_range: str | None
-    normalise_network: bool
+    normalize_network: bool
     loss: LossOptions
     pool: object = None  # engine.PoolOptions: the runs on Ray workers; None: here, one after another
     precision: str = "auto"  # --precision, as neural_style.py's (tf_runtime.choose_precision)
@@ -174,7 +174,7 @@ def read_experiment(argv=None):
         evaluations=args.evaluations, time_budget=args.time_budget, seeds=tuple(args.seeds),
         adam_learning_rates=tuple(args.adam_learning_rates), lbfgs_corrections=tuple(args.lbfgs_corrections),
         gram_layers=args.gram_layers, quiet=args.quiet, target_from=args.target_from, network=settings.run.network,
-        input_range=settings.run.input_range, normalise_network=settings.run.normalise_network,
+        input_range=settings.run.input_range, normalize_network=settings.run.normalize_network,
         loss=settings.loss, pool=engine.pool_options(args), precision=settings.run.precision)
     validate(experiment)
     engine.check_options(experiment.pool or engine.PoolOptions())
@@ -401,9 +401,9 @@ def load_network(exp, say):
     choose_gram_layers(network, exp.gram_layers, tuple(exp.loss.content_layers) + tuple(exp.loss.style_layers))
     checks.check_precision(exp.precision, network)
     say(network.announce())
-    if exp.normalise_network:
+    if exp.normalize_network:
         try:
-            network = normalization.normalised_network(network, exp.loss.pooling, log=say)
+            network = normalization.normalized_network(network, exp.loss.pooling, log=say)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     return network.with_precision(choose_precision(exp.precision, network.precisions))

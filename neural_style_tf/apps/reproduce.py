@@ -426,7 +426,7 @@ def load(args, figures, say):
     raw = {key: images.load_image(os.path.join(args.examples, file)) for key, (file, _) in PAINTINGS.items()}
     say(network.announce())
     if not args.as_loaded:
-        network = normalization.normalised_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
+        network = normalization.normalized_network(network, presets.PRESETS["gatys2016"]["pooling"], log=say)
     # The paper resizes the style image to the content image's size.
     styles = {key: targets.size_styles_to_content([rgb], content.shape, "content")[0] for key, rgb in raw.items()}
     return network, content, styles

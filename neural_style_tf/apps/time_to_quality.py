@@ -4,7 +4,7 @@ L-BFGS reaches after REFERENCE_EVALUATIONS evaluations, on the same objective.
     python benchmark.py --time-to-quality [--width 512] [--route NAME="FLAGS" ...] [--out-dir DIR]
 
 Every route is a neural_style.py command line (plus --width), run in this process
-through the same code as the command (transfer.load, check, prepare, optimise), one
+through the same code as the command (transfer.load, check, prepare, optimize), one
 after the other, so they share the machine's state. The clock is the wall clock from
 the start of the optimisation: it includes building each scale's graph and targets,
 which coarse-to-fine pays once per scale. A route's loss is the best loss so far of
@@ -90,7 +90,7 @@ def run_route(settings, network=None):
     transfer.check(settings, inputs)
     job = transfer.prepare(settings, inputs)
     trace = Trace()
-    transfer.optimise(settings, job, trace)
+    transfer.optimize(settings, job, trace)
     return trace, inputs.network
 
 

@@ -323,7 +323,7 @@ def finish_frame(ctx, index, result, job, found, started):
     save_raw(ctx.plan.frames_dir, index, result.image, max(ctx.offsets))
     first = found[0] if found and found[0].offset == 1 else None
     record = {"frame": index + 1, "terms": result.terms, "iterations": result.iterations,
-              "evaluations": result.evaluations, "optimiser_seconds": round(result.elapsed, 3),
+              "evaluations": result.evaluations, "optimizer_seconds": round(result.elapsed, 3),
               # everything: flow, graph, optimisation, writing
               "seconds": round(time.perf_counter() - started, 3),
               "flicker": None if first is None else flow.flicker(shown, first.shown, first.mask),

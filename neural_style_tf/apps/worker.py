@@ -179,5 +179,5 @@ def run_transfer(worker, payload):
     return {"status": "done" if ok else "failed", "error": None if ok else (result.message or "no image"),
             "image": image if ok else None, "losses": result.terms, "iterations": result.iterations,
             "evaluations": result.evaluations, "stop_reason": result.stop_reason, "seed": job.seed,
-            "optimise_seconds": round(result.elapsed, 2),
+            "optimize_seconds": round(result.elapsed, 2),
             "graph": "reused" if worker.counts["reused"] > reused else "built"}

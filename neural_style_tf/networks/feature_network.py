@@ -51,11 +51,11 @@ class FeatureNetwork(ABC):
     # The relative content term's scale (settings.RELATIVE_CONTENT_SCALE): measured per network.
     relative_content_scale: float = RELATIVE_CONTENT_SCALE
     # Whether the paper's normalisation of the weights (vgg.normalize) applies.
-    can_normalise: bool = False
+    can_normalize: bool = False
     # Said after the description when the network is not the paper's (e.g. where to get it).
     hint: str = ""
     # Whether the weights were rescaled as the paper's (vgg.normalize).
-    is_normalised: bool = False
+    is_normalized: bool = False
     # Whether a normalised copy may be cached next to the source file.
     cache_beside_source: bool = False
     # The arithmetic of its graph (settings.PRECISIONS but "auto"), and those it can run in:

@@ -166,7 +166,7 @@ class KerasNetwork(FeatureNetwork):
             self._frozen[last] = self._freeze(self.layers[: self.layers.index(last) + 1])
         return self._frozen[last]
 
-    def features(self, input_image, last=None, pooling="max", padding="zero", normalise=True):
+    def features(self, input_image, last=None, pooling="max", padding="zero", normalize=True):
         """Import the frozen model into the current graph on `input_image` (preprocessed).
 
         Returns {layer_name: tensor} for every feature layer up to `last` (default: all),
@@ -181,7 +181,7 @@ class KerasNetwork(FeatureNetwork):
         names = list(outputs)
         tensors = tf.compat.v1.import_graph_def(graph_def, input_map={input_name: input_image},
                                                 return_elements=[outputs[n] for n in names], name="keras")
-        if not normalise:
+        if not normalize:
             return dict(zip(names, tensors))
         scales = self.feature_scales()
         return {n: t * np.float32(scales[n]) for n, t in zip(names, tensors)}
@@ -205,7 +205,7 @@ class KerasNetwork(FeatureNetwork):
             graph = tf.Graph()
             with graph.as_default():
                 image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
-                net = self.features(self.preprocess(image), normalise=False)
+                net = self.features(self.preprocess(image), normalize=False)
                 means = {n: tf.reduce_mean(tf.abs(t)) for n, t in net.items()}
                 with tf.compat.v1.Session(graph=graph) as sess:
                     sums = {n: 0.0 for n in means}
@@ -224,7 +224,7 @@ class KerasNetwork(FeatureNetwork):
         from TensorFlow's static shape inference on the frozen graph."""
         tf = import_tensorflow()
         with tf.Graph().as_default():
-            net = self.features(tf.compat.v1.placeholder(tf.float32, (1, height, width, 3)), last, normalise=False)
+            net = self.features(tf.compat.v1.placeholder(tf.float32, (1, height, width, 3)), last, normalize=False)
             return [(n, *t.shape.as_list()[1:]) for n, t in net.items()]
 
     def weight_bytes(self, last):

@@ -1,7 +1,7 @@
 """From a path (or none) to a feature network.
 
 `load_net(path, input_range)` dispatches on the file: VGG weights give a `Network`, a
-whole Keras model a `KerasNetwork`, no path the embedded default. `load_normalised`
+whole Keras model a `KerasNetwork`, no path the embedded default. `load_normalized`
 adds the paper's normalisation (normalization.py), from its cache when it was made before.
 """
 
@@ -14,7 +14,7 @@ from ..errors import NetworkError
 from . import codebook, keras_network
 from .embedded import HED_WEIGHTS_NAME, load_embedded
 from .feature_network import FeatureNetwork
-from .normalization import normalised_network
+from .normalization import normalized_network
 from .vgg_files import load_h5, load_mat, load_npz
 
 
@@ -57,10 +57,10 @@ def load_net(path: str | None = None, input_range: str | None = None) -> Feature
     return _load_file(path, input_range)
 
 
-def load_normalised(network: FeatureNetwork, pooling: str, log: Callable[[str], None] | None = None) -> FeatureNetwork:
-    """`network` normalised as in the paper (normalization.normalised_network); its refusal
+def load_normalized(network: FeatureNetwork, pooling: str, log: Callable[[str], None] | None = None) -> FeatureNetwork:
+    """`network` normalised as in the paper (normalization.normalized_network); its refusal
     of a network that cannot be normalised becomes a NetworkError (one line, exit 2)."""
     try:
-        return normalised_network(network, pooling, log=log)
+        return normalized_network(network, pooling, log=log)
     except ValueError as exc:
         raise NetworkError(str(exc)) from exc

@@ -1,7 +1,7 @@
 """The paper's normalised network: every filter's mean activation rescaled to 1 on
 calibration images (Gatys et al. 2016), computed once and cached.
 
-`normalize` is the math; `normalised_network` the cache around it (next to the source
+`normalize` is the math; `normalized_network` the cache around it (next to the source
 file when that is writable, else in the user's cache folder). The cached copy is the
 source network with its weights, name and path replaced: every other attribute of the
 network it wraps is kept by construction.
@@ -75,7 +75,7 @@ def normalize(network: Network, images_rgb: list, pooling: str = "max", target: 
     weights = {n: (k.astype(np.float64), b.astype(np.float64)) for n, (k, b) in network.weights.items()}
     convs = [n for n in network.layers if layer_kind(n) == "conv"]
     for i, conv in enumerate(convs):
-        factor = normalising_factors(means[conv.replace("conv", "relu")], target, floor)
+        factor = normalizing_factors(means[conv.replace("conv", "relu")], target, floor)
         kernel, bias = weights[conv]
         weights[conv] = (kernel * factor, bias * factor)
         if i + 1 < len(convs):
@@ -84,10 +84,10 @@ def normalize(network: Network, images_rgb: list, pooling: str = "max", target: 
     notes = {**network.notes, "normalised": {"target": target, "pooling": pooling, "images": len(images_rgb),
                                              "floor": floor}}
     return replace_weights(network, weights, name=name or f"{network.name}, normalised (mean activation {target:g})",
-                           is_normalised=True, notes=notes)
+                           is_normalized=True, notes=notes)
 
 
-def normalising_factors(mean: np.ndarray, target: float = 1.0, floor: float = NORMALISE_FLOOR) -> np.ndarray:
+def normalizing_factors(mean: np.ndarray, target: float = 1.0, floor: float = NORMALISE_FLOOR) -> np.ndarray:
     """Per-channel factors target/mean; channels below floor x median get target/median."""
     mean = np.asarray(mean, np.float64)
     alive = mean[mean > 0]
@@ -193,16 +193,16 @@ def cache_paths(network, key):
     return paths
 
 
-def normalised_network(network, pooling="avg", images_dir=None, size=calibration.CALIBRATION_SIZE, log=None):
+def normalized_network(network, pooling="avg", images_dir=None, size=calibration.CALIBRATION_SIZE, log=None):
     """`network` normalised as in the paper, from the cache if it was computed before.
 
     Calibrates on the images in `images_dir` (default: the shipped calibration images).
     A network that is already normalised (e.g. a `vgg.py normalize` .npz) is returned as is.
     """
-    if not network.can_normalise:
+    if not network.can_normalize:
         raise ValueError("--preset gatys2016 normalises a VGG network's weights; a Keras model's features are "
                          "scaled already (keras_network.py): use --loss-scale gatys2016 and its --ratio instead")
-    if network.is_normalised:
+    if network.is_normalized:
         return network
     say = log or (lambda text: None)
     paths = calibration.calibration_paths(images_dir)
@@ -220,19 +220,19 @@ def normalised_network(network, pooling="avg", images_dir=None, size=calibration
     where = images_dir or f"the {len(paths)} shipped calibration images (no calibration folder given)"
     say(f"normalising {network.name} on {where}, {pooling} pooling (once; cached)")
     rgbs = calibration.calibration_images(paths, size)
-    normalised = normalize(network, rgbs, pooling)
+    normalized = normalize(network, rgbs, pooling)
     for path in candidates:
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            images.write_atomically(path, lambda f: save_npz_to(normalised, f))
+            images.write_atomically(path, lambda f: save_npz_to(normalized, f))
         except OSError:
             continue
         say(f"normalised network cached in {path}")
         if os.path.dirname(path) == cache_dir():
             prune_cache(cache_dir(), keep=path)
-        return _with_notes(normalised, network, path)
+        return _with_notes(normalized, network, path)
     say("normalised network: no writable cache folder; it will be recomputed next time")
-    return normalised
+    return normalized
 
 
 def _touch(path):
@@ -242,13 +242,13 @@ def _touch(path):
         pass  # a read-only cache still serves; it is only pruned in a different order
 
 
-def _with_notes(normalised, source, path):
+def _with_notes(normalized, source, path):
     """The source network with the normalised weights: every other attribute of the source
     (its hint, defaults, paddings, conventions) is kept by construction, whatever it has."""
-    notes = {**source.notes, **normalised.notes}
+    notes = {**source.notes, **normalized.notes}
     notes["normalised"] = notes.get("normalised") or True
-    notes["normalised_from"] = source.path
+    notes["normalized_from"] = source.path
     # The path is the cached file's, whether it was just written or read back, so that
     # logs and manifests name the same file on a first and a resumed run.
-    return dataclasses.replace(source, weights=normalised.weights, name=normalised.name, path=path, notes=notes,
-                               is_normalised=True)
+    return dataclasses.replace(source, weights=normalized.weights, name=normalized.name, path=path, notes=notes,
+                               is_normalized=True)

@@ -222,7 +222,7 @@ def load_npz(path: str) -> Network:
                 mean_pixel=np.asarray(data["mean_pixel"], np.float32),
                 channel_order=str(data["channel_order"]),
                 # `normalize` names its networks so (the .npz keeps no other flag of it).
-                is_normalised="normalised" in str(data["name"]),
+                is_normalized="normalised" in str(data["name"]),
             )
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
         raise NetworkError(f"{path}: not a network .npz written by this tool ({exc})") from exc

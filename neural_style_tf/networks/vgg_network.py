@@ -90,8 +90,8 @@ class Network(FeatureNetwork):
     # Whether a normalised copy may be cached next to the weights file (not for files
     # that belong to an installed package, such as the embedded network's).
     cache_beside_source: bool = True
-    is_normalised: bool = False  # every filter's mean activation rescaled (normalize)
-    can_normalise = True
+    is_normalized: bool = False  # every filter's mean activation rescaled (normalize)
+    can_normalize = True
     # The convolutions, biases, ReLUs and poolings in this precision (settings.PRECISIONS);
     # every layer's output is handed on in float32 (see features).
     precision: str = "float32"
