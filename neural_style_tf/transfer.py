@@ -233,7 +233,7 @@ def execute(settings: Settings, network: FeatureNetwork | None = None, make_obje
             listeners: Sequence[Any] = (), arrays: ImageArrays | None = None) -> tuple[int | None, Job, Any]:
     """The one transfer of every front door (neural_style.py, the API, a batch worker), with
     hooks for what a caller keeps or watches: `network`, a loaded network (see load_network);
-    `make_objective`, its built objectives ((see optimize)); `listeners` (e.g. the live view,
+    `make_objective`, its built objectives (see optimize); `listeners` (e.g. the live view,
     the API's callback: see progress.Reporter); `arrays`, images given as arrays (see load).
     The output is written, and the closing line said, when settings.run.output names a file;
     without one (the API's: the image is returned) the exit status is None.

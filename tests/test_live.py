@@ -257,9 +257,13 @@ def test_a_headless_chromium_shows_a_stylised_image_mid_run(tmp_path):
     shown = np.asarray(Image.fromarray(region.astype(np.uint8)).resize(photo.shape[1::-1], Image.BILINEAR))
     assert region[8:-8, 8:-8].std() > 20, "the image element is blank"
     # It is the run's image (one served while the browser drew), and it is no longer the photo.
+    # The browser may draw an image fetched between two of the test's polls (the run moves on
+    # by several grey levels per iteration), so "the run's image" is measured against the
+    # photo's distance: a quiet machine gives 4-8 against 130+, a loaded one up to 21.
     nearest = min(np.abs(shown - image).mean() for image in served)
-    assert nearest < 20, (nearest, len(served))
-    assert np.abs(shown - photo).mean() > 20, np.abs(shown - photo).mean()
+    from_photo = np.abs(shown - photo).mean()
+    assert from_photo > 20, from_photo
+    assert nearest < from_photo / 4, (nearest, from_photo, len(served))
     background = shot[top + height + 40:, left:left + width]
     assert np.ptp(background) < 10, "something drawn below the image"
     assert process.returncode == 130, rest
