@@ -165,10 +165,86 @@ def lbfgs_scale(gradient: np.ndarray, first_step: float) -> float:
     return math.sqrt(first_step / rms) if first_step > 0 and rms > 0 else 1.0
 
 
+# The soft box (optimize.soft_box): pixels further than this from 0 or 255 are the
+# variables themselves; nearer, an exponential tail keeps them inside the box.
+SOFT_BOX_KNEE = 8.0
+# A start pixel at the bound itself would map to an infinite variable: it starts this close.
+SOFT_BOX_FLOOR = 0.5
+
+
+def soft_box(u: np.ndarray, knee: float = SOFT_BOX_KNEE) -> tuple[np.ndarray, np.ndarray]:
+    """(x, dx/du) of the change of variable x(u) that keeps every pixel inside (0, 255).
+
+    x = u in [knee, 255 - knee]; below, x = knee * exp((u - knee) / knee) (above,
+    mirrored), which joins with value and slope 1 at the knee and tends to 0 (255) as u
+    goes to -inf (+inf). Why: SciPy's L-BFGS-B with every variable boxed spends 90-120 ms
+    per evaluation at 512x384 on its Cauchy point (measured, m = 10-20), and unboxed
+    15-20 ms; this map keeps the image in the box with no bounds at all, and leaves the
+    problem unchanged for every pixel away from the bounds. The classic tools give SciPy
+    boxes (or nothing); `lbfgs_bounds="box"` restores SciPy's bounds.
+    """
+    x = np.array(u, np.float64)
+    slope = np.ones_like(x)
+    low = u < knee
+    x[low] = knee * np.exp((u[low] - knee) / knee)
+    slope[low] = x[low] / knee
+    high = u > 255.0 - knee
+    x[high] = 255.0 - knee * np.exp((255.0 - knee - u[high]) / knee)
+    slope[high] = (255.0 - x[high]) / knee
+    return x, slope
+
+
+def soft_box_inverse(x: np.ndarray, knee: float = SOFT_BOX_KNEE, floor: float = SOFT_BOX_FLOOR) -> np.ndarray:
+    """u with soft_box(u)[0] == x, for pixels moved at most `floor` in from the bounds."""
+    x = np.clip(np.asarray(x, np.float64), floor, 255.0 - floor)
+    u = x.copy()
+    low = x < knee
+    u[low] = knee + knee * np.log(x[low] / knee)
+    high = x > 255.0 - knee
+    u[high] = 255.0 - knee - knee * np.log((255.0 - x[high]) / knee)
+    return u
+
+
+class SoftBox:
+    """The Evaluator seen through soft_box: loss and gradient in u, cached on u."""
+
+    def __init__(self, evaluator: Evaluator, scale: float = 1.0):
+        self.evaluator, self.scale = evaluator, scale
+        self._u: np.ndarray | None = None
+        self._x = self._slope = np.zeros(0)
+
+    def pixels(self, y: np.ndarray) -> np.ndarray:
+        u = y * self.scale
+        if self._u is None or not np.array_equal(u, self._u):
+            self._u = u
+            self._x, self._slope = soft_box(u)
+        return self._x
+
+    def loss(self, y: np.ndarray) -> float:
+        return self.evaluator.loss(self.pixels(y))
+
+    def grads(self, y: np.ndarray) -> np.ndarray:
+        x = self.pixels(y)
+        return self.evaluator.grads(x) * self._slope * self.scale
+
+
 def _lbfgs(evaluator, x0, opts, report):
     from scipy.optimize import fmin_l_bfgs_b
 
     n = x0.size
+    common = dict(m=opts.lbfgs_corrections, maxiter=opts.iterations, maxfun=max(15000, 2 * opts.iterations + 10))
+    if opts.lbfgs_bounds == "soft":
+        u0 = soft_box_inverse(x0.ravel())
+        x_start, slope = soft_box(u0)
+        # The first step's scale from the gradient in u (see lbfgs_scale); SciPy's first
+        # call finds this evaluation cached.
+        gradient = evaluator.grads(x_start) * slope
+        s = lbfgs_scale(gradient, opts.lbfgs_first_step) if opts.lbfgs_first_step > 0 else 1.0
+        box = SoftBox(evaluator, s)
+        _, _, info = fmin_l_bfgs_b(box.loss, u0 / s, fprime=box.grads,
+                                   callback=lambda yk: report(evaluator.terms(box.pixels(yk)), box.pixels(yk)),
+                                   **common)
+        return info
     x = x0.ravel().astype(np.float64)
     # The gradient at x0 is evaluated here, once: SciPy's first call finds it cached.
     s = lbfgs_scale(evaluator.grads(x), opts.lbfgs_first_step) if opts.lbfgs_first_step > 0 else 1.0
@@ -180,10 +256,8 @@ def _lbfgs(evaluator, x0, opts, report):
         x / s,
         fprime=lambda y: evaluator.grads(y * s) * s,
         bounds=[(0.0, 255.0 / s)] * n,
-        m=opts.lbfgs_corrections,
-        maxiter=opts.iterations,
-        maxfun=max(15000, 2 * opts.iterations + 10),
         callback=lambda yk: report(evaluator.terms(yk * s), yk * s),
+        **common,
     )
     return info
 

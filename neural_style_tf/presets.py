@@ -37,6 +37,7 @@ PRESETS = {
         "iterations": 1000,
         "lbfgs_corrections": 10,  # SciPy's default history, which the classic tool kept
         "lbfgs_first_step": 0.0,  # SciPy's own first step
+        "lbfgs_bounds": "box",  # SciPy's bounds, as before the soft box
         "learning_rate": 1e1,
         "scales": 1,  # one scale at every size
         "style_size": "width",  # (no flag)
@@ -61,6 +62,8 @@ PRESETS = {
         "iterate_average": 0.0,  # the result is L-BFGS's best iterate
         "initial_noiseblend": 1.0,  # start from white noise
         "optimizer": "lbfgs",
+        "lbfgs_bounds": "box",  # SciPy's bounds, as before the soft box
+        "scales": 1,  # one scale, as the paper
         "width": 512,
         "style_size": "content",  # (no flag) the style image is resized to the content's size
         "normalize_network": True,  # (no flag) mean activation 1 per filter
@@ -84,6 +87,8 @@ PRESETS = {
         "iterate_average": 0.0,
         "initial_noiseblend": 0.0,  # from the content image
         "optimizer": "lbfgs",
+        "lbfgs_bounds": "box",  # SciPy's bounds, as before the soft box
+        "scales": 1,  # one scale, as the paper
         "width": 512,
         "iterations": 500,  # their loop stops after 500 evaluations of the closure
         # (no flag) Their code resizes each image on its own (shorter edge 512), keeping

@@ -61,6 +61,10 @@ LBFGS_CORRECTIONS = 20
 # SciPy's own start barely moves the image for 15-20 evaluations; 10 was the best of 1, 3,
 # 10 and 30 (docs/lbfgs-vs-adam.md#l-bfgss-start). 0 restores SciPy's start.
 LBFGS_FIRST_STEP = 10.0
+# How L-BFGS keeps the pixels in 0..255: soft (optimize.soft_box, a change of variable,
+# no bounds for SciPy) or box (SciPy's L-BFGS-B bounds on every pixel).
+LBFGS_BOUNDS_CHOICES = ("soft", "box")
+LBFGS_BOUNDS = "soft"
 CONTENT_LAYERS = ("relu4_2", "relu5_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # Colour control (color.py), coarse-to-fine (coarse_to_fine.py), loss scales, bit depth.
@@ -158,6 +162,7 @@ class OptimizerOptions:
     time_budget: float | None = None  # seconds
     lbfgs_corrections: int = LBFGS_CORRECTIONS
     lbfgs_first_step: float = LBFGS_FIRST_STEP
+    lbfgs_bounds: str = LBFGS_BOUNDS
     learning_rate: float = LEARNING_RATE
     beta1: float = BETA1
     beta2: float = BETA2
