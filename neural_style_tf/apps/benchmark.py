@@ -34,7 +34,7 @@ from ..networks.loading import load_net
 from ..objective import LOSS_TERMS, Objective, initial_image
 from ..optimize import Evaluator
 from ..tf_runtime import choose_precision, import_tensorflow
-from . import time_to_quality
+from . import benchmark_command, time_to_quality
 from .benchmark_measure import (
     BENCH_LOSS,
     CONTENT_IMAGE,
@@ -286,6 +286,13 @@ def build_parser():
                    help="instead of the table: interleaved A/B timings of one hot-path setting")
     p.add_argument("--rounds", type=int, default=3, help="rounds of interleaved A/B with --compare")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    whole = p.add_argument_group("the whole plain command (--command)")
+    whole.add_argument("--command", nargs="*", default=None, metavar="NAME=FLAGS",
+                       help="instead of the table: time neural_style.py as a user runs it (wall time to the image, "
+                            "start-up, evaluations per scale, peak RSS), with each variant's flags; alone: the "
+                            "plain command")
+    whole.add_argument("--command-width", type=int, default=512, help="--width of the --command runs")
+    whole.add_argument("--command-rounds", type=int, default=1, help="runs of each --command variant, alternating")
     time_to_quality.add_arguments(p)
     return p
 
@@ -298,6 +305,11 @@ def main(argv=None):
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if args.time_to_quality:
         return time_to_quality.run(args, CONTENT_IMAGE, STYLE_IMAGE)
+    if args.command is not None:
+        variants = [benchmark_command.parse_variant(v) for v in args.command] or list(benchmark_command.DEFAULT_VARIANTS)
+        benchmark_command.run(variants, args.command_width, args.command_rounds,
+                              None if args.out == OUT else args.out)
+        return 0
     if args.child is not None:
         job = json.loads(args.child)
         print(json.dumps(measure(job["network"], job["width"], job["height"], job["repeats"],
