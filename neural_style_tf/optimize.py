@@ -235,11 +235,10 @@ def _lbfgs(evaluator, x0, opts, report):
     common = dict(m=opts.lbfgs_corrections, maxiter=opts.iterations, maxfun=max(15000, 2 * opts.iterations + 10))
     if opts.lbfgs_bounds == "soft":
         u0 = soft_box_inverse(x0.ravel())
-        x_start, slope = soft_box(u0)
-        # The first step's scale from the gradient in u (see lbfgs_scale); SciPy's first
-        # call finds this evaluation cached.
-        gradient = evaluator.grads(x_start) * slope
-        s = lbfgs_scale(gradient, opts.lbfgs_first_step) if opts.lbfgs_first_step > 0 else 1.0
+        # Without bounds, L-BFGS-B's first trial step has length 1 (not the gradient's, as
+        # with bounds: lbfgs_scale): in y = u / s that is s / sqrt(n) per pixel RMS, so
+        # s = first_step * sqrt(n) makes it first_step grey levels RMS along the gradient.
+        s = opts.lbfgs_first_step * math.sqrt(n) if opts.lbfgs_first_step > 0 else 1.0
         box = SoftBox(evaluator, s)
         _, _, info = fmin_l_bfgs_b(box.loss, u0 / s, fprime=box.grads,
                                    callback=lambda yk: report(evaluator.terms(box.pixels(yk)), box.pixels(yk)),

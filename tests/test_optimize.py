@@ -246,7 +246,8 @@ def test_minimize_decreases_the_loss_and_reports_every_iteration(objective, opti
     assert objective.evaluate(result.image)[0]["total"] == pytest.approx(result.terms["total"], rel=1e-4)
 
 
-def test_lbfgs_is_one_scipy_run_with_bounds_and_the_history_size(objective, monkeypatch):
+@pytest.mark.parametrize("bounds", ["soft", "box"])
+def test_lbfgs_is_one_scipy_run_with_the_history_size(objective, monkeypatch, bounds):
     import scipy.optimize
 
     calls = []
@@ -257,9 +258,15 @@ def test_lbfgs_is_one_scipy_run_with_bounds_and_the_history_size(objective, monk
         return real(*args, **kwargs)
 
     monkeypatch.setattr(scipy.optimize, "fmin_l_bfgs_b", spy)
-    result = optimize.minimize(objective, random_image(41), OptimizerOptions(iterations=12, lbfgs_corrections=7))
+    opts = OptimizerOptions(iterations=12, lbfgs_corrections=7, lbfgs_bounds=bounds)
+    result = optimize.minimize(objective, random_image(41), opts)
     assert len(calls) == 1  # never restarted: the curvature history is kept for the whole run
     assert calls[0]["m"] == 7 and calls[0]["maxiter"] == 12
+    assert result.evaluations >= result.iterations
+    assert 0.0 <= result.image.min() and result.image.max() <= 255.0
+    if bounds == "soft":  # the change of variable keeps the box: SciPy gets no bounds to check
+        assert calls[0].get("bounds") is None
+        return
     bounds = calls[0]["bounds"]
     # the pixels are optimised as x / s (see test_lbfgs_first_step_moves_pixels_by_the_asked_amount)
     assert len(bounds) == SIZE * SIZE * 3 and len(set(bounds)) == 1
@@ -308,16 +315,19 @@ class Recording(Quadratic):
 
 
 @pytest.mark.parametrize("first_step", [0.0, 0.5, 1.0, 4.0])
-def test_lbfgs_first_step_moves_pixels_by_the_asked_amount(first_step):
-    """With every variable boxed SciPy's first trial step is the gradient itself: in
-    pixels, first_step grey levels RMS (0: SciPy's own start, the gradient in pixels)."""
+@pytest.mark.parametrize("bounds", ["soft", "box"])
+def test_lbfgs_first_step_moves_pixels_by_the_asked_amount(first_step, bounds):
+    """The first trial step moves the pixels by first_step grey levels RMS along the
+    gradient. 0: SciPy's own start, which with every variable boxed is the gradient itself,
+    and without bounds (the soft box) a step of length 1."""
     center = random_image(53, (6, 7, 3), 20.0, 230.0)
     x0 = np.full_like(center, 128.0)
     objective = Recording(center, curvature=1e-3)
-    optimize.minimize(objective, x0, OptimizerOptions(iterations=3, lbfgs_first_step=first_step))
+    optimize.minimize(objective, x0, OptimizerOptions(iterations=3, lbfgs_first_step=first_step, lbfgs_bounds=bounds))
     step = objective.seen[1].reshape(x0.shape) - objective.seen[0].reshape(x0.shape)
     gradient = objective.curvature * (x0 - center)
-    expected = first_step if first_step > 0 else math.sqrt(np.mean(gradient**2))
+    scipy_own = math.sqrt(np.mean(gradient**2)) if bounds == "box" else 1 / math.sqrt(x0.size)
+    expected = first_step if first_step > 0 else scipy_own
     assert math.sqrt(np.mean(step**2)) == pytest.approx(expected, rel=1e-3)
     # along the negative gradient
     cosine = -np.sum(step * gradient) / (np.linalg.norm(step) * np.linalg.norm(gradient))
@@ -337,7 +347,8 @@ def test_lbfgs_box_bounds_hold_pixels_at_the_edges():
     center = np.full((3, 3, 3), 300.0, np.float32)
     center[:, :, 1] = -40.0
     center[:, :, 2] = 100.0
-    result = optimize.minimize(Quadratic(center), np.full_like(center, 128.0), OptimizerOptions(iterations=50))
+    result = optimize.minimize(Quadratic(center), np.full_like(center, 128.0),
+                               OptimizerOptions(iterations=50, lbfgs_bounds="box"))
     np.testing.assert_allclose(result.image[..., 0], 255.0)
     np.testing.assert_allclose(result.image[..., 1], 0.0)
     np.testing.assert_allclose(result.image[..., 2], 100.0, atol=1e-2)
