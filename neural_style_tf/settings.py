@@ -61,8 +61,8 @@ LBFGS_CORRECTIONS = 20
 # SciPy's own start barely moves the image for 15-20 evaluations; 10 was the best of 1, 3,
 # 10 and 30 (docs/lbfgs-vs-adam.md#l-bfgss-start). 0 restores SciPy's start.
 LBFGS_FIRST_STEP = 10.0
-# How L-BFGS keeps the pixels in 0..255: soft (optimize.soft_box, a change of variable,
-# no bounds for SciPy) or box (SciPy's L-BFGS-B bounds on every pixel).
+# How L-BFGS keeps the pixels in 0..255: soft, a change of variable (optimize.soft_box) that
+# spares SciPy's bounds, 90-120 ms per evaluation at 512 px (docs/performance.md#the-soft-box).
 LBFGS_BOUNDS_CHOICES = ("soft", "box")
 LBFGS_BOUNDS = "soft"
 CONTENT_LAYERS = ("relu4_2", "relu5_2")

@@ -33,6 +33,7 @@ from ..losses import LOSS_SCALES
 from ..networks.loading import load_net
 from ..objective import LOSS_TERMS, Objective, initial_image
 from ..optimize import Evaluator
+from ..settings import LBFGS_BOUNDS, LBFGS_BOUNDS_CHOICES
 from ..tf_runtime import choose_precision, import_tensorflow
 from . import benchmark_command, time_to_quality
 from .benchmark_measure import (
@@ -82,7 +83,7 @@ def run_child(network_spec, size, args, env=None, mallopt=True, precision="float
     """`measure` in a fresh Python process, so that its peak RSS is its own."""
     job = {"network": network_spec, "width": size[0], "height": size[1], "repeats": args.repeats,
            "lbfgs_evaluations": args.lbfgs_evaluations, "corrections": args.lbfgs_corrections, "mallopt": mallopt,
-           "precision": precision, "style_loss": style_loss}
+           "precision": precision, "style_loss": style_loss, "bounds": getattr(args, "lbfgs_bounds", LBFGS_BOUNDS)}
     # `-m` with the project's root on the path: the child imports this package as the parent does.
     path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.run([sys.executable, "-m", "neural_style_tf.apps.benchmark", "--child", json.dumps(job)],
@@ -278,6 +279,8 @@ def build_parser():
     p.add_argument("--lbfgs-evaluations", type=int, default=LBFGS_EVALUATIONS,
                    help="L-BFGS evaluations per size (overhead and peak RSS)")
     p.add_argument("--lbfgs-corrections", type=int, default=LBFGS_CORRECTIONS, help="L-BFGS history size")
+    p.add_argument("--lbfgs-bounds", choices=LBFGS_BOUNDS_CHOICES, default=LBFGS_BOUNDS,
+                   help="how L-BFGS keeps the pixels in 0..255 (neural_style.py's --lbfgs-bounds)")
     p.add_argument("--matmul-size", type=int, default=MATMUL_SIZE, help="matrix size of the matmul reference")
     p.add_argument("--out", default=OUT, help="Markdown file to write the table to")
     p.add_argument("--no-reference-size", action="store_true",
@@ -314,7 +317,8 @@ def main(argv=None):
         job = json.loads(args.child)
         print(json.dumps(measure(job["network"], job["width"], job["height"], job["repeats"],
                                  job["lbfgs_evaluations"], job["corrections"], job.get("mallopt", True),
-                                 job.get("precision", "float32"), job.get("style_loss", "w2"))))
+                                 job.get("precision", "float32"), job.get("style_loss", "w2"),
+                                 job.get("bounds", LBFGS_BOUNDS))))
         return 0
     for label, value in (("--repeats", args.repeats), ("--lbfgs-evaluations", args.lbfgs_evaluations),
                          ("--lbfgs-corrections", args.lbfgs_corrections), ("--matmul-size", args.matmul_size),

@@ -206,7 +206,7 @@ class TimedObjective:
 
 
 def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections, mallopt=True,
-            precision="float32", style_loss="w2"):
+            precision="float32", style_loss="w2", bounds="soft"):
     """Everything about one network at one size, precision and style loss, in this process.
     Returns a JSON-able dict."""
     if mallopt:
@@ -230,7 +230,7 @@ def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections
 
     timed = TimedObjective(objective)
     opts = OptimizerOptions(optimizer="lbfgs", iterations=10**6, max_evaluations=lbfgs_evaluations,
-                                    lbfgs_corrections=corrections)
+                                    lbfgs_corrections=corrections, lbfgs_bounds=bounds)
     t0 = time.perf_counter()
     result = minimize(timed, x, opts)
     lbfgs_wall = time.perf_counter() - t0
