@@ -65,6 +65,14 @@ def test_session_config_gives_each_op_every_core_and_runs_ops_in_turn(monkeypatc
     assert tf_runtime.session_config().intra_op_parallelism_threads == 3
 
 
+def test_grappler_is_off_on_the_cpu_and_on_with_a_gpu(monkeypatch):
+    tf = tf_runtime.import_tensorflow()
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert tf_runtime.session_config().graph_options.rewrite_options.disable_meta_optimizer == (not has_gpu)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert not tf_runtime.session_config().graph_options.rewrite_options.disable_meta_optimizer
+
+
 def test_configure_process_sets_defaults_but_the_users_values_win(monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
