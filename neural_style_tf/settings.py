@@ -61,10 +61,10 @@ LBFGS_CORRECTIONS = 20
 # SciPy's own start barely moves the image for 15-20 evaluations; 10 was the best of 1, 3,
 # 10 and 30 (docs/lbfgs-vs-adam.md#l-bfgss-start). 0 restores SciPy's start.
 LBFGS_FIRST_STEP = 10.0
-# How L-BFGS keeps the pixels in 0..255: soft, a change of variable (optimize.soft_box) that
-# spares SciPy's bounds, 90-120 ms per evaluation at 512 px (docs/performance.md#the-soft-box).
+# How L-BFGS keeps the pixels in 0..255: box, SciPy's bounds. The soft box (a change of variable)
+# spares their ~90 ms per evaluation but darkens the Shipwreck's shadows (docs/performance.md#the-soft-box).
 LBFGS_BOUNDS_CHOICES = ("soft", "box")
-LBFGS_BOUNDS = "soft"
+LBFGS_BOUNDS = "box"
 CONTENT_LAYERS = ("relu4_2", "relu5_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # Colour control (color.py), coarse-to-fine (coarse_to_fine.py), loss scales, bit depth.
