@@ -65,6 +65,7 @@ PRESETS = {
         "lbfgs_bounds": "box",  # SciPy's bounds, as before the soft box
         "scales": 1,  # one scale, as the paper
         "width": 512,
+        "iterations": 150,  # the paper gives none; the count its figures were reproduced with (the old default)
         "style_size": "content",  # (no flag) the style image is resized to the content's size
         "normalize_network": True,  # (no flag) mean activation 1 per filter
         "precision": "float32",  # the paper's exact objective

@@ -47,9 +47,9 @@ BETA1 = 0.9
 BETA2 = 0.999
 EPSILON = 1e-08
 STYLE_SCALE = 1.0
-# Iterations at the final size (coarse-to-fine runs COARSE_ITERATIONS at each coarser one):
-# 150 end 1.4% above the loss of 500 evaluations at a third of the time (docs/performance.md#at-512-px).
-ITERATIONS = 150
+# Iterations at the final size (coarse-to-fine runs COARSE_ITERATIONS at each coarser one): 100
+# look as 150 did on all six panel pairs, a third sooner (docs/performance.md#time-to-a-finished-look).
+ITERATIONS = 100
 POOLING = "max"
 POOLING_CHOICES = ("max", "avg")
 OPTIMIZER = "lbfgs"
