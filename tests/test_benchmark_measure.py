@@ -60,11 +60,13 @@ def test_graph_computes_what_the_counter_counts(tiny_network):
         metadata = tf.compat.v1.RunMetadata()
         objective.session.run(objective._fetches, {objective.image: content[None]}, options=options,
                               run_metadata=metadata)
-        # timeline labels read "name = OpType(inputs)"; Grappler fuses conv + bias + relu,
-        # and with oneDNN on (neural_style.main turns it on) the types get an _Mkl prefix.
+        # timeline labels read "name = OpType(inputs)"; Grappler (on, with a GPU) fuses conv +
+        # bias + relu; without it oneDNN's own graph pass fuses conv + bias (Conv2DWithBias), and
+        # with oneDNN on (neural_style.main turns it on) the types get an _Mkl prefix.
         ran = [node.timeline_label.split(" = ", 1)[1].split("(", 1)[0].replace("_MklNative", "").replace("_Mkl", "")
                for dev in metadata.step_stats.dev_stats for node in dev.node_stats if " = " in node.timeline_label]
-        assert ran.count("Conv2D") + ran.count("FusedConv2D") + ran.count("_FusedConv2D") == convs
+        fused = ("Conv2D", "FusedConv2D", "_FusedConv2D", "Conv2DWithBias")
+        assert sum(ran.count(kind) for kind in fused) == convs
         assert ran.count("Conv2DBackpropInput") == convs
         assert not [t for t in ran if "BackpropFilter" in t]
         # One Gram product forward and one backward per style layer (feature_statistics.py).
