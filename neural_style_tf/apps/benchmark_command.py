@@ -61,8 +61,7 @@ def run_command(flags, width, folder, seed=0):
     stderr = child.stderr.read() if child.stderr else ""
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - t0
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
+    if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"neural_style.py {flags!r} failed: {stderr.strip().splitlines()[-1:]}")
     ready = next((float(line.split()[2]) for line in stderr.splitlines() if line.startswith("ready in ")), None)
     with open(log, encoding="utf-8") as f:
