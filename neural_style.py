@@ -31,7 +31,10 @@ def build_parser():
     )
     cli.add_transfer_arguments(p)
     # The live view is this command's: a batch job or a video frame has no --web.
-    cli.add_web_argument(next(g for g in p._action_groups if g.title == "progress and outputs"))
+    outputs = next(g for g in p._action_groups if g.title == "progress and outputs")
+    cli.add_web_argument(outputs)
+    # So are the resumable checkpoints: a batch job's output is made on a worker, a video resumes by its frames.
+    cli.add_resume_arguments(outputs)
     return p
 
 

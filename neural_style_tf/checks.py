@@ -68,6 +68,9 @@ def check_numbers(settings):
                          ("--coarse-iterations", opt.coarse_iterations)):
         if value is not None and value <= 0:
             raise UsageError(f"{label} must be a positive integer, not {value}")
+    if run.checkpoint_every is not None and run.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be a non-negative integer (0: only at the scales' ends), "
+                         f"not {run.checkpoint_every}")
     if opt.lbfgs_first_step < 0:
         raise UsageError(f"--lbfgs-first-step must be non-negative (0: SciPy's own start), not {opt.lbfgs_first_step}")
     for label, value in (("--learning-rate", opt.learning_rate), ("--eps", opt.epsilon)):
@@ -144,7 +147,9 @@ def check_files(run: RunSettings) -> None:
             problem = images.check_readable_image(path)
             if problem:
                 raise UsageError(f"{label} {problem}")
-    problem = None if run.output is None else images.check_output_path(run.output, run.overwrite)
+    # --resume may replace the output: an interrupted run wrote its best image there, and
+    # its checkpoint (checked before any network is loaded) says the output is that run's.
+    problem = None if run.output is None else images.check_output_path(run.output, run.overwrite or run.resume)
     if problem:
         raise UsageError(problem)
 

@@ -220,6 +220,17 @@ def add_web_argument(group):
     return group
 
 
+def add_resume_arguments(group):
+    """--checkpoint-every and --resume: neural_style.py's resumable checkpoints (checkpoints.py);
+    a batch job (made on a worker) and a video (which resumes by its frames) have neither."""
+    group.add_argument("--checkpoint-every", type=int, default=settings.CHECKPOINT_EVERY, metavar="N",
+                       help="a resumable checkpoint (beside the output, hidden) every N evaluations, and at the "
+                            "end of every scale (0: only there)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue a run that was killed from its checkpoint, at its scale (same settings)")
+    return group
+
+
 def add_output_arguments(p):
     out = p.add_argument_group("progress and outputs")
     out.add_argument("--print-iterations", type=int, default=None, help="print every loss term every N iterations")

@@ -112,7 +112,37 @@ def problems(network, content, styles, loss, objective_kwargs=None):
     return problem_at
 
 
-def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None):
+@dataclass(frozen=True)
+class Position:
+    """Where a run of `run` stands: what a checkpoint holds (checkpoints.py) and a resumed
+    run starts from."""
+
+    stage: int  # the stage's index
+    iterations: int  # done at that stage
+    evaluations: int  # done at that stage
+    finished: bool  # that stage is done: a resumed run starts the next one from `image`
+    image: np.ndarray  # the best image so far, RGB float32 0..255 (at that stage's size, or a coarser one)
+    terms: dict | None  # its loss terms
+    done: tuple = (0, 0, 0.0)  # (iterations, evaluations, seconds) over all stages so far, this one's included
+
+
+def _stage_options(opts, stage, before):
+    """The options of a stage of which `before` = (iterations, evaluations) were done before a resume."""
+    budget = None if opts.max_evaluations is None else opts.max_evaluations - before[1]
+    return replace(opts, iterations=stage.iterations - before[0], max_evaluations=budget)
+
+
+def _minimize_stage(make_objective, problem, x0, opts, report):
+    """One stage's optimisation, from x0; None when its budget was used up before a resume."""
+    if opts.iterations <= 0 or (opts.max_evaluations is not None and opts.max_evaluations <= 0):
+        return None
+    # One Objective at a time: the `with` closes this scale's session before the next
+    # (larger) graph is built.
+    with make_objective(problem) as built:
+        return optimize.minimize(built, x0, opts, callback=report)
+
+
+def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None, start=None, checkpoint=None):
     """Run `stages` in order; returns (optimize.OptimizationResult at the final size, [per-stage ones]).
 
     `problem_at(size)` gives the objective.Problem of a stage's (height, width) (see
@@ -123,19 +153,30 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None):
     `make_objective(problem)` returns a context manager giving the objective (default: a
     new objective.Objective, closed after its stage; a batch worker passes its cache of
     built ones, an `Objectives`).
+    `start`: a Position to resume from (a checkpoint's): the stages before it are skipped,
+    and its stage goes on from its image with the rest of its budget (finished: the next
+    stage starts from it). `checkpoint(position, periodic)`: told where the run stands after
+    every iteration (periodic True), and at the end of every stage and on an interrupt (False).
     """
     make_objective = make_objective or objective.Objective.for_problem
     total = sum(s.iterations for s in stages)
-    done_iterations = done_evaluations = 0
-    done_seconds = 0.0
+    done = tuple(start.done) if start is not None else (0, 0, 0.0)
+    x = None if start is None else start.image
+    terms = None if start is None else start.terms
     results = []
-    x = None
-    for stage in stages:
+    for stage in stages[0 if start is None else start.stage + int(start.finished):]:
+        # A stage resumed midway counts the iterations and evaluations done before the kill.
+        before = (start.iterations, start.evaluations) if start is not None and stage.index == start.stage else (0, 0)
         problem = problem_at(stage.size)
         x0 = first_x0(problem.content) if x is None else images.resize(x, stage.size)
         x0 = np.clip(x0, 0.0, 255.0).astype(np.float32)
 
-        def report(progress, stage=stage, base=(done_iterations, done_evaluations, done_seconds)):
+        def report(progress, stage=stage, base=done, before=before):
+            if checkpoint is not None:
+                checkpoint(Position(stage.index, before[0] + progress.iteration, before[1] + progress.evaluations,
+                                    False, progress.best_image(), progress.evaluator.best_terms,
+                                    (base[0] + progress.iteration, base[1] + progress.evaluations,
+                                     base[2] + progress.elapsed)), True)
             if callback is None:
                 return
             callback(replace(progress, iteration=base[0] + progress.iteration, iterations=total,
@@ -143,27 +184,26 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None):
                              scale=(stage.index, len(stages), stage.size)))
 
         try:
-            # One Objective at a time: the `with` closes this scale's session before the
-            # next (larger) graph is built.
-            with make_objective(problem) as built:
-                result = optimize.minimize(built, x0, replace(opts, iterations=stage.iterations), callback=report)
+            result = _minimize_stage(make_objective, problem, x0, _stage_options(opts, stage, before), report)
         except KeyboardInterrupt:
             if x is None:
                 raise  # nothing made yet: the caller reports that
             # Interrupted while building a larger scale: the previous scale's image is the result.
-            result = optimize.OptimizationResult(x, results[-1].terms, 0, 0, 0.0, "interrupted", "interrupted")
+            result = optimize.OptimizationResult(x, terms, 0, 0, 0.0, "interrupted", "interrupted")
+        result = result or optimize.OptimizationResult(x0, terms, 0, 0, 0.0, "completed")
         results.append(result)
-        done_iterations += result.iterations
-        done_evaluations += result.evaluations
-        done_seconds += result.elapsed
+        done = (done[0] + result.iterations, done[1] + result.evaluations, done[2] + result.elapsed)
         if result.image is not None:
-            x = result.image
+            x, terms = result.image, result.terms
+        if checkpoint is not None and x is not None and result.stop_reason != "nonfinite":
+            checkpoint(Position(stage.index, before[0] + result.iterations, before[1] + result.evaluations,
+                                result.ok, x, terms, done), False)
         if not result.ok or result.image is None:
             break
-    final = results[-1]
+    # Resumed after the last stage had finished: nothing left to run.
+    final = results[-1] if results else optimize.OptimizationResult(x, terms, 0, 0, 0.0, "completed")
     image = None if x is None else images.resize(x, stages[-1].size)
-    combined = replace(final, image=image, iterations=done_iterations, evaluations=done_evaluations,
-                       elapsed=done_seconds)
+    combined = replace(final, image=image, iterations=done[0], evaluations=done[1], elapsed=done[2])
     return combined, results
 
 

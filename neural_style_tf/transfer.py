@@ -8,6 +8,7 @@ or SIGTERM save the best image so far and return EXIT_INTERRUPTED.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checks, coarse_to_fine, color, images, lifecycle, masks, targets
+from . import checkpoints, checks, coarse_to_fine, color, images, lifecycle, masks, targets
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .lifecycle import say
 from .networks import loading
@@ -160,10 +161,11 @@ def record(settings, job):
             "scales": [list(s.size) + [s.iterations] for s in job.stages]}
 
 
-def optimize(settings, job, reporter, make_objective=None):
+def optimize(settings, job, reporter, make_objective=None, saved=None):
     """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept).
     `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives).
-    Each scale's problem is the job's, at that size (coarse_to_fine.problems)."""
+    Each scale's problem is the job's, at that size (coarse_to_fine.problems). `saved`: the
+    run's checkpoints.Checkpoints (written as it goes; a resumed run starts from its `start`)."""
     def first_x0(scaled):
         return lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
 
@@ -178,7 +180,8 @@ def optimize(settings, job, reporter, make_objective=None):
     problem_at = coarse_to_fine.problems(job.network, job.target, job.styles, job.loss, objective_kwargs)
     with lifecycle.interrupts_as_keyboard_interrupt():
         result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
-                                       make_objective=make_objective)
+                                       make_objective=make_objective, start=saved.start if saved else None,
+                                       checkpoint=saved)
     return result
 
 
@@ -239,16 +242,35 @@ def execute(settings: Settings, network: FeatureNetwork | None = None, make_obje
     without one (the API's: the image is returned) the exit status is None.
     Returns (exit status, Job, optimize.OptimizationResult)."""
     t0 = time.perf_counter()
+    settings, saved = resumable(settings)
     inputs = load(settings, network, arrays)
     job = prepare(settings, inputs, check(settings, inputs))
     announce(settings, job)
+    if saved is not None:
+        saved.begin(job)
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record(settings, job),
-                        listeners)
+                        listeners, stages=job.stages, start=saved.start if saved else None)
     if settings.run.quiet:
         say(f"ready in {time.perf_counter() - t0:.1f} s")
-    result = optimize(settings, job, reporter, make_objective)
+    result = optimize(settings, job, reporter, make_objective, saved)
     if settings.run.output is None:
         reporter.close(result)
         return None, job, result
     write(settings, job, result, reporter)
-    return outcome(settings.run.output, result), job, result
+    status = outcome(settings.run.output, result)
+    if saved is not None and saved.finish(result):
+        say(f"its checkpoint is kept: the same command with --resume continues the run ({saved.path})")
+    return status, job, result
+
+
+def resumable(settings):
+    """(settings, checkpoints.Checkpoints or None): the run's resumable checkpoints, when it
+    writes an output and keeps them (neural_style.py's command). With --resume the checkpoint
+    is read and checked here, before any network is loaded, and its seed is the run's."""
+    run = settings.run
+    if run.output is None or (run.checkpoint_every is None and not run.resume):
+        return settings, None
+    saved = checkpoints.Checkpoints(settings, say)
+    if saved.start is not None:
+        settings = dataclasses.replace(settings, run=dataclasses.replace(run, seed=saved.seed))
+    return settings, saved
