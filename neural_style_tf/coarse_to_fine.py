@@ -142,6 +142,25 @@ def _minimize_stage(make_objective, problem, x0, opts, report):
         return optimize.minimize(built, x0, opts, callback=report)
 
 
+def _reporter(stage, counts, base, before, callback, checkpoint):
+    """A stage's `callback` for optimize.minimize: its Progress with the counts accumulated over
+    the stages (`base`: those done before this stage's run; `counts`: (stages, total
+    iterations)) to `callback`, and where the run stands to `checkpoint`; `before`: the
+    (iterations, evaluations) of this stage done before a resume."""
+    def report(progress):
+        if checkpoint is not None:
+            checkpoint(Position(stage.index, before[0] + progress.iteration, before[1] + progress.evaluations,
+                                False, progress.best_image(), progress.evaluator.best_terms,
+                                (base[0] + progress.iteration, base[1] + progress.evaluations,
+                                 base[2] + progress.elapsed)), True)
+        if callback is not None:
+            callback(replace(progress, iteration=base[0] + progress.iteration, iterations=counts[1],
+                             evaluations=base[1] + progress.evaluations, elapsed=base[2] + progress.elapsed,
+                             scale=(stage.index, counts[0], stage.size)))
+
+    return report
+
+
 def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None, start=None, checkpoint=None):
     """Run `stages` in order; returns (optimize.OptimizationResult at the final size, [per-stage ones]).
 
@@ -171,18 +190,7 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None, 
         x0 = first_x0(problem.content) if x is None else images.resize(x, stage.size)
         x0 = np.clip(x0, 0.0, 255.0).astype(np.float32)
 
-        def report(progress, stage=stage, base=done, before=before):
-            if checkpoint is not None:
-                checkpoint(Position(stage.index, before[0] + progress.iteration, before[1] + progress.evaluations,
-                                    False, progress.best_image(), progress.evaluator.best_terms,
-                                    (base[0] + progress.iteration, base[1] + progress.evaluations,
-                                     base[2] + progress.elapsed)), True)
-            if callback is None:
-                return
-            callback(replace(progress, iteration=base[0] + progress.iteration, iterations=total,
-                             evaluations=base[1] + progress.evaluations, elapsed=base[2] + progress.elapsed,
-                             scale=(stage.index, len(stages), stage.size)))
-
+        report = _reporter(stage, (len(stages), total), done, before, callback, checkpoint)
         try:
             result = _minimize_stage(make_objective, problem, x0, _stage_options(opts, stage, before), report)
         except KeyboardInterrupt:
