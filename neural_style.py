@@ -51,7 +51,7 @@ def main(argv=None):
         # The live view's port is taken now (a busy one is a usage error before any network
         # is built), and given back whatever ends the run.
         with live.serving(settings.run.web, lifecycle.say) as view:
-            return transfer.execute(settings, listeners=[view] if view else ())[0]
+            return transfer.execute(settings, listeners=[view] if view else (), resumable=True)[0]
 
     # A KeyboardInterrupt that reaches here came before the optimisation: nothing to save.
     return lifecycle.run_command(cli.command_name(PROG), run, "interrupted before any image was made")

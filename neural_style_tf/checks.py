@@ -68,7 +68,7 @@ def check_numbers(settings):
                          ("--coarse-iterations", opt.coarse_iterations)):
         if value is not None and value <= 0:
             raise UsageError(f"{label} must be a positive integer, not {value}")
-    if run.checkpoint_every is not None and run.checkpoint_every < 0:
+    if run.checkpoint_every < 0:
         raise UsageError(f"--checkpoint-every must be a non-negative integer (0: only at the scales' ends), "
                          f"not {run.checkpoint_every}")
     if opt.lbfgs_first_step < 0:

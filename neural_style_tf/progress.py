@@ -115,13 +115,14 @@ class Work:
 
     def __init__(self, stages, iterations, start=None):
         final = stages[-1].size[0] * stages[-1].size[1] if stages else 1
-        self.weights = [s.size[0] * s.size[1] / final for s in stages] or [1.0]
         budgets = [s.iterations for s in stages] or [iterations]
+        self.scaled = len(budgets) > 1
+        # One scale: whole iterations, so that the bar reads "8/8" as it always did.
+        self.weights = [s.size[0] * s.size[1] / final for s in stages] if self.scaled else [1]
         # What each stage's work starts at, and the total.
         self.starts = [sum(w * n for w, n in zip(self.weights[:k], budgets[:k])) for k in range(len(budgets) + 1)]
-        self.scaled = len(budgets) > 1
         self.total = self.starts[-1] if self.scaled else budgets[0]
-        self.done, self.stage = 0.0, 0
+        self.done, self.stage = 0, 0
         if start is not None:  # a resumed run: the stages before and what was done of its own
             self.stage = min(start.stage + int(start.finished), len(budgets) - 1)
             self.done = self.starts[self.stage] + (0 if start.finished else start.iterations * self.weights[self.stage])
@@ -130,11 +131,11 @@ class Work:
     def step(self, stage):
         """The bar's update for one iteration of `stage`: its weight, plus, on the first
         iteration of a new stage, what the last one left undone (it stopped early)."""
-        jump = 0.0
+        jump = 0
         if stage > self.stage:
             self.stage = stage
             jump = max(0.0, self.starts[stage] - self.position)
-        step = jump + (self.weights[stage] if stage < len(self.weights) else 1.0)
+        step = jump + (self.weights[stage] if stage < len(self.weights) else 1)
         self.position += step
         return step
 

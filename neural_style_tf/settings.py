@@ -239,10 +239,11 @@ class RunSettings:
     style_region_masks: tuple | None = _input_files(None)  # one per style, over that style image
     content_mask: str | None = _input_file(None)  # white: keep the photo there
     content_mask_weight: float = CONTENT_MASK_WEIGHT
-    # Resumable checkpoints (checkpoints.py): --checkpoint-every N evaluations, None for none
-    # at all (the library's, a batch job's and a video's default: only neural_style.py's
-    # command has the flags, default CHECKPOINT_EVERY); --resume continues a killed run.
-    checkpoint_every: int | None = _presentation(None)
+    # Resumable checkpoints (checkpoints.py): every N evaluations and at each scale's end;
+    # --resume continues a killed run. Only neural_style.py's command has the flags and
+    # keeps them (transfer.execute's `resumable`): a batch job's output is made on a
+    # worker, a video resumes by its frames, the API returns its image.
+    checkpoint_every: int = _presentation(CHECKPOINT_EVERY)
     resume: bool = _presentation(False)
 
 

@@ -233,16 +233,18 @@ def run(settings: Settings) -> int:
 
 
 def execute(settings: Settings, network: FeatureNetwork | None = None, make_objective: Any = None,
-            listeners: Sequence[Any] = (), arrays: ImageArrays | None = None) -> tuple[int | None, Job, Any]:
+            listeners: Sequence[Any] = (), arrays: ImageArrays | None = None,
+            resumable: bool = False) -> tuple[int | None, Job, Any]:
     """The one transfer of every front door (neural_style.py, the API, a batch worker), with
     hooks for what a caller keeps or watches: `network`, a loaded network (see load_network);
     `make_objective`, its built objectives (see optimize); `listeners` (e.g. the live view,
-    the API's callback: see progress.Reporter); `arrays`, images given as arrays (see load).
+    the API's callback: see progress.Reporter); `arrays`, images given as arrays (see load);
+    `resumable`, keep checkpoints for --resume (neural_style.py's command: see resumable()).
     The output is written, and the closing line said, when settings.run.output names a file;
     without one (the API's: the image is returned) the exit status is None.
     Returns (exit status, Job, optimize.OptimizationResult)."""
     t0 = time.perf_counter()
-    settings, saved = resumable(settings)
+    settings, saved = resumable_run(settings) if resumable else (settings, None)
     inputs = load(settings, network, arrays)
     job = prepare(settings, inputs, check(settings, inputs))
     announce(settings, job)
@@ -263,12 +265,12 @@ def execute(settings: Settings, network: FeatureNetwork | None = None, make_obje
     return status, job, result
 
 
-def resumable(settings):
+def resumable_run(settings):
     """(settings, checkpoints.Checkpoints or None): the run's resumable checkpoints, when it
-    writes an output and keeps them (neural_style.py's command). With --resume the checkpoint
-    is read and checked here, before any network is loaded, and its seed is the run's."""
+    writes an output. With --resume the checkpoint is read and checked here, before any
+    network is loaded, and its seed becomes the run's."""
     run = settings.run
-    if run.output is None or (run.checkpoint_every is None and not run.resume):
+    if run.output is None:
         return settings, None
     saved = checkpoints.Checkpoints(settings, say)
     if saved.start is not None:
