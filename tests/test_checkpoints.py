@@ -72,6 +72,11 @@ def test_a_checkpoint_is_written_atomically(tmp_path, monkeypatch):
     # The write failed half-way: the previous checkpoint is whole, no temporary file is left.
     assert checkpoints.load(path)[1].image[1, 1, 0] == 20.0
     assert os.listdir(tmp_path) == [os.path.basename(path)]
+    # A kill during a write leaves its temporary file: removing the checkpoint removes it too.
+    (tmp_path / f".{os.path.basename(path)}.x1y2.tmp").write_bytes(b"half")
+    (tmp_path / "other.tmp").write_bytes(b"not ours")
+    checkpoints.remove(path)
+    assert os.listdir(tmp_path) == ["other.tmp"]
 
 
 def test_an_unreadable_checkpoint_is_one_usage_line(tmp_path):
