@@ -33,6 +33,10 @@ Objective is closed first so its graph and session are freed before the larger o
 built. A caller that runs many problems (video.py's frames, a batch worker's jobs)
 passes an `Objectives` instead, which keeps the graphs built and retargets them: one
 graph per output size.
+
+Where a run stands is a `Position` (the stage, what was done at it, the best image): `run`
+tells a `checkpoint` hook after every iteration and at every stage's end, and starts from
+a Position to resume a killed run (checkpoints.py: the file and --resume).
 """
 
 from __future__ import annotations
