@@ -56,6 +56,20 @@ class Stage:
     index: int  # 0-based
     size: tuple  # (height, width)
     iterations: int
+    # Print size (print_size.plan): the tiles' core side when the scale is evaluated in tiles,
+    # and the optimizer and learning rate it then uses (None: the run's).
+    core: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+
+    def options(self, opts):
+        """The run's optimizer options for this stage."""
+        changes = {"iterations": self.iterations}
+        if self.optimizer is not None:
+            changes["optimizer"] = self.optimizer
+        if self.learning_rate is not None:
+            changes["learning_rate"] = self.learning_rate
+        return replace(opts, **changes)
 
 
 def scaled_size(shape, long_side):
@@ -146,7 +160,7 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None):
             # One Objective at a time: the `with` closes this scale's session before the
             # next (larger) graph is built.
             with make_objective(problem) as built:
-                result = optimize.minimize(built, x0, replace(opts, iterations=stage.iterations), callback=report)
+                result = optimize.minimize(built, x0, stage.options(opts), callback=report)
         except KeyboardInterrupt:
             if x is None:
                 raise  # nothing made yet: the caller reports that

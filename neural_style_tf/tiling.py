@@ -102,6 +102,14 @@ def core_map(tile: Tile, stride: int, shape: tuple) -> np.ndarray:
     return out
 
 
+def quiet_deprecation():
+    """TensorFlow's partial runs print a deprecation notice (the TF1 session API's, as a
+    whole): silenced, since this tool is built on that API on purpose."""
+    from tensorflow.python.util import deprecation
+
+    return deprecation.silence()
+
+
 # ---------------------------------------------------------------- the tile graph
 
 
@@ -183,6 +191,15 @@ class TileGraph:
         ys = [total] + [f for f, _ in self.feature_grads]
         grad_ys = [tf.ones_like(total)] + [g for _, g in self.feature_grads]
         self.gradient = tf.gradients(ys, self.image, grad_ys=grad_ys)[0]
+
+    def feeds(self) -> list:
+        """Every placeholder of the graph (a partial run is set up with them all)."""
+        out = [self.image] + list(self.weights.values()) + list(self.inputs.values())
+        return out + [p for pair in self.d_sums.values() for p in pair]
+
+    def flat_fetches(self, sums: list) -> list:
+        """The tensors a partial run may fetch: the sums given, the shares and the gradient."""
+        return [t for pair in sums for t in pair] + list(self.parts.values()) + [self.gradient]
 
     def close(self) -> None:
         self.session.close()
@@ -302,18 +319,31 @@ class TiledObjective:
 
     # ------------------------------------------------------------ targets, tile by tile
 
-    def _run_sums(self, image, weight_maps):
+    def _run_sums(self, image, weight_maps, tiles=None):
         """{(group, layer): (sum w f, sum w f f^T)} (float64) over `image`'s tiles; weight_maps
-        {(group, layer): full (h, w) weights of the positions}."""
+        {(group, layer): full (h, w) weights of the positions}.
+
+        With `tiles` (the objective's own), the last tile's forward pass is kept for the
+        second pass (`_held`): a partial run, whose activations stay in the session
+        until its gradient is fetched, so that tile's forward is not computed twice."""
         graph = self.tile_graph
         shapes = {name: (h, w) for name, h, w, _ in self.network.feature_shapes(image.shape[0], image.shape[1],
                                                                                  self.tile_graph.last)}
         totals: dict = {}
         fetch = {key: graph.sums[key] for key in weight_maps}
-        for tile in plan(image.shape[0], image.shape[1], self.core, self.halo):
+        held = tiles is not None
+        tiles = tiles if held else plan(image.shape[0], image.shape[1], self.core, self.halo)
+        for index, tile in enumerate(tiles):
             feed = {graph.image: self._crop(image, tile)}
             feed.update(self._weight_feed(tile, weight_maps, shapes))
-            for key, (s1, s2) in graph.session.run(fetch, feed).items():
+            if held and index == len(tiles) - 1:
+                with quiet_deprecation():
+                    handle = graph.session.partial_run_setup(graph.flat_fetches(list(fetch.values())), graph.feeds())
+                    values = graph.session.partial_run(handle, fetch, feed)
+                self._held = (handle, tile, set(feed))
+            else:
+                values = graph.session.run(fetch, feed)
+            for key, (s1, s2) in values.items():
                 if key in totals:
                     totals[key][0] += s1
                     totals[key][1] += s2
@@ -503,16 +533,27 @@ class TiledObjective:
         image = np.asarray(x, np.float32).reshape(self.shape[1:])
         style = unweighted = 0.0
         d_sums: dict = {}
+        self._held = None
         if self._finish is not None:
-            sums = self._run_sums(image, self._style_maps)
+            sums = self._run_sums(image, self._style_maps, self.tiles)
             feed = dict(self._finish_feed)
             feed[self._finish.style_weight] = self._weights["style"]
             style, unweighted, d_sums = self._finish.run(sums, feed)
         graph = self.tile_graph
         gradient = np.zeros(self.shape, np.float32)
         parts = OrderedDict((k, 0.0) for k in graph.parts)
-        for tile in self.tiles:
-            values, grad = graph.session.run((graph.parts, graph.gradient), self._share_feed(image, tile, d_sums))
+        # The tile whose forward pass is held first, then the others.
+        order = self.tiles if self._held is None else [self._held[1]] + self.tiles[:-1]
+        for tile in order:
+            feed = self._share_feed(image, tile, d_sums)
+            if self._held is not None and tile is self._held[1]:
+                handle, _, fed = self._held
+                self._held = None
+                with quiet_deprecation():
+                    values, grad = graph.session.partial_run(handle, (graph.parts, graph.gradient),
+                                                             {k: v for k, v in feed.items() if k not in fed})
+            else:
+                values, grad = graph.session.run((graph.parts, graph.gradient), feed)
             wy0, wy1, wx0, wx1 = tile.window
             gradient[:, wy0:wy1, wx0:wx1] += grad
             for k, v in values.items():
