@@ -141,6 +141,12 @@ def add_optimization_arguments(p):
                      help="coarse-to-fine from this long side, in steps of at most 2")
     run.add_argument("--coarse-iterations", type=int, default=settings.COARSE_ITERATIONS, metavar="N",
                      help="iterations of each scale below the final one (--iterations is the final scale's)")
+    run.add_argument("--memory-budget", type=float, default=settings.MEMORY_BUDGET_GB, metavar="GB",
+                     help="a scale that would need more memory than this is evaluated in tiles, exactly, with Adam "
+                          f"(default {settings.MEMORY_BUDGET_GB:g}; docs/print-size.md)")
+    run.add_argument("--tile-size", type=int, default=None, metavar="PX",
+                     help="evaluate every scale larger than PX in tiles of PX (default: tiles only past "
+                          "--memory-budget, as large as it allows)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed and logged)")
     return run
 

@@ -60,6 +60,20 @@ class Stage:
     index: int  # 0-based
     size: tuple  # (height, width)
     iterations: int
+    # Print size (print_size.plan): the tiles' core side when the scale is evaluated in tiles,
+    # and the optimizer and learning rate it then uses (None: the run's).
+    core: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+
+    def options(self, opts):
+        """The run's optimizer options for this stage."""
+        changes = {"iterations": self.iterations}
+        if self.optimizer is not None:
+            changes["optimizer"] = self.optimizer
+        if self.learning_rate is not None:
+            changes["learning_rate"] = self.learning_rate
+        return replace(opts, **changes)
 
 
 def scaled_size(shape, long_side):
@@ -131,7 +145,9 @@ class Position:
 
 
 def _stage_options(opts, stage, before):
-    """The options of a stage of which `before` = (iterations, evaluations) were done before a resume."""
+    """The options of a stage (Stage.options) of which `before` = (iterations, evaluations)
+    were done before a resume."""
+    opts = stage.options(opts)
     budget = None if opts.max_evaluations is None else opts.max_evaluations - before[1]
     return replace(opts, iterations=stage.iterations - before[0], max_evaluations=budget)
 

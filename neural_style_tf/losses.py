@@ -149,6 +149,13 @@ class LossScale:
     style: Callable[[Tensor, Tensor], Tensor]
     tv: Callable[[Tensor], Tensor]
     description: str = ""
+    # How each term is made of sums over positions, for the tiled evaluation (tiling.py):
+    # the Gram matrix is sum f f^T / (positions x channels), or / positions only;
+    gram_per_channel: bool = True
+    # the content loss is sum (F - P)^2 / elements (a mean), or 1/2 sum (F - P)^2;
+    content_mean: bool = True
+    # TV is multiplied by (long side / REFERENCE_SIZE)^2 (total_variation_normalized).
+    tv_reference_grid: bool = False
 
 
 # The size at which "normalized" equals "classic" (long side, pixels), so that the
@@ -229,13 +236,15 @@ LOSS_SCALES = {
                          "the classic TensorFlow tool's: per-element means, Gram / (H W C)"),
     "normalized": LossScale(gram_matrix, content_loss, style_loss, total_variation_normalized,
                             f"classic, with TV measured on the {REFERENCE_SIZE} px grid: equal to classic at "
-                            f"{REFERENCE_SIZE} px, independent of the size elsewhere"),
+                            f"{REFERENCE_SIZE} px, independent of the size elsewhere", tv_reference_grid=True),
     "gatys2016": LossScale(
         gram_per_position, content_loss_half_sum, style_loss_gatys2016, total_variation,
-        "Gatys et al. 2016: 1/2 sum (F-P)^2, sum (G-A)^2 / (4 N^2 M^2), TV as classic (the preset sets its weight 0)"),
+        "Gatys et al. 2016: 1/2 sum (F-P)^2, sum (G-A)^2 / (4 N^2 M^2), TV as classic (the preset sets its weight 0)",
+        gram_per_channel=False, content_mean=False),
     "gatys-pytorch": LossScale(
         gram_per_position, content_loss, style_loss_gatys_pytorch, total_variation,
-        "the authors' PyTorch code: MSE(F, P), (1e3/N^2) MSE(G/M, A/M), TV as classic (weight 0 in the preset)"),
+        "the authors' PyTorch code: MSE(F, P), (1e3/N^2) MSE(G/M, A/M), TV as classic (weight 0 in the preset)",
+        gram_per_channel=False),
 }
 
 
@@ -392,6 +401,10 @@ class StyleStatistic:
     prepare: Callable[[tuple], tuple]
     loss: Callable[[tuple, tuple], Tensor]
     description: str = ""
+    # from_sums(sum w f, sum w f f^T, sum w) -> the statistic, as `compute` gives it: what
+    # the tiled evaluation (tiling.py) makes of the sums it gathers tile by tile. NumPy
+    # arrays or tensors alike.
+    from_sums: Callable[..., tuple] | None = None
     # A relative loss is in units of the painting's own spread (target_spread): its size
     # does not depend on how large the network's activations are. With one, the content
     # term is made relative too (relative_content_weight), so that the balance of the two,
@@ -405,6 +418,13 @@ class StyleStatistic:
 # gradient 2,000x the W2 term's). Each content layer divided by its target's mean square is a
 # relative error; the network's scale (settings.RELATIVE_CONTENT_SCALE, _VGG) sets what
 # --content-weight 5 means on it.
+
+
+def moments_from_sums(s1: Any, s2: Any, mass: Any) -> tuple:
+    """(mean, covariance) from sum w f, sum w f f^T and sum w: feature_moments's, as
+    sum w (f - mu)(f - mu)^T = sum w f f^T - mass mu mu^T (NumPy arrays or tensors)."""
+    mean = s1 / mass
+    return mean, s2 / mass - mean[:, None] * mean[None, :]
 
 
 def relative_content_weight(target: np.ndarray, scale: float) -> float:
@@ -421,14 +441,18 @@ def style_statistic(style_loss: str, scale: LossScale) -> StyleStatistic:
     layer's size (--style-masks): the statistic of the positions it weights."""
     name = style_loss
     if name == "gram":
+        def gram_from_sums(s1, s2, mass):
+            return (s2 / (mass * (float(s2.shape[-1]) if scale.gram_per_channel else 1.0)),)
+
         return StyleStatistic(lambda f, w=None: (guided_gram(scale.gram, f, w),), tuple,
-                              lambda g, t: scale.style(g[0], t[0]), "Gram matrix, as the loss scale normalises it")
+                              lambda g, t: scale.style(g[0], t[0]), "Gram matrix, as the loss scale normalises it",
+                              gram_from_sums)
     if name == "mean-cov":
         return StyleStatistic(feature_moments, mean_cov_target, style_loss_mean_cov,
-                              "squared distance of means and covariances", relative=True)
+                              "squared distance of means and covariances", moments_from_sums, relative=True)
     if name == "w2":
         return StyleStatistic(feature_moments, w2_target, style_loss_w2, "Wasserstein-2 between Gaussians",
-                              relative=True)
+                              moments_from_sums, relative=True)
     raise ValueError(f"style loss must be one of {STYLE_LOSSES}, not {name!r}")
 
 

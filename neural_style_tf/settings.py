@@ -89,6 +89,10 @@ INITIAL_NOISEBLEND = 0.0
 AUTO_ABOVE = 1024
 AUTO_START_SIZE = 512
 COARSE_ITERATIONS = 100
+# Print size (print_size.py, tiling.py): a scale whose untiled estimate is above this many GB
+# is evaluated in tiles, so that a 4K print runs in the memory of an ordinary laptop
+# (docs/print-size.md).
+MEMORY_BUDGET_GB = 6.0
 # Quality options: each has a classic value that --preset classic restores.
 # Padding of every convolution: zero padding is a black frame to the network (bright dots,
 # a warm strip at the right edge), so the network's default is replicate for VGG weights
@@ -176,6 +180,9 @@ class OptimizerOptions:
     scales: int | None = None
     start_size: int | None = None
     coarse_iterations: int = COARSE_ITERATIONS
+    # Print size (print_size.py): the memory budget in GB, and the tiles' core side (None: from the budget).
+    memory_budget: float = MEMORY_BUDGET_GB
+    tile_size: int | None = None
 
 
 # What a RunSettings field is, declared once on the field (dataclasses.field metadata) and

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoints, checks, coarse_to_fine, color, images, lifecycle, masks, targets
+from . import checkpoints, checks, coarse_to_fine, color, images, lifecycle, masks, print_size, targets
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .lifecycle import say
 from .networks import loading
@@ -100,12 +100,15 @@ def load(settings: Settings, network: FeatureNetwork | None = None,
     return NetworkAndImages(network, content, alpha, styles)
 
 
-def stages(settings, shape):
-    """The coarse-to-fine stages of an output of `shape` (H, W, ...): planned once, here."""
+def stages(settings, shape, network):
+    """The coarse-to-fine stages of an output of `shape` (H, W, ...), with the tiles, optimizer
+    and budget of each (print_size.plan): planned once, here."""
     opt = settings.optimizer
-    return coarse_to_fine.schedule(shape, opt.iterations, opt.scales,
-                                   coarse_to_fine.auto_start_size(shape, opt.scales, opt.start_size),
-                                   opt.coarse_iterations)
+    planned = coarse_to_fine.schedule(shape, opt.iterations, opt.scales,
+                                      coarse_to_fine.auto_start_size(shape, opt.scales, opt.start_size),
+                                      opt.coarse_iterations)
+    return print_size.plan(planned, network, settings, checks.used_layers(settings.loss),
+                           checks.guided_styles(settings.run))
 
 
 def check(settings, inputs):
@@ -113,10 +116,10 @@ def check(settings, inputs):
     (an absurd --width would otherwise exhaust the memory in the resize itself, and the
     OOM killer gives no message). Returns the planned stages; changes nothing."""
     size, _ = checks.largest_size(settings, inputs.content.shape, [s.shape for s in inputs.styles])
-    planned = stages(settings, size)
     checks.check_size(inputs.network, settings.loss, [size], "the output")
+    planned = stages(settings, size, inputs.network)
     checks.check_size(inputs.network, settings.loss, [s.size for s in planned[:1]], "the first coarse-to-fine scale")
-    checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles])
+    checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles], planned)
     return planned
 
 
@@ -143,7 +146,7 @@ def prepare(settings, inputs, planned=None):
     loss = for_network(settings.loss, inputs.network)
     # The masks follow the photo as it is (auto-sky looks at its real colours).
     job_masks = masks.prepare(run, content)
-    planned = planned or stages(settings, content.shape)
+    planned = planned or stages(settings, content.shape, inputs.network)
     return Job(inputs.network, target, content, alpha, styles, planned, initial, seed, finish_colors, loss, job_masks)
 
 
@@ -178,10 +181,17 @@ def optimize(settings, job, reporter, make_objective=None, saved=None):
         return kwargs
 
     problem_at = coarse_to_fine.problems(job.network, job.target, job.styles, job.loss, objective_kwargs)
-    with lifecycle.interrupts_as_keyboard_interrupt():
-        result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
-                                       make_objective=make_objective, start=saved.start if saved else None,
-                                       checkpoint=saved)
+    cores = {s.size: s.core for s in job.stages if s.core is not None}
+    # The tiled scales' objectives (print_size.py) share one tile graph, closed at the end.
+    tiled = print_size.Objectives(cores, make_objective) if cores else None
+    try:
+        with lifecycle.interrupts_as_keyboard_interrupt():
+            result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
+                                           make_objective=tiled or make_objective,
+                                           start=saved.start if saved else None, checkpoint=saved)
+    finally:
+        if tiled is not None:
+            tiled.close()
     return result
 
 
@@ -221,8 +231,8 @@ def announce(settings, job):
         f"  device: {device_line(job.network.precision)}")
     if job.masks.any:
         say(job.masks.describe(settings.run))
-    if len(job.stages) > 1:
-        say("coarse-to-fine: " + ", ".join(f"{s.size[1]}x{s.size[0]} ({s.iterations} it)" for s in job.stages))
+    if len(job.stages) > 1 or job.stages[-1].core is not None:
+        say("coarse-to-fine: " + print_size.describe(job.stages))
 
 
 def run(settings: Settings) -> int:
