@@ -29,7 +29,8 @@ import math
 from . import memory, objective
 from .errors import UsageError
 from .settings import AUTO_ABOVE
-from .tiling import TiledObjective, TileGraph
+from .tiled_objective import TiledObjective
+from .tiling import TileGraph
 
 MEMORY_BUDGET_GB = 6.0
 # Core sides tried, largest first: the halos cost less on a larger core (VGG-19 to relu5_1:
