@@ -50,8 +50,15 @@ def test_tile_size_tiles_every_scale_larger_than_it(vgg19):
     assert [s.core for s in planned] == [None, 128]
 
 
-def test_a_budget_too_small_for_any_tile_is_refused_in_one_line(vgg19):
-    with pytest.raises(UsageError, match=r"even in tiles of 256 px.*--memory-budget") as error:
+def test_past_the_budget_the_machine_decides(vgg19, monkeypatch):
+    # The budget chooses the tiles; a run that cannot meet it goes on in the largest tiles
+    # the machine holds, and only what the machine cannot hold is refused, in one line.
+    monkeypatch.setattr(print_size.memory, "available_bytes", lambda: 24 * 2**30)
+    planned = print_size.plan([Stage(0, (2880, 3840), 10)], vgg19, settings(memory_budget=0.5), LAYERS)
+    assert planned[0].core is not None
+    assert print_size.tiled_bytes(vgg19, (2880, 3840), planned[0].core, LAYERS, 0) <= 0.7 * 24 * 2**30
+    monkeypatch.setattr(print_size.memory, "available_bytes", lambda: 2 * 2**30)
+    with pytest.raises(UsageError, match=r"even in tiles of 256 px.*smaller --width") as error:
         print_size.plan([Stage(0, (2880, 3840), 10)], vgg19, settings(memory_budget=0.5), LAYERS)
     assert "\n" not in str(error.value)
 
