@@ -4,8 +4,8 @@
 and the image size alone:
 
 - the TensorFlow runtime and the loaded network (a constant, measured);
-- the graphs' copies of the used weights (constants, Grappler's copies, sessions'
-  tensors, oneDNN's reordered kernels: about 13 copies, measured);
+- the sessions' copies of the used weights (each session's variables, oneDNN's
+  reordered kernels: about 3 copies);
 - a measured share of the activations of every layer up to the deepest one used,
   float32, with the backward pass's two largest gradients and the Gram matrices;
 - the optimizer's arrays, float64 at SciPy's boundary: L-BFGS-B's history of 2 m
@@ -26,10 +26,12 @@ import os
 # RSS of a process that imported TensorFlow 2.21 and loaded a network (benchmark.py's
 # "baseline_rss": 680-700 MB); it does not depend on the image size.
 TENSORFLOW_BASELINE_BYTES = 700 * 2**20
-# The graphs hold the used weights many times over: the constants of the targets graph
-# and of the objective's, Grappler's optimised copies of both GraphDefs, the sessions'
-# tensors, oneDNN's reordered kernels. Measured: 13-14 x the used weights + ~40 MB.
-GRAPH_WEIGHT_COPIES = 13
+# The used weights beside the network's own arrays (counted in the baseline): one set of
+# variables per session (the targets' and the objective's; tf_runtime.held_weight) and
+# oneDNN's reordered kernels while a convolution runs. They were 13-14 copies when every
+# graph held them as constants (its GraphDef, Grappler's copies, the sessions' tensors):
+# at 512x384 (bfloat16) the plain command's peak went from 1.56 to 1.37 GB without them.
+GRAPH_WEIGHT_COPIES = 3
 GRAPH_FIXED_BYTES = 200 * 2**20
 # Share of all the activations (+ gradients) resident at the peak: TensorFlow frees
 # what the backward pass no longer needs, and Grappler fuses conv + bias + relu.

@@ -45,7 +45,7 @@ from .networks.feature_network import FeatureNetwork
 from .settings import LossOptions, for_network
 from .targets import TargetGraphs, digest, targets
 from .terms import TEMPORAL_TERM, ContentTerm, InputVariables, PixelTarget, PixelTerm, StyleTerm, TotalVariationTerm
-from .tf_runtime import import_tensorflow, session_config
+from .tf_runtime import import_tensorflow, network_session
 
 # The defaults of Objective (frozen, so one instance serves every call).
 DEFAULT_LOSS = LossOptions()
@@ -286,7 +286,7 @@ class Objective:
         # A finalized graph cannot grow: nothing is added, retraced or recompiled
         # between evaluations, nor when it is retargeted.
         self.graph.finalize()
-        self.session = tf.compat.v1.Session(graph=self.graph, config=config or session_config())
+        self.session = network_session(self.graph, config)
         self._use(problem, term_list, style_images)
 
     def term_list(self, problem: Problem) -> tuple[list, list]:

@@ -22,7 +22,7 @@ import numpy as np
 from . import images
 from .losses import content_layer_weights, gram_matrix
 from .settings import STYLE_SCALE
-from .tf_runtime import import_tensorflow, session_config
+from .tf_runtime import import_tensorflow, network_session
 
 # Target graphs a TargetGraphs keeps: a coarse-to-fine run's scales share one (the image
 # is of any size), so two cover a job and the next one of other layers or statistic.
@@ -62,7 +62,7 @@ class TargetGraph:
                 self.weights = {n: tf.compat.v1.placeholder(tf.float32, (None, None)) for n in self.style_layers}
                 self.guided = {n: gram(net[n], self.weights[n]) for n in self.style_layers}
         self.graph.finalize()
-        self.session = tf.compat.v1.Session(graph=self.graph, config=config or session_config())
+        self.session = network_session(self.graph, config)
 
     def content_features(self, content: np.ndarray) -> dict:
         if not self.content_layers:

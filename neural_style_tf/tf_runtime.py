@@ -214,3 +214,64 @@ def return_freed_tensors_to_the_os():
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_ARENA_MAX, 2))
+
+
+# ---------------------------------------------------------------- the network's weights
+# The graph collection holding every HeldWeight of a graph: what initialize_weights feeds.
+HELD_WEIGHTS = "neural_style_tf.held_weights"
+
+
+class HeldWeight:
+    """One array of a network's weights in one graph: the variable holding it, and the
+    placeholder and array that initialise it (initialize_weights)."""
+
+    def __init__(self, array, name):
+        tf = import_tensorflow()
+        self.array = array
+        self.placeholder = tf.compat.v1.placeholder(tf.as_dtype(array.dtype), array.shape, name=f"{name}_value")
+        # collections=[]: outside GLOBAL_VARIABLES, so that a global_variables_initializer
+        # (which would need this placeholder fed) never runs it; initialize_weights does.
+        variable = tf.compat.v1.Variable(self.placeholder, trainable=False, collections=[], name=name,
+                                         use_resource=True)
+        self.initializer = variable.initializer
+        self.value = variable.value()
+
+
+def held_weight(array, name="weight"):
+    """`array` (a NumPy array of a network's weights) as a tensor of the graph being built:
+    a variable that every session over the graph initialises once from a placeholder
+    (initialize_weights), not a constant.
+
+    Why not tf.constant: a constant's value is part of the GraphDef, so every graph that
+    built the network (the objective's, the targets', and the optimised copies TensorFlow
+    makes of each when a session runs it) held its own copy of all the weights: at 512 px
+    the plain command's peak RSS had about 13 copies of the network's weights in it
+    (issue 33). A variable's value lives only in its session, and the placeholder's feed
+    is freed once the variable is initialised; the array itself is the network's, not a
+    copy. The same array asked for twice in one graph is one variable.
+    """
+    tf = import_tensorflow()
+    held = tf.compat.v1.get_default_graph().get_collection_ref(HELD_WEIGHTS)
+    for weight in held:
+        if weight.array is array:
+            return weight.value
+    weight = HeldWeight(array, name)
+    held.append(weight)
+    return weight.value
+
+
+def initialize_weights(session):
+    """Initialise the network weights held in `session`'s graph (held_weight): one run,
+    each array fed once. Every session over a graph with a network's features calls it
+    before its first run; it does nothing on a graph without any. Returns `session`."""
+    held = session.graph.get_collection(HELD_WEIGHTS)
+    if held:
+        session.run([w.initializer for w in held], {w.placeholder: w.array for w in held})
+    return session
+
+
+def network_session(graph, config=None):
+    """A session over `graph` (configured by `config`, default session_config()) with the
+    network's weights in it initialised (initialize_weights)."""
+    tf = import_tensorflow()
+    return initialize_weights(tf.compat.v1.Session(graph=graph, config=config or session_config()))

@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from neural_style_tf import images, losses
 from neural_style_tf.networks import vgg_network
-from neural_style_tf.tf_runtime import import_tensorflow
+from neural_style_tf.tf_runtime import import_tensorflow, initialize_weights, network_session
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -105,6 +105,7 @@ def run_net(network, x, pooling="max", last=None, padding="zero"):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         image = tf.compat.v1.placeholder(tf.float32, shape=x.shape)
         net = network.features(image, last, pooling, padding)
+        initialize_weights(sess)
         values = sess.run(net, feed_dict={image: x})
     return {name: value[0] for name, value in values.items()}
 
@@ -121,7 +122,7 @@ def relu_features(network, rgb, layers, pooling):
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, (1,) + rgb.shape)
         net = vgg_network.net_preloaded(network, network.preprocess(image), pooling)
-        with tf.compat.v1.Session(graph=graph) as sess:
+        with network_session(graph) as sess:
             out = sess.run({n: net[n] for n in layers}, {image: rgb[None]})
     return {n: v.reshape(-1, v.shape[-1]).astype(np.float64) for n, v in out.items()}
 
@@ -205,3 +206,10 @@ def np_guided_gram(features, weights, per_channel=True):
     w = weights.reshape(-1).astype(np.float64)
     gram = (w[:, None] * flat).T @ flat / w.sum()
     return gram / flat.shape[1] if per_channel else gram
+
+
+def constant_bytes(graph_def):
+    """Bytes of the values of every Const node in `graph_def`: what a graph carries of its
+    own, as opposed to what its sessions hold (variables)."""
+    tf = import_tensorflow()
+    return sum(tf.make_ndarray(node.attr["value"].tensor).nbytes for node in graph_def.node if node.op == "Const")

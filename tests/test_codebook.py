@@ -12,7 +12,7 @@ import pytest
 
 import vgg
 from neural_style_tf.networks import codebook
-from neural_style_tf.tf_runtime import import_tensorflow
+from neural_style_tf.tf_runtime import import_tensorflow, initialize_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,6 +153,7 @@ def test_load_network_runs_the_project_graph(shipped):
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         image = tf.compat.v1.placeholder(tf.float32, rgb.shape)
         net = vgg.net_preloaded(network, network.preprocess(image))
+        initialize_weights(sess)
         relu1_1, relu5_4 = sess.run([net["relu1_1"], net["relu5_4"]], {image: rgb})
     assert relu1_1.shape == (1, 32, 32, 64) and relu5_4.shape == (1, 2, 2, 512)
     assert np.isfinite(relu5_4).all() and relu5_4.max() > 0

@@ -16,6 +16,7 @@ import pytest
 from numpy_reference import (
     EXAMPLES,
     SIZE,
+    constant_bytes,
     np_guided_gram,
     np_temporal,
     random_image,
@@ -93,6 +94,35 @@ def test_objective_graph_is_finalized_and_evaluations_are_repeatable(objective):
     assert terms == first_terms
     np.testing.assert_array_equal(grad, first_grad)
     assert len(objective.graph.get_operations()) == ops
+
+
+@pytest.mark.parametrize("style_loss", ["gram", "w2"])
+def test_objective_holds_the_weights_once_and_computes_what_constants_did(tiny_network, content, style, style_loss):
+    """The objective's GraphDef carries none of the network's weights (its session holds
+    them, as variables); and its terms and gradient are those of the same graph with every
+    variable frozen into a constant, which is how the weights were held before."""
+    loss = LossOptions(style_loss=style_loss, padding="replicate")
+    x = random_image(3)
+    with Objective(tiny_network, content, [style], loss) as obj:
+        graph_def = obj.graph.as_graph_def()
+        weights = tiny_network.weight_bytes(tiny_network.deepest(tuple(loss.content_layers) + tuple(loss.style_layers)))
+        # No constant of a kernel's shape, and fewer constant bytes in all than the weights
+        # (the rest: the loss's scalars and the zeros that the targets' variables start from).
+        kernels = {k.shape for k, _ in tiny_network.weights.values()}
+        assert not kernels & {tf.make_ndarray(n.attr["value"].tensor).shape for n in graph_def.node if n.op == "Const"}
+        assert constant_bytes(graph_def) < weights
+        terms, grad = obj.evaluate(x)
+        total, gradient = obj.terms["total"], obj.gradient
+        frozen = tf.compat.v1.graph_util.convert_variables_to_constants(
+            obj.session, graph_def, [total.op.name, gradient.op.name])
+        feed = {obj.image.name: x[None], **{t.name: v for t, v in obj._weight_feed.items()}}
+    assert constant_bytes(frozen) > weights  # the weights (and the targets) frozen in
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(frozen, name="")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            frozen_total, frozen_grad = sess.run([total.name, gradient.name], feed)
+    assert terms["total"] == pytest.approx(float(frozen_total), rel=1e-6)
+    np.testing.assert_allclose(grad, frozen_grad, rtol=1e-5, atol=1e-6 * np.abs(frozen_grad).max())
 
 
 def test_objective_rejects_an_unknown_layer(tiny_network, content, style):

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import weights_factory as wf
-from numpy_reference import random_input, reference_net, relative_error, run_net
+from numpy_reference import constant_bytes, random_input, reference_net, relative_error, run_net
 
 from neural_style_tf import settings
 from neural_style_tf.networks import vgg_network
 from neural_style_tf.networks.feature_network import FeatureNetwork
 from neural_style_tf.networks.keras_network import KerasNetwork
-from neural_style_tf.tf_runtime import import_tensorflow
+from neural_style_tf.tf_runtime import import_tensorflow, initialize_weights, network_session
 
 tf = import_tensorflow()
 
@@ -116,6 +116,71 @@ def test_vgg_layers_and_deepest(tiny_network):
     assert vgg_network.deepest(tiny_network, ["relu4_2", "relu1_1", "relu5_2", "relu3_1"]) == "relu5_2"
 
 
+# ---------------------------------------------------------------- the weights held once
+
+
+def test_the_weights_are_variables_fed_once_not_constants_of_the_graph(tiny_network):
+    """Every graph that built the network carried the weights as constants in its
+    GraphDef (and TensorFlow's copies of it); now each session holds them once."""
+    with tf.Graph().as_default() as graph:
+        image = tf.compat.v1.placeholder(tf.float32, shape=(1, 16, 16, 3))
+        net = tiny_network.features(image, "relu5_1")
+        again = tiny_network.features(image, "relu5_1", "avg")  # the same arrays: the same variables
+    convs = sum(vgg_network.layer_kind(n) == "conv" for n in net)
+    variables = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+    assert len(variables) == 2 * convs and len(again) == len(net)
+    assert constant_bytes(graph.as_graph_def()) < tiny_network.weight_bytes("relu5_1") / 10
+    x = random_input(seed=4, shape=(1, 16, 16, 3))
+    with network_session(graph) as sess:
+        got = sess.run(net["relu5_1"], {image: x})
+    np.testing.assert_array_equal(got, run_net(tiny_network, x, last="relu5_1")["relu5_1"][None])
+
+
+def test_held_weights_compute_exactly_what_constants_did(tiny_network):
+    """The same convolutions of the same float32 values: bit-for-bit the features that the
+    constants gave (the network built with tf.constant weights, as before)."""
+    x = random_input(seed=5, shape=(1, 16, 16, 3))
+    with tf.Graph().as_default() as graph:
+        image = tf.compat.v1.placeholder(tf.float32, shape=x.shape)
+        held = tiny_network.features(image, "relu5_1", "max", "replicate")
+        current, constants = image, {}
+        for name in held:
+            kind = vgg_network.layer_kind(name)
+            if kind == "conv":
+                kernel, bias = tiny_network.weights[name]
+                current = vgg_network._conv(current, tf.constant(kernel), kernel.shape, "replicate")
+                current = tf.nn.bias_add(current, tf.constant(bias))
+            elif kind == "relu":
+                current = tf.nn.relu(current)
+            else:
+                current = tf.nn.max_pool2d(current, ksize=2, strides=2, padding="SAME")
+            constants[name] = current
+    with network_session(graph) as sess:
+        a, b = sess.run([held, constants], {image: x})
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_a_bfloat16_network_holds_its_weights_in_bfloat16_without_casting_them(tiny_network):
+    low = tiny_network.with_precision("bfloat16")
+    with tf.Graph().as_default() as graph:
+        low.features(tf.compat.v1.placeholder(tf.float32, shape=(1, 16, 16, 3)), "relu2_1")
+    variables = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+    assert variables and all(op.get_attr("dtype") == tf.bfloat16 for op in variables)
+    cast_inputs = {op.inputs[0].op.type for op in graph.get_operations() if op.type == "Cast"}
+    assert "ReadVariableOp" not in cast_inputs  # only the input and the layers' outputs are cast
+    assert constant_bytes(graph.as_graph_def()) < low.weight_bytes("relu2_1") / 10
+
+
+def test_a_session_without_initialize_weights_refuses_to_run(tiny_network):
+    """What a new place that opens its own session would see: an error, not zeros."""
+    with tf.Graph().as_default() as graph:
+        image = tf.compat.v1.placeholder(tf.float32, shape=(1, 8, 8, 3))
+        net = tiny_network.features(image, "relu1_1")
+    with tf.compat.v1.Session(graph=graph) as sess, pytest.raises(tf.errors.FailedPreconditionError):
+        sess.run(net["relu1_1"], {image: np.zeros((1, 8, 8, 3), np.float32)})
+
+
 # ---------------------------------------------------------------- the FeatureNetwork interface
 
 
@@ -131,8 +196,9 @@ def test_net_preloaded_is_the_networks_features(tiny_network):
     x = random_input(seed=6, shape=(1, 16, 16, 3))
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         image = tf.compat.v1.placeholder(tf.float32, shape=x.shape)
-        a = sess.run(vgg_network.net_preloaded(tiny_network, image, "avg", "relu3_1"), {image: x})
-        b = sess.run(tiny_network.features(image, "relu3_1", "avg"), {image: x})
+        a, b = vgg_network.net_preloaded(tiny_network, image, "avg", "relu3_1"), tiny_network.features(image, "relu3_1", "avg")
+        initialize_weights(sess)
+        a, b = sess.run([a, b], {image: x})
     assert list(a) == list(b) and list(a)[-1] == "relu3_1"
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
@@ -173,7 +239,9 @@ def test_mask_weights_have_each_layers_size(tiny_network, pooling, shape):
     x = np.random.default_rng(1).uniform(0, 255, (1, *shape, 3)).astype(np.float32)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         image = tf.compat.v1.placeholder(tf.float32, x.shape)
-        net = sess.run(tiny_network.features(image, None, pooling), {image: x})
+        net = tiny_network.features(image, None, pooling)
+        initialize_weights(sess)
+        net = sess.run(net, {image: x})
     for name in layers:
         assert weights[name].shape == net[name].shape[1:3], name
         assert 0.0 <= weights[name].min() and weights[name].max() <= 1.0

@@ -12,7 +12,7 @@ from .. import color
 from ..errors import UsageError
 from ..losses import LOSS_SCALES, blend_weights
 from ..networks.vgg_network import layer_kind
-from ..tf_runtime import import_tensorflow, session_config
+from ..tf_runtime import import_tensorflow, network_session
 
 # Style statistics on layers the objective does not see: a lower loss that does not
 # lower these is the optimizer fitting the loss, not making a more stylish image.
@@ -47,7 +47,7 @@ def gram_distances(network, loss, styles, pictures, layers):
         net = network.features(network.preprocess(image), network.deepest(layers), loss.pooling)
         grams = {n: gram(net[n]) for n in layers}
         graph.finalize()
-        with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
+        with network_session(graph) as sess:
             targets = [sess.run(grams, {image: s[None]}) for s in styles]
             out = {n: [] for n in layers}
             for picture in pictures:

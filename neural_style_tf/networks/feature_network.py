@@ -98,7 +98,9 @@ class FeatureNetwork(ABC):
         """{layer: tensor} for every layer up to `last` (default: all) on `input_image`
         (a preprocessed NHWC float32 tensor), built in the current tf.compat.v1 graph.
         Nothing past `last` is built, so nothing past it is ever computed. `padding` is
-        that of every convolution, one of `paddings`."""
+        that of every convolution, one of `paddings`. A session over the graph is made by
+        tf_runtime.network_session (or runs tf_runtime.initialize_weights): the weights
+        may be variables that it initialises (tf_runtime.held_weight)."""
         raise NotImplementedError
 
     def deepest(self, names: Sequence[str]) -> str:

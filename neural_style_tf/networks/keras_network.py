@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import NetworkError
 from ..settings import TV_WEIGHT_EMBEDDED
-from ..tf_runtime import import_tensorflow
+from ..tf_runtime import import_tensorflow, network_session
 from . import calibration
 from .feature_network import FeatureNetwork, shown_layers
 
@@ -207,7 +207,7 @@ class KerasNetwork(FeatureNetwork):
                 image = tf.compat.v1.placeholder(tf.float32, (1, None, None, 3))
                 net = self.features(self.preprocess(image), normalize=False)
                 means = {n: tf.reduce_mean(tf.abs(t)) for n, t in net.items()}
-                with tf.compat.v1.Session(graph=graph) as sess:
+                with network_session(graph) as sess:
                     sums = {n: 0.0 for n in means}
                     for rgb in pictures:
                         for n, m in sess.run(means, {image: np.asarray(rgb, np.float32)[None]}).items():

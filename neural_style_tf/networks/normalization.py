@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import images
 from ..errors import NetworkError
-from ..tf_runtime import import_tensorflow
+from ..tf_runtime import import_tensorflow, network_session
 from . import calibration
 from .codebook import sha256_of
 from .vgg_files import load_npz, save_npz_to
@@ -40,7 +40,7 @@ def mean_activations(network: Network, images_rgb: list, pooling: str = "max") -
         net = net_preloaded(network, network.preprocess(image), pooling)
         means = {n: tf.reduce_mean(net[n], axis=(0, 1, 2)) for n in network.relu_layers}
         graph.finalize()
-        with tf.compat.v1.Session(graph=graph) as sess:
+        with network_session(graph) as sess:
             for rgb in images_rgb:
                 fetched = sess.run(means, {image: np.asarray(rgb, np.float32)[None]})
                 for n in sums:

@@ -27,7 +27,7 @@ from ..settings import (
     TV_WEIGHT,
     TV_WEIGHT_RELATIVE_VGG,
 )
-from ..tf_runtime import import_tensorflow
+from ..tf_runtime import held_weight, import_tensorflow
 from .feature_network import FeatureNetwork, halve_mask
 
 # Caffe/Keras VGG mean, in B, G, R order as Keras documents it.
@@ -99,8 +99,8 @@ class Network(FeatureNetwork):
 
     def _copy_with_precision(self, precision: str) -> Network:
         """A copy whose weights are stored in `precision`: converted once here, so that the
-        graph's constants are already bfloat16 (half the memory of float32 constants, and
-        nothing for TensorFlow's constant folding to convert at the first evaluation).
+        graph's weight variables hold bfloat16 (half the memory of float32 ones, and nothing
+        to convert at any evaluation).
         NumPy's bfloat16 is ml_dtypes' (a TensorFlow dependency); it rounds to nearest even,
         as tf.cast does."""
         if precision == "float32":
@@ -150,6 +150,10 @@ class Network(FeatureNetwork):
         512x384 (VGG-19 to relu5_1, forward + backward, Intel Xeon with AMX, 2 threads) they
         took 0.29 s against 0.46 s for the rewrite, and the rewrite also lowers the loss
         sums to bfloat16 unless every loss op is deny-listed.
+
+        The weights are variables (tf_runtime.held_weight): a session over the graph runs
+        tf_runtime.initialize_weights (or is made by tf_runtime.network_session) before
+        its first evaluation.
         """
         tf = import_tensorflow()
 
@@ -161,8 +165,10 @@ class Network(FeatureNetwork):
             raise ValueError(f"unknown layer {last!r} for {self.name}")
         low = self.precision == "bfloat16"
 
-        def constant(array):
-            value = tf.constant(array)
+        def weight(array, name):
+            # A variable, not a constant: tf_runtime.held_weight says why. A bfloat16 network
+            # holds its weights in bfloat16 already (_copy_with_precision), so nothing is cast.
+            value = held_weight(array, name)
             return tf.cast(value, tf.bfloat16) if low and value.dtype != tf.bfloat16 else value
 
         net = {}
@@ -171,8 +177,8 @@ class Network(FeatureNetwork):
             kind = layer_kind(name)
             if kind == "conv":
                 kernel, bias = self.weights[name]
-                current = _conv(current, constant(kernel), kernel.shape, padding)
-                current = tf.nn.bias_add(current, constant(bias))
+                current = _conv(current, weight(kernel, f"{name}_kernel"), kernel.shape, padding)
+                current = tf.nn.bias_add(current, weight(bias, f"{name}_bias"))
             elif kind == "relu":
                 current = tf.nn.relu(current)
             elif kind == "pool":
