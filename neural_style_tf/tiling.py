@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tf_runtime import import_tensorflow, session_config
+from .tf_runtime import import_tensorflow, network_session, session_config
 
 # The core's side (pixels) when none is given: a 1024 x 1024 core with its halos holds
 # about 2.5 GB of activations and gradients on VGG-19 to relu5_1 (docs/print-size.md).
@@ -132,7 +132,7 @@ class TileGraph:
             self._style_inputs(tf, net)
             self._shares(tf, net)
         self.graph.finalize()
-        self.session = tf.compat.v1.Session(graph=self.graph, config=config or session_config())
+        self.session = network_session(self.graph, config)
 
     def _style_inputs(self, tf, net):
         """The style layers' weighted sums (pass 1), and their gradient's placeholders (pass 2)."""
