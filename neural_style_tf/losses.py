@@ -5,13 +5,15 @@ a tensor; none builds a graph of its own or keeps state. objective.py composes t
 into one graph. TensorFlow is imported where a function builds ops, never at import.
 
     layer weights       content_layer_weights, style_layer_weights, blend_weights
-    loss terms          content_loss, style_loss, total_variation, temporal_loss
-    loss scales         LossScale, LOSS_SCALES (--loss-scale): classic, normalized, the paper's two
+    loss terms          content_loss, style_loss, total_variation (wrapping: --tileable), temporal_loss
+    loss scales         LossScale, LOSS_SCALES (--loss-scale): classic, normalized, the paper's two; wrapping
     style statistics    StyleStatistic, style_statistic (--style-loss): Gram, mean-cov, W2
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,12 +98,17 @@ def style_loss(gram: Tensor, target_gram: Tensor) -> Tensor:
     return tf.reduce_mean(tf.square(gram - target_gram))
 
 
-def total_variation(image: Tensor) -> Tensor:
+def total_variation(image: Tensor, wrap: bool = False) -> Tensor:
     """Mean squared difference between vertical neighbours, plus the same horizontally.
 
     Its gradient is written out, 2 (d_(i-1) - d_i) / n along each axis (d the neighbour
     differences, zero beyond the edges, as two pads): TensorFlow's own goes through the
-    slices' StridedSliceGrad, 27-33 ms of an evaluation at 512 px on 2 cores."""
+    slices' StridedSliceGrad, 27-33 ms of an evaluation at 512 px on 2 cores.
+
+    `wrap` (--tileable): the picture is periodic, so the last row's neighbour is the first
+    row (and the same for the columns): see total_variation_wrapped."""
+    if wrap:
+        return total_variation_wrapped(image)
     tf = import_tensorflow()
 
     @tf.custom_gradient
@@ -115,6 +122,31 @@ def total_variation(image: Tensor) -> Tensor:
             zero, one = [0, 0], [1, 0]
             return upstream * (tf.pad(gy, [zero, one, zero, zero]) - tf.pad(gy, [zero, one[::-1], zero, zero])
                                + tf.pad(gx, [zero, zero, one, zero]) - tf.pad(gx, [zero, zero, one[::-1], zero]))
+
+        return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx)), grad
+
+    return tv(image)
+
+
+def total_variation_wrapped(image: Tensor) -> Tensor:
+    """`total_variation` of a periodic picture: the difference between the last and the
+    first row (and column) counts as every other, so a seam where the tile repeats costs
+    what an edge inside it costs, and the term has no edge to leave alone. Each axis has
+    as many differences as positions (n = H W C), so the mean is over n.
+
+    Its gradient is written out as total_variation's, 2 (d_(i-1) - d_i) / n, where d_(i-1)
+    is d rolled by one (the first position's predecessor is the last difference): a roll
+    where the open version pads, and no slices to differentiate."""
+    tf = import_tensorflow()
+
+    @tf.custom_gradient
+    def tv(x):
+        dy = tf.roll(x, -1, axis=1) - x  # x[i+1] - x[i], x[H] being x[0]
+        dx = tf.roll(x, -1, axis=2) - x
+
+        def grad(upstream):
+            scale = 2.0 / tf.cast(tf.size(x), x.dtype)
+            return upstream * scale * (tf.roll(dy, 1, axis=1) - dy + tf.roll(dx, 1, axis=2) - dx)
 
         return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx)), grad
 
@@ -141,13 +173,13 @@ class LossScale:
     """One consistent normalisation of the loss terms.
 
     gram(features) -> G; content(features, target) -> scalar; style(G, target_G) ->
-    scalar for one layer; tv(image) -> scalar.
+    scalar for one layer; tv(image, wrap=False) -> scalar (wrap: --tileable, see wrapping).
     """
 
     gram: Callable[[Tensor], Tensor]
     content: Callable[[Tensor, Tensor], Tensor]
     style: Callable[[Tensor, Tensor], Tensor]
-    tv: Callable[[Tensor], Tensor]
+    tv: Callable[..., Tensor]
     description: str = ""
 
 
@@ -156,7 +188,7 @@ class LossScale:
 REFERENCE_SIZE = 512
 
 
-def total_variation_normalized(image: Tensor) -> Tensor:
+def total_variation_normalized(image: Tensor, wrap: bool = False) -> Tensor:
     """`total_variation` measured on the REFERENCE_SIZE grid: multiplied by (long side / 512)^2.
 
     Why: the content and style terms are already means (content per element, Gram per
@@ -166,12 +198,13 @@ def total_variation_normalized(image: Tensor) -> Tensor:
     size doubles, and the same --tv-weight smooths less at a larger size. Scaling by
     (size/512)^2 makes it a size-independent measure of the picture (a finite-difference
     gradient in units of the 512 px grid); at 512 px it is exactly the classic term.
+    `wrap`: as total_variation's (--tileable).
     """
     tf = import_tensorflow()
 
     shape = tf.shape(image)
     long_side = tf.cast(tf.maximum(shape[1], shape[2]), image.dtype)
-    return total_variation(image) * tf.square(long_side / REFERENCE_SIZE)
+    return total_variation(image, wrap) * tf.square(long_side / REFERENCE_SIZE)
 
 
 # ---- the paper's losses (Gatys, Ecker & Bethge 2016) and the authors' later code
@@ -237,6 +270,19 @@ LOSS_SCALES = {
         gram_per_position, content_loss, style_loss_gatys_pytorch, total_variation,
         "the authors' PyTorch code: MSE(F, P), (1e3/N^2) MSE(G/M, A/M), TV as classic (weight 0 in the preset)"),
 }
+
+
+def wrapping(scale: LossScale) -> LossScale:
+    """`scale` with its TV term wrapping round (--tileable): the same content and style
+    functions, and `scale.tv(image, wrap=True)`. One object per loss scale (cached), so
+    that an Objective's terms compare equal from one retarget to the next."""
+    if scale not in _WRAPPING:
+        _WRAPPING[scale] = dataclasses.replace(scale, tv=functools.partial(scale.tv, wrap=True),
+                                               description=scale.description + "; TV wrapping round (--tileable)")
+    return _WRAPPING[scale]
+
+
+_WRAPPING: dict[LossScale, LossScale] = {}
 
 
 # ---- style statistics beyond the Gram matrix (--style-loss; docs/quality.md)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checks, coarse_to_fine, color, images, lifecycle, masks, targets
+from . import checks, coarse_to_fine, color, images, lifecycle, masks, targets, tileable
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .lifecycle import say
 from .networks import loading
@@ -107,12 +107,21 @@ def stages(settings, shape):
                                    opt.coarse_iterations)
 
 
+def plan(settings, network, shape):
+    """`stages`, with --tileable every size rounded to a multiple of the network's total
+    stride (tileable.py: the poolings must halve even sizes for the picture to wrap round)."""
+    planned = stages(settings, shape)
+    if settings.loss.tileable:
+        planned = tileable.tileable_stages(planned, tileable.network_stride(network, checks.used_layers(settings.loss)))
+    return planned
+
+
 def check(settings, inputs):
     """The checks that need the network and the images' sizes, before anything is resized
     (an absurd --width would otherwise exhaust the memory in the resize itself, and the
     OOM killer gives no message). Returns the planned stages; changes nothing."""
     size, _ = checks.largest_size(settings, inputs.content.shape, [s.shape for s in inputs.styles])
-    planned = stages(settings, size)
+    planned = plan(settings, inputs.network, size)
     checks.check_size(inputs.network, settings.loss, [size], "the output")
     checks.check_size(inputs.network, settings.loss, [s.size for s in planned[:1]], "the first coarse-to-fine scale")
     checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles])
@@ -126,10 +135,16 @@ def prepare(settings, inputs, planned=None):
     a video frame's job, whose budget is the frame's)."""
     run = settings.run
     content, alpha = inputs.content, inputs.alpha
-    if run.width is not None:
-        content = images.resize_to_width(content, run.width)
+    size = content.shape[:2] if run.width is None else images.size_at_width(content.shape, run.width)
+    planned = planned or plan(settings, inputs.network, size)
+    if settings.loss.tileable and tuple(size) != planned[-1].size:
+        say(f"tileable: {size[1]}x{size[0]} rounded to {planned[-1].size[1]}x{planned[-1].size[0]}, multiples of "
+            f"the network's stride, so that the picture wraps round exactly (tileable.py)")
+        size = planned[-1].size
+    if tuple(size) != content.shape[:2]:
+        content = images.resize(content, size)
         if alpha is not None:
-            alpha = images.resize(alpha, content.shape[:2])
+            alpha = images.resize(alpha, size)
     content = color.fill_transparent(content, alpha)  # what lies under alpha 0 is arbitrary
     mode = run.preserve_colors or ("histogram" if run.color_source else None)
     source = images.load_image(run.color_source) if run.color_source else None
@@ -142,7 +157,6 @@ def prepare(settings, inputs, planned=None):
     loss = for_network(settings.loss, inputs.network)
     # The masks follow the photo as it is (auto-sky looks at its real colours).
     job_masks = masks.prepare(run, content)
-    planned = planned or stages(settings, content.shape)
     return Job(inputs.network, target, content, alpha, styles, planned, initial, seed, finish_colors, loss, job_masks)
 
 

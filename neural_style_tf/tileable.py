@@ -1,0 +1,70 @@
+"""--tileable: an output that repeats without a seam (wallpapers, game textures, fabric).
+
+What makes it tile is in the objective: every convolution of the optimised image wraps
+round (vgg_network._conv, settings.WRAP_PADDING) and so does its TV term
+(losses.total_variation_wrapped), so that the losses see the picture as a torus with no
+edge anywhere. Here are the two things around it, free of TensorFlow:
+
+    sizes       network_stride, tileable_size, tileable_stages: every size a multiple of the
+                network's total stride
+    the measure seam_ratio, tile: how visible the seam is in a 2x2 tiling (tests, docs/tileable.md)
+
+Why the sizes: a 2x2 pooling with SAME padding on an odd-sized map pads its end, so the
+last row of the pooled map covers one row of the picture where every other covers two,
+and the map's rows no longer line up with the picture's when it is shifted round: the
+pooled maps of a shifted picture are not the shifted maps. On a multiple of 2^p (p the
+poolings before the deepest layer used: 16 for VGG to relu5_1) every pooling halves an
+even size and the network commutes with any shift by a multiple of 2^p (tests/test_tileable.py
+shows it), and each layer's statistics are those of a torus. Rounding to the nearest
+multiple (and resizing the photo to it: at most 8 px on a side, 3% at 256 px) was chosen
+over padding or cropping, which would change the picture, and over exact alternatives such
+as wrapping the poolings' padding too, which would still leave a layer's positions covering
+unequal areas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+
+def network_stride(network, layers) -> int:
+    """2^p, p the poolings of `network` up to the deepest of `layers` (16 for VGG to relu5_1),
+    read from the shapes the network itself reports."""
+    probe = 1024
+    _, height, width, _ = network.feature_shapes(probe, probe, network.deepest(layers))[-1]
+    return max(1, probe // max(1, min(height, width)))
+
+
+def tileable_size(size, stride):
+    """(height, width) `size` with each side rounded to the nearest multiple of `stride`
+    (at least one stride)."""
+    return tuple(max(stride, int(round(side / stride)) * stride) for side in size[:2])
+
+
+def tileable_stages(stages, stride):
+    """coarse_to_fine Stages with every size rounded (tileable_size): each scale is
+    optimised as a torus, not only the last."""
+    return [replace(stage, size=tileable_size(stage.size, stride)) for stage in stages]
+
+
+def tile(image, rows=2, columns=2):
+    """`image` (H, W, ...) repeated rows x columns times, as a wallpaper lays it."""
+    image = np.asarray(image)
+    return np.tile(image, (rows, columns) + (1,) * (image.ndim - 2))
+
+
+def seam_ratio(image) -> float:
+    """How visible the seam of `image` is where it repeats: the mean absolute difference
+    between neighbours across the seam lines of its 2x2 tiling (the last row against the
+    first, the last column against the first), over the same mean between neighbours
+    inside the image (every other row, every other column), all channels.
+
+    About 1 for a seamless tile, since the seam is then an edge like any inside; a picture
+    whose opposite sides do not match scores well above 1 (the photo of a town: 3-6).
+    """
+    x = np.asarray(image, np.float64)
+    across = np.concatenate([np.abs(x[0] - x[-1]).ravel(), np.abs(x[:, 0] - x[:, -1]).ravel()])
+    inside = np.concatenate([np.abs(np.diff(x, axis=0)).ravel(), np.abs(np.diff(x, axis=1)).ravel()])
+    return float(across.mean() / max(inside.mean(), 1e-12))
