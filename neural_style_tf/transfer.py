@@ -179,12 +179,16 @@ def optimize(settings, job, reporter, make_objective=None):
     `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives).
     Each scale's problem is the job's, at that size (coarse_to_fine.problems)."""
     def first_x0(scaled):
-        return lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
+        x0 = lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
+        return tileable.periodic_start(x0) if job.loss.tileable else x0
 
     def objective_kwargs(size):
         """Each scale's masks, resized to it: the content term's weights (transparent
         pixels none), where each style applies and the protected subject."""
         kwargs = {"content_mask": masks.content_weights(job.alpha, size)}
+        if job.loss.tileable:  # the photo's edges do not meet: its term lets go there (tileable.border_weights)
+            border = tileable.border_weights(size)
+            kwargs["content_mask"] = border if kwargs["content_mask"] is None else kwargs["content_mask"] * border
         if job.masks.any:
             kwargs["guidance"] = job.masks.guidance(images.resize(job.target, size), len(job.styles))
         return kwargs
