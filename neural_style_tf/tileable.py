@@ -99,7 +99,7 @@ def seam_ratio(image) -> float:
     inside the image (every other row, every other column), all channels.
 
     About 1 for a seamless tile, since the seam is then an edge like any inside; a picture
-    whose opposite sides do not match scores well above 1 (the photo of a town: 3-6).
+    whose opposite sides do not match scores well above 1 (Tubingen's photo at 256 px: 8.4).
     """
     x = np.asarray(image, np.float64)
     across = np.concatenate([np.abs(x[0] - x[-1]).ravel(), np.abs(x[:, 0] - x[:, -1]).ravel()])
