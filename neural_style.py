@@ -31,7 +31,10 @@ def build_parser():
     )
     cli.add_transfer_arguments(p)
     # The live view is this command's: a batch job or a video frame has no --web.
-    cli.add_web_argument(next(g for g in p._action_groups if g.title == "progress and outputs"))
+    outputs = next(g for g in p._action_groups if g.title == "progress and outputs")
+    cli.add_web_argument(outputs)
+    # So are the resumable checkpoints: a batch job's output is made on a worker, a video resumes by its frames.
+    cli.add_resume_arguments(outputs)
     return p
 
 
@@ -48,7 +51,7 @@ def main(argv=None):
         # The live view's port is taken now (a busy one is a usage error before any network
         # is built), and given back whatever ends the run.
         with live.serving(settings.run.web, lifecycle.say) as view:
-            return transfer.execute(settings, listeners=[view] if view else ())[0]
+            return transfer.execute(settings, listeners=[view] if view else (), resumable=True)[0]
 
     # A KeyboardInterrupt that reaches here came before the optimisation: nothing to save.
     return lifecycle.run_command(cli.command_name(PROG), run, "interrupted before any image was made")

@@ -65,12 +65,16 @@ def check_numbers(settings):
                          ("--print-iterations", run.print_iterations),
                          ("--checkpoint-iterations", run.checkpoint_iterations),
                          ("--scales", opt.scales), ("--start-size", opt.start_size),
-                         ("--coarse-iterations", opt.coarse_iterations)):
+                         ("--coarse-iterations", opt.coarse_iterations), ("--tile-size", opt.tile_size)):
         if value is not None and value <= 0:
             raise UsageError(f"{label} must be a positive integer, not {value}")
+    if run.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be a non-negative integer (0: only at the scales' ends), "
+                         f"not {run.checkpoint_every}")
     if opt.lbfgs_first_step < 0:
         raise UsageError(f"--lbfgs-first-step must be non-negative (0: SciPy's own start), not {opt.lbfgs_first_step}")
-    for label, value in (("--learning-rate", opt.learning_rate), ("--eps", opt.epsilon)):
+    for label, value in (("--learning-rate", opt.learning_rate), ("--eps", opt.epsilon),
+                         ("--memory-budget", opt.memory_budget)):
         if not value > 0:
             raise UsageError(f"{label} must be positive, not {value}")
     for label, value in (("--beta1", opt.beta1), ("--beta2", opt.beta2)):
@@ -144,7 +148,9 @@ def check_files(run: RunSettings) -> None:
             problem = images.check_readable_image(path)
             if problem:
                 raise UsageError(f"{label} {problem}")
-    problem = None if run.output is None else images.check_output_path(run.output, run.overwrite)
+    # --resume may replace the output: an interrupted run wrote its best image there, and
+    # its checkpoint (checked before any network is loaded) says the output is that run's.
+    problem = None if run.output is None else images.check_output_path(run.output, run.overwrite or run.resume)
     if problem:
         raise UsageError(problem)
 
@@ -263,7 +269,10 @@ def check_array_size(settings: Settings, what: str, shape: tuple[int, ...], is_c
         out_height, out_width = (height, width) if settings.run.width is None else images.size_at_width(
             shape, settings.run.width)
         opt = settings.optimizer
-        need += sum(memory.optimizer_parts(out_height, out_width, opt.optimizer, opt.lbfgs_corrections).values())
+        # The lighter of the two optimizers: a scale too large for L-BFGS's arrays is tiled
+        # and optimised with Adam (print_size.py).
+        need += min(sum(memory.optimizer_parts(out_height, out_width, name, opt.lbfgs_corrections).values())
+                    for name in (opt.optimizer, "adam"))
     available = memory.available_bytes()
     if available and need > available:
         raise UsageError(f"{what}: a {width}x{height} image needs about {memory.format_bytes(need)} of memory and "
@@ -271,13 +280,29 @@ def check_array_size(settings: Settings, what: str, shape: tuple[int, ...], is_c
                          + (" or a smaller width=" if is_content else ""))
 
 
-def check_memory(settings, network, content_shape, style_shapes):
+def check_memory(settings, network, content_shape, style_shapes, planned=None):
     """Refuse a run that would not fit in RAM (UsageError), warn near the limit.
 
     The estimate is for the largest image the network will see; using the largest is
     conservative (the style images' features are computed once, but at that size).
+    With `planned` stages of which some are tiled (print_size.plan), the estimate is the
+    tiled path's: one tile's activations, the whole image's arrays.
     """
     opt = settings.optimizer
+    if planned and any(s.core is not None for s in planned):
+        from . import print_size
+
+        need = print_size.peak_estimate(planned, network, settings, used_layers(settings.loss),
+                                        guided_styles(settings.run))
+        available = memory.available_bytes()
+        height, width = planned[-1].size
+        text = (f"a {width}x{height} image needs about {memory.format_bytes(need)} of memory in tiles of "
+                f"{planned[-1].core} px and {memory.format_bytes(available or 0)} is available")
+        if available and need > available:
+            raise UsageError(f"{text}; use a smaller --width or a smaller --memory-budget")
+        if available and need > memory.WARN_FRACTION * available:
+            print(f"warning: {text}; the run may swap or be killed", file=sys.stderr)
+        return
     size, (height, width) = largest_size(settings, content_shape, style_shapes)
     level, message = memory.preflight(network, height, width, opt.optimizer, opt.lbfgs_corrections,
                                       used_layers(settings.loss), guided_styles=guided_styles(settings.run))

@@ -141,6 +141,12 @@ def add_optimization_arguments(p):
                      help="coarse-to-fine from this long side, in steps of at most 2")
     run.add_argument("--coarse-iterations", type=int, default=settings.COARSE_ITERATIONS, metavar="N",
                      help="iterations of each scale below the final one (--iterations is the final scale's)")
+    run.add_argument("--memory-budget", type=float, default=settings.MEMORY_BUDGET_GB, metavar="GB",
+                     help="a scale that would need more memory than this is evaluated in tiles, exactly, with Adam "
+                          f"(default {settings.MEMORY_BUDGET_GB:g}; docs/print-size.md)")
+    run.add_argument("--tile-size", type=int, default=None, metavar="PX",
+                     help="evaluate every scale larger than PX in tiles of PX (default: tiles only past "
+                          "--memory-budget, as large as it allows)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed and logged)")
     return run
 
@@ -221,6 +227,17 @@ def add_web_argument(group):
     group.add_argument("--web", type=port, nargs="?", const=WEB_PORT, default=None, metavar="PORT",
                        help=f"show the image and the loss curve as the run goes on http://127.0.0.1:PORT/ "
                             f"(this computer only; PORT {WEB_PORT} when not given, 0: any free port)")
+    return group
+
+
+def add_resume_arguments(group):
+    """--checkpoint-every and --resume: neural_style.py's resumable checkpoints (checkpoints.py);
+    a batch job (made on a worker) and a video (which resumes by its frames) have neither."""
+    group.add_argument("--checkpoint-every", type=int, default=settings.CHECKPOINT_EVERY, metavar="N",
+                       help="a resumable checkpoint (beside the output, hidden) every N evaluations, and at the "
+                            "end of every scale (0: only there)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue a run that was killed from its checkpoint, at its scale (same settings)")
     return group
 
 

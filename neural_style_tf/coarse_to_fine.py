@@ -33,6 +33,10 @@ Objective is closed first so its graph and session are freed before the larger o
 built. A caller that runs many problems (video.py's frames, a batch worker's jobs)
 passes an `Objectives` instead, which keeps the graphs built and retargets them: one
 graph per output size.
+
+Where a run stands is a `Position` (the stage, what was done at it, the best image): `run`
+tells a `checkpoint` hook after every iteration and at every stage's end, and starts from
+a Position to resume a killed run (checkpoints.py: the file and --resume).
 """
 
 from __future__ import annotations
@@ -56,6 +60,20 @@ class Stage:
     index: int  # 0-based
     size: tuple  # (height, width)
     iterations: int
+    # Print size (print_size.plan): the tiles' core side when the scale is evaluated in tiles,
+    # and the optimizer and learning rate it then uses (None: the run's).
+    core: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+
+    def options(self, opts):
+        """The run's optimizer options for this stage."""
+        changes = {"iterations": self.iterations}
+        if self.optimizer is not None:
+            changes["optimizer"] = self.optimizer
+        if self.learning_rate is not None:
+            changes["learning_rate"] = self.learning_rate
+        return replace(opts, **changes)
 
 
 def scaled_size(shape, long_side):
@@ -112,7 +130,58 @@ def problems(network, content, styles, loss, objective_kwargs=None):
     return problem_at
 
 
-def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None):
+@dataclass(frozen=True)
+class Position:
+    """Where a run of `run` stands: what a checkpoint holds (checkpoints.py) and a resumed
+    run starts from."""
+
+    stage: int  # the stage's index
+    iterations: int  # done at that stage
+    evaluations: int  # done at that stage
+    finished: bool  # that stage is done: a resumed run starts the next one from `image`
+    image: np.ndarray  # the best image so far, RGB float32 0..255 (at that stage's size, or a coarser one)
+    terms: dict | None  # its loss terms
+    done: tuple = (0, 0, 0.0)  # (iterations, evaluations, seconds) over all stages so far, this one's included
+
+
+def _stage_options(opts, stage, before):
+    """The options of a stage (Stage.options) of which `before` = (iterations, evaluations)
+    were done before a resume."""
+    opts = stage.options(opts)
+    budget = None if opts.max_evaluations is None else opts.max_evaluations - before[1]
+    return replace(opts, iterations=stage.iterations - before[0], max_evaluations=budget)
+
+
+def _minimize_stage(make_objective, problem, x0, opts, report):
+    """One stage's optimisation, from x0; None when its budget was used up before a resume."""
+    if opts.iterations <= 0 or (opts.max_evaluations is not None and opts.max_evaluations <= 0):
+        return None
+    # One Objective at a time: the `with` closes this scale's session before the next
+    # (larger) graph is built.
+    with make_objective(problem) as built:
+        return optimize.minimize(built, x0, opts, callback=report)
+
+
+def _reporter(stage, counts, base, before, callback, checkpoint):
+    """A stage's `callback` for optimize.minimize: its Progress with the counts accumulated over
+    the stages (`base`: those done before this stage's run; `counts`: (stages, total
+    iterations)) to `callback`, and where the run stands to `checkpoint`; `before`: the
+    (iterations, evaluations) of this stage done before a resume."""
+    def report(progress):
+        if checkpoint is not None:
+            checkpoint(Position(stage.index, before[0] + progress.iteration, before[1] + progress.evaluations,
+                                False, progress.best_image(), progress.evaluator.best_terms,
+                                (base[0] + progress.iteration, base[1] + progress.evaluations,
+                                 base[2] + progress.elapsed)), True)
+        if callback is not None:
+            callback(replace(progress, iteration=base[0] + progress.iteration, iterations=counts[1],
+                             evaluations=base[1] + progress.evaluations, elapsed=base[2] + progress.elapsed,
+                             scale=(stage.index, counts[0], stage.size)))
+
+    return report
+
+
+def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None, start=None, checkpoint=None):
     """Run `stages` in order; returns (optimize.OptimizationResult at the final size, [per-stage ones]).
 
     `problem_at(size)` gives the objective.Problem of a stage's (height, width) (see
@@ -123,47 +192,46 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None):
     `make_objective(problem)` returns a context manager giving the objective (default: a
     new objective.Objective, closed after its stage; a batch worker passes its cache of
     built ones, an `Objectives`).
+    `start`: a Position to resume from (a checkpoint's): the stages before it are skipped,
+    and its stage goes on from its image with the rest of its budget (finished: the next
+    stage starts from it). `checkpoint(position, periodic)`: told where the run stands after
+    every iteration (periodic True), and at the end of every stage and on an interrupt (False).
     """
     make_objective = make_objective or objective.Objective.for_problem
     total = sum(s.iterations for s in stages)
-    done_iterations = done_evaluations = 0
-    done_seconds = 0.0
+    done = tuple(start.done) if start is not None else (0, 0, 0.0)
+    x = None if start is None else start.image
+    terms = None if start is None else start.terms
     results = []
-    x = None
-    for stage in stages:
+    for stage in stages[0 if start is None else start.stage + int(start.finished):]:
+        # A stage resumed midway counts the iterations and evaluations done before the kill.
+        before = (start.iterations, start.evaluations) if start is not None and stage.index == start.stage else (0, 0)
         problem = problem_at(stage.size)
         x0 = first_x0(problem.content) if x is None else images.resize(x, stage.size)
         x0 = np.clip(x0, 0.0, 255.0).astype(np.float32)
 
-        def report(progress, stage=stage, base=(done_iterations, done_evaluations, done_seconds)):
-            if callback is None:
-                return
-            callback(replace(progress, iteration=base[0] + progress.iteration, iterations=total,
-                             evaluations=base[1] + progress.evaluations, elapsed=base[2] + progress.elapsed,
-                             scale=(stage.index, len(stages), stage.size)))
-
+        report = _reporter(stage, (len(stages), total), done, before, callback, checkpoint)
         try:
-            # One Objective at a time: the `with` closes this scale's session before the
-            # next (larger) graph is built.
-            with make_objective(problem) as built:
-                result = optimize.minimize(built, x0, replace(opts, iterations=stage.iterations), callback=report)
+            result = _minimize_stage(make_objective, problem, x0, _stage_options(opts, stage, before), report)
         except KeyboardInterrupt:
             if x is None:
                 raise  # nothing made yet: the caller reports that
             # Interrupted while building a larger scale: the previous scale's image is the result.
-            result = optimize.OptimizationResult(x, results[-1].terms, 0, 0, 0.0, "interrupted", "interrupted")
+            result = optimize.OptimizationResult(x, terms, 0, 0, 0.0, "interrupted", "interrupted")
+        result = result or optimize.OptimizationResult(x0, terms, 0, 0, 0.0, "completed")
         results.append(result)
-        done_iterations += result.iterations
-        done_evaluations += result.evaluations
-        done_seconds += result.elapsed
+        done = (done[0] + result.iterations, done[1] + result.evaluations, done[2] + result.elapsed)
         if result.image is not None:
-            x = result.image
+            x, terms = result.image, result.terms
+        if checkpoint is not None and x is not None and result.stop_reason != "nonfinite":
+            checkpoint(Position(stage.index, before[0] + result.iterations, before[1] + result.evaluations,
+                                result.ok, x, terms, done), False)
         if not result.ok or result.image is None:
             break
-    final = results[-1]
+    # Resumed after the last stage had finished: nothing left to run.
+    final = results[-1] if results else optimize.OptimizationResult(x, terms, 0, 0, 0.0, "completed")
     image = None if x is None else images.resize(x, stages[-1].size)
-    combined = replace(final, image=image, iterations=done_iterations, evaluations=done_evaluations,
-                       elapsed=done_seconds)
+    combined = replace(final, image=image, iterations=done[0], evaluations=done[1], elapsed=done[2])
     return combined, results
 
 

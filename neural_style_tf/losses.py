@@ -5,15 +5,13 @@ a tensor; none builds a graph of its own or keeps state. objective.py composes t
 into one graph. TensorFlow is imported where a function builds ops, never at import.
 
     layer weights       content_layer_weights, style_layer_weights, blend_weights
-    loss terms          content_loss, style_loss, total_variation (wrapping: --tileable), temporal_loss
-    loss scales         LossScale, LOSS_SCALES (--loss-scale): classic, normalized, the paper's two; wrapping
+    loss terms          content_loss, style_loss, total_variation (wrap: --tileable), temporal_loss
+    loss scales         LossScale, LOSS_SCALES (--loss-scale): classic, normalized, the paper's two
     style statistics    StyleStatistic, style_statistic (--style-loss): Gram, mean-cov, W2
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -106,8 +104,10 @@ def total_variation(image: Tensor, wrap: bool = False) -> Tensor:
     slices' StridedSliceGrad, 27-33 ms of an evaluation at 512 px on 2 cores.
 
     `wrap` (--tileable): the picture is periodic, so the last row's neighbour is the first
-    row (and the same for the columns): see total_variation_wrapped."""
+    row (and the same for the columns): see tileable.total_variation_wrapped."""
     if wrap:
+        from .tileable import total_variation_wrapped
+
         return total_variation_wrapped(image)
     tf = import_tensorflow()
 
@@ -122,31 +122,6 @@ def total_variation(image: Tensor, wrap: bool = False) -> Tensor:
             zero, one = [0, 0], [1, 0]
             return upstream * (tf.pad(gy, [zero, one, zero, zero]) - tf.pad(gy, [zero, one[::-1], zero, zero])
                                + tf.pad(gx, [zero, zero, one, zero]) - tf.pad(gx, [zero, zero, one[::-1], zero]))
-
-        return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx)), grad
-
-    return tv(image)
-
-
-def total_variation_wrapped(image: Tensor) -> Tensor:
-    """`total_variation` of a periodic picture: the difference between the last and the
-    first row (and column) counts as every other, so a seam where the tile repeats costs
-    what an edge inside it costs, and the term has no edge to leave alone. Each axis has
-    as many differences as positions (n = H W C), so the mean is over n.
-
-    Its gradient is written out as total_variation's, 2 (d_(i-1) - d_i) / n, where d_(i-1)
-    is d rolled by one (the first position's predecessor is the last difference): a roll
-    where the open version pads, and no slices to differentiate."""
-    tf = import_tensorflow()
-
-    @tf.custom_gradient
-    def tv(x):
-        dy = tf.roll(x, -1, axis=1) - x  # x[i+1] - x[i], x[H] being x[0]
-        dx = tf.roll(x, -1, axis=2) - x
-
-        def grad(upstream):
-            scale = 2.0 / tf.cast(tf.size(x), x.dtype)
-            return upstream * scale * (tf.roll(dy, 1, axis=1) - dy + tf.roll(dx, 1, axis=2) - dx)
 
         return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx)), grad
 
@@ -173,7 +148,7 @@ class LossScale:
     """One consistent normalisation of the loss terms.
 
     gram(features) -> G; content(features, target) -> scalar; style(G, target_G) ->
-    scalar for one layer; tv(image, wrap=False) -> scalar (wrap: --tileable, see wrapping).
+    scalar for one layer; tv(image, wrap=False) -> scalar (wrap: --tileable, tileable.wrapping).
     """
 
     gram: Callable[[Tensor], Tensor]
@@ -181,6 +156,13 @@ class LossScale:
     style: Callable[[Tensor, Tensor], Tensor]
     tv: Callable[..., Tensor]
     description: str = ""
+    # How each term is made of sums over positions, for the tiled evaluation (tiling.py):
+    # the Gram matrix is sum f f^T / (positions x channels), or / positions only;
+    gram_per_channel: bool = True
+    # the content loss is sum (F - P)^2 / elements (a mean), or 1/2 sum (F - P)^2;
+    content_mean: bool = True
+    # TV is multiplied by (long side / REFERENCE_SIZE)^2 (total_variation_normalized).
+    tv_reference_grid: bool = False
 
 
 # The size at which "normalized" equals "classic" (long side, pixels), so that the
@@ -262,27 +244,16 @@ LOSS_SCALES = {
                          "the classic TensorFlow tool's: per-element means, Gram / (H W C)"),
     "normalized": LossScale(gram_matrix, content_loss, style_loss, total_variation_normalized,
                             f"classic, with TV measured on the {REFERENCE_SIZE} px grid: equal to classic at "
-                            f"{REFERENCE_SIZE} px, independent of the size elsewhere"),
+                            f"{REFERENCE_SIZE} px, independent of the size elsewhere", tv_reference_grid=True),
     "gatys2016": LossScale(
         gram_per_position, content_loss_half_sum, style_loss_gatys2016, total_variation,
-        "Gatys et al. 2016: 1/2 sum (F-P)^2, sum (G-A)^2 / (4 N^2 M^2), TV as classic (the preset sets its weight 0)"),
+        "Gatys et al. 2016: 1/2 sum (F-P)^2, sum (G-A)^2 / (4 N^2 M^2), TV as classic (the preset sets its weight 0)",
+        gram_per_channel=False, content_mean=False),
     "gatys-pytorch": LossScale(
         gram_per_position, content_loss, style_loss_gatys_pytorch, total_variation,
-        "the authors' PyTorch code: MSE(F, P), (1e3/N^2) MSE(G/M, A/M), TV as classic (weight 0 in the preset)"),
+        "the authors' PyTorch code: MSE(F, P), (1e3/N^2) MSE(G/M, A/M), TV as classic (weight 0 in the preset)",
+        gram_per_channel=False),
 }
-
-
-def wrapping(scale: LossScale) -> LossScale:
-    """`scale` with its TV term wrapping round (--tileable): the same content and style
-    functions, and `scale.tv(image, wrap=True)`. One object per loss scale (cached), so
-    that an Objective's terms compare equal from one retarget to the next."""
-    if scale not in _WRAPPING:
-        _WRAPPING[scale] = dataclasses.replace(scale, tv=functools.partial(scale.tv, wrap=True),
-                                               description=scale.description + "; TV wrapping round (--tileable)")
-    return _WRAPPING[scale]
-
-
-_WRAPPING: dict[LossScale, LossScale] = {}
 
 
 # ---- style statistics beyond the Gram matrix (--style-loss; docs/quality.md)
@@ -438,6 +409,10 @@ class StyleStatistic:
     prepare: Callable[[tuple], tuple]
     loss: Callable[[tuple, tuple], Tensor]
     description: str = ""
+    # from_sums(sum w f, sum w f f^T, sum w) -> the statistic, as `compute` gives it: what
+    # the tiled evaluation (tiling.py) makes of the sums it gathers tile by tile. NumPy
+    # arrays or tensors alike.
+    from_sums: Callable[..., tuple] | None = None
     # A relative loss is in units of the painting's own spread (target_spread): its size
     # does not depend on how large the network's activations are. With one, the content
     # term is made relative too (relative_content_weight), so that the balance of the two,
@@ -451,6 +426,13 @@ class StyleStatistic:
 # gradient 2,000x the W2 term's). Each content layer divided by its target's mean square is a
 # relative error; the network's scale (settings.RELATIVE_CONTENT_SCALE, _VGG) sets what
 # --content-weight 5 means on it.
+
+
+def moments_from_sums(s1: Any, s2: Any, mass: Any) -> tuple:
+    """(mean, covariance) from sum w f, sum w f f^T and sum w: feature_moments's, as
+    sum w (f - mu)(f - mu)^T = sum w f f^T - mass mu mu^T (NumPy arrays or tensors)."""
+    mean = s1 / mass
+    return mean, s2 / mass - mean[:, None] * mean[None, :]
 
 
 def relative_content_weight(target: np.ndarray, scale: float) -> float:
@@ -467,14 +449,18 @@ def style_statistic(style_loss: str, scale: LossScale) -> StyleStatistic:
     layer's size (--style-masks): the statistic of the positions it weights."""
     name = style_loss
     if name == "gram":
+        def gram_from_sums(s1, s2, mass):
+            return (s2 / (mass * (float(s2.shape[-1]) if scale.gram_per_channel else 1.0)),)
+
         return StyleStatistic(lambda f, w=None: (guided_gram(scale.gram, f, w),), tuple,
-                              lambda g, t: scale.style(g[0], t[0]), "Gram matrix, as the loss scale normalises it")
+                              lambda g, t: scale.style(g[0], t[0]), "Gram matrix, as the loss scale normalises it",
+                              gram_from_sums)
     if name == "mean-cov":
         return StyleStatistic(feature_moments, mean_cov_target, style_loss_mean_cov,
-                              "squared distance of means and covariances", relative=True)
+                              "squared distance of means and covariances", moments_from_sums, relative=True)
     if name == "w2":
         return StyleStatistic(feature_moments, w2_target, style_loss_w2, "Wasserstein-2 between Gaussians",
-                              relative=True)
+                              moments_from_sums, relative=True)
     raise ValueError(f"style loss must be one of {STYLE_LOSSES}, not {name!r}")
 
 

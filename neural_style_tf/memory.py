@@ -93,6 +93,28 @@ def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_correct
                               guided_styles).values())
 
 
+def estimate_tiled_parts(network, height, width, core, layers_needed=None, guided_styles=0, optimizer="adam",
+                         lbfgs_corrections=20):
+    """The estimate of a transfer at height x width evaluated in tiles of `core` pixels a
+    side (tiling.py), term by term in bytes: the activations are those of one tile's
+    window (the core and its halos), the optimizer's and the Evaluator's arrays are the
+    whole image's, and the whole image's own arrays (the image, its gradient, the content
+    targets) are added."""
+    layers_needed = tuple(layers_needed or network.layers)
+    last = network.deepest(layers_needed)
+    halo = network.tile_halo(last) or (0, 0, 1)
+    window_h = min(height, core + halo[0] + halo[1])
+    window_w = min(width, core + halo[0] + halo[1])
+    parts = estimate_parts(network, window_h, window_w, optimizer, lbfgs_corrections, layers_needed, guided_styles)
+    parts |= optimizer_parts(height, width, optimizer, lbfgs_corrections)
+    shapes = network.feature_shapes(height, width, last)
+    content = sum(h * w * c for name, h, w, c in shapes if name in layers_needed and not name.startswith("pool"))
+    # The image and its gradient (float32), the gradient's sum over tiles, the content
+    # targets at their layers (bounded by the used layers' features) and the style maps.
+    parts["whole image"] = 4 * height * width * 3 * FLOAT32 + int(0.25 * content * FLOAT32)
+    return parts
+
+
 def available_bytes():
     """RAM available to a new process: MemAvailable from /proc/meminfo, else total physical RAM."""
     try:

@@ -40,13 +40,13 @@ from .losses import (
     content_layer_weights,
     style_layer_weights,
     style_statistic,
-    wrapping,
 )
 from .networks.feature_network import FeatureNetwork
 from .settings import WRAP_PADDING, LossOptions, for_network
 from .targets import TargetGraphs, digest, targets
 from .terms import TEMPORAL_TERM, ContentTerm, InputVariables, PixelTarget, PixelTerm, StyleTerm, TotalVariationTerm
 from .tf_runtime import import_tensorflow, session_config
+from .tileable import wrapping
 
 # The defaults of Objective (frozen, so one instance serves every call).
 DEFAULT_LOSS = LossOptions()
@@ -301,24 +301,10 @@ class Objective:
         """(the term objects of `problem`, in the order their values are reported: content,
         style, TV, then the pixel terms that are used; its style images at their scale).
         Computes the targets; changes nothing of the objective."""
-        network, scale, loss, guidance = self.network, self._scale, problem.loss, problem.guidance
-        count = len(problem.styles)
-        content_weights = content_layer_weights(loss.content_layers, loss.content_weight_blend)
-        style_weights = style_layer_weights(loss.style_layers, float(loss.style_layer_weight_exp or 0.0))
-        statistic = statistic_of(loss.style_loss, scale)
-        style_images, content_targets, style_targets = targets(
-            network, problem.content, problem.styles, loss, statistic, guidance.region_masks, self._config, self._graphs)
-        blend = guidance.blend(blend_weights(count, loss.style_blend_weights))
-        layer_masks = [None if guidance.mask(i) is None
-                       else network.mask_weights(guidance.mask(i), tuple(style_weights), loss.pooling)
-                       for i in range(count)]
-        terms = [ContentTerm(content_weights, content_targets, scale.content, problem.content_mask, statistic.relative,
-                             network.relative_content_scale),
-                 StyleTerm(statistic, style_weights, blend, style_targets, layer_masks),
-                 TotalVariationTerm(scale.tv)]
-        terms += [PixelTerm(t, name, problem.content.shape)
-                  for t, name in ((problem.temporal, TEMPORAL_TERM), (guidance.keep, KEEP_TERM)) if t is not None]
-        return terms, style_images
+        def compute_targets(network, content, styles, loss, statistic, region_masks):
+            return targets(network, content, styles, loss, statistic, region_masks, self._config, self._graphs)
+
+        return problem_terms(problem, self._scale, compute_targets)
 
     def _use(self, problem: Problem, term_list: list, style_images: list) -> None:
         """Assign a problem's inputs and weights; the inactive pixel terms are not reported."""
@@ -384,6 +370,32 @@ class Objective:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def problem_terms(problem: Problem, scale: LossScale, compute_targets) -> tuple[list, list]:
+    """(the term objects of `problem` under loss `scale`, in the order their values are
+    reported: content, style, TV, then the pixel terms that are used; its style images at
+    their scale). `compute_targets(network, content, styles, loss, statistic, region_masks)`
+    gives (style images, content targets, style targets) as targets.targets does: the
+    Objective's own target graph, or tiling.py's tiles."""
+    network, loss, guidance = problem.network, problem.loss, problem.guidance
+    count = len(problem.styles)
+    content_weights = content_layer_weights(loss.content_layers, loss.content_weight_blend)
+    style_weights = style_layer_weights(loss.style_layers, float(loss.style_layer_weight_exp or 0.0))
+    statistic = statistic_of(loss.style_loss, scale)
+    style_images, content_targets, style_targets = compute_targets(
+        network, problem.content, problem.styles, loss, statistic, guidance.region_masks)
+    blend = guidance.blend(blend_weights(count, loss.style_blend_weights))
+    layer_masks = [None if guidance.mask(i) is None
+                   else network.mask_weights(guidance.mask(i), tuple(style_weights), loss.pooling)
+                   for i in range(count)]
+    terms = [ContentTerm(content_weights, content_targets, scale.content, problem.content_mask, statistic.relative,
+                         network.relative_content_scale),
+             StyleTerm(statistic, style_weights, blend, style_targets, layer_masks),
+             TotalVariationTerm(scale.tv)]
+    terms += [PixelTerm(t, name, problem.content.shape)
+              for t, name in ((problem.temporal, TEMPORAL_TERM), (guidance.keep, KEEP_TERM)) if t is not None]
+    return terms, style_images
 
 
 def initial_image(content, network, initial=None, noiseblend=None, seed=None):

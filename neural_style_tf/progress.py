@@ -21,9 +21,11 @@ from .checks import format_checkpoint
 class Reporter:
     """The `callback` of optimize.minimize / coarse_to_fine.run for one transfer."""
 
-    def __init__(self, run, iterations, finish_image, record, listeners=()):
+    def __init__(self, run, iterations, finish_image, record, listeners=(), stages=None, start=None):
         """`run`: the RunSettings; `finish_image(x) -> (rgb, alpha)`; `record`: the start
-        line of the log (settings, seed, sizes); `listeners`: see the module's docstring."""
+        line of the log (settings, seed, sizes); `listeners`: see the module's docstring;
+        `stages`: the coarse-to-fine stages (for the bar's ETA across them, see Work);
+        `start`: the coarse_to_fine.Position a resumed run starts from."""
         self.run = run
         self.finish_image = finish_image
         self.listeners = tuple(listeners)
@@ -32,10 +34,15 @@ class Reporter:
         self.log = open(run.log, "a", encoding="utf-8") if run.log else None
         if self.log:
             self.log.write(json.dumps({"event": "start", **record}) + "\n")
+        self.work = Work(stages or [], iterations, start)
         if not run.quiet:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=iterations, unit="it", dynamic_ncols=True, file=sys.stderr)
+            # Over several scales the bar counts work, not iterations (see Work): its
+            # percentage and ETA then cover every scale; the postfix says which one runs.
+            form = {"bar_format": "{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]"} if self.work.scaled else {}
+            self.bar = tqdm(total=self.work.total, initial=self.work.done, unit="it", dynamic_ncols=True,
+                            file=sys.stderr, **form)
 
     def write(self, text):
         if self.bar is not None:
@@ -54,7 +61,7 @@ class Reporter:
             where = f"scale {scale[0] + 1}/{scale[1]} ({scale[2][1]}x{scale[2][0]}) "
         self.history.append(row)
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(self.work.step(scale[0] if scale is not None else 0))
             self.bar.set_postfix(loss=f"{terms['total']:.4g}", evals=progress.evaluations, refresh=False,
                                  **({"scale": row["scale"]} if "scale" in row else {}))
         if self.log:
@@ -94,6 +101,43 @@ class Reporter:
             write_progress_table(os.path.join(directory, "progress.txt"), self.history)
         if self.run.progress_plot and self.history:
             write_progress_plot(os.path.join(directory, "progress.png"), self.history)
+
+
+class Work:
+    """The bar's units over coarse-to-fine scales: an iteration of a scale counts its pixels
+    over the final scale's (a final-scale iteration is 1).
+
+    Why: an evaluation's cost grows with the pixel count (the network's convolutions and
+    L-BFGS's vectors alike), so a scale of half the side runs its iterations about 4x
+    faster; a bar counted in iterations would show an ETA 4x too short during the coarse
+    scales. Counted in work, tqdm's rate and ETA hold across them. One scale: iterations.
+    """
+
+    def __init__(self, stages, iterations, start=None):
+        final = stages[-1].size[0] * stages[-1].size[1] if stages else 1
+        budgets = [s.iterations for s in stages] or [iterations]
+        self.scaled = len(budgets) > 1
+        # One scale: whole iterations, so that the bar reads "8/8" as it always did.
+        self.weights = [s.size[0] * s.size[1] / final for s in stages] if self.scaled else [1]
+        # What each stage's work starts at, and the total.
+        self.starts = [sum(w * n for w, n in zip(self.weights[:k], budgets[:k])) for k in range(len(budgets) + 1)]
+        self.total = self.starts[-1] if self.scaled else budgets[0]
+        self.done, self.stage = 0, 0
+        if start is not None:  # a resumed run: the stages before and what was done of its own
+            self.stage = min(start.stage + int(start.finished), len(budgets) - 1)
+            self.done = self.starts[self.stage] + (0 if start.finished else start.iterations * self.weights[self.stage])
+        self.position = self.done
+
+    def step(self, stage):
+        """The bar's update for one iteration of `stage`: its weight, plus, on the first
+        iteration of a new stage, what the last one left undone (it stopped early)."""
+        jump = 0
+        if stage > self.stage:
+            self.stage = stage
+            jump = max(0.0, self.starts[stage] - self.position)
+        step = jump + (self.weights[stage] if stage < len(self.weights) else 1)
+        self.position += step
+        return step
 
 
 def write_progress_table(path, history):

@@ -2,9 +2,10 @@
 
 What makes it tile is in the objective: every convolution of the optimised image wraps
 round (vgg_network._conv, settings.WRAP_PADDING) and so does its TV term
-(losses.total_variation_wrapped), so that the losses see the picture as a torus with no
-edge anywhere. Here are the two things around it, free of TensorFlow:
+(total_variation_wrapped, below), so that the losses see the picture as a torus with no
+edge anywhere. Here are the wrapping TV and the things around it:
 
+    the TV      total_variation_wrapped, wrapping (a loss scale whose TV wraps round)
     sizes       network_stride, tileable_size, tileable_stages: every size a multiple of the
                 network's total stride
     the photo   border_weights, periodic_start: the content term let go along the borders,
@@ -26,9 +27,12 @@ unequal areas.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
+
+from .tf_runtime import import_tensorflow
 
 
 def network_stride(network, layers) -> int:
@@ -49,6 +53,44 @@ def tileable_stages(stages, stride):
     """coarse_to_fine Stages with every size rounded (tileable_size): each scale is
     optimised as a torus, not only the last."""
     return [replace(stage, size=tileable_size(stage.size, stride)) for stage in stages]
+
+
+def total_variation_wrapped(image):
+    """`losses.total_variation` of a periodic picture: the difference between the last and the
+    first row (and column) counts as every other, so a seam where the tile repeats costs
+    what an edge inside it costs, and the term has no edge to leave alone. Each axis has
+    as many differences as positions (n = H W C), so the mean is over n.
+
+    Its gradient is written out as losses.total_variation's, 2 (d_(i-1) - d_i) / n, where d_(i-1)
+    is d rolled by one (the first position's predecessor is the last difference): a roll
+    where the open version pads, and no slices to differentiate."""
+    tf = import_tensorflow()
+
+    @tf.custom_gradient
+    def tv(x):
+        dy = tf.roll(x, -1, axis=1) - x  # x[i+1] - x[i], x[H] being x[0]
+        dx = tf.roll(x, -1, axis=2) - x
+
+        def grad(upstream):
+            scale = 2.0 / tf.cast(tf.size(x), x.dtype)
+            return upstream * scale * (tf.roll(dy, 1, axis=1) - dy + tf.roll(dx, 1, axis=2) - dx)
+
+        return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx)), grad
+
+    return tv(image)
+
+
+def wrapping(scale):
+    """`scale` with its TV term wrapping round (--tileable): the same content and style
+    functions, and `scale.tv(image, wrap=True)`. One object per loss scale (cached), so
+    that an Objective's terms compare equal from one retarget to the next."""
+    if scale not in _WRAPPING:
+        _WRAPPING[scale] = replace(scale, tv=functools.partial(scale.tv, wrap=True),
+                                               description=scale.description + "; TV wrapping round (--tileable)")
+    return _WRAPPING[scale]
+
+
+_WRAPPING: dict = {}
 
 
 # The share of each side, at each end, over which the content term fades out (border_weights).

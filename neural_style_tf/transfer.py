@@ -8,6 +8,7 @@ or SIGTERM save the best image so far and return EXIT_INTERRUPTED.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from . import checks, coarse_to_fine, color, images, lifecycle, masks, targets, tileable
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from . import checkpoints, checks, coarse_to_fine, color, images, lifecycle, masks, print_size, targets, tileable
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from .lifecycle import say
 from .networks import loading
 from .networks.feature_network import FeatureNetwork
@@ -99,20 +100,24 @@ def load(settings: Settings, network: FeatureNetwork | None = None,
     return NetworkAndImages(network, content, alpha, styles)
 
 
-def stages(settings, shape):
-    """The coarse-to-fine stages of an output of `shape` (H, W, ...): planned once, here."""
+def stages(settings, shape, network):
+    """The coarse-to-fine stages of an output of `shape` (H, W, ...), with the tiles, optimizer
+    and budget of each (print_size.plan): planned once, here."""
     opt = settings.optimizer
-    return coarse_to_fine.schedule(shape, opt.iterations, opt.scales,
-                                   coarse_to_fine.auto_start_size(shape, opt.scales, opt.start_size),
-                                   opt.coarse_iterations)
-
-
-def plan(settings, network, shape):
-    """`stages`, with --tileable every size rounded to a multiple of the network's total
-    stride (tileable.py: the poolings must halve even sizes for the picture to wrap round)."""
-    planned = stages(settings, shape)
-    if settings.loss.tileable:
+    planned = coarse_to_fine.schedule(shape, opt.iterations, opt.scales,
+                                      coarse_to_fine.auto_start_size(shape, opt.scales, opt.start_size),
+                                      opt.coarse_iterations)
+    if settings.loss.tileable:  # every size a multiple of the network's stride (tileable.py)
         planned = tileable.tileable_stages(planned, tileable.network_stride(network, checks.used_layers(settings.loss)))
+    planned = print_size.plan(planned, network, settings, checks.used_layers(settings.loss),
+                              checks.guided_styles(settings.run))
+    tiled = [s for s in planned if s.core is not None]
+    if settings.loss.tileable and tiled:
+        # tiling.py's tiles take their halos from their neighbours and pad at the picture's
+        # border: they do not wrap round yet, and a silent seam is worse than a refusal.
+        height, width = tiled[0].size
+        raise UsageError(f"--tileable: the {width}x{height} scale would be evaluated in tiles, which do not wrap "
+                         "round yet; use a smaller --width, or a larger --memory-budget and no --tile-size to keep it whole")
     return planned
 
 
@@ -121,10 +126,10 @@ def check(settings, inputs):
     (an absurd --width would otherwise exhaust the memory in the resize itself, and the
     OOM killer gives no message). Returns the planned stages; changes nothing."""
     size, _ = checks.largest_size(settings, inputs.content.shape, [s.shape for s in inputs.styles])
-    planned = plan(settings, inputs.network, size)
     checks.check_size(inputs.network, settings.loss, [size], "the output")
+    planned = stages(settings, size, inputs.network)
     checks.check_size(inputs.network, settings.loss, [s.size for s in planned[:1]], "the first coarse-to-fine scale")
-    checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles])
+    checks.check_memory(settings, inputs.network, inputs.content.shape, [s.shape for s in inputs.styles], planned)
     return planned
 
 
@@ -136,7 +141,7 @@ def prepare(settings, inputs, planned=None):
     run = settings.run
     content, alpha = inputs.content, inputs.alpha
     size = content.shape[:2] if run.width is None else images.size_at_width(content.shape, run.width)
-    planned = planned or plan(settings, inputs.network, size)
+    planned = planned or stages(settings, size, inputs.network)
     if settings.loss.tileable and tuple(size) != planned[-1].size:
         say(f"tileable: {size[1]}x{size[0]} rounded to {planned[-1].size[1]}x{planned[-1].size[0]}, multiples of "
             f"the network's stride, so that the picture wraps round exactly (tileable.py)")
@@ -174,10 +179,11 @@ def record(settings, job):
             "scales": [list(s.size) + [s.iterations] for s in job.stages]}
 
 
-def optimize(settings, job, reporter, make_objective=None):
+def optimize(settings, job, reporter, make_objective=None, saved=None):
     """Run the stages; SIGTERM gets the same treatment as Ctrl-C (the best image is kept).
     `make_objective`: see coarse_to_fine.run (a batch worker's cache of built objectives).
-    Each scale's problem is the job's, at that size (coarse_to_fine.problems)."""
+    Each scale's problem is the job's, at that size (coarse_to_fine.problems). `saved`: the
+    run's checkpoints.Checkpoints (written as it goes; a resumed run starts from its `start`)."""
     def first_x0(scaled):
         x0 = lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
         return tileable.periodic_start(x0) if job.loss.tileable else x0
@@ -194,9 +200,17 @@ def optimize(settings, job, reporter, make_objective=None):
         return kwargs
 
     problem_at = coarse_to_fine.problems(job.network, job.target, job.styles, job.loss, objective_kwargs)
-    with lifecycle.interrupts_as_keyboard_interrupt():
-        result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
-                                       make_objective=make_objective)
+    cores = {s.size: s.core for s in job.stages if s.core is not None}
+    # The tiled scales' objectives (print_size.py) share one tile graph, closed at the end.
+    tiled = print_size.Objectives(cores, make_objective) if cores else None
+    try:
+        with lifecycle.interrupts_as_keyboard_interrupt():
+            result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
+                                           make_objective=tiled or make_objective,
+                                           start=saved.start if saved else None, checkpoint=saved)
+    finally:
+        if tiled is not None:
+            tiled.close()
     return result
 
 
@@ -236,8 +250,8 @@ def announce(settings, job):
         f"  device: {device_line(job.network.precision)}")
     if job.masks.any:
         say(job.masks.describe(settings.run))
-    if len(job.stages) > 1:
-        say("coarse-to-fine: " + ", ".join(f"{s.size[1]}x{s.size[0]} ({s.iterations} it)" for s in job.stages))
+    if len(job.stages) > 1 or job.stages[-1].core is not None:
+        say("coarse-to-fine: " + print_size.describe(job.stages))
 
 
 def run(settings: Settings) -> int:
@@ -248,25 +262,46 @@ def run(settings: Settings) -> int:
 
 
 def execute(settings: Settings, network: FeatureNetwork | None = None, make_objective: Any = None,
-            listeners: Sequence[Any] = (), arrays: ImageArrays | None = None) -> tuple[int | None, Job, Any]:
+            listeners: Sequence[Any] = (), arrays: ImageArrays | None = None,
+            resumable: bool = False) -> tuple[int | None, Job, Any]:
     """The one transfer of every front door (neural_style.py, the API, a batch worker), with
     hooks for what a caller keeps or watches: `network`, a loaded network (see load_network);
     `make_objective`, its built objectives (see optimize); `listeners` (e.g. the live view,
-    the API's callback: see progress.Reporter); `arrays`, images given as arrays (see load).
+    the API's callback: see progress.Reporter); `arrays`, images given as arrays (see load);
+    `resumable`, keep checkpoints for --resume (neural_style.py's command: see resumable()).
     The output is written, and the closing line said, when settings.run.output names a file;
     without one (the API's: the image is returned) the exit status is None.
     Returns (exit status, Job, optimize.OptimizationResult)."""
     t0 = time.perf_counter()
+    settings, saved = resumable_run(settings) if resumable else (settings, None)
     inputs = load(settings, network, arrays)
     job = prepare(settings, inputs, check(settings, inputs))
     announce(settings, job)
+    if saved is not None:
+        saved.begin(job)
     reporter = Reporter(settings.run, settings.optimizer.iterations, job.finish_image, record(settings, job),
-                        listeners)
+                        listeners, stages=job.stages, start=saved.start if saved else None)
     if settings.run.quiet:
         say(f"ready in {time.perf_counter() - t0:.1f} s")
-    result = optimize(settings, job, reporter, make_objective)
+    result = optimize(settings, job, reporter, make_objective, saved)
     if settings.run.output is None:
         reporter.close(result)
         return None, job, result
     write(settings, job, result, reporter)
-    return outcome(settings.run.output, result), job, result
+    status = outcome(settings.run.output, result)
+    if saved is not None and saved.finish(result):
+        say(f"its checkpoint is kept: the same command with --resume continues the run ({saved.path})")
+    return status, job, result
+
+
+def resumable_run(settings):
+    """(settings, checkpoints.Checkpoints or None): the run's resumable checkpoints, when it
+    writes an output. With --resume the checkpoint is read and checked here, before any
+    network is loaded, and its seed becomes the run's."""
+    run = settings.run
+    if run.output is None:
+        return settings, None
+    saved = checkpoints.Checkpoints(settings, say)
+    if saved.start is not None:
+        settings = dataclasses.replace(settings, run=dataclasses.replace(run, seed=saved.seed))
+    return settings, saved

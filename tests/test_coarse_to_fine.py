@@ -175,3 +175,35 @@ def test_objectives_keep_one_graph_per_size_and_retarget_it(tiny_network, monkey
         assert oldest.session._closed
     finally:
         cache.close()
+
+
+def test_run_resumes_from_a_position_with_the_rest_of_its_stages_budget(tiny_network, monkeypatch):
+    content = smooth(48, 64, 0.0)
+    calls, positions = [], []
+    real = optimize.minimize
+
+    def spy(objective, x0, opts, callback=None, on_evaluation=None):
+        calls.append((x0.shape, opts.iterations, opts.max_evaluations))
+        return real(objective, x0, opts, callback=callback, on_evaluation=on_evaluation)
+
+    monkeypatch.setattr(optimize, "minimize", spy)
+    stages = coarse_to_fine.schedule(content.shape, 5, scales=2, coarse_iterations=4)
+    problem_at = coarse_to_fine.problems(tiny_network, content, [smooth(40, 40, 0.4)], stylize.LossOptions())
+    kill = coarse_to_fine.Position(1, 2, 3, False, smooth(48, 64, 0.3), {"total": 9.0}, (6, 8, 1.0))
+    seen = []
+    result, per_stage = coarse_to_fine.run(stages, problem_at, stylize.OptimizerOptions(max_evaluations=10),
+                                           lambda c: pytest.fail("the first scale is done"),
+                                           callback=lambda p: seen.append((p.iteration, p.scale[0])),
+                                           start=kill, checkpoint=lambda p, periodic: positions.append((p, periodic)))
+    # the first stage skipped; the second from the checkpoint's image with 5 - 2 iterations and 10 - 3 evaluations
+    assert calls == [((48, 64, 3), 3, 7)] and len(per_stage) == 1
+    assert seen == [(7, 1), (8, 1), (9, 1)] and result.iterations == 9
+    assert [(p.stage, p.iterations, p.finished) for p, periodic in positions if periodic] == [(1, 3, False), (1, 4, False),
+                                                                                           (1, 5, False)]
+    end, periodic = positions[-1]
+    assert not periodic and (end.stage, end.iterations, end.finished, end.done[0]) == (1, 5, True, 9)
+    # a checkpoint after the last stage's end: nothing left to run, its image is the result
+    done = coarse_to_fine.Position(1, 5, 7, True, end.image, end.terms, end.done)
+    result, per_stage = coarse_to_fine.run(stages, problem_at, stylize.OptimizerOptions(), None, start=done)
+    assert per_stage == [] and len(calls) == 1 and result.ok and result.iterations == 9
+    np.testing.assert_array_equal(result.image, end.image)

@@ -51,7 +51,8 @@ def test_the_job_id_ignores_what_does_not_change_the_image(tmp_path, files):
     assert job_id("--seed", "1") != job_id("--seed", "2") != base  # the seed changes the image
     assert job_id("--style-weight", "7") != base
     # What the id leaves out is what settings.py marks as presentation, less what a batch refuses.
-    assert set(jobs.NOT_IN_THE_ID) == {"output", "overwrite", "quiet", "print_iterations", "web"}
+    assert set(jobs.NOT_IN_THE_ID) == {"output", "overwrite", "quiet", "print_iterations", "web", "checkpoint_every",
+                                       "resume"}
     assert set(jobs.NOT_IN_THE_ID) <= set(settings_module.presentation_fields())
 
 

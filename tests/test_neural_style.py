@@ -216,7 +216,10 @@ def test_signal_in_a_real_process_writes_the_best_image_and_exits_130(files, tin
     assert images.load_image(str(out)).shape == CONTENT_SIZE + (3,)
     end = read_log(log)[-1]
     assert end["event"] == "end" and end["stop_reason"] == "interrupted" and end["iterations"] >= 3
-    assert sorted(os.listdir(tmp_path)) == sorted(["content.png", "style.jpg", "style2.png", "out.png", "run.jsonl"])
+    # and the hidden resumable checkpoint, kept for --resume (tests/test_checkpoints.py)
+    assert sorted(os.listdir(tmp_path)) == sorted(["content.png", "style.jpg", "style2.png", "out.png", "run.jsonl",
+                                                   ".out.png.checkpoint.npz"])
+    assert "--resume continues the run" in err
 
 
 def test_ctrl_c_before_the_optimization_is_one_line_and_exit_130(files, tiny_net_path, tmp_path, capsys, monkeypatch):

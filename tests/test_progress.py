@@ -88,6 +88,26 @@ def test_scales_are_labelled_in_rows_and_printed_lines(tmp_path, capsys):
     assert "scale" not in single.history[0]
 
 
+def test_the_bar_counts_work_across_scales_so_its_eta_covers_them_all(tmp_path, capsys):
+    """An iteration at half the side is a quarter of a final one: 100 + 2 coarse at 1/4 = 100.5
+    final-scale iterations; a scale that stopped early leaves its share behind at the next."""
+    from neural_style_tf.coarse_to_fine import Position, Stage
+
+    stages = [Stage(0, (6, 8), 2), Stage(1, (12, 16), 100)]
+    work = progress.Work(stages, 100)
+    assert work.scaled and work.total == 100.5 and work.done == 0
+    assert work.step(0) == 0.25  # a coarse iteration
+    assert work.step(1) == 1.25  # the first final one, plus the coarse iteration never run
+    assert progress.Work([], 7).total == 7 and not progress.Work([], 7).scaled  # one scale: iterations
+    # a resumed run starts where its checkpoint is
+    resumed = progress.Work(stages, 100, Position(1, 40, 45, False, None, None))
+    assert resumed.done == 0.5 + 40
+    bar = progress.Reporter(dataclasses.replace(run_settings(tmp_path), quiet=False), 100, lambda x: (x, None), {},
+                            stages=stages).bar
+    assert bar.total == 100.5
+    bar.close()
+
+
 def test_checkpoints_are_the_finished_best_image_every_n_iterations(tmp_path):
     finished_images = []
 

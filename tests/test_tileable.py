@@ -130,14 +130,14 @@ def test_the_default_path_is_unchanged_and_each_loss_scale_wraps():
     expected = np.mean((x[:, 1:] - x[:, :-1]) ** 2) + np.mean((x[:, :, 1:] - x[:, :, :-1]) ** 2)
     with tf.Graph().as_default():
         image = tf.constant(x)
-        values = evaluate({name: (scale.tv(image), losses.wrapping(scale).tv(image))
+        values = evaluate({name: (scale.tv(image), tileable.wrapping(scale).tv(image))
                            for name, scale in losses.LOSS_SCALES.items()})
     for name, (plain, wrapped) in values.items():
         factor = (9 / losses.REFERENCE_SIZE) ** 2 if name == "normalized" else 1.0
         assert plain == pytest.approx(expected * factor, rel=1e-5), name
         assert wrapped == pytest.approx(np_tv_wrapped(x.astype(np.float64)) * factor, rel=1e-5), name
         scale = losses.LOSS_SCALES[name]
-        assert losses.wrapping(scale) is losses.wrapping(scale)  # one object: the terms compare equal
+        assert tileable.wrapping(scale) is tileable.wrapping(scale)  # one object: the terms compare equal
 
 
 # ---------------------------------------------------------------- sizes and the measure
@@ -198,3 +198,15 @@ def test_a_tileable_run_has_no_seam_and_a_plain_one_has(tmp_path, capsys):
     print("seam ratios", scores)
     assert scores["tileable"] <= 1.2, scores
     assert scores["plain"] > 1.5 * scores["tileable"], scores
+
+
+def test_a_tiled_scale_is_refused_with_tileable(content_and_style, tiny_net_path, tmp_path, capsys):
+    """The tiles of print size (tiling.py) take halos from their neighbours and pad at the
+    picture's border, not round it: --tileable refuses a scale they would evaluate, in one line."""
+    out = tmp_path / "o.png"
+    code, _, err = run_main(["--network", tiny_net_path, "--content", content_and_style[0], "--styles",
+                             content_and_style[1], "--output", out, "--iterations", 2, "--quiet",
+                             "--tileable", "--tile-size", 16], capsys)
+    assert code == 2 and "--tileable: the 32x32 scale would be evaluated in tiles" in err, err
+    assert [line for line in err.splitlines() if "error" in line] == err.strip().splitlines()[-1:]
+    assert "Traceback" not in err and not out.exists()

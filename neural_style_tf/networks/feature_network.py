@@ -157,6 +157,12 @@ class FeatureNetwork(ABC):
         """[(layer, H, W, C)] of every layer up to `last` for a height x width input."""
         raise NotImplementedError
 
+    def tile_halo(self, last: str | None) -> tuple[int, int, int] | None:
+        """(before, after, stride) of an exact tiling up to `last` (tiling.py), or None when
+        the network cannot say (a frozen graph's receptive fields are not known): such a
+        network is not tiled."""
+        return None
+
     @abstractmethod
     def weight_bytes(self, last: str | None) -> int:
         """Bytes of the weights the graph holds up to `last`."""

@@ -229,6 +229,33 @@ class Network(FeatureNetwork):
                 break
         return {n: out[n] for n in layers}
 
+    def tile_halo(self, last: str | None) -> tuple[int, int, int] | None:
+        """(before, after, stride) for tiling.py: a tile's window reaching `before` pixels
+        before its core and `after` after it computes every layer up to `last` over the
+        core exactly as the whole image would; `stride` is the total stride of `last`
+        (`before` is a multiple of it, so that the windows keep the poolings' grid).
+
+        Position j of a layer of stride s reads the input pixels s j - b .. s j + a: each
+        k x k convolution adds s (k - 1) // 2 before and s k // 2 after, each 2 x 2 pooling
+        s after and doubles s. The core's last position of a layer of stride s is the core's
+        end - s, so a window must reach a - s + 1 past the core's end."""
+        before = after = 0
+        reach_before = reach_after = 0
+        stride = 1
+        for name in self.layers:
+            kind = layer_kind(name)
+            if kind == "conv":
+                kh, kw = self.weights[name][0].shape[:2]
+                before += stride * (max(kh, kw) - 1) // 2
+                after += stride * (max(kh, kw) // 2)
+            elif kind == "pool":
+                after += stride
+                stride *= 2
+            reach_before, reach_after = max(reach_before, before), max(reach_after, after - stride + 1)
+            if name == last:
+                break
+        return -(-reach_before // stride) * stride, reach_after, stride
+
     def weight_bytes(self, last: str | None) -> int:
         convs = [name for name, *_ in self.feature_shapes(1, 1, last) if layer_kind(name) == "conv"]
         return sum(self.weights[n][0].nbytes + self.weights[n][1].nbytes for n in convs)
