@@ -299,9 +299,12 @@ def check_memory(settings, network, content_shape, style_shapes, planned=None):
         text = (f"a {width}x{height} image needs about {memory.format_bytes(need)} of memory in tiles of "
                 f"{planned[-1].core} px and {memory.format_bytes(available or 0)} is available")
         if available and need > available:
-            raise UsageError(f"{text}; use a smaller --width or a smaller --memory-budget")
+            raise UsageError(f"{text}; use a smaller --width")
         if available and need > memory.WARN_FRACTION * available:
             print(f"warning: {text}; the run may swap or be killed", file=sys.stderr)
+        elif need > opt.memory_budget * 2**30:
+            print(f"warning: {text}: above --memory-budget {opt.memory_budget:g} GB even in the smallest tiles "
+                  "that keep the speed", file=sys.stderr)
         return
     size, (height, width) = largest_size(settings, content_shape, style_shapes)
     level, message = memory.preflight(network, height, width, opt.optimizer, opt.lbfgs_corrections,

@@ -45,6 +45,7 @@ import contextlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class Stage:
 
     def options(self, opts):
         """The run's optimizer options for this stage."""
-        changes = {"iterations": self.iterations}
+        changes: dict[str, Any] = {"iterations": self.iterations}
         if self.optimizer is not None:
             changes["optimizer"] = self.optimizer
         if self.learning_rate is not None:

@@ -71,9 +71,10 @@ def optimizer_parts(height, width, optimizer="lbfgs", lbfgs_corrections=20):
         optimizer_bytes = (2 * m * n + 5 * n + 11 * m * m + 8 * m) * FLOAT64  # SciPy's `wa`
         optimizer_bytes += 6 * n * FLOAT64  # x, g, lower and upper bounds, the (n, 2) bounds array
         optimizer_bytes += 3 * n * 4  # nbd and iwa (int32)
+        evaluator = n * FLOAT64 + 2 * n * FLOAT32  # gradient in float64; cached x and gradient in float32
     else:
-        optimizer_bytes = 3 * n * FLOAT64  # x, m, v
-    evaluator = n * FLOAT64 + 2 * n * FLOAT32  # gradient in float64; cached x and gradient in float32
+        optimizer_bytes = 3 * n * FLOAT32  # x, m, v (optimize._adam)
+        evaluator = 3 * n * FLOAT32  # the gradient, the cached x and the graph's gradient
     return {"optimizer": optimizer_bytes, "evaluator": evaluator}
 
 

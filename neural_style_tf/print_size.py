@@ -29,7 +29,8 @@ import math
 from . import memory, objective
 from .errors import UsageError
 from .settings import AUTO_ABOVE
-from .tiling import TiledObjective, TileGraph
+from .tiled_objective import TiledObjective
+from .tiling import TileGraph
 
 MEMORY_BUDGET_GB = 6.0
 # Core sides tried, largest first: the halos cost less on a larger core (VGG-19 to relu5_1:
@@ -77,10 +78,19 @@ def choose_core(network, size, settings, layers, guided=0) -> int | None:
     for core in CORES:
         if tiled_bytes(network, size, core, layers, guided) <= budget:
             return core
+    # Past the budget even in the smallest tiles (the whole image's own arrays grow with it:
+    # 7680 x 5760 holds 2.6 GB of them): the largest core that the machine can hold, if
+    # any (checks.check_memory says that the run goes past the budget). The budget chooses
+    # tiles; only the machine's memory refuses.
+    available = memory.available_bytes()
+    for core in CORES if available else ():
+        if tiled_bytes(network, size, core, layers, guided) <= memory.WARN_FRACTION * available:
+            return core
     need = tiled_bytes(network, size, CORES[-1], layers, guided)
     raise UsageError(f"a {size[1]}x{size[0]} image needs about {memory.format_bytes(need)} even in tiles of "
-                     f"{CORES[-1]} px, above the memory budget of {memory.format_bytes(budget)}; raise "
-                     "--memory-budget or use a smaller --width")
+                     f"{CORES[-1]} px, above the memory budget of {memory.format_bytes(budget)} and "
+                     f"{memory.format_bytes(int(memory.WARN_FRACTION * (available or 0)))} of this machine's memory; "
+                     "use a smaller --width")
 
 
 def plan(stages, network, settings, layers, guided=0):
