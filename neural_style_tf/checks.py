@@ -17,7 +17,7 @@ import numpy as np
 
 from . import images, losses, masks, memory, targets, tf_runtime
 from .errors import UsageError
-from .settings import STYLE_SCALE, RunSettings, Settings
+from .settings import STYLE_SCALE, WRAP_PADDING, RunSettings, Settings
 
 
 def flag(dest):
@@ -183,10 +183,14 @@ def check_log(log):
 
 
 def check_layers(loss, network):
-    """The layers exist in `network`, and it can take the padding asked for."""
+    """The layers exist in `network`, and it can take the padding asked for (and wrap round, for --tileable)."""
     if loss.padding is not None and loss.padding not in network.paddings:
         raise UsageError(f"--padding {loss.padding}: {network.name} keeps its own padding (a Keras model's graph "
                          f"is fixed); it can take {', '.join(network.paddings)}")
+    if loss.tileable and WRAP_PADDING not in network.paddings:
+        raise UsageError(f"--tileable: {network.name} keeps its own padding (a Keras model's graph is fixed), and a "
+                         "seamless tile needs every convolution to wrap round; use VGG weights (the embedded "
+                         "network, a .mat or .npz file)")
     for label, names in (("--content-layers", loss.content_layers), ("--style-layers", loss.style_layers)):
         for name in names:
             problem = network.layer_problem(name)

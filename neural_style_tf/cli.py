@@ -189,6 +189,10 @@ def add_objective_arguments(group):
     group.add_argument("--padding", choices=settings.PADDINGS, default=None,
                        help="padding of every convolution (default: replicate for VGG weights, against "
                             "bright dots and a warm strip along the border; zero, the classic tools', for Keras models)")
+    group.add_argument("--tileable", action="store_true",
+                       help="an output that tiles seamlessly (wallpapers, textures): every convolution of the "
+                            "image and its TV term wrap round; the size is rounded to a multiple of 16 "
+                            "(docs/tileable.md)")
     group.add_argument("--style-loss", choices=settings.STYLE_LOSSES, default=settings.STYLE_LOSS,
                        help="style statistic: Gram matrix (classic), mean-cov (means and covariances), or w2 "
                             "(Wasserstein-2 between their Gaussians)")

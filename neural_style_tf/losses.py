@@ -5,7 +5,7 @@ a tensor; none builds a graph of its own or keeps state. objective.py composes t
 into one graph. TensorFlow is imported where a function builds ops, never at import.
 
     layer weights       content_layer_weights, style_layer_weights, blend_weights
-    loss terms          content_loss, style_loss, total_variation, temporal_loss
+    loss terms          content_loss, style_loss, total_variation (wrap: --tileable), temporal_loss
     loss scales         LossScale, LOSS_SCALES (--loss-scale): classic, normalized, the paper's two
     style statistics    StyleStatistic, style_statistic (--style-loss): Gram, mean-cov, W2
 """
@@ -96,12 +96,19 @@ def style_loss(gram: Tensor, target_gram: Tensor) -> Tensor:
     return tf.reduce_mean(tf.square(gram - target_gram))
 
 
-def total_variation(image: Tensor) -> Tensor:
+def total_variation(image: Tensor, wrap: bool = False) -> Tensor:
     """Mean squared difference between vertical neighbours, plus the same horizontally.
 
     Its gradient is written out, 2 (d_(i-1) - d_i) / n along each axis (d the neighbour
     differences, zero beyond the edges, as two pads): TensorFlow's own goes through the
-    slices' StridedSliceGrad, 27-33 ms of an evaluation at 512 px on 2 cores."""
+    slices' StridedSliceGrad, 27-33 ms of an evaluation at 512 px on 2 cores.
+
+    `wrap` (--tileable): the picture is periodic, so the last row's neighbour is the first
+    row (and the same for the columns): see tileable.total_variation_wrapped."""
+    if wrap:
+        from .tileable import total_variation_wrapped
+
+        return total_variation_wrapped(image)
     tf = import_tensorflow()
 
     @tf.custom_gradient
@@ -141,13 +148,13 @@ class LossScale:
     """One consistent normalisation of the loss terms.
 
     gram(features) -> G; content(features, target) -> scalar; style(G, target_G) ->
-    scalar for one layer; tv(image) -> scalar.
+    scalar for one layer; tv(image, wrap=False) -> scalar (wrap: --tileable, tileable.wrapping).
     """
 
     gram: Callable[[Tensor], Tensor]
     content: Callable[[Tensor, Tensor], Tensor]
     style: Callable[[Tensor, Tensor], Tensor]
-    tv: Callable[[Tensor], Tensor]
+    tv: Callable[..., Tensor]
     description: str = ""
     # How each term is made of sums over positions, for the tiled evaluation (tiling.py):
     # the Gram matrix is sum f f^T / (positions x channels), or / positions only;
@@ -163,7 +170,7 @@ class LossScale:
 REFERENCE_SIZE = 512
 
 
-def total_variation_normalized(image: Tensor) -> Tensor:
+def total_variation_normalized(image: Tensor, wrap: bool = False) -> Tensor:
     """`total_variation` measured on the REFERENCE_SIZE grid: multiplied by (long side / 512)^2.
 
     Why: the content and style terms are already means (content per element, Gram per
@@ -173,12 +180,13 @@ def total_variation_normalized(image: Tensor) -> Tensor:
     size doubles, and the same --tv-weight smooths less at a larger size. Scaling by
     (size/512)^2 makes it a size-independent measure of the picture (a finite-difference
     gradient in units of the 512 px grid); at 512 px it is exactly the classic term.
+    `wrap`: as total_variation's (--tileable).
     """
     tf = import_tensorflow()
 
     shape = tf.shape(image)
     long_side = tf.cast(tf.maximum(shape[1], shape[2]), image.dtype)
-    return total_variation(image) * tf.square(long_side / REFERENCE_SIZE)
+    return total_variation(image, wrap) * tf.square(long_side / REFERENCE_SIZE)
 
 
 # ---- the paper's losses (Gatys, Ecker & Bethge 2016) and the authors' later code

@@ -42,10 +42,11 @@ from .losses import (
     style_statistic,
 )
 from .networks.feature_network import FeatureNetwork
-from .settings import LossOptions, for_network
+from .settings import WRAP_PADDING, LossOptions, for_network
 from .targets import TargetGraphs, digest, targets
 from .terms import TEMPORAL_TERM, ContentTerm, InputVariables, PixelTarget, PixelTerm, StyleTerm, TotalVariationTerm
 from .tf_runtime import import_tensorflow, network_session
+from .tileable import wrapping
 
 # The defaults of Objective (frozen, so one instance serves every call).
 DEFAULT_LOSS = LossOptions()
@@ -259,7 +260,14 @@ class Objective:
                 raise ValueError(f"layer {name!r} is not in {network.name}")
         assert loss.padding is not None and loss.style_layer_weight_exp is not None  # resolved: Problem.create
         self.key = graph_key(problem, loss_scale)
-        self._scale, self._config, self._graphs = loss_scale or LOSS_SCALES[loss.loss_scale], config, graphs
+        scale = loss_scale or LOSS_SCALES[loss.loss_scale]
+        # --tileable: the image's TV wraps round and its convolutions wrap (WRAP_PADDING);
+        # the targets (targets.py) keep loss.padding, since the photo and the paintings are
+        # not periodic: wrapped, the photo's own left-right mismatch would become an edge in
+        # the content target that the image would be pulled to paint along its border.
+        self._scale = wrapping(scale) if loss.tileable else scale
+        self._config, self._graphs = config, graphs
+        padding = WRAP_PADDING if loss.tileable else loss.padding
         term_list, style_images = self.term_list(problem)
         self._structure = [term.structure() for term in term_list]
 
@@ -267,7 +275,7 @@ class Objective:
         with self.graph.as_default():
             self.image = tf.compat.v1.placeholder(tf.float32, self.shape, name="image")
             needed = tuple(content_layer_weights(loss.content_layers, loss.content_weight_blend)) + tuple(loss.style_layers)
-            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, loss.padding)
+            net = network.features(network.preprocess(self.image), network.deepest(needed), loss.pooling, padding)
             self.weights = term_weights(loss)
             self._inputs = InputVariables()
             inputs = {term.name: self._inputs.create(term.name, term.inputs()) for term in term_list}

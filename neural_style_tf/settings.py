@@ -98,6 +98,11 @@ MEMORY_BUDGET_GB = 6.0
 # a warm strip at the right edge), so the network's default is replicate for VGG weights
 # (zero for Keras models, whose graph is fixed): docs/quality.md#the-strip-along-the-right-edge-issue-23.
 PADDINGS = ("zero", "replicate", "reflect")
+# --tileable (tileable.py, docs/tileable.md): the optimised image's convolutions wrap round, so
+# that its left edge is the right edge's neighbour and a tile of it repeats without a seam. Not
+# one of --padding's choices: the targets (the photo, the paintings) are not periodic and keep
+# --padding; only the image being made is, and the TV term wraps round with it.
+WRAP_PADDING = "wrap"
 # Style statistics: the classic Gram matrix, mean and covariance (MSE of both), or the
 # Wasserstein-2 distance between the Gaussians they define (crowsonkb; Risser et al.).
 STYLE_LOSSES = ("gram", "mean-cov", "w2")
@@ -158,6 +163,7 @@ class LossOptions:
     # None: the network's own default (FeatureNetwork.default_padding), see effective_padding.
     padding: str | None = None
     style_loss: str = STYLE_LOSS
+    tileable: bool = False  # --tileable: wrap-around convolutions and TV for the image (WRAP_PADDING)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoints, checks, coarse_to_fine, color, images, lifecycle, masks, print_size, targets
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from . import checkpoints, checks, coarse_to_fine, color, images, lifecycle, masks, print_size, targets, tileable
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from .lifecycle import say
 from .networks import loading
 from .networks.feature_network import FeatureNetwork
@@ -107,8 +107,18 @@ def stages(settings, shape, network):
     planned = coarse_to_fine.schedule(shape, opt.iterations, opt.scales,
                                       coarse_to_fine.auto_start_size(shape, opt.scales, opt.start_size),
                                       opt.coarse_iterations)
-    return print_size.plan(planned, network, settings, checks.used_layers(settings.loss),
-                           checks.guided_styles(settings.run))
+    if settings.loss.tileable:  # every size a multiple of the network's stride (tileable.py)
+        planned = tileable.tileable_stages(planned, tileable.network_stride(network, checks.used_layers(settings.loss)))
+    planned = print_size.plan(planned, network, settings, checks.used_layers(settings.loss),
+                              checks.guided_styles(settings.run))
+    tiled = [s for s in planned if s.core is not None]
+    if settings.loss.tileable and tiled:
+        # tiling.py's tiles take their halos from their neighbours and pad at the picture's
+        # border: they do not wrap round yet, and a silent seam is worse than a refusal.
+        height, width = tiled[0].size
+        raise UsageError(f"--tileable: the {width}x{height} scale would be evaluated in tiles, which do not wrap "
+                         "round yet; use a smaller --width, or a larger --memory-budget and no --tile-size to keep it whole")
+    return planned
 
 
 def check(settings, inputs):
@@ -130,10 +140,16 @@ def prepare(settings, inputs, planned=None):
     a video frame's job, whose budget is the frame's)."""
     run = settings.run
     content, alpha = inputs.content, inputs.alpha
-    if run.width is not None:
-        content = images.resize_to_width(content, run.width)
+    size = content.shape[:2] if run.width is None else images.size_at_width(content.shape, run.width)
+    planned = planned or stages(settings, size, inputs.network)
+    if settings.loss.tileable and tuple(size) != planned[-1].size:
+        say(f"tileable: {size[1]}x{size[0]} rounded to {planned[-1].size[1]}x{planned[-1].size[0]}, multiples of "
+            f"the network's stride, so that the picture wraps round exactly (tileable.py)")
+        size = planned[-1].size
+    if tuple(size) != content.shape[:2]:
+        content = images.resize(content, size)
         if alpha is not None:
-            alpha = images.resize(alpha, content.shape[:2])
+            alpha = images.resize(alpha, size)
     content = color.fill_transparent(content, alpha)  # what lies under alpha 0 is arbitrary
     mode = run.preserve_colors or ("histogram" if run.color_source else None)
     source = images.load_image(run.color_source) if run.color_source else None
@@ -146,7 +162,6 @@ def prepare(settings, inputs, planned=None):
     loss = for_network(settings.loss, inputs.network)
     # The masks follow the photo as it is (auto-sky looks at its real colours).
     job_masks = masks.prepare(run, content)
-    planned = planned or stages(settings, content.shape, inputs.network)
     return Job(inputs.network, target, content, alpha, styles, planned, initial, seed, finish_colors, loss, job_masks)
 
 
@@ -170,12 +185,16 @@ def optimize(settings, job, reporter, make_objective=None, saved=None):
     Each scale's problem is the job's, at that size (coarse_to_fine.problems). `saved`: the
     run's checkpoints.Checkpoints (written as it goes; a resumed run starts from its `start`)."""
     def first_x0(scaled):
-        return lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
+        x0 = lifecycle.first_image(scaled, job.network, job.initial, settings.run.initial_noiseblend, job.seed)
+        return tileable.periodic_start(x0) if job.loss.tileable else x0
 
     def objective_kwargs(size):
         """Each scale's masks, resized to it: the content term's weights (transparent
         pixels none), where each style applies and the protected subject."""
         kwargs = {"content_mask": masks.content_weights(job.alpha, size)}
+        if job.loss.tileable:  # the photo's edges do not meet: its term lets go there (tileable.border_weights)
+            border = tileable.border_weights(size)
+            kwargs["content_mask"] = border if kwargs["content_mask"] is None else kwargs["content_mask"] * border
         if job.masks.any:
             kwargs["guidance"] = job.masks.guidance(images.resize(job.target, size), len(job.styles))
         return kwargs

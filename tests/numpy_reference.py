@@ -60,7 +60,7 @@ def random_input(seed=0, shape=INPUT_SHAPE):
 
 
 # np.pad's names for the convolutions' paddings (settings.PADDINGS).
-NP_PAD_MODES = {"zero": "constant", "replicate": "edge", "reflect": "reflect"}
+NP_PAD_MODES = {"zero": "constant", "replicate": "edge", "reflect": "reflect", "wrap": "wrap"}
 
 
 def np_conv_same(x, kernel, bias, padding="zero"):

@@ -270,3 +270,14 @@ def test_a_keras_model_keeps_its_own_padding(model_files, pictures, tmp_path, ca
     err = capsys.readouterr().err
     assert status == 2 and not out.exists()
     assert "--padding replicate:" in err and "it can take zero" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_keras_model_cannot_tile(model_files, pictures, tmp_path, capsys):
+    """--tileable wraps every convolution round, which a Keras model's fixed graph cannot:
+    refused in one line, before anything is built or written."""
+    out = tmp_path / "o.png"
+    status = run_cli(pictures, model_files[1]["keras"], out, "--tileable")
+    err = capsys.readouterr().err
+    assert status == 2 and not out.exists()
+    assert "--tileable:" in err and "VGG weights" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err

@@ -31,7 +31,7 @@ def test_tiny_network_fixture_has_the_transfers_default_layers(tiny_network):
         assert np.count_nonzero(got[name]) > 0
 
 
-@pytest.mark.parametrize("padding", ["zero", "replicate", "reflect"])
+@pytest.mark.parametrize("padding", ["zero", "replicate", "reflect", "wrap"])
 def test_padding_of_every_convolution_matches_numpy(tiny_network, padding):
     """Every convolution takes the padding; its border differs from zero padding."""
     x = random_input(seed=8, shape=(1, 9, 11, 3))

@@ -323,3 +323,11 @@ def test_help_lists_the_video_flags_and_the_transfer_flags(capsys):
                  "--independent", "--style-weight", "--optimizer", "--preserve-colors"):
         assert flag in out
     assert not re.search(r"--content(?![-\w])", out)  # each frame is the content; --content-weight stays
+
+
+def test_tileable_is_refused_in_one_line(clip, tiny_net_path, tmp_path, capsys):
+    """--tileable's fade and periodic start belong to a single image's run: a clip refuses it."""
+    out = tmp_path / "out"
+    code, err = run(args(clip, tiny_net_path, "folder", out, "--tileable"), capsys)
+    assert code == 2 and "--tileable" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

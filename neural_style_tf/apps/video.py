@@ -396,6 +396,10 @@ def stylise_all(ctx, records, bar):
 
 def load(settings, plan):
     """The network and the style images, checked against the first frame's size."""
+    if settings.loss.tileable:
+        # Its photo's fade and periodic start are transfer.optimize's, which a clip's frames
+        # (warm-started, held to the last frame) do not go through.
+        raise UsageError("--tileable makes one seamless image; video.py does not take it")
     network = transfer.load_network(settings)
     styles = [images.load_image(path) for path in settings.run.styles]
     first = next(read_frames(plan.source))

@@ -26,6 +26,7 @@ from ..settings import (
     STYLE_LAYER_WEIGHT_EXP_VGG,
     TV_WEIGHT,
     TV_WEIGHT_RELATIVE_VGG,
+    WRAP_PADDING,
 )
 from ..tf_runtime import held_weight, import_tensorflow
 from .feature_network import FeatureNetwork, halve_mask
@@ -81,7 +82,7 @@ class Network(FeatureNetwork):
     # Replicate padding of every convolution by default: zero padding is a black frame
     # to the network, which paints bright dots and a warm strip along the border
     # (settings.PADDINGS).
-    paddings: tuple = PADDINGS
+    paddings: tuple = PADDINGS + (WRAP_PADDING,)  # wrap: the image of --tileable (settings.WRAP_PADDING)
     default_padding: str = "replicate"
     default_style_layer_weight_exp: float = STYLE_LAYER_WEIGHT_EXP_VGG
     relative_content_scale: float = RELATIVE_CONTENT_SCALE_VGG
@@ -159,8 +160,8 @@ class Network(FeatureNetwork):
 
         if pooling not in POOLING_CHOICES:
             raise ValueError(f"pooling must be one of {POOLING_CHOICES}, not {pooling!r}")
-        if padding not in PADDINGS:
-            raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
+        if padding not in self.paddings:
+            raise ValueError(f"padding must be one of {self.paddings}, not {padding!r}")
         if last is not None and last not in self.layers:
             raise ValueError(f"unknown layer {last!r} for {self.name}")
         low = self.precision == "bfloat16"
@@ -282,6 +283,24 @@ def _conv(x, kernel, shape, padding):
     pads = [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]]
     if max(kh, kw) > 3 and padding == "replicate":
         raise ValueError("replicate padding is implemented for kernels of at most 3x3")
+    if padding == WRAP_PADDING:
+        # --tileable: the picture is a torus, so the row above the first is the last row and
+        # the column left of the first is the last column. tf.pad has no wrap mode, so the
+        # opposite edges are concatenated on (rows first, then columns of the taller map,
+        # which fills the corners with the opposite corners, as np.pad(mode="wrap") does).
+        # With every convolution wrapped (and the poolings on sizes that are multiples of
+        # their stride, tileable.py), shifting the input round shifts every feature map
+        # round: no position is an edge, so nothing the losses see marks a seam.
+        padded = x
+        for axis, (before, after) in ((1, pads[1]), (2, pads[2])):
+            size = padded.shape[axis]
+            if size is not None and max(before, after) > size:
+                raise ValueError(f"wrap padding of {max(before, after)} needs a map of at least that size, not {size}")
+            keep = (slice(None),) * axis
+            parts = ([padded[keep + (slice(-before, None),)]] if before else []) + [padded]
+            parts += [padded[keep + (slice(None, after),)]] if after else []
+            padded = tf.concat(parts, axis=axis)
+        return tf.nn.conv2d(padded, kernel, strides=(1, 1, 1, 1), padding="VALID")
     if padding == "reflect":
         # A deep layer of a small image can be 1 pixel high or wide, which has nothing to
         # reflect: there the only continuation is the pixel itself (NumPy's reflect does
