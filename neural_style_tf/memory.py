@@ -97,7 +97,7 @@ def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_correct
 
 
 def estimate_tiled_parts(network, height, width, core, layers_needed=None, guided_styles=0, optimizer="adam",
-                         lbfgs_corrections=20):
+                         lbfgs_corrections=20, content_layers=("relu4_2", "relu5_2")):
     """The estimate of a transfer at height x width evaluated in tiles of `core` pixels a
     side (tiling.py), term by term in bytes: the activations are those of one tile's
     window (the core and its halos), the optimizer's and the Evaluator's arrays are the
@@ -111,10 +111,10 @@ def estimate_tiled_parts(network, height, width, core, layers_needed=None, guide
     parts = estimate_parts(network, window_h, window_w, optimizer, lbfgs_corrections, layers_needed, guided_styles)
     parts |= optimizer_parts(height, width, optimizer, lbfgs_corrections)
     shapes = network.feature_shapes(height, width, last)
-    content = sum(h * w * c for name, h, w, c in shapes if name in layers_needed and not name.startswith("pool"))
-    # The image and its gradient (float32), the gradient's sum over tiles, the content
-    # targets at their layers (bounded by the used layers' features) and the style maps.
-    parts["whole image"] = 4 * height * width * 3 * FLOAT32 + int(0.25 * content * FLOAT32)
+    content = sum(h * w * c for name, h, w, c in shapes if name in content_layers)
+    # The image, its gradient and the gradient's sum over tiles (float32), and the content
+    # targets at their layers.
+    parts["whole image"] = 4 * height * width * 3 * FLOAT32 + content * FLOAT32
     return parts
 
 

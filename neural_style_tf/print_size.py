@@ -36,6 +36,9 @@ MEMORY_BUDGET_GB = 6.0
 # Core sides tried, largest first: the halos cost less on a larger core (VGG-19 to relu5_1:
 # 150 px of halo on a 1024 core is 1.31 x its pixels, on 512 1.67 x).
 CORES = (2048, 1536, 1024, 768, 512, 384, 256)
+# The estimate is within about 10% of the measured peak (docs/print-size.md): the tiles are
+# chosen to fit in this share of the budget, so that the peak stays under it.
+BUDGET_MARGIN = 0.9
 TILED_OPTIMIZER = "adam"
 TILED_LEARNING_RATE = 2.0
 MIN_ITERATIONS = 20
@@ -54,8 +57,9 @@ def untiled_bytes(network, size, settings, layers, guided):
     return memory.estimate_peak_bytes(network, size[0], size[1], opt.optimizer, opt.lbfgs_corrections, layers, guided)
 
 
-def tiled_bytes(network, size, core, layers, guided):
-    return sum(memory.estimate_tiled_parts(network, size[0], size[1], core, layers, guided, TILED_OPTIMIZER).values())
+def tiled_bytes(network, size, core, layers, guided, content_layers=("relu4_2", "relu5_2")):
+    return sum(memory.estimate_tiled_parts(network, size[0], size[1], core, layers, guided, TILED_OPTIMIZER,
+                                           content_layers=content_layers).values())
 
 
 def budget_bytes(settings) -> int:
@@ -76,7 +80,7 @@ def choose_core(network, size, settings, layers, guided=0) -> int | None:
                          f"{network.name}, above the memory budget of {memory.format_bytes(budget)}, and this network "
                          "cannot be evaluated in tiles; raise --memory-budget or use a smaller --width")
     for core in CORES:
-        if tiled_bytes(network, size, core, layers, guided) <= budget:
+        if tiled_bytes(network, size, core, layers, guided) <= BUDGET_MARGIN * budget:
             return core
     # Past the budget even in the smallest tiles (the whole image's own arrays grow with it:
     # 7680 x 5760 holds 2.6 GB of them): the largest core that the machine can hold, if

@@ -31,10 +31,11 @@ from .. import cli, images, memory
 from ..errors import UsageError
 from ..losses import LOSS_SCALES
 from ..networks.loading import load_net
-from ..objective import LOSS_TERMS, Objective, initial_image
+from ..objective import LOSS_TERMS, Objective, Problem, initial_image
 from ..optimize import Evaluator
 from ..settings import LBFGS_BOUNDS, LBFGS_BOUNDS_CHOICES
 from ..tf_runtime import choose_precision, import_tensorflow
+from ..tiled_objective import TiledObjective
 from . import benchmark_command, time_to_quality
 from .benchmark_measure import (
     BENCH_LOSS,
@@ -64,7 +65,9 @@ LBFGS_CORRECTIONS = 20
 OUT = "BENCHMARKS.md"
 
 
-COMPARISONS = ("threads", "gram", "deepest", "onednn", "xla", "malloc", "evaluator")
+COMPARISONS = ("threads", "gram", "deepest", "onednn", "xla", "malloc", "evaluator", "tiling")
+# --compare tiling: the cores of the tiled evaluations set beside the untiled one.
+TILING_CORES = (768, 512)
 
 
 def parse_size(text):
@@ -197,6 +200,13 @@ def compare_in_process(name, network, width, height, rounds):
     elif name == "deepest":
         variants["graph stops at deepest layer (ours)"] = Objective(network, content, [style], loss)
         variants["whole network in the graph"] = Objective(_whole(network), content, [style], loss)
+    elif name == "tiling":  # print size: the same objective, untiled and in tiles (tiled_objective.py)
+        network = network.with_precision(choose_precision("auto", network.precisions))
+        problem = Problem.create(network, content, [style], loss)
+        variants["untiled"] = Objective.for_problem(problem)
+        for core in TILING_CORES:
+            tiled = TiledObjective(problem, core=core)
+            variants[f"tiled, core {core} px ({len(tiled.tiles)} tiles)"] = tiled
     else:
         raise ValueError(name)
     x = initial_image(content, network, noiseblend=0.0)
@@ -206,7 +216,8 @@ def compare_in_process(name, network, width, height, rounds):
     for _ in range(rounds):
         for label, objective in variants.items():
             times[label].append(_timed(lambda o=objective: o.evaluate(x)))
-    ops = {label: len(o.graph.get_operations()) for label, o in variants.items()}
+    ops = {label: len((o.graph if isinstance(o, Objective) else o.tile_graph.graph).get_operations())
+           for label, o in variants.items()}
     for objective in variants.values():
         objective.close()
     return {label: {"median": statistics.median(t), "all": t, "ops": ops[label]} for label, t in times.items()}
