@@ -30,7 +30,7 @@ from . import memory, objective
 from .errors import UsageError
 from .settings import AUTO_ABOVE
 from .tiled_objective import TiledObjective
-from .tiling import TileGraph
+from .tiling import DEFAULT_CORE, TileGraph
 
 MEMORY_BUDGET_GB = 6.0
 # Core sides tried, largest first: the halos cost less on a larger core (VGG-19 to relu5_1:
@@ -83,12 +83,14 @@ def choose_core(network, size, settings, layers, guided=0) -> int | None:
         if tiled_bytes(network, size, core, layers, guided) <= BUDGET_MARGIN * budget:
             return core
     # Past the budget even in the smallest tiles (the whole image's own arrays grow with it:
-    # 7680 x 5760 holds 2.6 GB of them): the largest core that the machine can hold, if
-    # any (checks.check_memory says that the run goes past the budget). The budget chooses
-    # tiles; only the machine's memory refuses.
+    # at 7680 x 5760 the image, its gradients, Adam's moments and the content targets take
+    # about 7 GB): the largest core up to DEFAULT_CORE that the machine can hold, if any
+    # (checks.check_memory says that the run goes past the budget). Not larger: the run
+    # stays as near the budget as the halos' cost allows (1.3 x the pixels at 1024). The
+    # budget chooses tiles; only the machine's memory refuses.
     available = memory.available_bytes()
     for core in CORES if available else ():
-        if tiled_bytes(network, size, core, layers, guided) <= memory.WARN_FRACTION * available:
+        if core <= DEFAULT_CORE and tiled_bytes(network, size, core, layers, guided) <= memory.WARN_FRACTION * available:
             return core
     need = tiled_bytes(network, size, CORES[-1], layers, guided)
     raise UsageError(f"a {size[1]}x{size[0]} image needs about {memory.format_bytes(need)} even in tiles of "
