@@ -102,8 +102,10 @@ def choose_core(network, size, settings, layers, guided=0) -> int | None:
 def plan(stages, network, settings, layers, guided=0):
     """`stages` (coarse_to_fine.Stage) with each one's tile core, optimizer and budget."""
     out = []
+    # The largest scale first: a refusal names the output's size, not a coarser scale's.
+    cores = {stage.index: choose_core(network, stage.size, settings, layers, guided) for stage in reversed(stages)}
     for stage in stages:
-        core = choose_core(network, stage.size, settings, layers, guided)
+        core = cores[stage.index]
         iterations = scale_iterations(stage.iterations, stage.size)
         if core is None:
             out.append(dataclasses.replace(stage, iterations=iterations))
