@@ -81,3 +81,16 @@ def test_summary_table_with_a_reference_row_has_no_seconds():
     table = quality.summary_table(rows, [quality.REFERENCE, "classic"])
     assert "| reference | 1 | 0.500 | 1.00 | 0.60 | – |" in table and "| classic | starry | 1 |" in table
     assert "| 1200 |" in table
+
+
+def test_side_strips_finds_a_two_pixel_strip_on_one_side_that_border_ratio_misses():
+    rng = np.random.default_rng(3)
+    texture = rng.uniform(80, 120, (96, 128, 3))
+    clean = quality.side_strips(texture)
+    assert max(clean.values()) < 10
+    striped = texture.copy()
+    striped[:, :2] += 23.0  # the left strip of the plain 512 px run: 77 against 54
+    scores = quality.side_strips(striped)
+    assert scores["left"] > 2 * max(clean.values()) and scores["left"] > 10
+    assert max(scores[s] for s in ("top", "bottom", "right")) < 10
+    assert quality.border_ratio(striped) < 1.5  # the four-side average hardly sees it

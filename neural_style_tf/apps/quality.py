@@ -78,6 +78,29 @@ def border_ratio(rgb, border=BORDER, interior=INTERIOR):
     return float(edges[ring].mean() / max(inside.mean(), 1e-9))
 
 
+# The per-side edge measure: the outer rows or columns compared with this one, inward.
+SIDE_REFERENCE = 5
+
+
+def side_strips(rgb, outer=2, reference=SIDE_REFERENCE):
+    """{side: score} of a light or dark strip along each side: the largest difference between
+    the mean luminance of row or column 0 .. outer - 1 and that of row or column `reference`,
+    over the interior's median step between neighbouring rows' and columns' means (about 1
+    for a clean edge; a strip two pixels wide and 23 grey levels lighter scores 20 and more).
+
+    Why per side and per row: border_ratio averages the outer 3 px of all four sides, and a
+    two-pixel strip along one side (the plain 512 px Neckarfront's left and bottom: mean
+    luminance 77, 65, 55, 54, 53 inward) vanishes in that average."""
+    y = luminance(rgb)
+    rows, cols = y.mean(axis=1), y.mean(axis=0)
+    inner_rows, inner_cols = rows[reference:-reference], cols[reference:-reference]
+    step = float(np.median(np.abs(np.concatenate([np.diff(inner_rows), np.diff(inner_cols)]))))
+    step = max(step, 1e-3)
+    lines = {"top": rows, "bottom": rows[::-1], "left": cols, "right": cols[::-1]}
+    return {side: max(abs(float(line[i] - line[reference])) for i in range(outer)) / step
+            for side, line in lines.items()}
+
+
 def high_frequency(rgb, sigma=NOISE_SIGMA):
     """RMS of the luminance minus its Gaussian blur: the amplitude of the finest detail."""
     from scipy.ndimage import gaussian_filter
