@@ -32,3 +32,19 @@ def base_args(files, tiny_net_path, output, iterations=6, *extra):
 def read_log(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f]
+
+
+def sigterm_at_iteration(monkeypatch, iteration):
+    """Make the run raise a real SIGTERM from inside its progress callback at `iteration`."""
+    import signal
+
+    from neural_style_tf import progress
+
+    real_call = progress.Reporter.__call__
+
+    def call(self, report):
+        real_call(self, report)
+        if report.iteration == iteration:
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(progress.Reporter, "__call__", call)

@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from run_helpers import base_args, read_log, run_main
+from run_helpers import base_args, read_log, run_main, sigterm_at_iteration
 
 import neural_style
-from neural_style_tf import checkpoints, images, progress
+from neural_style_tf import checkpoints, images
 from neural_style_tf.coarse_to_fine import Position
 from neural_style_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
@@ -223,14 +223,7 @@ def test_checkpoints_are_written_at_each_scales_end_and_every_n_evaluations_and_
 
 def test_ctrl_c_keeps_the_checkpoint_and_resume_goes_on_from_it(files, tiny_net_path, tmp_path, capsys,
                                                                 monkeypatch):
-    real_call = progress.Reporter.__call__
-
-    def call(self, report):
-        real_call(self, report)
-        if report.iteration == 3:
-            signal.raise_signal(signal.SIGTERM)
-
-    monkeypatch.setattr(progress.Reporter, "__call__", call)
+    sigterm_at_iteration(monkeypatch, 3)
     out = tmp_path / "out.png"
     args = base_args(files, tiny_net_path, out, 8, "--checkpoint-every", 0)
     code, _, err = run_main(args, capsys)

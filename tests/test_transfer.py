@@ -11,7 +11,7 @@ import signal
 import numpy as np
 import pytest
 from PIL import Image
-from run_helpers import CONTENT_SIZE, base_args, read_log
+from run_helpers import CONTENT_SIZE, base_args, read_log, sigterm_at_iteration
 
 import neural_style
 import stylize
@@ -237,14 +237,7 @@ def test_logged_seed_reproduces_the_run(files, tiny_net_path, tmp_path, capsys):
 
 def test_sigterm_during_lbfgs_writes_the_best_image_and_exits_130(files, tiny_net_path, tmp_path, capsys, monkeypatch):
     """In-process: the real SIGTERM handler, raised from inside the L-BFGS callback."""
-    real_call = progress.Reporter.__call__
-
-    def call(self, report):
-        real_call(self, report)
-        if report.iteration == 3:
-            signal.raise_signal(signal.SIGTERM)
-
-    monkeypatch.setattr(progress.Reporter, "__call__", call)
+    sigterm_at_iteration(monkeypatch, 3)
     out, log = tmp_path / "out.png", tmp_path / "run.jsonl"
     before = signal.getsignal(signal.SIGTERM)
     code, err = run(base_args(files, tiny_net_path, out, 50, "--log", log), capsys)
