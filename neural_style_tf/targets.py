@@ -140,12 +140,7 @@ def targets(network, content, styles, loss, statistic, region_masks=(), config=N
     if graphs is None:
         with TargetGraphs(config) as own:
             return targets(network, content, styles, loss, statistic, region_masks, config, own)
-    scaled = [prepare_style(style, content.shape[1], s)
-              for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))]
-    # A region mask covers its painting: it is resized with it.
-    regions = [None if i >= len(region_masks) or region_masks[i] is None
-               else images.resize(np.asarray(region_masks[i], np.float32), style.shape[:2]).clip(0, 1)
-               for i, style in enumerate(scaled)]
+    scaled, regions = scaled_styles(content, styles, loss, region_masks)
     layers = (tuple(content_layer_weights(loss.content_layers, loss.content_weight_blend)), tuple(loss.style_layers))
     # The target graph of the plain command's one-off run: with the mask placeholders
     # only if some style has a region mask, as that graph was before graphs were kept.
@@ -157,6 +152,18 @@ def targets(network, content, styles, loss, statistic, region_masks=(), config=N
                                                               graph.style_statistics(style, region).items()})
         for style, region in zip(scaled, regions)]
     return scaled, graph.content_features(content), style_targets
+
+
+def scaled_styles(content, styles, loss, region_masks=()):
+    """(the style images at their scale for `content`, each one's region mask at that size or
+    None): what the style targets are computed from, here and tile by tile (tiled_objective.py)."""
+    scaled = [prepare_style(style, content.shape[1], s)
+              for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))]
+    # A region mask covers its painting: it is resized with it.
+    regions = [None if i >= len(region_masks) or region_masks[i] is None
+               else images.resize(np.asarray(region_masks[i], np.float32), style.shape[:2]).clip(0, 1)
+               for i, style in enumerate(scaled)]
+    return scaled, regions
 
 
 # ---------------------------------------------------------------- the style images' size

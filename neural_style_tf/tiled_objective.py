@@ -11,6 +11,7 @@ import numpy as np
 
 from .losses import content_layer_weights, style_layer_weights
 from .objective import KEEP_TERM, Problem, graph_key, problem_terms, statistic_of
+from .targets import scaled_styles
 from .terms import TEMPORAL_TERM, ContentTerm, PixelTerm, StyleTerm
 from .tiling import (
     DEFAULT_CORE,
@@ -22,7 +23,6 @@ from .tiling import (
     layer_window,
     plan,
     quiet_deprecation,
-    sums_to_statistic,
 )
 
 
@@ -147,20 +147,14 @@ class TiledObjective:
         masks = (self.network.mask_weights(region, layers, self._loss.pooling) if region is not None
                  else {n: np.ones(shapes[n], np.float32) for n in layers})
         sums = self._run_sums(style, {(0, n): masks[n] for n in layers})
-        return {n: self._statistic.prepare(tuple(np.asarray(t, np.float32) for t in sums_to_statistic(
-            self._statistic, sums[0, n], max(float(np.sum(masks[n], dtype=np.float64)), 1e-12)))) for n in layers}
+        from_sums = self._statistic.from_sums
+        assert from_sums is not None  # every style_statistic has one
+        return {n: self._statistic.prepare(tuple(np.asarray(t, np.float32) for t in from_sums(
+            *sums[0, n], max(float(np.sum(masks[n], dtype=np.float64)), 1e-12)))) for n in layers}
 
     def _targets(self, network, content, styles, loss, statistic, region_masks):
         """objective.problem_terms's `compute_targets`, tile by tile."""
-        from . import images
-        from .settings import STYLE_SCALE
-        from .targets import prepare_style
-
-        scaled = [prepare_style(style, content.shape[1], s)
-                  for style, s in zip(styles, loss.style_scales or [STYLE_SCALE] * len(styles))]
-        regions = [None if i >= len(region_masks) or region_masks[i] is None
-                   else images.resize(np.asarray(region_masks[i], np.float32), style.shape[:2]).clip(0, 1)
-                   for i, style in enumerate(scaled)]
+        scaled, regions = scaled_styles(content, styles, loss, region_masks)
         return scaled, self._content_features(content), [self._style_targets(s, r) for s, r in zip(scaled, regions)]
 
     # ------------------------------------------------------------ the problem
@@ -289,14 +283,14 @@ class TiledObjective:
     def evaluate(self, x: np.ndarray) -> tuple[OrderedDict, np.ndarray]:
         """Loss terms (dict of floats) and gradient (float32, self.shape) at image `x`."""
         image = np.asarray(x, np.float32).reshape(self.shape[1:])
-        style = unweighted = 0.0
+        style = 0.0
         d_sums: dict = {}
         self._held = None
         if self._finish is not None:
             sums = self._run_sums(image, self._style_maps, self.tiles)
             feed = dict(self._finish_feed)
             feed[self._finish.style_weight] = self._weights["style"]
-            style, unweighted, d_sums = self._finish.run(sums, feed)
+            style, d_sums = self._finish.run(sums, feed)
         graph = self.tile_graph
         gradient = np.zeros(self.shape, np.float32)
         parts = OrderedDict((k, 0.0) for k in graph.parts)

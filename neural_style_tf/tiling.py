@@ -202,11 +202,6 @@ class TileGraph:
         self.session.close()
 
 
-def sums_to_statistic(statistic, sums, mass):
-    """The statistic (a tuple of arrays or tensors) of a layer from its weighted sums."""
-    return statistic.from_sums(sums[0], sums[1], mass)
-
-
 class StyleFinish:
     """The style term from its sums: a small graph of the statistics, their loss, and the
     loss's gradient in the sums (what pass 2 feeds the tiles)."""
@@ -223,8 +218,7 @@ class StyleFinish:
             stats = {}
             for g in groups:
                 for name in layer_weights:
-                    channels = int(np.shape(targets[0][name][1])[-1]) if len(targets[0][name]) > 1 \
-                        else int(np.shape(targets[0][name][0])[-1])
+                    channels = int(np.shape(targets[0][name][0])[-1])  # a mean (C,) or a Gram matrix (C, C)
                     s1 = tf.compat.v1.placeholder(tf.float64, (channels,))
                     s2 = tf.compat.v1.placeholder(tf.float64, (channels, channels))
                     mass = self.mass[g, name] = tf.compat.v1.placeholder(tf.float64, ())
@@ -249,17 +243,16 @@ class StyleFinish:
                     self.d_sums[g, name] = tuple(tf.zeros_like(t) if d is None else d
                                                  for t, d in zip(self.sums[g, name], grads[k:k + 2]))
                     k += 2
-            self.unweighted = tf.add_n(per_style)
         self.graph.finalize()
         self.session = tf.compat.v1.Session(graph=self.graph, config=config or session_config())
 
     def run(self, sums, feed):
-        """(the weighted style loss, its unweighted value, {(group, layer): (dS1, dS2)})."""
+        """(the weighted style loss, {(group, layer): (dS1, dS2)})."""
         feed = dict(feed)
         for key, (s1, s2) in sums.items():
             feed[self.sums[key][0]], feed[self.sums[key][1]] = s1, s2
-        loss, unweighted, d_sums = self.session.run((self.loss, self.unweighted, self.d_sums), feed)
-        return float(loss), float(unweighted), d_sums
+        loss, d_sums = self.session.run((self.loss, self.d_sums), feed)
+        return float(loss), d_sums
 
     def close(self) -> None:
         self.session.close()
