@@ -49,6 +49,38 @@ def test_a_failing_import_shows_what_it_printed(tmp_path):
     assert "native loader said: no AVX" in done.stderr
 
 
+@pytest.mark.slow
+def test_tensorflow_is_imported_without_keras_and_keras_still_imports_after():
+    # TensorFlow's __init__ imports all of Keras (and matplotlib, OpenCV) for a SavedModel
+    # registry nothing here uses: keras_not_preloaded skips it, and must not break Keras.
+    code = ("import sys\n"
+            "from neural_style_tf.tf_runtime import import_tensorflow\n"
+            "tf = import_tensorflow()\n"
+            "print(sorted(m for m in ('keras', 'matplotlib', 'cv2') if m in sys.modules))\n"
+            "print('keras.src.optimizers' in sys.modules)\n"
+            "import keras\n"
+            "print(type(keras.optimizers.Adam()).__name__, tf.keras.layers.Dense.__name__)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["[]", "False", "Adam Dense"]
+
+
+def test_a_keras_imported_before_tensorflow_is_left_alone(monkeypatch):
+    marker = object()
+    monkeypatch.setitem(sys.modules, tf_runtime.KERAS_PRELOAD, marker)
+    with tf_runtime.keras_not_preloaded():
+        assert sys.modules[tf_runtime.KERAS_PRELOAD] is marker
+    assert sys.modules[tf_runtime.KERAS_PRELOAD] is marker
+
+
+def test_the_keras_preload_is_blocked_only_during_the_import(monkeypatch):
+    monkeypatch.delitem(sys.modules, tf_runtime.KERAS_PRELOAD, raising=False)
+    with tf_runtime.keras_not_preloaded():
+        with pytest.raises(ImportError):
+            __import__(tf_runtime.KERAS_PRELOAD)
+    assert tf_runtime.KERAS_PRELOAD not in sys.modules
+
+
 def test_import_tensorflow_returns_the_imported_module():
     tf = tf_runtime.import_tensorflow()
     assert tf is sys.modules["tensorflow"] and tf_runtime.import_tensorflow() is tf
