@@ -124,10 +124,11 @@ def peak_estimate(stages, network, settings, layers, guided=0) -> int:
 class Objectives:
     """A `make_objective` for coarse_to_fine.run: the untiled Objective of a problem, or a
     TiledObjective for the sizes in `cores` ({(height, width): core}), all tiled ones
-    sharing one TileGraph (built at the first, closed by `close`)."""
+    sharing one TileGraph (built at the first, closed by `close`). `on_tile(size, fraction)`:
+    told after each tile (TiledObjective.on_tile) of an evaluation at `size`."""
 
-    def __init__(self, cores: dict, untiled=None, config=None):
-        self.cores, self.config = dict(cores), config
+    def __init__(self, cores: dict, untiled=None, config=None, on_tile=None):
+        self.cores, self.config, self.on_tile = dict(cores), config, on_tile
         self.untiled = untiled or objective.Objective.for_problem
         self.tile_graph: TileGraph | None = None
         self.built = 0
@@ -137,6 +138,9 @@ class Objectives:
         if core is None:
             return self.untiled(problem)
         tiled = TiledObjective(problem, core=core, config=self.config, tile_graph=self.tile_graph)
+        if self.on_tile is not None:
+            size, report = tuple(problem.content.shape[:2]), self.on_tile
+            tiled.on_tile = lambda fraction: report(size, fraction)
         if self.tile_graph is None:
             self.tile_graph, tiled._own_graph = tiled.tile_graph, False
             self.built += 1

@@ -44,6 +44,13 @@ class Reporter:
             self.bar = tqdm(total=self.work.total, initial=self.work.done, unit="it", dynamic_ncols=True,
                             file=sys.stderr, **form)
 
+    def tile(self, stage, fraction):
+        """Within one evaluation of a tiled scale (tiled_objective.py): `fraction` of it is
+        done. At 3840 px an evaluation is 12 tiles and about 90 s; the bar and its ETA move
+        with each tile rather than once per step."""
+        if self.bar is not None:
+            self.bar.update(self.work.partial(stage, fraction))
+
     def write(self, text):
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
@@ -127,17 +134,35 @@ class Work:
             self.stage = min(start.stage + int(start.finished), len(budgets) - 1)
             self.done = self.starts[self.stage] + (0 if start.finished else start.iterations * self.weights[self.stage])
         self.position = self.done
+        self.within = 0.0  # what partial() showed of the iteration that runs
+
+    def _enter(self, stage):
+        """On the first report of a new stage: what the last one left undone (it stopped early)."""
+        if stage <= self.stage:
+            return 0.0
+        self.stage, self.within = stage, 0.0
+        return max(0.0, self.starts[stage] - self.position)
+
+    def _weight(self, stage):
+        return self.weights[stage] if stage < len(self.weights) else 1
 
     def step(self, stage):
-        """The bar's update for one iteration of `stage`: its weight, plus, on the first
-        iteration of a new stage, what the last one left undone (it stopped early)."""
-        jump = 0
-        if stage > self.stage:
-            self.stage = stage
-            jump = max(0.0, self.starts[stage] - self.position)
-        step = jump + (self.weights[stage] if stage < len(self.weights) else 1)
+        """The bar's update for one iteration of `stage`: its weight (less what partial()
+        showed of it already), plus what `_enter` adds."""
+        step = self._enter(stage) + self._weight(stage) - self.within
+        self.within = 0.0
         self.position += step
         return step
+
+    def partial(self, stage, fraction):
+        """The bar's update when `fraction` of an iteration of `stage` is done (a tiled
+        evaluation, tile by tile). Never backwards: a second evaluation within the same
+        iteration (L-BFGS's line search) shows nothing until it passes the first."""
+        jump = self._enter(stage)
+        move = max(0.0, min(fraction, 1.0) * self._weight(stage) - self.within)
+        self.within += move
+        self.position += jump + move
+        return jump + move
 
 
 def write_progress_table(path, history):

@@ -6,6 +6,7 @@ and gradient as objective.Objective, with memory bounded by one tile.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,6 +36,9 @@ class TiledObjective:
     """
 
     _held: tuple | None = None  # (partial run handle, tile, the placeholders fed): see _run_sums
+    # Told the fraction of an evaluation done after each tile (progress.Reporter.tile): a
+    # first-pass tile counts 1, a second-pass one 2 (its forward and backward passes).
+    on_tile: Callable[[float], None] | None = None
 
     def __init__(self, problem: Problem, core: int = DEFAULT_CORE, loss_scale=None, config=None, tile_graph=None):
         from .losses import LOSS_SCALES
@@ -100,6 +104,8 @@ class TiledObjective:
                 self._held = (handle, tile, set(feed))
             else:
                 values = graph.session.run(fetch, feed)
+            if held:
+                self._tile_done(index + 1)
             for key, (s1, s2) in values.items():
                 if key in totals:
                     totals[key][0] += s1
@@ -296,7 +302,8 @@ class TiledObjective:
         parts = OrderedDict((k, 0.0) for k in graph.parts)
         # The tile whose forward pass is held first, then the others.
         order = self.tiles if self._held is None else [self._held[1]] + self.tiles[:-1]
-        for tile in order:
+        first = len(self.tiles) if self._finish is not None else 0
+        for done, tile in enumerate(order, 1):
             feed = self._share_feed(image, tile, d_sums)
             if self._held is not None and tile is self._held[1]:
                 handle, _, fed = self._held
@@ -306,6 +313,7 @@ class TiledObjective:
                                                              {k: v for k, v in feed.items() if k not in fed})
             else:
                 values, grad = graph.session.run((graph.parts, graph.gradient), feed)
+            self._tile_done(first + 2 * done)
             wy0, wy1, wx0, wx1 = tile.window
             gradient[:, wy0:wy1, wx0:wx1] += grad
             for k, v in values.items():
@@ -315,6 +323,11 @@ class TiledObjective:
         terms.update((k, parts[k]) for k in self._pixel)
         terms["total"] = sum(terms.values())
         return OrderedDict((k, terms[k]) for k in self._shown), gradient
+
+    def _tile_done(self, units):
+        if self.on_tile is not None:
+            total = len(self.tiles) * (3 if self._finish is not None else 2)
+            self.on_tile(units / total)
 
     def close(self) -> None:
         if self._finish is not None:

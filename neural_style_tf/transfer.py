@@ -202,7 +202,7 @@ def optimize(settings, job, reporter, make_objective=None, saved=None):
     problem_at = coarse_to_fine.problems(job.network, job.target, job.styles, job.loss, objective_kwargs)
     cores = {s.size: s.core for s in job.stages if s.core is not None}
     # The tiled scales' objectives (print_size.py) share one tile graph, closed at the end.
-    tiled = print_size.Objectives(cores, make_objective) if cores else None
+    tiled = print_size.Objectives(cores, make_objective, on_tile=tile_progress(job.stages, reporter)) if cores else None
     try:
         with lifecycle.interrupts_as_keyboard_interrupt():
             result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
@@ -212,6 +212,16 @@ def optimize(settings, job, reporter, make_objective=None, saved=None):
         if tiled is not None:
             tiled.close()
     return result
+
+
+def tile_progress(stages, reporter):
+    """The `on_tile(size, fraction)` of print_size.Objectives: the bar moves tile by tile
+    (progress.Reporter.tile), told which stage runs by its size."""
+    report = getattr(reporter, "tile", None)
+    if report is None:
+        return None
+    stage_of = {s.size: i for i, s in enumerate(stages)}
+    return lambda size, fraction: report(stage_of[size], fraction)
 
 
 def write(settings, job, result, reporter):

@@ -171,3 +171,31 @@ def test_progress_write_and_plot(files, tiny_net_path, tmp_path, capsys):
     plot = Image.open(out_dir / "progress.png")
     assert plot.format == "PNG" and plot.size[0] > 200
     assert sorted(os.listdir(out_dir)) == ["out.png", "progress.png", "progress.txt"]  # no temporary files
+
+
+def test_a_tiled_evaluation_moves_the_bar_tile_by_tile_and_the_step_completes_it():
+    from neural_style_tf.coarse_to_fine import Stage
+
+    stages = [Stage(0, (6, 8), 2), Stage(1, (12, 16), 10)]
+    work = progress.Work(stages, 10)
+    assert work.step(0) == 0.25 and work.step(0) == 0.25
+    # the first tiles of the final scale: the jump into it, then a third of an iteration
+    assert work.partial(1, 1 / 3) == pytest.approx(1 / 3)
+    assert work.partial(1, 1 / 3) == 0  # a second evaluation of the same iteration: nothing until past it
+    assert work.partial(1, 1.0) == pytest.approx(2 / 3)
+    assert work.step(1) == pytest.approx(0)  # the iteration is shown already
+    assert work.partial(1, 0.5) == pytest.approx(0.5) and work.step(1) == pytest.approx(0.5)
+    assert work.position == pytest.approx(0.5 + 2)  # two coarse quarters, two final iterations
+
+
+def test_the_reporters_tile_updates_its_bar(tmp_path):
+    from neural_style_tf.coarse_to_fine import Stage
+
+    stages = [Stage(0, (6, 8), 2), Stage(1, (12, 16), 10)]
+    reporter = progress.Reporter(dataclasses.replace(run_settings(tmp_path), quiet=False, output=None), 10,
+                                 lambda x: (x, None), {}, stages=stages)
+    reporter.tile(1, 0.25)
+    assert reporter.bar.n == pytest.approx(0.5 + 0.25)  # the coarse scale's share (never run), then a quarter
+    reporter(report(1, 10, scale=(1, 2, (12, 16))))
+    assert reporter.bar.n == pytest.approx(1.5)
+    reporter.close(finished(10))

@@ -130,3 +130,22 @@ def test_a_halo_short_of_the_receptive_field_is_not_exact(tiny_network):
     _, grad = tiled.evaluate(image(3))
     assert np.abs(grad - expected).max() > 1e-3 * np.abs(expected).max()
     tiled.close()
+
+
+@pytest.mark.parametrize("styled", [True, False])
+def test_each_tile_reports_the_share_of_the_evaluation_done(tiny_network, styled):
+    """9 tiles: with a style, a first pass (1 unit a tile) and a second (2 units), 27 in all;
+    without one, only the second pass (18)."""
+    loss = LossOptions() if styled else LossOptions(style_weight=0.0)
+    problem = Problem.create(tiny_network, image(1), [image(2, (50, 60, 3))], loss)
+    with TiledObjective(problem, core=CORE) as tiled:
+        told = []
+        tiled.on_tile = told.append
+        tiled.evaluate(image(3))
+        count = len(tiled.tiles)
+        if tiled._finish is None:
+            assert not styled
+            assert told == pytest.approx([2 * k / (2 * count) for k in range(1, count + 1)])
+        else:
+            assert told == pytest.approx([k / (3 * count) for k in range(1, count + 1)]
+                                         + [(count + 2 * k) / (3 * count) for k in range(1, count + 1)])
