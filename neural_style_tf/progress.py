@@ -151,8 +151,7 @@ class Work:
         showed of it already), plus what `_enter` adds."""
         step = self._enter(stage) + self._weight(stage) - self.within
         self.within = 0.0
-        self.position += step
-        return step
+        return self._advance(step)
 
     def partial(self, stage, fraction):
         """The bar's update when `fraction` of an iteration of `stage` is done (a tiled
@@ -161,8 +160,15 @@ class Work:
         jump = self._enter(stage)
         move = max(0.0, min(fraction, 1.0) * self._weight(stage) - self.within)
         self.within += move
-        self.position += jump + move
-        return jump + move
+        return self._advance(jump + move)
+
+    def _advance(self, step):
+        """Never past the total: the stages' float weights add up to a little more than it
+        (2e-14 on the 4K run's four scales), and tqdm warns of a fraction above 1."""
+        if self.scaled:
+            step = min(step, max(0.0, self.total - self.position))
+        self.position += step
+        return step
 
 
 def write_progress_table(path, history):

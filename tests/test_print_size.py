@@ -4,6 +4,10 @@ the command with tiled scales."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -109,3 +113,42 @@ def test_memory_budget_must_be_positive(files, tiny_net_path, tmp_path, capsys):
 def test_plan_keeps_the_stages_other_fields(vgg19):
     stage = Stage(3, (100, 120), 7)
     assert print_size.plan([stage], vgg19, settings(), LAYERS) == [dataclasses.replace(stage)]
+
+
+PEAK_SCRIPT = """
+import json, resource, sys
+import numpy as np
+from neural_style_tf.tf_runtime import configure_process
+configure_process()
+from neural_style_tf import memory, optimize
+from neural_style_tf.networks import loading
+from neural_style_tf.objective import Problem
+from neural_style_tf.settings import LossOptions, OptimizerOptions
+from neural_style_tf.tiled_objective import TiledObjective
+height, width, core = 384, 640, 256
+net = loading.load_net(None)
+rng = np.random.default_rng(0)
+content, style = (rng.uniform(0, 255, (height, width, 3)).astype(np.float32) for _ in range(2))
+with TiledObjective(Problem.create(net, content, [style], LossOptions()), core=core) as tiled:
+    optimize.minimize(tiled, content, OptimizerOptions(optimizer="adam", iterations=2, learning_rate=2.0))
+    tiles = len(tiled.tiles)
+layers = sys.argv[1].split(",")
+print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "tiles": tiles,
+                  "tiled": sum(memory.estimate_tiled_parts(net, height, width, core, layers).values()),
+                  "whole": memory.estimate_peak_bytes(net, height, width, "adam", layers_needed=layers)}))
+"""
+
+
+@pytest.mark.slow
+def test_the_estimate_of_a_tiled_run_holds_its_measured_peak(tmp_path):
+    """The preflight's estimate of the tiled path (memory.estimate_tiled_parts) against the peak
+    RSS of a real tiled run (VGG-19, 640x384 in 6 tiles of 256, Adam), in a process of its own:
+    never below it (the preflight would let through what does not fit), and not far above."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, ",".join(LAYERS)], cwd=root, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    assert measured["tiles"] == 6
+    assert measured["peak"] <= measured["tiled"] <= 1.6 * measured["peak"], measured
+    assert measured["tiled"] < measured["whole"]

@@ -199,3 +199,18 @@ def test_the_reporters_tile_updates_its_bar(tmp_path):
     reporter(report(1, 10, scale=(1, 2, (12, 16))))
     assert reporter.bar.n == pytest.approx(1.5)
     reporter.close(finished(10))
+
+
+def test_the_bar_never_passes_its_total_at_the_end_of_a_4k_run():
+    """The 4K print's four scales: their float weights add up to 2e-14 above the total, and
+    tqdm printed "TqdmWarning: clamping frac to range [0, 1]" at the run's last step."""
+    from neural_style_tf.coarse_to_fine import Stage
+
+    stages = [Stage(0, (384, 512), 100), Stage(1, (752, 1002), 100), Stage(2, (1472, 1962), 52),
+              Stage(3, (2880, 3840), 27)]
+    work = progress.Work(stages, 100)
+    for index, stage in enumerate(stages):
+        for _ in range(stage.iterations):
+            work.partial(index, 0.5)
+            work.step(index)
+    assert work.position == work.total
