@@ -134,8 +134,7 @@ with TiledObjective(Problem.create(net, content, [style], LossOptions()), core=c
     tiles = len(tiled.tiles)
 layers = sys.argv[1].split(",")
 print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "tiles": tiles,
-                  "tiled": sum(memory.estimate_tiled_parts(net, height, width, core, layers).values()),
-                  "whole": memory.estimate_peak_bytes(net, height, width, "adam", layers_needed=layers)}))
+                  "tiled": sum(memory.estimate_tiled_parts(net, height, width, core, layers).values())}))
 """
 
 
@@ -151,4 +150,3 @@ def test_the_estimate_of_a_tiled_run_holds_its_measured_peak(tmp_path):
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     assert measured["tiles"] == 6
     assert measured["peak"] <= measured["tiled"] <= 1.6 * measured["peak"], measured
-    assert measured["tiled"] < measured["whole"]
