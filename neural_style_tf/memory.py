@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 
+from .settings import LBFGS_CORRECTIONS
+
 # Calibrated on the peaks measured by benchmark.py at 256x192 and 512x384 (VGG-19 shapes
 # and the embedded VGG-16; README, Performance) and checked at 1024x768:
 # RSS of a process that imported TensorFlow 2.21 and loaded a network (benchmark.py's
@@ -45,7 +47,7 @@ FLOAT32 = 4
 FLOAT64 = 8
 
 
-def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None,
+def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=LBFGS_CORRECTIONS, layers_needed=None,
                    guided_styles=0):
     """The estimate, term by term, in bytes: {part: bytes}. `guided_styles`: how many
     styles have a mask (--style-masks, --content-mask), each with its own statistics."""
@@ -69,7 +71,7 @@ def estimate_parts(network, height, width, optimizer="lbfgs", lbfgs_corrections=
     return parts
 
 
-def optimizer_parts(height, width, optimizer="lbfgs", lbfgs_corrections=20):
+def optimizer_parts(height, width, optimizer="lbfgs", lbfgs_corrections=LBFGS_CORRECTIONS):
     """The parts of the estimate that need no network: the optimizer's and the Evaluator's
     image-sized arrays, in bytes ({"optimizer": ..., "evaluator": ...})."""
     n = height * width * 3
@@ -91,7 +93,7 @@ def activation_bytes(network, height, width, layers_needed):
     return sum(h * w * c for _, h, w, c in shapes) * FLOAT32
 
 
-def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None,
+def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_corrections=LBFGS_CORRECTIONS, layers_needed=None,
                         guided_styles=0):
     """Estimated peak RSS in bytes of a transfer at height x width (see the module docstring).
 
@@ -102,7 +104,7 @@ def estimate_peak_bytes(network, height, width, optimizer="lbfgs", lbfgs_correct
 
 
 def estimate_tiled_parts(network, height, width, core, layers_needed=None, guided_styles=0, optimizer="adam",
-                         lbfgs_corrections=20, content_layers=("relu4_2", "relu5_2")):
+                         lbfgs_corrections=LBFGS_CORRECTIONS, content_layers=("relu4_2", "relu5_2")):
     """The estimate of a transfer at height x width evaluated in tiles of `core` pixels a
     side (tiling.py), term by term in bytes: the activations are those of one tile's
     window (the core and its halos), the optimizer's and the Evaluator's arrays are the
@@ -148,7 +150,7 @@ def format_bytes(n):
 WARN_FRACTION = 0.7
 
 
-def preflight(network, height, width, optimizer="lbfgs", lbfgs_corrections=20, layers_needed=None, available=None,
+def preflight(network, height, width, optimizer="lbfgs", lbfgs_corrections=LBFGS_CORRECTIONS, layers_needed=None, available=None,
               guided_styles=0):
     """(level, message): level None (fine), "warn" (above 70% of available RAM) or "refuse" (above it)."""
     available = available_bytes() if available is None else available

@@ -62,6 +62,7 @@ PRESETS = {
         "iterate_average": 0.0,  # the result is L-BFGS's best iterate
         "initial_noiseblend": 1.0,  # start from white noise
         "optimizer": "lbfgs",
+        "lbfgs_corrections": 20,  # the history its figures were reproduced with (the default until 2026-12-07)
         "lbfgs_bounds": "box",  # SciPy's bounds, as before the soft box
         "scales": 1,  # one scale, as the paper
         "width": 512,
@@ -88,6 +89,7 @@ PRESETS = {
         "iterate_average": 0.0,
         "initial_noiseblend": 0.0,  # from the content image
         "optimizer": "lbfgs",
+        "lbfgs_corrections": 20,  # the history its figures were reproduced with (the default until 2026-12-07)
         "lbfgs_bounds": "box",  # SciPy's bounds, as before the soft box
         "scales": 1,  # one scale, as the paper
         "width": 512,

@@ -160,7 +160,7 @@ def test_check_memory_refuses_warns_or_passes(tiny_network, tmp_path, monkeypatc
     checks.check_memory(s, tiny_network, (24, 32, 3), [(24, 32, 3)])
     assert capsys.readouterr().err.startswith("warning: a 32x24 image needs about")
     monkeypatch.setattr(memory, "available_bytes", lambda: need // 2)
-    with pytest.raises(UsageError, match="a 32x24 image needs about .*--lbfgs-corrections \\(now 20\\)"):
+    with pytest.raises(UsageError, match="a 32x24 image needs about .*--lbfgs-corrections \\(now 10\\)"):
         checks.check_memory(s, tiny_network, (24, 32, 3), [(24, 32, 3)])
     adam = dataclasses.replace(s, optimizer=dataclasses.replace(s.optimizer, optimizer="adam"))
     with pytest.raises(UsageError) as err:

@@ -21,8 +21,9 @@ def make(**run):
 def test_defaults_are_the_classic_tools():
     options, loss = OptimizerOptions(), LossOptions()
     assert (options.learning_rate, options.beta1, options.beta2, options.epsilon) == (1e1, 0.9, 0.999, 1e-8)
-    # 100 final-scale iterations instead of the classic 1000 (docs/performance.md, time to a finished look)
-    assert (options.optimizer, options.iterations, options.lbfgs_corrections) == ("lbfgs", 100, 20)
+    # 100 final-scale iterations instead of the classic 1000 (docs/performance.md, time to a finished look),
+    # with SciPy's own history of 10 (docs/lbfgs-vs-adam.md, the history)
+    assert (options.optimizer, options.iterations, options.lbfgs_corrections) == ("lbfgs", 100, 10)
     assert options.lbfgs_bounds == "box"
     assert (options.scales, options.start_size, options.max_evaluations, options.time_budget) == (None,) * 4
     # The TV weight is the network's own (None), as on the command line: see

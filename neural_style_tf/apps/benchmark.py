@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from .. import cli, images, memory
+from .. import cli, images, memory, settings
 from ..errors import UsageError
 from ..losses import LOSS_SCALES
 from ..networks.loading import load_net
@@ -60,8 +60,8 @@ from .benchmark_measure import (
 
 REFERENCE_SIZE = "512x384"  # the size the targets are set at; always measured
 REPEATS = 5
-LBFGS_EVALUATIONS = 25  # > history 20, so that L-BFGS's history is full at the peak
-LBFGS_CORRECTIONS = 20
+LBFGS_EVALUATIONS = 25  # > the history (settings.LBFGS_CORRECTIONS), so that it is full at the peak
+LBFGS_CORRECTIONS = settings.LBFGS_CORRECTIONS
 OUT = "BENCHMARKS.md"
 
 
