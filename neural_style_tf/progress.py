@@ -167,6 +167,8 @@ class Work:
         (2e-14 on the 4K run's four scales), and tqdm warns of a fraction above 1."""
         if self.scaled:
             step = min(step, max(0.0, self.total - self.position))
+        elif float(step).is_integer():
+            step = int(step)  # one scale: whole iterations, so that the bar reads "8/8" (not "8.0/8")
         self.position += step
         return step
 

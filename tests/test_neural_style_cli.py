@@ -103,7 +103,7 @@ def test_help_shows_every_default(capsys):
         assert flag + " " in text, flag
     for shown in ("(default: 100)", "(default: 5.0)", "(default: 1.0)", "(default: 500.0)", "(default: 10.0)",
                   "(default: 0.9)", "(default: 0.999)", "(default: 1e-08)", "(default: max)", "(default: lbfgs)",
-                  "(default: 20)", "cov style losses 0.1 with ImageNet VGG weights", "relu4_2,relu5_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
+                  "(default: 10)", "cov style losses 0.1 with ImageNet VGG weights", "relu4_2,relu5_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
                   "default: the content's"):
         assert shown in text, shown
     assert "(default: None)" not in text and "(default: False)" not in text
