@@ -27,13 +27,13 @@ import sys
 
 import numpy as np
 
-from .. import cli, images, memory, settings
+from .. import cli, images, memory
 from ..errors import UsageError
 from ..losses import LOSS_SCALES
 from ..networks.loading import load_net
 from ..objective import LOSS_TERMS, Objective, Problem, initial_image
 from ..optimize import Evaluator
-from ..settings import LBFGS_BOUNDS, LBFGS_BOUNDS_CHOICES
+from ..settings import LBFGS_BOUNDS, LBFGS_BOUNDS_CHOICES, LBFGS_CORRECTIONS
 from ..tf_runtime import choose_precision, import_tensorflow
 from ..tiled_objective import TiledObjective
 from . import benchmark_command, time_to_quality
@@ -61,7 +61,6 @@ from .benchmark_measure import (
 REFERENCE_SIZE = "512x384"  # the size the targets are set at; always measured
 REPEATS = 5
 LBFGS_EVALUATIONS = 25  # > the history (settings.LBFGS_CORRECTIONS), so that it is full at the peak
-LBFGS_CORRECTIONS = settings.LBFGS_CORRECTIONS
 OUT = "BENCHMARKS.md"
 
 
