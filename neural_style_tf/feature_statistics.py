@@ -42,9 +42,26 @@ def gram_product(flat: Tensor) -> Tensor:
     return product(flat)
 
 
-def mean_and_covariance(flat: Tensor) -> tuple[Tensor, Tensor]:
-    """(mean (C,), covariance (C, C)) of `flat` (positions, channels) over its positions."""
+def bfloat16_source(flat: Tensor) -> Tensor | None:
+    """The bfloat16 tensor that `flat` is a float32 cast of (through a reshape), as a
+    bfloat16 network hands its layers on (FeatureNetwork.features); None otherwise."""
     tf = import_tensorflow()
+
+    source = flat.op.inputs[0] if flat.op.type == "Reshape" else flat
+    if source.op.type != "Cast" or source.op.inputs[0].dtype != tf.bfloat16:
+        return None
+    return tf.reshape(source.op.inputs[0], (-1, flat.shape[-1]))
+
+
+def mean_and_covariance(flat: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean (C,), covariance (C, C)) of `flat` (positions, channels) over its positions.
+
+    From a bfloat16 layer (bfloat16_source), see moments_of_bfloat16."""
+    tf = import_tensorflow()
+
+    low = bfloat16_source(flat)
+    if low is not None:
+        return moments_of_bfloat16(low)
 
     @tf.custom_gradient
     def moments(f):
@@ -62,6 +79,43 @@ def mean_and_covariance(flat: Tensor) -> tuple[Tensor, Tensor]:
         return (mean, cov), grad
 
     return moments(flat)
+
+
+def moments_of_bfloat16(features: Tensor) -> tuple[Tensor, Tensor]:
+    """mean_and_covariance of a bfloat16 layer `features` (positions, channels): the same
+    float32 mean and covariance, with the gradient computed in bfloat16 and returned to the
+    bfloat16 layer.
+
+    Why: the float32 gradient needs the float32 centred features, so each style layer held
+    that copy from its forward pass to its gradient, beside the float32 cast and the
+    float32 gradient: at 512x384, 48 MB each for relu1_1 (issue 33; docs/performance.md,
+    Memory at 512 px). The gradient is cast to bfloat16 where it joins the network's
+    backward pass, which is bfloat16 throughout; computing it in bfloat16 (the product
+    accumulates in float32 in oneDNN) leaves it within 0.3% of the float32 one (the
+    whole image's gradient at 512 px), and the loss is unchanged. The float32 copies now
+    live only while the covariance is computed.
+    """
+    tf = import_tensorflow()
+
+    @tf.custom_gradient
+    def moments(b):
+        positions = tf.cast(tf.shape(b)[0], tf.float32)
+        mean = tf.reduce_mean(tf.cast(b, tf.float32), axis=0)
+        centred = tf.cast(b, tf.float32) - mean
+        cov = tf.matmul(centred, centred, transpose_a=True) / positions
+
+        def grad(d_mean, d_cov):
+            # As mean_and_covariance's, (F - mean) (S + S^T) / positions, in bfloat16.
+            if d_cov is None:
+                out = tf.zeros_like(b)
+            else:
+                symmetric = tf.cast((d_cov + tf.transpose(d_cov)) / positions, tf.bfloat16)
+                out = tf.matmul(b - tf.cast(mean, tf.bfloat16), symmetric)
+            return out if d_mean is None else out + tf.cast(d_mean / positions, tf.bfloat16)
+
+        return (mean, cov), grad
+
+    return moments(features)
 
 
 def trace_sqrt(cov: Tensor, root: Tensor) -> Tensor:

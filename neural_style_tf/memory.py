@@ -87,6 +87,14 @@ def optimizer_parts(height, width, optimizer="lbfgs", lbfgs_corrections=LBFGS_CO
     return {"optimizer": optimizer_bytes, "evaluator": evaluator}
 
 
+def evaluation_pool_bytes(network, height, width, layers_needed=None, guided_styles=0):
+    """What tf_runtime.reserve_cpu_pool reserves before an evaluation at height x width:
+    twice the estimate's resident activations, so that the whole evaluation fits in the
+    piece (only the pages it writes become resident)."""
+    parts = estimate_parts(network, height, width, layers_needed=layers_needed, guided_styles=guided_styles)
+    return 2 * (parts["activations"] + parts.get("guidance", 0))
+
+
 def activation_bytes(network, height, width, layers_needed):
     """float32 bytes of every layer's output up to the deepest of `layers_needed`."""
     shapes = network.feature_shapes(height, width, network.deepest(layers_needed))

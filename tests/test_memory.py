@@ -75,3 +75,13 @@ def test_estimate_parts_add_up_and_the_baseline_is_constant(tiny_network):
         # 100x the pixels: the per-pixel parts grow about 100x (the m^2 terms of L-BFGS do not)
         assert 90 < large[part] / small[part] <= 100.5, part
     assert memory.format_bytes(3 * 2**30) == "3.0 GB" and memory.format_bytes(5 * 2**20) == "5 MB"
+
+
+def test_the_pool_reserved_for_an_evaluation_is_twice_its_resident_activations(tiny_network):
+    for height, width in ((16, 24), (32, 48)):
+        parts = memory.estimate_parts(tiny_network, height, width)
+        assert memory.evaluation_pool_bytes(tiny_network, height, width) == 2 * parts["activations"] > 0
+    assert memory.evaluation_pool_bytes(tiny_network, 32, 48) > memory.evaluation_pool_bytes(tiny_network, 16, 24)
+    guided = memory.estimate_parts(tiny_network, 16, 24, guided_styles=1)
+    assert memory.evaluation_pool_bytes(tiny_network, 16, 24, guided_styles=1) == 2 * (
+        guided["activations"] + guided["guidance"])

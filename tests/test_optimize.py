@@ -422,3 +422,26 @@ def test_minimize_with_an_iterate_average_returns_the_average_and_its_own_loss(o
     assert result.terms["total"] == pytest.approx(terms["total"], rel=1e-6)  # the loss is the average's own
     assert not np.array_equal(result.image, plain.image)  # not the best iterate
     assert 0.0 <= result.image.min() and result.image.max() <= 255.0
+
+
+def test_same_bounds_is_the_list_of_pairs_that_fmin_l_bfgs_b_takes():
+    """optimize.SameBounds stands for [(low, high)] * n without the list: the same
+    sequence, and the same L-BFGS-B result on a quadratic whose minimum lies outside
+    the box."""
+    from scipy.optimize import fmin_l_bfgs_b
+
+    bounds = optimize.SameBounds(5, 0.0, 2.0)
+    assert len(bounds) == 5 and list(bounds) == [(0.0, 2.0)] * 5
+    assert bounds[-1] == (0.0, 2.0) and bounds[1:4] == [(0.0, 2.0)] * 3
+    with pytest.raises(IndexError):
+        bounds[5]
+    target = np.array([-1.0, 0.5, 1.0, 3.0, 1.5])
+
+    def f(x):
+        return float(np.sum((x - target) ** 2)), 2 * (x - target)
+
+    x0 = np.ones(5)
+    lazy, _, _ = fmin_l_bfgs_b(f, x0, bounds=bounds)
+    listed, _, _ = fmin_l_bfgs_b(f, x0, bounds=[(0.0, 2.0)] * 5)
+    np.testing.assert_array_equal(lazy, listed)
+    np.testing.assert_allclose(lazy, np.clip(target, 0.0, 2.0))

@@ -150,3 +150,28 @@ def test_blas_runs_on_one_thread_unless_the_user_set_a_count(monkeypatch):
     assert blas and all(pool["num_threads"] == 1 for pool in blas)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     assert tf_runtime.single_threaded_blas() is False
+
+
+@pytest.mark.slow
+def test_reserving_the_cpu_pool_costs_address_space_not_memory():
+    """reserve_cpu_pool grows TensorFlow's pool by one untouched piece: the process's
+    resident memory barely moves, a smaller or equal reservation after it does nothing,
+    and sessions run as before."""
+    code = ("from neural_style_tf import tf_runtime\n"
+            "tf_runtime.configure_process()\n"
+            "tf = tf_runtime.import_tensorflow()\n"
+            "def rss():\n"
+            "    return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) * 1024\n"
+            "with tf.compat.v1.Session(config=tf_runtime.session_config()) as s:\n"
+            "    s.run(tf.constant(1.0) + 1.0)\n"
+            "before = rss()\n"
+            "print(tf_runtime.reserve_cpu_pool(512 << 20), tf_runtime.reserve_cpu_pool(256 << 20))\n"
+            "print((rss() - before) >> 20)\n"
+            "with tf.Graph().as_default(), tf.compat.v1.Session(config=tf_runtime.session_config()) as s:\n"
+            "    print(s.run(tf.reduce_sum(tf.ones((1000, 1000)))))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    reserved, growth_mb, total = done.stdout.split("\n")[:3]
+    assert reserved == "True False"
+    assert int(growth_mb) < 64  # of the 512 MB reserved
+    assert float(total) == 1e6
