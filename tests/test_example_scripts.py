@@ -35,3 +35,17 @@ def test_a_script_prints_its_help_without_the_package_installed(script, tmp_path
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-1500:]
     assert done.stdout.startswith("usage:"), done.stdout[:200]
+
+
+@pytest.mark.slow
+def test_evaluation_memory_replays_a_traced_evaluation(tmp_path):
+    """examples/evaluation_memory.py on a small image: a positive peak, and the nodes that
+    held it, which add up to no more than the peak."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "evaluation_memory.py"), "--size", "64x48",
+                           "--runs", "1", "--top", "50"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-1500:]
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith("64x48") and lines[1].startswith("evaluation 1: ")
+    peak = float(lines[1].split(": ")[1].split(" MB")[0])
+    held = [float(line.split(" MB")[0]) for line in lines[2:]]
+    assert peak > 0 and held and sum(held) <= peak + 0.1 * len(held)
