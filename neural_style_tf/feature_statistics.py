@@ -47,7 +47,11 @@ def bfloat16_source(flat: Tensor) -> Tensor | None:
     bfloat16 network hands its layers on (FeatureNetwork.features); None otherwise."""
     tf = import_tensorflow()
 
-    source = flat.op.inputs[0] if flat.op.type == "Reshape" else flat
+    try:
+        op = flat.op
+    except AttributeError:  # an eager tensor has no op to trace back
+        return None
+    source = op.inputs[0] if op.type == "Reshape" else flat
     if source.op.type != "Cast" or source.op.inputs[0].dtype != tf.bfloat16:
         return None
     return tf.reshape(source.op.inputs[0], (-1, flat.shape[-1]))
