@@ -14,6 +14,13 @@ from neural_style_tf import tf_runtime
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def python_lines(code):
+    """The lines `python -c code` prints, run from the checkout; it must succeed."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("\n")
+
+
 @pytest.mark.slow
 def test_tensorflow_start_up_chatter_is_kept_off_stderr():
     # TensorFlow's C++ runtime prints CUDA-driver INFO/ERROR lines on machines without a
@@ -60,9 +67,7 @@ def test_tensorflow_is_imported_without_keras_and_keras_still_imports_after():
             "print('keras.src.optimizers' in sys.modules)\n"
             "import keras\n"
             "print(type(keras.optimizers.Adam()).__name__, tf.keras.layers.Dense.__name__)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:3] == ["[]", "False", "Adam Dense"]
+    assert python_lines(code)[:3] == ["[]", "False", "Adam Dense"]
 
 
 def test_a_keras_imported_before_tensorflow_is_left_alone(monkeypatch):
@@ -169,9 +174,7 @@ def test_reserving_the_cpu_pool_costs_address_space_not_memory():
             "print((rss() - before) >> 20)\n"
             "with tf.Graph().as_default(), tf.compat.v1.Session(config=tf_runtime.session_config()) as s:\n"
             "    print(s.run(tf.reduce_sum(tf.ones((1000, 1000)))))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    reserved, growth_mb, total = done.stdout.split("\n")[:3]
+    reserved, growth_mb, total = python_lines(code)[:3]
     assert reserved == "True False"
     assert int(growth_mb) < 64  # of the 512 MB reserved
     assert float(total) == 1e6
