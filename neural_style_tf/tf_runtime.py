@@ -259,12 +259,15 @@ def reserve_cpu_pool(nbytes):
     Why: with oneDNN, TensorFlow keeps tensors in a BFC pool that grows by regions of
     doubling size (2, 4, 8, ... MB) and never gives a region back. An evaluation's
     tensors were spread over four or five regions, and the partly used ones left their
-    touched pages resident: at 512x384 the pool held 300-370 MB resident for about 250 MB
-    of tensors alive at once, and which regions an evaluation touched changed from run to
-    run (the plain command's peak varied between 1.15 and 1.27 GB). In one region large
-    enough for the whole evaluation, freed tensors are reused in place. Measured on the
-    AMD EPYC, 30 iterations at 512 px, 7 runs each: peak 1.15-1.21 GB (mean 1.17) against
-    1.15-1.27 GB (mean 1.22), the same time (docs/performance.md, Memory at 512 px).
+    touched pages resident: at 512x384 the pool held 300-370 MB resident for 175-274 MB of
+    tensors alive at once, and which regions an evaluation touched changed from run to run
+    (the plain command's peak varied between 1.15 and 1.27 GB). In one region large enough
+    for the whole evaluation, freed tensors are reused in place. Measured on the AMD EPYC,
+    30 iterations at 512 px: alone, it lowered the usual peak by 30-40 MB (13 runs, median
+    1.164 GB) but not the spread (up to 1.28 GB), at the same speed; beside
+    feature_statistics.moments_of_bfloat16, which removed the spread, its own effect is
+    within the noise (docs/performance.md, Memory at 512 px). Kept as a cheap guard: one
+    allocation per process.
 
     Only the pages an evaluation writes become resident: an unused tail costs address
     space, not memory. Does nothing on a GPU (its own allocator), for a size not larger
