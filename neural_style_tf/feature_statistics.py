@@ -1,6 +1,7 @@
 """The products every style statistic is made of, with their gradients written out: F^T F
 (the Gram matrix's) and the mean and covariance of F (W2's and mean-cov's), for F the
-(positions, channels) matrix of one layer's features; and W2's tr((R C R)^1/2) (trace_sqrt).
+(positions, channels) matrix of one layer's features; and W2's tr((R C R)^1/2) (trace_sqrt, and
+trace_sqrt_of_factor for a layer of fewer positions than channels).
 
 Why written out: TensorFlow differentiates F^T F as two products, one per operand, and
 adds them; and the centred covariance through the subtraction of the mean, its
@@ -143,19 +144,57 @@ def trace_sqrt(cov: Tensor, root: Tensor) -> Tensor:
     @tf.custom_gradient
     def _trace_sqrt(c):
         product = tf.matmul(tf.matmul(root, c), root)
-        values, vectors = symmetric_eigh((product + tf.transpose(product)) / 2)  # symmetric, as eigh assumes
-        kept = values > W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
-        roots = tf.sqrt(tf.where(kept, values, tf.ones_like(values)))
-        result = tf.reduce_sum(tf.where(kept, roots, tf.zeros_like(roots)))
+        vectors, result, half_inverse = _root_sum(product)
 
         def grad(upstream):
             w = tf.matmul(root, vectors)
-            half_inverse = tf.where(kept, 0.5 / roots, tf.zeros_like(roots))
             return upstream * tf.matmul(w * half_inverse, w, transpose_b=True)
 
         return result, grad
 
     return _trace_sqrt(cov)
+
+
+def trace_sqrt_of_factor(factor: Tensor, target_cov: Tensor) -> Tensor:
+    """trace_sqrt(C, R) for C = X^T X given by its factor X (`factor`, positions x channels, fewer
+    positions than channels) and R^2 = C_t (`target_cov`), both float64.
+
+    Why: R C R = (X R)^T (X R) has the same nonzero eigenvalues as the positions x positions
+    X C_t X^T, so the trace needs the eigenvalues of that small matrix, not of the channels x
+    channels one. A deep layer of a small image has fewer positions than channels (relu5_1 at
+    128 px: 48 positions, 512 channels), and there LAPACK's 512 x 512 eigh (~40 ms) and the
+    float64 products around it were a fixed cost of every evaluation, whatever the size
+    (issue 35; docs/performance.md#each-evaluation-priced-by-its-pixels).
+
+    The gradient in X is 2 G X C_t, G = U diag(1/(2 sqrt(lambda))) U^T of the small matrix: from
+    d tr = tr(G dM) with dM = dX C_t X^T + X C_t dX^T. Eigenvalues below W2_EIG_FLOOR count as 0.
+    """
+    tf = import_tensorflow()
+
+    @tf.custom_gradient
+    def _trace_sqrt(x):
+        weighted = tf.matmul(x, target_cov)  # X C_t
+        vectors, result, half_inverse = _root_sum(tf.matmul(weighted, x, transpose_b=True))
+
+        def grad(upstream):
+            g = tf.matmul(vectors * half_inverse, vectors, transpose_b=True)
+            return upstream * 2.0 * tf.matmul(g, weighted)
+
+        return result, grad
+
+    return _trace_sqrt(factor)
+
+
+def _root_sum(product: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(eigenvectors, sum of the square roots of the eigenvalues, 1/(2 sqrt) of each) of the
+    symmetric PSD float64 `product`; eigenvalues below W2_EIG_FLOOR of the largest count as 0."""
+    tf = import_tensorflow()
+
+    values, vectors = symmetric_eigh((product + tf.transpose(product)) / 2)  # symmetric, as eigh assumes
+    kept = values > W2_EIG_FLOOR * tf.maximum(tf.reduce_max(values), 1e-30)
+    roots = tf.sqrt(tf.where(kept, values, tf.ones_like(values)))
+    result = tf.reduce_sum(tf.where(kept, roots, tf.zeros_like(roots)))
+    return vectors, result, tf.where(kept, 0.5 / roots, tf.zeros_like(roots))
 
 
 def symmetric_eigh(matrix: Tensor) -> tuple[Tensor, Tensor]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .feature_statistics import gram_product, mean_and_covariance, trace_sqrt
+from .feature_statistics import gram_product, mean_and_covariance, trace_sqrt, trace_sqrt_of_factor
 from .networks.feature_network import halve_mask
 from .settings import CONTENT_WEIGHT_BLEND, STYLE_LAYER_WEIGHT_EXP, STYLE_LOSSES
 from .tf_runtime import import_tensorflow
@@ -283,6 +283,24 @@ def feature_moments(features: Tensor, weights: Tensor | None = None) -> tuple[Te
     return mean, tf.matmul(centred * w, centred, transpose_a=True) / mass
 
 
+def w2_moments(features: Tensor, weights: Tensor | None = None) -> tuple:
+    """feature_moments, and for a layer of fewer positions than channels (known when the graph
+    is built) a third tensor, the factor X (positions, channels) with X^T X the covariance:
+    (f - mean) sqrt(w / sum w), or / sqrt(positions) unweighted. style_loss_w2 then takes the
+    trace term from the small matrix (trace_sqrt_of_factor)."""
+    tf = import_tensorflow()
+
+    mean, cov = feature_moments(features, weights)
+    positions = features.shape[1:-1].num_elements()
+    if positions is None or positions >= int(features.shape[-1]):
+        return mean, cov
+    centred = tf.reshape(features, (-1, features.shape[-1])) - mean
+    if weights is None:
+        return mean, cov, centred / float(np.sqrt(positions))
+    w = tf.reshape(tf.cast(weights, features.dtype), (-1, 1))
+    return mean, cov, centred * tf.sqrt(w / mask_mass(w))
+
+
 def mask_mass(weights: Tensor) -> Tensor:
     """sum(weights), kept above 0: a layer's statistic of an empty region is 0, not NaN."""
     tf = import_tensorflow()
@@ -354,7 +372,7 @@ def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
 def w2_target(moments: tuple) -> tuple:
     """The constants of the W2 loss for target moments: (mean, covariance, its square root,
     its trace, the painting's spread)."""
-    mean, cov = (np.asarray(m, np.float64) for m in moments)
+    mean, cov = (np.asarray(m, np.float64) for m in moments[:2])  # not w2_moments's factor
     cov = (cov + cov.T) / 2
     return (mean.astype(np.float32), cov.astype(np.float32), sqrtm_psd(cov).astype(np.float32),
             np.float32(np.trace(cov)), target_spread(mean, cov))
@@ -366,8 +384,6 @@ def w2_target(moments: tuple) -> tuple:
 # same --style-weight (content start, Neckarfront x Starry Night, 256 px, docs/quality.md).
 W2_SCALE = 10.0
 MEAN_COV_SCALE = 30.0
-
-
 
 
 def style_loss_w2(moments: tuple[Tensor, Tensor], target: tuple) -> Tensor:
@@ -386,10 +402,13 @@ def style_loss_w2(moments: tuple[Tensor, Tensor], target: tuple) -> Tensor:
     # of the total loss, the size of L-BFGS's last steps: SciPy's line search and
     # convergence test then stop it early (docs/lbfgs-vs-adam.md). The statistics stay
     # float32; only this formula (a few 512x512 products per layer) is float64.
-    mean, cov = (tf.cast(m, tf.float64) for m in moments)
+    mean, cov = (tf.cast(m, tf.float64) for m in moments[:2])
     target_mean, target_cov, target_root, target_trace, spread = target
     channels = float(mean.shape[-1])
-    root_trace = trace_sqrt(cov, tf.cast(target_root, tf.float64))
+    if len(moments) > 2:  # w2_moments's factor: fewer positions than channels
+        root_trace = trace_sqrt_of_factor(tf.cast(moments[2], tf.float64), tf.cast(target_cov, tf.float64))
+    else:
+        root_trace = trace_sqrt(cov, tf.cast(target_root, tf.float64))
     distance = (tf.reduce_sum(tf.square(mean - tf.cast(target_mean, tf.float64))) + tf.linalg.trace(cov)
                 + tf.cast(target_trace, tf.float64) - 2.0 * root_trace)
     # distance times (scale / (C v)), not (scale distance) / (C v): the same numbers as
@@ -459,7 +478,7 @@ def style_statistic(style_loss: str, scale: LossScale) -> StyleStatistic:
         return StyleStatistic(feature_moments, mean_cov_target, style_loss_mean_cov,
                               "squared distance of means and covariances", moments_from_sums, relative=True)
     if name == "w2":
-        return StyleStatistic(feature_moments, w2_target, style_loss_w2, "Wasserstein-2 between Gaussians",
+        return StyleStatistic(w2_moments, w2_target, style_loss_w2, "Wasserstein-2 between Gaussians",
                               moments_from_sums, relative=True)
     raise ValueError(f"style loss must be one of {STYLE_LOSSES}, not {name!r}")
 

@@ -272,6 +272,31 @@ def test_w2_loss_has_no_rounding_noise_near_its_minimum():
     assert np.sqrt(np.mean((values - fit) ** 2)) < 1e-6 * np.mean(values)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_w2_of_few_positions_equals_the_channels_x_channels_formula(masked):
+    """A layer of fewer positions (2 x 3) than channels (8) gets w2_moments's factor, and its
+    trace term from the 6 x 6 matrix: the same loss and gradient as from the 8 x 8 one."""
+    rng = np.random.default_rng(6)
+    feats, target = (np.maximum(rng.normal(0.5, 1.0, (1, 2, 3, 8)), 0) for _ in range(2))
+    mask = rng.uniform(0.2, 1.0, (2, 3))
+    statistic = losses.style_statistic("w2", CLASSIC)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        weights = tf.constant(mask) if masked else None
+        t_stats = tuple(tf.constant(t) for t in statistic.prepare(sess.run(statistic.compute(tf.constant(target)))))
+        x = tf.constant(feats)
+        moments = statistic.compute(x, weights)
+        assert len(moments) == 3 and moments[2].shape == (6, 8)
+        small, large = statistic.loss(moments, t_stats), statistic.loss(moments[:2], t_stats)
+        values = sess.run([small, large, tf.gradients(small, x)[0], tf.gradients(large, x)[0]])
+    # equal but for the float32 targets' rounding (the large formula uses C_t^1/2, the small one C_t)
+    assert values[0] == pytest.approx(values[1], rel=1e-6)
+    np.testing.assert_allclose(values[2], values[3], rtol=1e-5, atol=1e-9)
+    if not masked:
+        assert values[0] == pytest.approx(np_style_loss("w2", feats[0], target[0]), rel=1e-3)
+    with tf.Graph().as_default():  # as many positions as channels or more: no factor
+        assert len(statistic.compute(tf.constant(np.ones((1, 4, 2, 8))))) == 2
+
+
 # ---------------------------------------------------------------- the temporal term (video.py)
 
 

@@ -114,6 +114,36 @@ def noise_ratio(result, style_at_scale, sigma=NOISE_SIGMA):
     return high_frequency(result, sigma) / max(high_frequency(style_at_scale, sigma), 1e-9)
 
 
+# The same picture at two sizes (issue 35): the larger output scaled down to the smaller.
+# Layout: the luminances blurred by this fraction of the smaller width, then correlated.
+LAYOUT_SIGMA = 1 / 32
+
+
+def scaled_down(large, shape):
+    """`large` (H, W, 3) resized to `shape` (h, w) by area averaging (Pillow's BOX), as a viewer shows it."""
+    from PIL import Image
+
+    img = Image.fromarray(np.clip(np.rint(large), 0, 255).astype(np.uint8))
+    return np.asarray(img.resize((shape[1], shape[0]), Image.BOX), np.float64)
+
+
+def layout_correlation(large, small, sigma=LAYOUT_SIGMA):
+    """Pearson correlation of the low-passed luminances of `large` scaled down to `small` and of
+    `small`: 1 when the two show the same layout of light and dark at the scale of the frame."""
+    from scipy.ndimage import gaussian_filter
+
+    blur = sigma * small.shape[1]
+    a = gaussian_filter(luminance(scaled_down(large, small.shape[:2])), blur)
+    b = gaussian_filter(luminance(small), blur)
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def detail_ratio(large, small, sigma=NOISE_SIGMA):
+    """high_frequency of `large` scaled down to `small`'s size over that of `small`: 1 when the
+    strokes have the same scale relative to the frame (finer strokes in `large` lift it above 1)."""
+    return high_frequency(scaled_down(large, small.shape[:2]), sigma) / max(high_frequency(small, sigma), 1e-9)
+
+
 # ---------------------------------------------------------------- the panel
 
 
