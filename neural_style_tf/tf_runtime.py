@@ -46,11 +46,17 @@ def single_threaded_blas():
     2 cores (Intel Xeon, other jobs running): a 512 x 512 float64 eigh (the W2 target's
     square root, once per style layer) 0.33 s with OpenBLAS's threads, 0.05 s on one;
     SciPy's L-BFGS-B on 590k pixels 556 ms per evaluation against 263 ms. Returns whether
-    the limit was set (threadpoolctl finds the libraries already loaded; NumPy is).
+    the limit was set (threadpoolctl finds the libraries already loaded).
+
+    SciPy's wheels bring their own OpenBLAS (scipy.libs), apart from NumPy's, and L-BFGS-B's
+    setulb calls that one: it is loaded here too, or it kept its 2 threads. Measured on a
+    2-core AMD EPYC at 128 px (issue 35): the main thread spent a fifth of the run in
+    OpenBLAS's exec_blas_async_wait, and a session.run took 0.15 s instead of 0.11 s.
     """
     if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
         return False
     import numpy  # noqa: F401  (loads its BLAS, so that threadpoolctl sees it)
+    import scipy.linalg  # noqa: F401  (loads SciPy's own BLAS, which L-BFGS-B uses)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")

@@ -157,6 +157,21 @@ def test_blas_runs_on_one_thread_unless_the_user_set_a_count(monkeypatch):
     assert tf_runtime.single_threaded_blas() is False
 
 
+def test_scipys_own_blas_runs_on_one_thread_too():
+    """SciPy's wheels bring their own OpenBLAS, which L-BFGS-B calls; in a fresh process it is
+    loaded after configure_process unless that loads it, and kept its threads (issue 35)."""
+    env_clear = "".join(f"os.environ.pop({name!r}, None)\n" for name in tf_runtime.BLAS_THREAD_VARIABLES)
+    lines = python_lines("import os\n" + env_clear + "from neural_style_tf.tf_runtime import configure_process\n"
+                         "configure_process()\n"
+                         "import scipy.optimize\n"
+                         "from threadpoolctl import threadpool_info\n"
+                         "for pool in threadpool_info():\n"
+                         "    print(pool['user_api'], pool['filepath'], pool['num_threads'])\n")
+    blas = [line.split() for line in lines if line.startswith("blas ")]
+    assert any("scipy.libs" in path or "scipy/" in path for _, path, _ in blas), blas
+    assert all(threads == "1" for _, _, threads in blas), blas
+
+
 @pytest.mark.slow
 def test_reserving_the_cpu_pool_costs_address_space_not_memory():
     """reserve_cpu_pool grows TensorFlow's pool by one untouched piece: the process's
