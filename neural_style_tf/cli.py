@@ -168,6 +168,10 @@ def add_objective_arguments(group):
     group.add_argument("--content-weight", type=float, default=settings.CONTENT_WEIGHT, help="content weight")
     group.add_argument("--content-weight-blend", type=float, default=settings.CONTENT_WEIGHT_BLEND,
                        help="share of the first content layer (relu4_2); the others get the rest")
+    group.add_argument("--content-size-power", type=float, default=settings.CONTENT_SIZE_POWER, metavar="P",
+                       help=f"with the W2 and mean-cov style losses, the content weight grows below "
+                            f"{settings.CONTENT_SIZE_REFERENCE} px as ({settings.CONTENT_SIZE_REFERENCE} / long side) ** P, "
+                            f"so that a small image keeps the photo as a 512 px one does; 0: the same at every size")
     group.add_argument("--style-weight", type=float, default=settings.STYLE_WEIGHT, help="style weight")
     group.add_argument("--style-layer-weight-exp", type=float, default=None,
                        help=f"weight(layer n+1) = exp * weight(layer n) (default {settings.STYLE_LAYER_WEIGHT_EXP_VGG:g} "

@@ -1,7 +1,8 @@
 """The products every style statistic is made of, with their gradients written out: F^T F
 (the Gram matrix's) and the mean and covariance of F (W2's and mean-cov's), for F the
 (positions, channels) matrix of one layer's features; and W2's tr((R C R)^1/2) (trace_sqrt, and
-trace_sqrt_of_factor for a layer of fewer positions than channels).
+trace_sqrt_of_factor for a layer of fewer positions than channels). feature_moments and
+w2_moments are the statistics losses.py's StyleStatistic computes from a layer (masked or not).
 
 Why written out: TensorFlow differentiates F^T F as two products, one per operand, and
 adds them; and the centred covariance through the subtraction of the mean, its
@@ -41,6 +42,49 @@ def gram_product(flat: Tensor) -> Tensor:
         return tf.matmul(f, f, transpose_a=True), grad
 
     return product(flat)
+
+
+def feature_moments(features: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(mean (C,), covariance (C, C)) of features (1, H, W, C), over the H W positions.
+
+    With `weights` (H, W) >= 0 (a guidance mask at this layer, see guided_gram), the
+    weighted mean and covariance: sum w f / sum w and sum w (f - mean)(f - mean)^T / sum w.
+    """
+    tf = import_tensorflow()
+
+    flat = tf.reshape(features, (-1, features.shape[-1]))
+    if weights is None:
+        return mean_and_covariance(flat)
+    w = tf.reshape(tf.cast(weights, features.dtype), (-1, 1))
+    mass = mask_mass(w)
+    mean = tf.reduce_sum(flat * w, axis=0) / mass
+    centred = flat - mean
+    return mean, tf.matmul(centred * w, centred, transpose_a=True) / mass
+
+
+def w2_moments(features: Tensor, weights: Tensor | None = None) -> tuple:
+    """feature_moments, and for a layer of fewer positions than channels (known when the graph
+    is built) a third tensor, the factor X (positions, channels) with X^T X the covariance:
+    (f - mean) sqrt(w / sum w), or / sqrt(positions) unweighted. style_loss_w2 then takes the
+    trace term from the small matrix (trace_sqrt_of_factor)."""
+    tf = import_tensorflow()
+
+    mean, cov = feature_moments(features, weights)
+    positions = features.shape[1:-1].num_elements()
+    if positions is None or positions >= int(features.shape[-1]):
+        return mean, cov
+    centred = tf.reshape(features, (-1, features.shape[-1])) - mean
+    if weights is None:
+        return mean, cov, centred / float(np.sqrt(positions))
+    w = tf.reshape(tf.cast(weights, features.dtype), (-1, 1))
+    return mean, cov, centred * tf.sqrt(w / mask_mass(w))
+
+
+def mask_mass(weights: Tensor) -> Tensor:
+    """sum(weights), kept above 0: a layer's statistic of an empty region is 0, not NaN."""
+    tf = import_tensorflow()
+
+    return tf.maximum(tf.reduce_sum(weights), 1e-12)
 
 
 def bfloat16_source(flat: Tensor) -> Tensor | None:

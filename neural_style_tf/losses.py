@@ -19,9 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .feature_statistics import gram_product, mean_and_covariance, trace_sqrt, trace_sqrt_of_factor
+from .feature_statistics import feature_moments, gram_product, mask_mass, trace_sqrt, trace_sqrt_of_factor, w2_moments
 from .networks.feature_network import halve_mask
-from .settings import CONTENT_WEIGHT_BLEND, STYLE_LAYER_WEIGHT_EXP, STYLE_LOSSES
+from .settings import (
+    CONTENT_SIZE_POWER,
+    CONTENT_SIZE_REFERENCE,
+    CONTENT_WEIGHT_BLEND,
+    STYLE_LAYER_WEIGHT_EXP,
+    STYLE_LOSSES,
+)
 from .tf_runtime import import_tensorflow
 
 # A tf.Tensor: typed loosely, since TensorFlow is imported only where a graph is built.
@@ -265,49 +271,6 @@ LOSS_SCALES = {
 # painting's correlations, one source of the washed-out, grey results.
 
 
-def feature_moments(features: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(mean (C,), covariance (C, C)) of features (1, H, W, C), over the H W positions.
-
-    With `weights` (H, W) >= 0 (a guidance mask at this layer, see guided_gram), the
-    weighted mean and covariance: sum w f / sum w and sum w (f - mean)(f - mean)^T / sum w.
-    """
-    tf = import_tensorflow()
-
-    flat = tf.reshape(features, (-1, features.shape[-1]))
-    if weights is None:
-        return mean_and_covariance(flat)
-    w = tf.reshape(tf.cast(weights, features.dtype), (-1, 1))
-    mass = mask_mass(w)
-    mean = tf.reduce_sum(flat * w, axis=0) / mass
-    centred = flat - mean
-    return mean, tf.matmul(centred * w, centred, transpose_a=True) / mass
-
-
-def w2_moments(features: Tensor, weights: Tensor | None = None) -> tuple:
-    """feature_moments, and for a layer of fewer positions than channels (known when the graph
-    is built) a third tensor, the factor X (positions, channels) with X^T X the covariance:
-    (f - mean) sqrt(w / sum w), or / sqrt(positions) unweighted. style_loss_w2 then takes the
-    trace term from the small matrix (trace_sqrt_of_factor)."""
-    tf = import_tensorflow()
-
-    mean, cov = feature_moments(features, weights)
-    positions = features.shape[1:-1].num_elements()
-    if positions is None or positions >= int(features.shape[-1]):
-        return mean, cov
-    centred = tf.reshape(features, (-1, features.shape[-1])) - mean
-    if weights is None:
-        return mean, cov, centred / float(np.sqrt(positions))
-    w = tf.reshape(tf.cast(weights, features.dtype), (-1, 1))
-    return mean, cov, centred * tf.sqrt(w / mask_mass(w))
-
-
-def mask_mass(weights: Tensor) -> Tensor:
-    """sum(weights), kept above 0: a layer's statistic of an empty region is 0, not NaN."""
-    tf = import_tensorflow()
-
-    return tf.maximum(tf.reduce_sum(weights), 1e-12)
-
-
 def guided_gram(gram: Callable[[Tensor], Tensor], features: Tensor, weights: Tensor | None = None) -> Tensor:
     """A loss scale's Gram matrix `gram(features)` of the positions weighted by `weights`
     (H, W) >= 0: the guided Gram matrix of Gatys et al. 2017 (Controlling Perceptual
@@ -459,6 +422,19 @@ def relative_content_weight(target: np.ndarray, scale: float) -> float:
     (FeatureNetwork.relative_content_scale) over the mean square of the layer's target features."""
     mean_square = float(np.mean(np.square(np.asarray(target, np.float64))))
     return scale / max(mean_square, 1e-12)
+
+
+def content_size_factor(shape: Sequence[int], power: float = CONTENT_SIZE_POWER) -> float:
+    """How much more the relative content term weighs for an image of `shape` (H, W, ...):
+    (CONTENT_SIZE_REFERENCE / long side) ** power below the reference size, 1 from it up.
+
+    Why: the defaults were balanced at 512 px, and the balance moves with the size. At 128 px a
+    deep layer's cell is an eighth of the frame, where the photo's houses and the painting's
+    strokes give alike features, so the content term barely resists; the painting's own forms
+    (moon, cypress) replace the town (issue 35; docs/quality.md#one-look-at-every-size). Above
+    512 px it stays 1: coarse-to-fine starts there, and larger sizes kept the 512 px look."""
+    side = max(int(shape[0]), int(shape[1]))
+    return float((CONTENT_SIZE_REFERENCE / side) ** power) if side < CONTENT_SIZE_REFERENCE else 1.0
 
 
 def style_statistic(style_loss: str, scale: LossScale) -> StyleStatistic:

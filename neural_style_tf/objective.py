@@ -38,6 +38,7 @@ from .losses import (
     StyleStatistic,
     blend_weights,
     content_layer_weights,
+    content_size_factor,
     style_layer_weights,
     style_statistic,
 )
@@ -389,8 +390,10 @@ def problem_terms(problem: Problem, scale: LossScale, compute_targets) -> tuple[
     layer_masks = [None if guidance.mask(i) is None
                    else network.mask_weights(guidance.mask(i), tuple(style_weights), loss.pooling)
                    for i in range(count)]
+    relative_scale = network.relative_content_scale * content_size_factor(problem.content.shape,
+                                                                          loss.content_size_power)
     terms = [ContentTerm(content_weights, content_targets, scale.content, problem.content_mask, statistic.relative,
-                         network.relative_content_scale),
+                         relative_scale),
              StyleTerm(statistic, style_weights, blend, style_targets, layer_masks),
              TotalVariationTerm(scale.tv)]
     terms += [PixelTerm(t, name, problem.content.shape)

@@ -23,6 +23,7 @@ PRESETS = {
         "loss_scale": "classic",  # (no flag)
         "content_layers": ("relu4_2", "relu5_2"),
         "content_weight_blend": 1.0,
+        "content_size_power": 0.0,  # the same balance at every size, as the classic tool
         "style_layers": STYLE_LAYERS_PAPER,
         "style_layer_weight_exp": 1.0,
         "content_weight": 5e0,
@@ -49,6 +50,7 @@ PRESETS = {
         "loss_scale": "gatys2016",  # (no flag) 1/2 sum (F-P)^2 and sum (G-A)^2 / (4 N^2 M^2)
         "content_layers": ("relu4_2",),
         "content_weight_blend": 1.0,
+        "content_size_power": 0.0,  # the paper's weights at every size
         "style_layers": STYLE_LAYERS_PAPER,
         # exp 1 gives equal layer weights normalised to sum 1: w_l = 1/5, the paper's.
         "style_layer_weight_exp": 1.0,
@@ -76,6 +78,7 @@ PRESETS = {
         "loss_scale": "gatys-pytorch",  # (no flag) MSE(F, P) and (1e3/N^2) MSE(G/M, A/M)
         "content_layers": ("relu4_2",),
         "content_weight_blend": 1.0,
+        "content_size_power": 0.0,  # the paper's weights at every size
         "style_layers": STYLE_LAYERS_PAPER,
         "style_layer_weight_exp": 1.0,
         "content_weight": 1.0,

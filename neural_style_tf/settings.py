@@ -42,6 +42,12 @@ STYLE_LAYER_WEIGHT_EXP_VGG = 0.5
 # VGG weights, where 64 kept too much photo (docs/quality.md#the-default-on-vgg-19-the-embedded-network-since-issue-23).
 RELATIVE_CONTENT_SCALE = 64.0
 RELATIVE_CONTENT_SCALE_VGG = 6.4
+# Below CONTENT_SIZE_REFERENCE px (the long side) that relative content term grows as
+# (CONTENT_SIZE_REFERENCE / long side) ** CONTENT_SIZE_POWER (losses.content_size_factor): at
+# 128 px the defaults balanced for 512 px paint the painting's own composition over the photo,
+# and at 256 px moons over the houses (docs/quality.md#one-look-at-every-size). 0: the same at every size.
+CONTENT_SIZE_REFERENCE = 512
+CONTENT_SIZE_POWER = 2.0
 LEARNING_RATE = 1e1
 BETA1 = 0.9
 BETA2 = 0.999
@@ -148,6 +154,8 @@ class LossOptions:
 
     content_weight: float = CONTENT_WEIGHT
     content_weight_blend: float = CONTENT_WEIGHT_BLEND
+    # With a relative style loss, the content term's growth below CONTENT_SIZE_REFERENCE px.
+    content_size_power: float = CONTENT_SIZE_POWER
     style_weight: float = STYLE_WEIGHT
     # None: the network's own default (FeatureNetwork.default_style_layer_weight_exp).
     style_layer_weight_exp: float | None = None
