@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from . import images, objective, optimize, targets
+from . import images, objective, optimize, overscan, targets
 from .settings import AUTO_ABOVE, AUTO_START_SIZE, COARSE_ITERATIONS
 
 # The largest ratio between the long sides of two consecutive scales.
@@ -163,12 +163,15 @@ def _minimize_stage(make_objective, problem, x0, opts, report):
         return optimize.minimize(built, x0, opts, callback=report)
 
 
-def _reporter(stage, counts, base, before, callback, checkpoint):
+def _reporter(stage, counts, base, before, callback, checkpoint, margin=0):
     """A stage's `callback` for optimize.minimize: its Progress with the counts accumulated over
     the stages (`base`: those done before this stage's run; `counts`: (stages, total
     iterations)) to `callback`, and where the run stands to `checkpoint`; `before`: the
-    (iterations, evaluations) of this stage done before a resume."""
+    (iterations, evaluations) of this stage done before a resume; `margin`: the overscan's,
+    cut from every image they see."""
     def report(progress):
+        if margin:
+            progress = replace(progress, evaluator=overscan.CroppedEvaluator(progress.evaluator, margin))
         if checkpoint is not None:
             checkpoint(Position(stage.index, before[0] + progress.iteration, before[1] + progress.evaluations,
                                 False, progress.best_image(), progress.evaluator.best_terms,
@@ -210,10 +213,14 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None, 
         problem = problem_at(stage.size)
         x0 = first_x0(problem.content) if x is None else images.resize(x, stage.size)
         x0 = np.clip(x0, 0.0, 255.0).astype(np.float32)
+        # Optimised on a canvas with a free margin, cut back to the picture (overscan.py).
+        margin = overscan.margin(problem.loss)
 
-        report = _reporter(stage, (len(stages), total), done, before, callback, checkpoint)
+        report = _reporter(stage, (len(stages), total), done, before, callback, checkpoint, margin)
         try:
-            result = _minimize_stage(make_objective, problem, x0, _stage_options(opts, stage, before), report)
+            result = _minimize_stage(make_objective, overscan.canvas_problem(problem, margin),
+                                     overscan.pad(x0, margin), _stage_options(opts, stage, before), report)
+            result = result and replace(result, image=overscan.crop(result.image, margin))
         except KeyboardInterrupt:
             if x is None:
                 raise  # nothing made yet: the caller reports that

@@ -24,6 +24,7 @@ PRESETS = {
         "content_layers": ("relu4_2", "relu5_2"),
         "content_weight_blend": 1.0,
         "content_size_power": 0.0,  # the same balance at every size, as the classic tool
+        "overscan": 0,  # the picture's own canvas, as the classic tool
         "style_layers": STYLE_LAYERS_PAPER,
         "style_layer_weight_exp": 1.0,
         "content_weight": 5e0,
@@ -51,6 +52,7 @@ PRESETS = {
         "content_layers": ("relu4_2",),
         "content_weight_blend": 1.0,
         "content_size_power": 0.0,  # the paper's weights at every size
+        "overscan": 0,  # the paper's canvas is the picture
         "style_layers": STYLE_LAYERS_PAPER,
         # exp 1 gives equal layer weights normalised to sum 1: w_l = 1/5, the paper's.
         "style_layer_weight_exp": 1.0,
@@ -79,6 +81,7 @@ PRESETS = {
         "content_layers": ("relu4_2",),
         "content_weight_blend": 1.0,
         "content_size_power": 0.0,  # the paper's weights at every size
+        "overscan": 0,  # the paper's canvas is the picture
         "style_layers": STYLE_LAYERS_PAPER,
         "style_layer_weight_exp": 1.0,
         "content_weight": 1.0,

@@ -101,6 +101,10 @@ COARSE_ITERATIONS = 100
 # (docs/print-size.md).
 MEMORY_BUDGET_GB = 6.0
 # Quality options: each has a classic value that --preset classic restores.
+# Overscan (overscan.py): each scale is optimised on a canvas this many px larger on every side,
+# and the picture cut from its middle: the network's padding made a light or dark strip two
+# pixels wide along some edges (docs/quality.md#clean-edges-overscan). 0: the picture's own size.
+OVERSCAN = 4
 # Padding of every convolution: zero padding is a black frame to the network (bright dots,
 # a warm strip at the right edge), so the network's default is replicate for VGG weights
 # (zero for Keras models, whose graph is fixed): docs/quality.md#the-strip-along-the-right-edge-issue-23.
@@ -173,6 +177,7 @@ class LossOptions:
     padding: str | None = None
     style_loss: str = STYLE_LOSS
     tileable: bool = False  # --tileable: wrap-around convolutions and TV for the image (WRAP_PADDING)
+    overscan: int = OVERSCAN  # px of free margin on each side while optimising (overscan.py)
 
 
 @dataclass(frozen=True)

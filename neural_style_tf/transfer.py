@@ -16,7 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoints, checks, coarse_to_fine, color, images, lifecycle, masks, print_size, targets, tileable
+from . import (
+    checkpoints,
+    checks,
+    coarse_to_fine,
+    color,
+    images,
+    lifecycle,
+    masks,
+    overscan,
+    print_size,
+    targets,
+    tileable,
+)
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from .lifecycle import say
 from .memory import evaluation_pool_bytes
@@ -202,9 +214,12 @@ def optimize(settings, job, reporter, make_objective=None, saved=None):
 
     problem_at = coarse_to_fine.problems(job.network, job.target, job.styles, job.loss, objective_kwargs)
     reserve_pool(settings, job)
-    cores = {s.size: s.core for s in job.stages if s.core is not None}
-    # The tiled scales' objectives (print_size.py) share one tile graph, closed at the end.
-    tiled = print_size.Objectives(cores, make_objective, on_tile=tile_progress(job.stages, reporter)) if cores else None
+    # The tiled scales' objectives (print_size.py) share one tile graph, closed at the end;
+    # each is told by its problem's size, the canvas's (overscan.py).
+    margin = overscan.margin(job.loss)
+    cores = {overscan.canvas_size(s.size, margin): s.core for s in job.stages if s.core is not None}
+    tiled = (print_size.Objectives(cores, make_objective, on_tile=tile_progress(job.stages, reporter, margin))
+             if cores else None)
     try:
         with lifecycle.interrupts_as_keyboard_interrupt():
             result, _ = coarse_to_fine.run(job.stages, problem_at, settings.optimizer, first_x0, callback=reporter,
@@ -227,13 +242,13 @@ def reserve_pool(settings, job):
                                                checks.guided_styles(settings.run)))
 
 
-def tile_progress(stages, reporter):
+def tile_progress(stages, reporter, margin=0):
     """The `on_tile(size, fraction)` of print_size.Objectives: the bar moves tile by tile
-    (progress.Reporter.tile), told which stage runs by its size."""
+    (progress.Reporter.tile), told which stage runs by its canvas's size (`margin`: the overscan's)."""
     report = getattr(reporter, "tile", None)
     if report is None:
         return None
-    stage_of = {s.size: i for i, s in enumerate(stages)}
+    stage_of = {overscan.canvas_size(s.size, margin): i for i, s in enumerate(stages)}
     return lambda size, fraction: report(stage_of[size], fraction)
 
 

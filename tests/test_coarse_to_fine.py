@@ -62,7 +62,7 @@ def test_run_initialises_from_the_upsampled_previous_result(tiny_network, monkey
     monkeypatch.setattr(optimize, "minimize", spy)
     stages = coarse_to_fine.schedule(content.shape, 3, scales=2, coarse_iterations=6)
     seen = []
-    loss = stylize.LossOptions(tv_weight=1.0)
+    loss = stylize.LossOptions(tv_weight=1.0, overscan=0)  # the picture's own canvas (test_overscan.py)
     result, per_stage = coarse_to_fine.run(stages, coarse_to_fine.problems(tiny_network, content, [style], loss),
                                            stylize.OptimizerOptions(iterations=999), lambda c: c.copy(),
                                            callback=lambda p: seen.append((p.iteration, p.iterations, p.scale)))
@@ -97,7 +97,8 @@ def test_run_builds_each_objective_with_the_stages_extra_arguments(tiny_network)
         return {"content_mask": images.resize(mask, size).clip(0, 1)}
 
     stages = coarse_to_fine.schedule(content.shape, 2, scales=2, coarse_iterations=2)
-    problem_at = coarse_to_fine.problems(tiny_network, content, [smooth(32, 32, 0.2)], stylize.LossOptions(), kwargs)
+    problem_at = coarse_to_fine.problems(tiny_network, content, [smooth(32, 32, 0.2)], stylize.LossOptions(overscan=0),
+                                         kwargs)
     result, _ = coarse_to_fine.run(stages, problem_at, stylize.OptimizerOptions(), lambda c: c.copy(),
                                    make_objective=objective)
     assert asked == [(24, 32), (48, 64)] and masks == asked
@@ -188,7 +189,7 @@ def test_run_resumes_from_a_position_with_the_rest_of_its_stages_budget(tiny_net
 
     monkeypatch.setattr(optimize, "minimize", spy)
     stages = coarse_to_fine.schedule(content.shape, 5, scales=2, coarse_iterations=4)
-    problem_at = coarse_to_fine.problems(tiny_network, content, [smooth(40, 40, 0.4)], stylize.LossOptions())
+    problem_at = coarse_to_fine.problems(tiny_network, content, [smooth(40, 40, 0.4)], stylize.LossOptions(overscan=0))
     kill = coarse_to_fine.Position(1, 2, 3, False, smooth(48, 64, 0.3), {"total": 9.0}, (6, 8, 1.0))
     seen = []
     result, per_stage = coarse_to_fine.run(stages, problem_at, stylize.OptimizerOptions(max_evaluations=10),

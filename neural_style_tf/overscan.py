@@ -1,0 +1,93 @@
+"""Overscan: each scale is optimised on a canvas a few pixels larger than the picture, and the
+picture is cut from its middle.
+
+Why: the network has nothing beyond the frame, and its padding (replicate, reflect or zero)
+makes the outermost rows and columns a special place for the style statistics. With the W2
+loss the optimum keeps a strip two pixels wide along some sides, lighter or darker than the
+image beside it: the plain 512 px Neckarfront x The Starry Night scored 22 and 20 on its
+bottom and left on the per-side measure (apps.quality.side_strips), the classic reference at
+most about 10. It is not a lag of the optimiser (300 iterations at 128 px keep it) nor the
+content term (without one it stays), and another padding only moves it. On a canvas with a
+free margin the picture's edge is inside the image the network sees: at 128 px a margin of 4
+px took the strips from 11-16 to 1-5 (docs/quality.md#clean-edges-overscan).
+
+The margin's pixels are free variables of the optimiser, held to the photo reflected across
+the edge by the content term; every per-pixel input of the problem is padded with it (the
+content, its masks, video's temporal target, whose margin holds nothing). --tileable has no
+edge, so no margin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .objective import Guidance, Problem
+from .terms import PixelTarget
+
+
+def margin(loss) -> int:
+    """The margin in pixels of a run with settings.LossOptions `loss`: its --overscan, 0 for a
+    tileable picture (it has no edge)."""
+    return 0 if loss.tileable else max(0, int(loss.overscan))
+
+
+def canvas_size(size, margin: int) -> tuple:
+    """(height, width) of the canvas of a picture of (height, width) `size`."""
+    return int(size[0]) + 2 * margin, int(size[1]) + 2 * margin
+
+
+def pad(image: np.ndarray | None, margin: int, mode: str = "reflect") -> np.ndarray | None:
+    """`image` (H, W) or (H, W, C) with `margin` px more on each side: "reflect" continues it as
+    a mirror across the edge (the edge pixel not repeated); "edge" repeats the edge; "zero" is 0.
+    A side shorter than the margin is continued by its edge (nothing to reflect)."""
+    if image is None or margin <= 0:
+        return image
+    image = np.asarray(image)
+    widths = [(margin, margin)] * 2 + [(0, 0)] * (image.ndim - 2)
+    if mode == "zero":
+        return np.pad(image, widths)
+    if mode == "reflect" and min(image.shape[:2]) > margin:
+        return np.pad(image, widths, mode="reflect")
+    return np.pad(image, widths, mode="edge")
+
+
+def crop(image: np.ndarray | None, margin: int) -> np.ndarray | None:
+    """The picture in the middle of a canvas `image` (H, W, ...): `pad`'s inverse."""
+    if image is None or margin <= 0:
+        return image
+    return image[margin:-margin, margin:-margin]
+
+
+def _pixel_target(target: PixelTarget | None, margin: int) -> PixelTarget | None:
+    """A PixelTarget on the canvas: its target reflected, its mask 0 in the margin (held nowhere there)."""
+    if target is None:
+        return None
+    return dataclasses.replace(target, target=pad(target.target, margin), mask=pad(target.mask, margin, "zero"))
+
+
+def canvas_problem(problem: Problem, margin: int) -> Problem:
+    """`problem` on a canvas `margin` px larger on each side: the content reflected across the
+    edges, masks continued by their edges, pixel targets held nowhere in the margin."""
+    if margin <= 0:
+        return problem
+    guidance = problem.guidance
+    padded_guidance = Guidance(tuple(pad(m, margin, "edge") for m in guidance.masks), guidance.region_masks,
+                               _pixel_target(guidance.keep, margin))
+    return dataclasses.replace(problem, content=pad(problem.content, margin),
+                               content_mask=pad(problem.content_mask, margin, "edge"),
+                               temporal=_pixel_target(problem.temporal, margin), guidance=padded_guidance)
+
+
+class CroppedEvaluator:
+    """An optimize.Evaluator seen through the canvas: its best image is the picture (cropped)."""
+
+    def __init__(self, evaluator, margin: int):
+        self._evaluator, self._margin = evaluator, margin
+
+    def best_image(self):
+        return crop(self._evaluator.best_image(), self._margin)
+
+    def __getattr__(self, name):
+        return getattr(self._evaluator, name)
