@@ -12,6 +12,7 @@ from __future__ import annotations
 # and in __all__.
 from neural_style_tf.feature_statistics import (
     W2_EIG_FLOOR,
+    feature_moments,
     trace_sqrt,
 )
 from neural_style_tf.losses import (
@@ -25,7 +26,6 @@ from neural_style_tf.losses import (
     content_layer_weights,
     content_loss,
     content_loss_half_sum,
-    feature_moments,
     gram_matrix,
     gram_per_position,
     guided_gram,

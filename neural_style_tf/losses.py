@@ -24,6 +24,7 @@ from .networks.feature_network import halve_mask
 from .settings import (
     CONTENT_SIZE_POWER,
     CONTENT_SIZE_REFERENCE,
+    CONTENT_SIZE_SMALLEST,
     CONTENT_WEIGHT_BLEND,
     STYLE_LAYER_WEIGHT_EXP,
     STYLE_LOSSES,
@@ -432,9 +433,10 @@ def content_size_factor(shape: Sequence[int], power: float = CONTENT_SIZE_POWER)
     deep layer's cell is an eighth of the frame, where the photo's houses and the painting's
     strokes give alike features, so the content term barely resists; the painting's own forms
     (moon, cypress) replace the town (issue 35; docs/quality.md#one-look-at-every-size). Above
-    512 px it stays 1: coarse-to-fine starts there, and larger sizes kept the 512 px look."""
-    side = max(int(shape[0]), int(shape[1]))
-    return float((CONTENT_SIZE_REFERENCE / side) ** power) if side < CONTENT_SIZE_REFERENCE else 1.0
+    512 px it stays 1 (coarse-to-fine starts there, and larger sizes kept the 512 px look), and
+    below CONTENT_SIZE_SMALLEST px at its value there (not measured below)."""
+    side = min(max(int(shape[0]), int(shape[1])), CONTENT_SIZE_REFERENCE)
+    return float((CONTENT_SIZE_REFERENCE / max(side, CONTENT_SIZE_SMALLEST)) ** power)
 
 
 def style_statistic(style_loss: str, scale: LossScale) -> StyleStatistic:

@@ -48,6 +48,8 @@ RELATIVE_CONTENT_SCALE_VGG = 6.4
 # and at 256 px moons over the houses (docs/quality.md#one-look-at-every-size). 0: the same at every size.
 CONTENT_SIZE_REFERENCE = 512
 CONTENT_SIZE_POWER = 2.0
+# Below this long side the factor stays at its value here: the law was measured down to 128 px.
+CONTENT_SIZE_SMALLEST = 128
 LEARNING_RATE = 1e1
 BETA1 = 0.9
 BETA2 = 0.999

@@ -178,11 +178,11 @@ def reference_terms(network, x, content, styles, loss):
     # With a relative style loss (W2, mean-cov) each content layer is relative too: times
     # the network's relative content scale over the mean square of its target
     # (losses.relative_content_weight).
-    # Below 512 px (the long side) that scale grows as (512 / long side) ** --content-size-power
-    # (losses.content_size_factor).
+    # Below 512 px (the long side) that scale grows as (512 / long side) ** --content-size-power,
+    # held at its 128 px value below 128 px (losses.content_size_factor).
     relative = loss.style_loss in ("w2", "mean-cov")
-    side = max(content.shape[:2])
-    size_factor = (512.0 / side) ** loss.content_size_power if side < 512 else 1.0
+    side = min(max(max(content.shape[:2]), 128), 512)
+    size_factor = (512.0 / side) ** loss.content_size_power
     content_term = sum(w * np.mean((feats[n] - content_feats[n]) ** 2)
                        * (network.relative_content_scale * size_factor / np.mean(content_feats[n] ** 2)
                           if relative else 1.0)

@@ -367,3 +367,12 @@ def test_total_variation_gradient_equals_tensorflows_own():
         got, expected = sess.run([tf.gradients(3.0 * ours, x)[0], tf.gradients(3.0 * plain, x)[0]])
         assert sess.run(ours) == sess.run(plain)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_content_size_factor_grows_below_512_px_and_is_held_beyond_the_measured_range():
+    factor = losses.content_size_factor
+    assert factor((384, 512)) == factor((512, 384)) == factor((768, 1024)) == 1.0  # by the long side
+    assert factor((192, 256)) == pytest.approx(4.0) and factor((96, 128)) == pytest.approx(16.0)
+    assert factor((144, 192), 1.0) == pytest.approx(512 / 192)
+    assert factor((24, 32)) == factor((96, 128))  # held at its 128 px value below 128 px
+    assert factor((24, 32), 0.0) == 1.0

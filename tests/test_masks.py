@@ -18,7 +18,7 @@ from run_helpers import CONTENT_SIZE, run_main
 import neural_style
 import stylize
 import vgg
-from neural_style_tf import checks, masks, memory, objective, settings
+from neural_style_tf import checks, masks, memory, objective, overscan, settings
 from neural_style_tf.apps import jobs
 from neural_style_tf.errors import EXIT_USAGE
 
@@ -246,7 +246,8 @@ def test_masks_per_coarse_to_fine_scale_follow_its_size(files, tiny_net_path, tm
     code, _, err = run_main(args(files, tiny_net_path, tmp_path / "o.png", "--style-masks", *halves,
                                  "--content-mask", subject, "--scales", "2"), capsys)
     assert code == 0, err
-    assert [s[0] for s in seen] == [(12, 16), CONTENT_SIZE]
+    # each scale's canvas: the picture and the overscan's margin (overscan.py)
+    assert [s[0] for s in seen] == [overscan.canvas_size(size, settings.OVERSCAN) for size in [(12, 16), CONTENT_SIZE]]
     assert all(shapes == [size, size] and mask == size for size, shapes, mask in seen)
 
 

@@ -153,7 +153,7 @@ GRADIENT_CASES = {
     "tv": dict(content_weight=0.0, style_weight=0.0, tv_weight=1.0),
     # The classic TV weight (the Gram loss's default; W2's is 1000x smaller): a TV term
     # that weighs in the total, as it did when it was LossOptions' default.
-    # The content term at 512 px's balance: at 16 px losses.content_size_factor (1024) would make
+    # The content term at 512 px's balance: at 16 px losses.content_size_factor (16) would make
     # it the whole total, whose kinks the difference quotient then crosses (the "content" case
     # checks the content gradient with the factor).
     "all": dict(style_layers=("relu1_1", "relu2_1", "relu3_1"), tv_weight=100.0, content_size_power=0.0),
@@ -289,9 +289,9 @@ def test_content_mask_weights_the_content_loss(tiny_network):
     m = losses.pool_mask(mask, target["relu4_2"].shape[1:3])[None, :, :, None]
     d2 = (feats["relu4_2"].astype(np.float64) - target["relu4_2"]) ** 2
     # the default W2 loss makes the content relative: times the VGG scale / mean square of the
-    # target, and (512 / 32) ** 2 at this size (losses.content_size_factor)
+    # target, and (512 / 128) ** 2 at this size (losses.content_size_factor: below 128 px its 128 px value)
     assert tiny_network.relative_content_scale == RELATIVE_CONTENT_SCALE_VGG == 6.4
-    expected = ((m * d2).mean() * RELATIVE_CONTENT_SCALE_VGG * (512 / 32) ** 2
+    expected = ((m * d2).mean() * RELATIVE_CONTENT_SCALE_VGG * (512 / 128) ** 2
                 / np.mean(target["relu4_2"].astype(np.float64) ** 2))
     assert got == pytest.approx(expected, rel=1e-4)
     assert abs(got - unmasked) > 1e-3 * unmasked  # the mask made a difference
