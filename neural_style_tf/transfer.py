@@ -234,10 +234,11 @@ def optimize(settings, job, reporter, make_objective=None, saved=None):
 def reserve_pool(settings, job):
     """TensorFlow's CPU pool grown in one piece for the first scale's evaluation, before its
     targets and graph are built (tf_runtime.reserve_cpu_pool says why). A tiled first
-    scale (print_size.py) is left to the pool's own growth."""
+    scale (print_size.py) is left to the pool's own growth. Sized for the scale's canvas
+    (overscan.py), which is what the evaluation holds."""
     first = job.stages[0]
     if first.core is None:
-        height, width = first.size
+        height, width = overscan.canvas_size(first.size, overscan.margin(job.loss))
         reserve_cpu_pool(evaluation_pool_bytes(job.network, height, width, checks.used_layers(settings.loss),
                                                checks.guided_styles(settings.run)))
 
