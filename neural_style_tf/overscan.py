@@ -20,6 +20,7 @@ edge, so no margin.
 from __future__ import annotations
 
 import dataclasses
+from typing import overload
 
 import numpy as np
 
@@ -38,7 +39,11 @@ def canvas_size(size, margin: int) -> tuple:
     return int(size[0]) + 2 * margin, int(size[1]) + 2 * margin
 
 
-def pad(image: np.ndarray | None, margin: int, mode: str = "reflect") -> np.ndarray | None:
+@overload
+def pad(image: np.ndarray, margin: int, mode: str = ...) -> np.ndarray: ...
+@overload
+def pad(image: None, margin: int, mode: str = ...) -> None: ...
+def pad(image, margin, mode="reflect"):
     """`image` (H, W) or (H, W, C) with `margin` px more on each side: "reflect" continues it as
     a mirror across the edge (the edge pixel not repeated); "edge" repeats the edge; "zero" is 0.
     A side shorter than the margin is continued by its edge (nothing to reflect)."""
@@ -53,7 +58,11 @@ def pad(image: np.ndarray | None, margin: int, mode: str = "reflect") -> np.ndar
     return np.pad(image, widths, mode="edge")
 
 
-def crop(image: np.ndarray | None, margin: int) -> np.ndarray | None:
+@overload
+def crop(image: np.ndarray, margin: int) -> np.ndarray: ...
+@overload
+def crop(image: None, margin: int) -> None: ...
+def crop(image, margin):
     """The picture in the middle of a canvas `image` (H, W, ...): `pad`'s inverse."""
     if image is None or margin <= 0:
         return image

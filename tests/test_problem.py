@@ -14,7 +14,8 @@ import pytest
 from numpy_reference import SIZE, random_image
 
 import neural_style
-from neural_style_tf import transfer
+from neural_style_tf import overscan, transfer
+from neural_style_tf import settings as settings_module
 from neural_style_tf.objective import LOSS_TERMS, Guidance, Objective, Problem, graph_key
 from neural_style_tf.settings import LossOptions, for_network
 from neural_style_tf.terms import PixelTarget
@@ -105,8 +106,8 @@ def test_a_term_the_problem_leaves_out_holds_nothing(tiny_network, content, styl
 def test_the_librarys_default_objective_is_the_plain_commands(files, tiny_net_path, tmp_path):
     """stylize.Objective(net, content, styles) with no options and the objective the plain
     command builds (no flag but the files: settings parsed by the command line, resolved by
-    transfer.prepare, built by transfer.optimize) have the same terms, the same graph key
-    and the same weights: their values and gradients at one image are equal."""
+    transfer.prepare, built by transfer.optimize, on its overscan canvas) have the same terms,
+    the same graph key and the same weights: their values and gradients at one image are equal."""
     settings = neural_style.parse(["--content", files["content"], "--styles", files["style"],
                                    "--output", str(tmp_path / "o.png"), "--network", tiny_net_path])
     job = transfer.prepare(settings, transfer.load(settings))
@@ -121,8 +122,12 @@ def test_the_librarys_default_objective_is_the_plain_commands(files, tiny_net_pa
 
     with pytest.raises(Built):
         transfer.optimize(settings, job, None, make_objective)
-    x = random_image(41, job.target.shape)
-    with built[0] as command, Objective(job.network, job.target, job.styles) as library:
+    # The command optimises the picture on a canvas with the overscan's margin (overscan.py):
+    # its objective is the library's of the photo reflected across the edges.
+    canvas = overscan.pad(job.target, overscan.margin(job.loss))
+    assert canvas.shape[0] == job.target.shape[0] + 2 * settings_module.OVERSCAN
+    x = random_image(41, canvas.shape)
+    with built[0] as command, Objective(job.network, canvas, job.styles) as library:
         assert library.key == command.key and library.loss_options == command.loss_options
         # the network's TV weight for the default W2 loss, not the Gram loss's 1000x larger one
         assert library.loss_options.tv_weight == tiny_net_default_tv(job.network) == 0.1
