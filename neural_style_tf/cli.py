@@ -151,8 +151,8 @@ def add_optimization_arguments(p):
     return run
 
 
-def add_objective_arguments(group):
-    """The flags that define the objective and its network, into `group` (a parser or a group)."""
+def add_network_arguments(group):
+    """The flags that choose the network and its arithmetic, into `group` (a parser or a group)."""
     group.add_argument("--network", default=None,
                        help="weights file: MatConvNet .mat, Keras .h5 or .npz (default: the embedded ImageNet "
                             "VGG-19, the paper's network; no folder is searched); or a whole Keras model "
@@ -165,6 +165,12 @@ def add_objective_arguments(group):
                        help="the network's arithmetic: auto is bfloat16 on CPUs that compute it natively "
                             "(AMX-BF16, AVX512-BF16), else float32; the losses stay float32 either way, "
                             "and the presets keep float32")
+    return group
+
+
+def add_objective_arguments(group):
+    """The flags that define the objective and its network, into `group` (a parser or a group)."""
+    add_network_arguments(group)
     group.add_argument("--content-weight", type=float, default=settings.CONTENT_WEIGHT, help="content weight")
     group.add_argument("--content-weight-blend", type=float, default=settings.CONTENT_WEIGHT_BLEND,
                        help="share of the first content layer (relu4_2); the others get the rest")
