@@ -34,6 +34,10 @@ built. A caller that runs many problems (video.py's frames, a batch worker's job
 passes an `Objectives` instead, which keeps the graphs built and retargets them: one
 graph per output size.
 
+Each stage is optimised on its problem's overscan canvas (overscan.py: a free margin around
+the picture); the start image is padded to it, and every image handed out (to the callback,
+the checkpoints, the result) is the picture cut from it.
+
 Where a run stands is a `Position` (the stage, what was done at it, the best image): `run`
 tells a `checkpoint` hook after every iteration and at every stage's end, and starts from
 a Position to resume a killed run (checkpoints.py: the file and --resume).
@@ -220,7 +224,8 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None, 
         try:
             result = _minimize_stage(make_objective, overscan.canvas_problem(problem, margin),
                                      overscan.pad(x0, margin), _stage_options(opts, stage, before), report)
-            result = result and replace(result, image=overscan.crop(result.image, margin))
+            if result is not None:
+                result = replace(result, image=overscan.crop(result.image, margin))
         except KeyboardInterrupt:
             if x is None:
                 raise  # nothing made yet: the caller reports that
