@@ -16,17 +16,19 @@ from neural_style_tf.objective import Guidance, Problem
 from neural_style_tf.terms import PixelTarget
 
 
-def test_pad_reflects_across_the_edge_and_crop_undoes_it():
+def test_pad_repeats_the_edge_and_crop_undoes_it():
     image = np.arange(5 * 6 * 3, dtype=np.float32).reshape(5, 6, 3)
     canvas = overscan.pad(image, 2)
     assert canvas.shape == (9, 10, 3)
     np.testing.assert_array_equal(overscan.crop(canvas, 2), image)
-    np.testing.assert_array_equal(canvas[2:-2, 1], image[:, 1])  # a mirror: column -1 is column 1
-    np.testing.assert_array_equal(canvas[0, 2:-2], image[2])
+    # the edge repeated, not mirrored: a mirror is symmetric about the edge, and the optimiser
+    # painted a stroke along that line (see overscan's docstring)
+    np.testing.assert_array_equal(canvas[2:-2, 0], image[:, 0])
+    np.testing.assert_array_equal(canvas[2:-2, 1], image[:, 0])
+    np.testing.assert_array_equal(canvas[0, 2:-2], image[0])
     assert overscan.pad(image, 0) is image and overscan.crop(image, 0) is image and overscan.pad(None, 3) is None
-    # masks: edge-continued or zero; a side shorter than the margin is continued by its edge
     mask = np.array([[0.0, 1.0]])
-    np.testing.assert_array_equal(overscan.pad(mask, 1, "edge"), [[0, 0, 1, 1]] * 3)
+    np.testing.assert_array_equal(overscan.pad(mask, 1), [[0, 0, 1, 1]] * 3)
     np.testing.assert_array_equal(overscan.pad(mask, 1, "zero"), [[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
     np.testing.assert_array_equal(overscan.pad(np.ones((1, 2)), 2).shape, (5, 6))
 
