@@ -72,7 +72,7 @@ LBFGS_CORRECTIONS = 10
 LBFGS_FIRST_STEP = 10.0
 # How L-BFGS keeps the pixels in 0..255: box, SciPy's bounds. The soft box (a change of variable)
 # spares their ~90 ms per evaluation but darkens the Shipwreck's shadows (docs/performance.md#the-soft-box).
-LBFGS_BOUNDS_CHOICES = ("soft", "box")
+LBFGS_BOUNDS_CHOICES = ("soft", "fold", "box")
 LBFGS_BOUNDS = "box"
 CONTENT_LAYERS = ("relu4_2", "relu5_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
