@@ -81,7 +81,7 @@ def check_numbers(settings):
         if not 0 <= value < 1:
             raise UsageError(f"{label} must be in [0, 1), not {value}")
     # Outside 0..1 one content layer gets a negative weight, and the loss has no minimum.
-    if loss.overscan < 0:
+    if loss.overscan is not None and loss.overscan < 0:
         raise UsageError(f"--overscan must be 0 or more pixels, not {loss.overscan}")
     if not loss.content_size_power >= 0:  # also NaN
         raise UsageError(f"--content-size-power must be non-negative, not {loss.content_size_power}")

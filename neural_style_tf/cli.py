@@ -203,10 +203,11 @@ def add_objective_arguments(group):
                        help="an output that tiles seamlessly (wallpapers, textures): every convolution of the "
                             "image and its TV term wrap round; the size is rounded to a multiple of 16 "
                             "(docs/tileable.md)")
-    group.add_argument("--overscan", type=int, default=settings.OVERSCAN, metavar="PX",
+    group.add_argument("--overscan", type=int, default=None, metavar="PX",
                        help=f"optimise on a canvas PX larger on every side and cut the picture from its middle, "
-                            f"so that no strip forms along the edges (default {settings.OVERSCAN}; 0: off, "
-                            f"as the presets; --tileable has no edge)")
+                            f"so that no strip forms along the edges (default: 1/{round(1 / settings.OVERSCAN_FRACTION)} "
+                            f"of each scale's long side, at least {settings.OVERSCAN_MIN}; 0: off, as the presets; "
+                            f"--tileable has no edge)")
     group.add_argument("--style-loss", choices=settings.STYLE_LOSSES, default=settings.STYLE_LOSS,
                        help="style statistic: Gram matrix (classic), mean-cov (means and covariances), or w2 "
                             "(Wasserstein-2 between their Gaussians)")

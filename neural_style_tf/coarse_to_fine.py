@@ -218,7 +218,7 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None, 
         x0 = first_x0(problem.content) if x is None else images.resize(x, stage.size)
         x0 = np.clip(x0, 0.0, 255.0).astype(np.float32)
         # Optimised on a canvas with a free margin, cut back to the picture (overscan.py).
-        margin = overscan.margin(problem.loss)
+        margin = overscan.margin(problem.loss, problem.content.shape[:2])
 
         report = _reporter(stage, (len(stages), total), done, before, callback, checkpoint, margin)
         try:

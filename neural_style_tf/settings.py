@@ -103,10 +103,12 @@ COARSE_ITERATIONS = 100
 # (docs/print-size.md).
 MEMORY_BUDGET_GB = 6.0
 # Quality options: each has a classic value that --preset classic restores.
-# Overscan (overscan.py): each scale is optimised on a canvas this many px larger on every side,
-# and the picture cut from its middle: the network's padding made a light or dark strip two
-# pixels wide along some edges (docs/quality.md#clean-edges-overscan). 0: the picture's own size.
-OVERSCAN = 4
+# Overscan (overscan.py): each scale is optimised on a canvas larger on every side by this
+# fraction of its long side, at least OVERSCAN_MIN px, and the picture cut from its middle: the
+# network's padding made a light or dark strip along some edges, as wide as a fixed share of the
+# frame (docs/quality.md#clean-edges-overscan). --overscan PX fixes the margin; 0: none.
+OVERSCAN_FRACTION = 1 / 64
+OVERSCAN_MIN = 4
 # Padding of every convolution: zero padding is a black frame to the network (bright dots,
 # a warm strip at the right edge), so the network's default is replicate for VGG weights
 # (zero for Keras models, whose graph is fixed): docs/quality.md#the-strip-along-the-right-edge-issue-23.
@@ -179,7 +181,7 @@ class LossOptions:
     padding: str | None = None
     style_loss: str = STYLE_LOSS
     tileable: bool = False  # --tileable: wrap-around convolutions and TV for the image (WRAP_PADDING)
-    overscan: int = OVERSCAN  # px of free margin on each side while optimising (overscan.py)
+    overscan: int | None = None  # px of free margin on each side while optimising; None: by size (overscan.py)
 
 
 @dataclass(frozen=True)

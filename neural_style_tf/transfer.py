@@ -216,9 +216,8 @@ def optimize(settings, job, reporter, make_objective=None, saved=None):
     reserve_pool(settings, job)
     # The tiled scales' objectives (print_size.py) share one tile graph, closed at the end;
     # each is told by its problem's size, the canvas's (overscan.py).
-    margin = overscan.margin(job.loss)
-    cores = {overscan.canvas_size(s.size, margin): s.core for s in job.stages if s.core is not None}
-    tiled = (print_size.Objectives(cores, make_objective, on_tile=tile_progress(job.stages, reporter, margin))
+    cores = {canvas_size(job, s): s.core for s in job.stages if s.core is not None}
+    tiled = (print_size.Objectives(cores, make_objective, on_tile=tile_progress(job, reporter))
              if cores else None)
     try:
         with lifecycle.interrupts_as_keyboard_interrupt():
@@ -238,18 +237,23 @@ def reserve_pool(settings, job):
     (overscan.py), which is what the evaluation holds."""
     first = job.stages[0]
     if first.core is None:
-        height, width = overscan.canvas_size(first.size, overscan.margin(job.loss))
+        height, width = canvas_size(job, first)
         reserve_cpu_pool(evaluation_pool_bytes(job.network, height, width, checks.used_layers(settings.loss),
                                                checks.guided_styles(settings.run)))
 
 
-def tile_progress(stages, reporter, margin=0):
+def canvas_size(job, stage):
+    """(height, width) of the canvas `stage` of `job` is optimised on (overscan.py)."""
+    return overscan.canvas_size(stage.size, overscan.margin(job.loss, stage.size))
+
+
+def tile_progress(job, reporter):
     """The `on_tile(size, fraction)` of print_size.Objectives: the bar moves tile by tile
-    (progress.Reporter.tile), told which stage runs by its canvas's size (`margin`: the overscan's)."""
+    (progress.Reporter.tile), told which stage runs by its canvas's size (overscan.py)."""
     report = getattr(reporter, "tile", None)
     if report is None:
         return None
-    stage_of = {overscan.canvas_size(s.size, margin): i for i, s in enumerate(stages)}
+    stage_of = {canvas_size(job, s): i for i, s in enumerate(job.stages)}
     return lambda size, fraction: report(stage_of[size], fraction)
 
 

@@ -247,7 +247,7 @@ def test_masks_per_coarse_to_fine_scale_follow_its_size(files, tiny_net_path, tm
                                  "--content-mask", subject, "--scales", "2"), capsys)
     assert code == 0, err
     # each scale's canvas: the picture and the overscan's margin (overscan.py)
-    assert [s[0] for s in seen] == [overscan.canvas_size(size, settings.OVERSCAN) for size in [(12, 16), CONTENT_SIZE]]
+    assert [s[0] for s in seen] == [overscan.canvas_size(size, settings.OVERSCAN_MIN) for size in [(12, 16), CONTENT_SIZE]]
     assert all(shapes == [size, size] and mask == size for size, shapes, mask in seen)
 
 

@@ -33,10 +33,15 @@ def test_pad_repeats_the_edge_and_crop_undoes_it():
     np.testing.assert_array_equal(overscan.pad(np.ones((1, 2)), 2).shape, (5, 6))
 
 
-def test_the_margin_is_the_flags_and_none_for_a_tileable_picture():
-    assert overscan.margin(stylize.LossOptions()) == settings.OVERSCAN == 4
-    assert overscan.margin(stylize.LossOptions(overscan=7)) == 7
-    assert overscan.margin(stylize.LossOptions(overscan=7, tileable=True)) == 0
+def test_the_margin_is_a_share_of_the_frame_or_the_flags_and_none_for_a_tileable_picture():
+    loss = stylize.LossOptions()
+    # 1/64 of the long side, at least 4 px: the same canvas, scaled, at every size
+    assert settings.OVERSCAN_FRACTION == 1 / 64 and settings.OVERSCAN_MIN == 4
+    assert [overscan.margin(loss, size) for size in [(12, 16), (96, 128), (192, 256), (384, 512), (476, 1024),
+                                                      (2048, 1536)]] == [4, 4, 4, 8, 16, 32]
+    assert overscan.margin(stylize.LossOptions(overscan=7), (384, 512)) == 7
+    assert overscan.margin(stylize.LossOptions(overscan=0), (384, 512)) == 0
+    assert overscan.margin(stylize.LossOptions(tileable=True), (384, 512)) == 0
     assert overscan.canvas_size((96, 128), 4) == (104, 136)
 
 

@@ -123,9 +123,9 @@ def test_the_librarys_default_objective_is_the_plain_commands(files, tiny_net_pa
     with pytest.raises(Built):
         transfer.optimize(settings, job, None, make_objective)
     # The command optimises the picture on a canvas with the overscan's margin (overscan.py):
-    # its objective is the library's of the photo reflected across the edges.
-    canvas = overscan.pad(job.target, overscan.margin(job.loss))
-    assert canvas.shape[0] == job.target.shape[0] + 2 * settings_module.OVERSCAN
+    # its objective is the library's of the photo continued past its edges.
+    canvas = overscan.pad(job.target, overscan.margin(job.loss, job.target.shape[:2]))
+    assert canvas.shape[0] == job.target.shape[0] + 2 * settings_module.OVERSCAN_MIN  # a small picture: the least margin
     x = random_image(41, canvas.shape)
     with built[0] as command, Objective(job.network, canvas, job.styles) as library:
         assert library.key == command.key and library.loss_options == command.loss_options
