@@ -125,8 +125,9 @@ def add_optimization_arguments(p):
     run.add_argument("--lbfgs-first-step", type=float, default=settings.LBFGS_FIRST_STEP, metavar="GREY_LEVELS",
                      help="L-BFGS: RMS change per pixel of its first step (0: SciPy's own start, as the classic tool)")
     run.add_argument("--lbfgs-bounds", choices=settings.LBFGS_BOUNDS_CHOICES, default=settings.LBFGS_BOUNDS,
-                     help="L-BFGS: how pixels stay in 0..255: box (SciPy's bounds on every pixel) or soft (a change "
-                          "of variable with no bounds: faster per evaluation, darker shadows on dark paintings)")
+                     help="L-BFGS: how pixels stay in 0..255: fold (the default: a pixel past 0 or 255 is mirrored "
+                          "back, and SciPy has no bounds to check), box (SciPy's bounds on every pixel, the presets') "
+                          "or soft (exponential tails: darker shadows on dark paintings)")
     run.add_argument("--learning-rate", type=float, default=settings.LEARNING_RATE, help="Adam: learning rate")
     run.add_argument("--beta1", type=float, default=settings.BETA1, help="Adam: beta1")
     run.add_argument("--beta2", type=float, default=settings.BETA2, help="Adam: beta2")

@@ -204,10 +204,14 @@ def fold(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x, dx/du) of the fold: x = u folded back into [0, 255] at both bounds, as light between
     two mirrors (period 510), slope +1 or -1 everywhere.
 
-    Why beside the soft box: it keeps the image in the box with no SciPy bounds (their cost,
-    see soft_box) and, unlike the soft box's tails, nowhere makes a pixel slow to move: a
-    pixel pushed past 255 comes back as far below it, and the gradient, whose sign the fold
-    turns, pushes it back towards 255."""
+    Why (the default, settings.LBFGS_BOUNDS): it keeps the image in the box with no SciPy
+    bounds (their cost, see soft_box) and, unlike the soft box's tails, nowhere makes a pixel
+    slow to move: a pixel pushed past 255 comes back as far below it, and the gradient, whose
+    sign the fold turns, pushes it back towards 255. On the six panel pairs at 512 px the
+    pictures are the box's by eye, style distance -6% to +2% and SSIM within 0.014, with
+    fewer pixels at 0-1 (0.1-0.3% against 0.2-0.5%). Its kinks do cost L-BFGS where many
+    pixels want to be past a bound (tests/test_soft_box.py: a third of them, 1.4 grey levels
+    short); a photo has well under 1% there."""
     t = np.mod(np.asarray(u, np.float64), 510.0)
     upper = t > 255.0
     return np.where(upper, 510.0 - t, t), np.where(upper, -1.0, 1.0)

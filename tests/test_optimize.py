@@ -246,7 +246,7 @@ def test_minimize_decreases_the_loss_and_reports_every_iteration(objective, opti
     assert objective.evaluate(result.image)[0]["total"] == pytest.approx(result.terms["total"], rel=1e-4)
 
 
-@pytest.mark.parametrize("bounds", ["soft", "box"])
+@pytest.mark.parametrize("bounds", ["soft", "fold", "box"])
 def test_lbfgs_is_one_scipy_run_with_the_history_size(objective, monkeypatch, bounds):
     import scipy.optimize
 
@@ -264,7 +264,7 @@ def test_lbfgs_is_one_scipy_run_with_the_history_size(objective, monkeypatch, bo
     assert calls[0]["m"] == 7 and calls[0]["maxiter"] == 12
     assert result.evaluations >= result.iterations
     assert 0.0 <= result.image.min() and result.image.max() <= 255.0
-    if bounds == "soft":  # the change of variable keeps the box: SciPy gets no bounds to check
+    if bounds != "box":  # the change of variable keeps the box: SciPy gets no bounds to check
         assert calls[0].get("bounds") is None
         return
     bounds = calls[0]["bounds"]
@@ -315,11 +315,11 @@ class Recording(Quadratic):
 
 
 @pytest.mark.parametrize("first_step", [0.0, 0.5, 1.0, 4.0])
-@pytest.mark.parametrize("bounds", ["soft", "box"])
+@pytest.mark.parametrize("bounds", ["soft", "fold", "box"])
 def test_lbfgs_first_step_moves_pixels_by_the_asked_amount(first_step, bounds):
     """The first trial step moves the pixels by first_step grey levels RMS along the
     gradient. 0: SciPy's own start, which with every variable boxed is the gradient itself,
-    and without bounds (the soft box) a step of length 1."""
+    and without bounds (the soft box, the fold) a step of length 1."""
     center = random_image(53, (6, 7, 3), 20.0, 230.0)
     x0 = np.full_like(center, 128.0)
     objective = Recording(center, curvature=1e-3)

@@ -24,7 +24,7 @@ def test_defaults_are_the_classic_tools():
     # 100 final-scale iterations instead of the classic 1000 (docs/performance.md, time to a finished look),
     # with SciPy's own history of 10 (docs/lbfgs-vs-adam.md, the history)
     assert (options.optimizer, options.iterations, options.lbfgs_corrections) == ("lbfgs", 100, 10)
-    assert options.lbfgs_bounds == "box"
+    assert options.lbfgs_bounds == "fold"  # no SciPy bounds (docs/performance.md#the-soft-box-and-the-fold)
     assert (options.scales, options.start_size, options.max_evaluations, options.time_budget) == (None,) * 4
     # The TV weight is the network's own (None), as on the command line: see
     # test_objective.py's test_the_librarys_default_objective_is_the_plain_commands.
