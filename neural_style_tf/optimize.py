@@ -183,11 +183,11 @@ def soft_box(u: np.ndarray, knee: float = SOFT_BOX_KNEE) -> tuple[np.ndarray, np
     mirrored), which joins with value and slope 1 at the knee and tends to 0 (255) as u
     goes to -inf (+inf). Why: SciPy's L-BFGS-B with every variable boxed spends about
     123 ms per evaluation at 512x384 (m = 20; 92 ms with m = 10), unboxed 53 ms (25 ms),
-    measured on its own on an AMD EPYC (docs/performance.md#the-soft-box); this map keeps the image in the box with no bounds at all, and leaves the
+    measured on its own on an AMD EPYC (docs/performance.md#the-soft-box-and-the-fold); this map keeps the image in the box with no bounds at all, and leaves the
     problem unchanged for every pixel away from the bounds. Not the default: a pixel that
     wanders into a tail is slow to come back (its slope is small there), and on the
     Shipwreck 6% of the pixels ended at 0-1 (0.5% with the box), SSIM to the photo 0.423
-    against 0.454 (docs/performance.md#the-soft-box).
+    against 0.454 (docs/performance.md#the-soft-box-and-the-fold).
     """
     x = np.array(u, np.float64)
     slope = np.ones_like(x)

@@ -105,7 +105,7 @@ def table(rows, gflops, load_before, load_after, matmul_size):
         f"before, {load_after[0]:.2f} after; TensorFlow {_tf_version()}, NumPy {np.__version__}.",
         "",
         "| network | size | precision | style loss | GFLOP / evaluation | s / evaluation (median) | GFLOP/s "
-        "| share of matmul | outside session.run, ms / evaluation | share outside | peak RSS (L-BFGS, m=20) "
+        "| share of matmul | outside session.run, ms / evaluation | share outside | peak RSS (L-BFGS) "
         "| estimate |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
