@@ -80,11 +80,11 @@ def check_numbers(settings):
     for label, value in (("--beta1", opt.beta1), ("--beta2", opt.beta2)):
         if not 0 <= value < 1:
             raise UsageError(f"{label} must be in [0, 1), not {value}")
-    # Outside 0..1 one content layer gets a negative weight, and the loss has no minimum.
     if loss.overscan is not None and loss.overscan < 0:
         raise UsageError(f"--overscan must be 0 or more pixels, not {loss.overscan}")
     if not loss.content_size_power >= 0:  # also NaN
         raise UsageError(f"--content-size-power must be non-negative, not {loss.content_size_power}")
+    # Outside 0..1 one content layer gets a negative weight, and the loss has no minimum.
     if not 0 <= loss.content_weight_blend <= 1:
         raise UsageError(f"--content-weight-blend must be between 0 and 1, not {loss.content_weight_blend}")
     if run.initial_noiseblend is not None and not 0 <= run.initial_noiseblend <= 1:

@@ -228,12 +228,12 @@ def soft_box_inverse(x: np.ndarray, knee: float = SOFT_BOX_KNEE, floor: float = 
     return u
 
 
-class SoftBox:
-    """The Evaluator seen through a change of variable (soft_box, or fold): loss and gradient
-    in u, cached on u."""
+class ChangedVariable:
+    """The Evaluator seen through a change of variable x = mapping(u) (CHANGES_OF_VARIABLE):
+    loss and gradient in u, cached on u."""
 
-    def __init__(self, evaluator: Evaluator, scale: float = 1.0, mapping=None):
-        self.evaluator, self.scale, self.mapping = evaluator, scale, mapping or soft_box
+    def __init__(self, evaluator: Evaluator, mapping, scale: float = 1.0):
+        self.evaluator, self.mapping, self.scale = evaluator, mapping, scale
         self._u: np.ndarray | None = None
         self._x = self._slope = np.zeros(0)
 
@@ -250,6 +250,14 @@ class SoftBox:
     def grads(self, y: np.ndarray) -> np.ndarray:
         x = self.pixels(y)
         return self.evaluator.grads(x) * self._slope * self.scale
+
+
+# --lbfgs-bounds values that keep the pixels in the box by a change of variable, with no SciPy
+# bounds: (x(u) with dx/du, the u of a start image x).
+CHANGES_OF_VARIABLE = {
+    "soft": (soft_box, soft_box_inverse),
+    "fold": (fold, lambda x: np.asarray(x, np.float64)),  # the identity inside the box
+}
 
 
 class SameBounds(Sequence):
@@ -281,13 +289,14 @@ def _lbfgs(evaluator, x0, opts, report):
 
     n = x0.size
     common = dict(m=opts.lbfgs_corrections, maxiter=opts.iterations, maxfun=max(15000, 2 * opts.iterations + 10))
-    if opts.lbfgs_bounds in ("soft", "fold"):
-        u0 = soft_box_inverse(x0.ravel()) if opts.lbfgs_bounds == "soft" else x0.ravel().astype(np.float64)
+    if opts.lbfgs_bounds in CHANGES_OF_VARIABLE:
+        mapping, inverse = CHANGES_OF_VARIABLE[opts.lbfgs_bounds]
+        u0 = inverse(x0.ravel())
         # Without bounds, L-BFGS-B's first trial step has length 1 (not the gradient's, as
         # with bounds: lbfgs_scale): in y = u / s that is s / sqrt(n) per pixel RMS, so
         # s = first_step * sqrt(n) makes it first_step grey levels RMS along the gradient.
         s = opts.lbfgs_first_step * math.sqrt(n) if opts.lbfgs_first_step > 0 else 1.0
-        box = SoftBox(evaluator, s, soft_box if opts.lbfgs_bounds == "soft" else fold)
+        box = ChangedVariable(evaluator, mapping, s)
         _, _, info = fmin_l_bfgs_b(box.loss, u0 / s, fprime=box.grads,
                                    callback=lambda yk: report(evaluator.terms(box.pixels(yk)), box.pixels(yk)),
                                    **common)
