@@ -142,6 +142,9 @@ def add_optimization_arguments(p):
                      help="coarse-to-fine from this long side, in steps of at most 2")
     run.add_argument("--coarse-iterations", type=int, default=settings.COARSE_ITERATIONS, metavar="N",
                      help="iterations of each scale below the final one (--iterations is the final scale's)")
+    run.add_argument("--photo-detail", action="store_true", default=settings.PHOTO_DETAIL,
+                     help="coarse-to-fine: start each larger scale from the previous one's image resized plus the "
+                          "photo's detail the smaller size could not hold (keeps the photo's fine lines)")
     run.add_argument("--memory-budget", type=float, default=settings.MEMORY_BUDGET_GB, metavar="GB",
                      help="a scale that would need more memory than this is evaluated in tiles, exactly, with Adam "
                           f"(default {settings.MEMORY_BUDGET_GB:g}; docs/print-size.md)")

@@ -102,6 +102,12 @@ INITIAL_NOISEBLEND = 0.0
 AUTO_ABOVE = 1024
 AUTO_START_SIZE = 512
 COARSE_ITERATIONS = 100
+# --photo-detail: each larger scale starts from the previous one's image resized plus the
+# photo's detail that the smaller size could not hold. At 512 px from 256 or 362 px it gave the
+# single scale's SSIM to the photo back (0.357 -> 0.401) at the same style distance; off by
+# default, as the print-size schedule above AUTO_ABOVE was measured without it
+# (docs/performance.md#coarse-to-fine-with-the-photos-detail).
+PHOTO_DETAIL = False
 # Print size (print_size.py, tiling.py): a scale whose untiled estimate is above this many GB
 # is evaluated in tiles, so that a 4K print runs in the memory of an ordinary laptop
 # (docs/print-size.md).
@@ -208,6 +214,7 @@ class OptimizerOptions:
     scales: int | None = None
     start_size: int | None = None
     coarse_iterations: int = COARSE_ITERATIONS
+    photo_detail: bool = PHOTO_DETAIL  # later scales start with the photo's finer detail added
     # Print size (print_size.py): the memory budget in GB, and the tiles' core side (None: from the budget).
     memory_budget: float = MEMORY_BUDGET_GB
     tile_size: int | None = None

@@ -208,3 +208,43 @@ def test_run_resumes_from_a_position_with_the_rest_of_its_stages_budget(tiny_net
     result, per_stage = coarse_to_fine.run(stages, problem_at, stylize.OptimizerOptions(), None, start=done)
     assert per_stage == [] and len(calls) == 1 and result.ok and result.iterations == 9
     np.testing.assert_array_equal(result.image, end.image)
+
+
+def test_upsampled_start_adds_the_photos_detail_only_when_asked():
+    """--photo-detail: the larger scale starts from the smaller image resized plus the band of
+    the photo the smaller size lost; resized back down, that band is (about) nothing, so the
+    start keeps the smaller scale's layout."""
+    rng = np.random.default_rng(3)
+    photo = rng.uniform(0, 255, (48, 64, 3)).astype(np.float32)  # fine detail everywhere
+    small = smooth(24, 32, 0.3)
+    plain = coarse_to_fine.upsampled_start(small, photo)
+    np.testing.assert_allclose(plain, images.resize(small, (48, 64)))
+    detailed = coarse_to_fine.upsampled_start(small, photo, photo_detail=True)
+    band = photo - images.resize(images.resize(photo, (24, 32)), (48, 64))
+    np.testing.assert_allclose(detailed - plain, band, atol=1e-3)
+    assert np.abs(band).mean() > 20  # random pixels: most of the photo is detail the small size loses
+    # the start's coarse layout is still the small image's
+    assert np.abs(images.resize(detailed, (24, 32)) - small).mean() < 0.2 * np.abs(band).mean()
+    # a start at the image's own size (a resumed stage) gets nothing added
+    np.testing.assert_allclose(coarse_to_fine.upsampled_start(photo, photo, photo_detail=True), photo)
+
+
+def test_run_with_photo_detail_starts_the_larger_scale_from_it(tiny_network, monkeypatch):
+    content = smooth(48, 64, 0.0) + np.random.default_rng(4).normal(0, 20, (48, 64, 3)).astype(np.float32)
+    content = np.clip(content, 0, 255)
+    starts, results = [], []
+    real = optimize.minimize
+
+    def spy(objective, x0, opts, callback=None, on_evaluation=None):
+        starts.append(np.array(x0))
+        results.append(real(objective, x0, opts, callback=callback, on_evaluation=on_evaluation))
+        return results[-1]
+
+    monkeypatch.setattr(optimize, "minimize", spy)
+    stages = coarse_to_fine.schedule(content.shape, 2, scales=2, coarse_iterations=2)
+    loss = stylize.LossOptions(tv_weight=1.0, overscan=0)
+    coarse_to_fine.run(stages, coarse_to_fine.problems(tiny_network, content, [smooth(40, 40, 0.4)], loss),
+                       stylize.OptimizerOptions(photo_detail=True), lambda c: c.copy())
+    expected = coarse_to_fine.upsampled_start(results[0].image, content, photo_detail=True)
+    np.testing.assert_allclose(starts[1], np.clip(expected, 0, 255), atol=1e-4)
+    assert not np.allclose(starts[1], np.clip(images.resize(results[0].image, (48, 64)), 0, 255), atol=1)
