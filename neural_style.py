@@ -58,7 +58,7 @@ def main(argv=None):
 
 
 def console_main():
-    sys.exit(main())
+    lifecycle.exit_process(main())
 
 
 if __name__ == "__main__":

@@ -222,6 +222,23 @@ def test_signal_in_a_real_process_writes_the_best_image_and_exits_130(files, tin
     assert "--resume continues the run" in err
 
 
+@pytest.mark.slow
+def test_a_real_process_ends_with_everything_written(files, tiny_net_path, tmp_path):
+    """The command's process ends by os._exit, without the interpreter's teardown
+    (lifecycle.exit_process): its status, its image, its whole log and its last line on
+    stdout must all be there, as after a normal exit."""
+    out, log = tmp_path / "out.png", tmp_path / "run.jsonl"
+    args = [str(a) for a in base_args(files, tiny_net_path, out, 3, "--log", log) if a != "--quiet"]
+    proc = subprocess.run([sys.executable, SCRIPT, *args], cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"wrote {out}")  # the messages go to stderr (lifecycle.say)
+    assert images.load_image(str(out)).shape == CONTENT_SIZE + (3,)
+    rows = read_log(log)
+    assert rows[0]["event"] == "start" and rows[-1]["event"] == "end" and rows[-1]["stop_reason"] == "completed"
+    assert len(iteration_rows(rows)) == rows[-1]["iterations"] == 3
+
+
 def test_ctrl_c_before_the_optimization_is_one_line_and_exit_130(files, tiny_net_path, tmp_path, capsys, monkeypatch):
     def interrupted(settings, network=None, arrays=None):
         raise KeyboardInterrupt

@@ -41,6 +41,12 @@ def test_parse_gives_frozen_validated_settings(files):
 
 
 def test_console_main_exits_with_mains_status(monkeypatch, capsys):
+    """console_main ends the process with os._exit (lifecycle.exit_process, no interpreter
+    teardown): here os._exit raises instead, so that pytest's process lives on."""
+    def exit_now(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", exit_now)
     monkeypatch.setattr(sys, "argv", ["neural-style", "--content", "c.png"])
     with pytest.raises(SystemExit) as exc:
         neural_style.console_main()
