@@ -40,6 +40,7 @@ def test_the_plain_command_measured(tmp_path):
                                                  say=lambda *a, **k: None)
     run = runs[0]
     assert run["wall"] > 0 and run["ready"] is not None and run["ready"] < run["wall"]
+    assert 0 <= run["exit"] < run["wall"] - run["ready"]  # the exit comes after the image, and is part of the wall time
     assert sum(run["evaluations"].values()) >= 2
     assert 0.1 < run["peak_rss_gb"] < 8
     assert "| tiny |" in out.read_text()
