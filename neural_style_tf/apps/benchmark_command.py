@@ -7,8 +7,8 @@ flags, in a child process of its own, as the README's main command. The variants
 alternate round by round, so that a machine that gets busier slows them all alike. For
 each run: the wall time to the process's end, the seconds before the first evaluation
 ("ready") and after the image was written (the process's exit, "exit"), the peak RSS of
-the child (os.wait4), and the evaluations at each scale (from its --log). A per-evaluation benchmark says what an evaluation costs; this says
-what the user waits for.
+the child (os.wait4), and the evaluations at each scale (from its --log). A
+per-evaluation benchmark says what an evaluation costs; this says what the user waits for.
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def run_command(flags, width, folder, seed=0):
     with open(log, encoding="utf-8") as f:
         end = [json.loads(line) for line in f][-1]
     # The image is written to a temporary file and renamed: its time is the moment it was done.
-    return {"wall": wall, "ready": ready, "exit": ended - os.stat(output).st_mtime, "peak_rss_gb": usage.ru_maxrss / 1024**2,
-            "evaluations": evaluations_per_scale(log), "loss": end["terms"]["total"]}
+    return {"wall": wall, "ready": ready, "exit": ended - os.stat(output).st_mtime,
+            "peak_rss_gb": usage.ru_maxrss / 1024**2, "evaluations": evaluations_per_scale(log),
+            "loss": end["terms"]["total"]}
 
 
 def markdown(results, width):
@@ -79,8 +80,8 @@ def markdown(results, width):
         walls = sorted(r["wall"] for r in runs)
         r = runs[[x["wall"] for x in runs].index(walls[len(walls) // 2])]
         per_scale = " + ".join(str(r["evaluations"][k]) for k in sorted(r["evaluations"]))
-        lines.append(f"| {name} | `{flags or '(none)'}` | {r['wall']:.1f} | {r['ready'] or 0:.1f} | {r['exit']:.2f} | {per_scale} | "
-                     f"{r['peak_rss_gb']:.2f} | {r['loss']:.4g} |")
+        lines.append(f"| {name} | `{flags or '(none)'}` | {r['wall']:.1f} | {r['ready'] or 0:.1f} | {r['exit']:.2f} "
+                     f"| {per_scale} | {r['peak_rss_gb']:.2f} | {r['loss']:.4g} |")
     return "\n".join(lines) + "\n"
 
 
