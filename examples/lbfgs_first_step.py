@@ -56,7 +56,7 @@ def main(argv=None):
     objective.evaluate(x0)  # TensorFlow's one-off start-up costs, charged to no run
     n = args.evaluations
     runs = {f"lbfgs first step {s:g}": curve(objective, x0, OptimizerOptions(
-        iterations=10**6, max_evaluations=n, lbfgs_first_step=s)) for s in args.first_steps}
+        iterations=10**6, max_evaluations=n, lbfgs_first_step=s, min_improvement=0.0)) for s in args.first_steps}
     runs.update({f"adam lr {lr:g}": curve(objective, x0, OptimizerOptions(optimizer="adam", iterations=n,
                                                                           learning_rate=lr)) for lr in ADAM_RATES})
     adam = np.min([v[0][:n] for k, v in runs.items() if k.startswith("adam")], axis=0)

@@ -82,7 +82,7 @@ class Result:
     iterations: int
     evaluations: int
     seconds: float  # of optimisation
-    stop_reason: str  # "completed", "converged", "interrupted" (Ctrl-C: the best so far), ...
+    stop_reason: str  # "completed", "settled" (--min-improvement), "converged", "interrupted" (Ctrl-C: the best so far), ...
     seed: int  # the seed used (give it back as seed= to redo the run)
     # The frozen settings.Settings of the run; its content and styles are None where arrays
     # were given, its output None without output=.

@@ -71,6 +71,8 @@ def check_numbers(settings):
     if run.checkpoint_every < 0:
         raise UsageError(f"--checkpoint-every must be a non-negative integer (0: only at the scales' ends), "
                          f"not {run.checkpoint_every}")
+    if not 0 <= opt.min_improvement < 100:
+        raise UsageError(f"--min-improvement must be a percentage from 0 (off) to below 100, not {opt.min_improvement}")
     if opt.lbfgs_first_step < 0:
         raise UsageError(f"--lbfgs-first-step must be non-negative (0: SciPy's own start), not {opt.lbfgs_first_step}")
     for label, value in (("--learning-rate", opt.learning_rate), ("--eps", opt.epsilon),

@@ -166,12 +166,15 @@ class Position:
     done: tuple = (0, 0, 0.0)  # (iterations, evaluations, seconds) over all stages so far, this one's included
 
 
-def _stage_options(opts, stage, before):
+def _stage_options(opts, stage, before, final=True):
     """The options of a stage (Stage.options) of which `before` = (iterations, evaluations)
-    were done before a resume."""
+    were done before a resume. A scale before the `final` one runs all its iterations
+    (--min-improvement stops the last scale only): its count was chosen by measurement, and
+    the layout it lays down is what the larger scales keep."""
     opts = stage.options(opts)
     budget = None if opts.max_evaluations is None else opts.max_evaluations - before[1]
-    return replace(opts, iterations=stage.iterations - before[0], max_evaluations=budget)
+    return replace(opts, iterations=stage.iterations - before[0], max_evaluations=budget,
+                   min_improvement=opts.min_improvement if final else 0.0)
 
 
 def _minimize_stage(make_objective, problem, x0, opts, report):
@@ -240,7 +243,8 @@ def run(stages, problem_at, opts, first_x0, callback=None, make_objective=None, 
         report = _reporter(stage, (len(stages), total), done, before, callback, checkpoint, margin)
         try:
             result = _minimize_stage(make_objective, overscan.canvas_problem(problem, margin),
-                                     overscan.pad(x0, margin), _stage_options(opts, stage, before), report)
+                                     overscan.pad(x0, margin),
+                                     _stage_options(opts, stage, before, stage is stages[-1]), report)
             if result is not None:
                 result = replace(result, image=overscan.crop(result.image, margin))
         except KeyboardInterrupt:

@@ -36,6 +36,7 @@ PRESETS = {
         "iterate_average": 0.0,
         "initial_noiseblend": 1.0,  # noise, unless --initial is given
         "optimizer": "lbfgs",
+        "min_improvement": 0.0,  # every iteration, as the classic tool
         "iterations": 1000,
         "lbfgs_corrections": 10,  # SciPy's default history, which the classic tool kept
         "lbfgs_first_step": 0.0,  # SciPy's own first step
@@ -66,6 +67,7 @@ PRESETS = {
         "iterate_average": 0.0,  # the result is L-BFGS's best iterate
         "initial_noiseblend": 1.0,  # start from white noise
         "optimizer": "lbfgs",
+        "min_improvement": 0.0,  # every iteration, as the classic tool
         "lbfgs_corrections": 20,  # the history its figures were reproduced with (the default until 2026-12-07)
         "lbfgs_bounds": "box",  # SciPy's bounds, as before the soft box
         "scales": 1,  # one scale, as the paper
@@ -95,6 +97,7 @@ PRESETS = {
         "iterate_average": 0.0,
         "initial_noiseblend": 0.0,  # from the content image
         "optimizer": "lbfgs",
+        "min_improvement": 0.0,  # every iteration, as the classic tool
         "lbfgs_corrections": 20,  # the history its figures were reproduced with (the default until 2026-12-07)
         "lbfgs_bounds": "box",  # SciPy's bounds, as before the soft box
         "scales": 1,  # one scale, as the paper

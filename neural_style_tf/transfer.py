@@ -283,6 +283,8 @@ def outcome(output, result):
         return EXIT_FAILED
     if result.stop_reason in ("converged", "stopped"):
         say(f"L-BFGS stopped early: {result.message}")
+    if result.stop_reason == "settled":
+        say(f"settled: {result.message} (--min-improvement 0 runs every iteration)")
     say(f"wrote {output} ({summary})")
     return EXIT_OK
 

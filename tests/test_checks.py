@@ -238,3 +238,12 @@ def test_lbfgs_first_step_must_be_non_negative(capsys, tmp_path):
                                       optimizer=dataclasses.replace(Settings(run=None).optimizer,
                                                                     lbfgs_first_step=-1.0)))
 
+
+
+@pytest.mark.parametrize("value, message", [(-1.0, "must be a percentage from 0"), (100.0, "must be a percentage from 0"),
+                                            (float("nan"), "must be a finite number")])
+def test_min_improvement_is_a_percentage_below_100(value, message):
+    with pytest.raises(UsageError, match="--min-improvement " + message):
+        checks.check_numbers(Settings(run=RunSettings(content="c", styles=("s",), output="o.png"),
+                                      optimizer=dataclasses.replace(Settings(run=None).optimizer,
+                                                                    min_improvement=value)))

@@ -248,3 +248,21 @@ def test_run_with_photo_detail_starts_the_larger_scale_from_it(tiny_network, mon
     expected = coarse_to_fine.upsampled_start(results[0].image, content, photo_detail=True)
     np.testing.assert_allclose(starts[1], np.clip(expected, 0, 255), atol=1e-4)
     assert not np.allclose(starts[1], np.clip(images.resize(results[0].image, (48, 64)), 0, 255), atol=1)
+
+
+def test_only_the_last_scale_stops_when_the_loss_settles(tiny_network, monkeypatch):
+    """--min-improvement: a coarse scale runs its whole count; the last one may stop early."""
+    content, style = smooth(48, 64, 0.0), smooth(40, 40, 0.4)
+    seen = []
+    real = optimize.minimize
+
+    def spy(objective, x0, opts, callback=None, on_evaluation=None):
+        seen.append(opts.min_improvement)
+        return real(objective, x0, opts, callback=callback, on_evaluation=on_evaluation)
+
+    monkeypatch.setattr(optimize, "minimize", spy)
+    stages = coarse_to_fine.schedule(content.shape, 2, scales=3, coarse_iterations=2)
+    loss = stylize.LossOptions(tv_weight=1.0, overscan=0)
+    coarse_to_fine.run(stages, coarse_to_fine.problems(tiny_network, content, [style], loss),
+                       stylize.OptimizerOptions(iterations=2, min_improvement=2.5), lambda c: c.copy())
+    assert seen == [0.0, 0.0, 2.5]

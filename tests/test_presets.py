@@ -274,7 +274,7 @@ CLASSIC_LOSS = dict(content_weight=5.0, content_weight_blend=1.0, style_weight=5
                     content_layers=("relu4_2", "relu5_2"), pooling="max", loss_scale="classic", padding="zero",
                     style_loss="gram", style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
 CLASSIC_OPTIMIZER = dict(optimizer="lbfgs", iterations=1000, lbfgs_corrections=10, lbfgs_first_step=0.0,
-                         iterate_average=0.0, scales=1, learning_rate=10.0)
+                         iterate_average=0.0, scales=1, learning_rate=10.0, min_improvement=0.0)
 
 
 def classic_settings(*flags):
@@ -313,3 +313,9 @@ def test_classic_preset_objective_is_the_classic_formula_exactly(tiny_network):
         default_padding, _ = obj.evaluate(x)
     assert default_padding["style"] != pytest.approx(terms["style"], rel=1e-3)  # the preset changed something
 
+
+
+@pytest.mark.parametrize("preset", sorted(presets.PRESETS))
+def test_every_preset_runs_every_iteration(preset):
+    """The presets reproduce fixed budgets: no --min-improvement stop."""
+    assert presets.PRESETS[preset]["min_improvement"] == 0.0

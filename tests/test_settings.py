@@ -28,7 +28,10 @@ def test_defaults_are_the_classic_tools():
     assert (options.scales, options.start_size, options.max_evaluations, options.time_budget) == (None,) * 4
     # The TV weight is the network's own (None), as on the command line: see
     # test_objective.py's test_the_librarys_default_objective_is_the_plain_commands.
-    assert (loss.content_weight, loss.style_weight, loss.tv_weight) == (5.0, 500.0, None)
+    # The style weight is the classic 500 x 1.2 (settings.STYLE_WEIGHT); --preset classic keeps 500.
+    assert (loss.content_weight, loss.style_weight, loss.tv_weight) == (5.0, 600.0, None)
+    # L-BFGS stops once the loss settles (optimize.SettledRule); the presets run every iteration.
+    assert (options.min_improvement, settings.STOP_WINDOW) == (1.3, 10)
     # style-layer weights: the network's own (None), see FeatureNetwork.default_style_layer_weight_exp
     assert (loss.content_weight_blend, loss.style_layer_weight_exp, loss.pooling) == (1.0, None, "max")
     assert loss.content_layers == ("relu4_2", "relu5_2")

@@ -230,7 +230,7 @@ def measure(network_spec, width, height, repeats, lbfgs_evaluations, corrections
 
     timed = TimedObjective(objective)
     opts = OptimizerOptions(optimizer="lbfgs", iterations=10**6, max_evaluations=lbfgs_evaluations,
-                                    lbfgs_corrections=corrections, lbfgs_bounds=bounds)
+                            lbfgs_corrections=corrections, lbfgs_bounds=bounds, min_improvement=0.0)
     t0 = time.perf_counter()
     result = minimize(timed, x, opts)
     lbfgs_wall = time.perf_counter() - t0

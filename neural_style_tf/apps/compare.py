@@ -286,8 +286,10 @@ def run_one(exp, objective, network, content, run, pair_id, settings):
     run_id, (config_id, label, optimizer, setting, changes), seed = run
     noiseblend = 0.0 if exp.init == "content" else 1.0
     x0 = initial_image(content, network, None, noiseblend, seed)
+    # Every run spends its whole budget (no --min-improvement stop): the comparison is at equal cost.
     opts = OptimizerOptions(optimizer=optimizer, iterations=ITERATIONS_UNBOUNDED,
-                            max_evaluations=exp.evaluations, time_budget=exp.time_budget, **changes)
+                            max_evaluations=exp.evaluations, time_budget=exp.time_budget,
+                            **{"min_improvement": 0.0, **changes})
     rows = []
 
     def record(index, seconds, terms):

@@ -183,7 +183,7 @@ def panel_record(panel, file, settings, result, build_seconds):
 def solve(panel, objective, network, content, evaluations):
     """One panel on its objective: L-BFGS from the panel's start for `evaluations` evaluations."""
     x0 = start_image(panel, content, network, objective)
-    opts = OptimizerOptions(optimizer="lbfgs", iterations=evaluations, max_evaluations=evaluations)
+    opts = OptimizerOptions(optimizer="lbfgs", iterations=evaluations, max_evaluations=evaluations, min_improvement=0.0)
     return minimize(objective, x0, opts)
 
 

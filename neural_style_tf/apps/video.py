@@ -241,8 +241,10 @@ def frame_settings(settings, options, plan, index):
     warm start already has (and its coarse scales would hold nothing to the last frame)."""
     values = {"quiet": True, "seed": plan.seed, "output": os.path.join(plan.frames_dir, FRAME_NAME.format(index + 1))}
     if index > 0 and not options.independent:
+        # min_improvement 0: a warm-started frame's loss falls slowly from its first iteration,
+        # and --frame-iterations is what the flicker check measured.
         values |= {"iterations": frame_iterations(options, settings.optimizer.iterations), "scales": 1,
-                   "start_size": None}
+                   "start_size": None, "min_improvement": 0.0}
     return settings.with_values(values)
 
 
