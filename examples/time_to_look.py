@@ -3,11 +3,13 @@ run per pair with a checkpoint every few iterations (docs/performance.md, "Time 
 finished image").
 
     python neural_style.py --content C --styles S --output DIR/PAIR_150.png --width 512 --seed 0 \
+        --iterations 150 --min-improvement 0 \
         --log DIR/PAIR.jsonl --checkpoint-output DIR/PAIR_{:03}.png --checkpoint-iterations 10
     python examples/time_to_look.py DIR [DIR ...] --out runs/time_to_look
 
 L-BFGS's path does not depend on its iteration budget, so the checkpoint after N
-iterations is the image that `--iterations N` writes. Each checkpoint is measured as the
+iterations is the image that `--iterations N --min-improvement 0` writes (and the default
+writes, if its stop ends the run at N). Each checkpoint is measured as the
 panel measures a result (neural_style_tf/apps/quality.py: held-out style distance, SSIM
 to the photo, border, noise); its wall time is the run's start-up plus the optimiser's
 seconds at that iteration (from the --log; on a shared machine, read it as a guide and time

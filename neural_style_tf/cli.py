@@ -123,8 +123,7 @@ def add_optimization_arguments(p):
                      help="iterations (L-BFGS iterations or Adam steps; evaluations are counted separately)")
     run.add_argument("--min-improvement", type=float, default=settings.MIN_IMPROVEMENT, metavar="PERCENT",
                      help=f"L-BFGS: stop before --iterations once the loss fell less than PERCENT %% over the last "
-                          f"{settings.STOP_WINDOW} iterations (default {settings.MIN_IMPROVEMENT:g}; 0: run every "
-                          "iteration, as the classic tool)")
+                          f"{settings.STOP_WINDOW} iterations (0: run every iteration, as the classic tool)")
     run.add_argument("--lbfgs-corrections", type=int, default=settings.LBFGS_CORRECTIONS, help="L-BFGS history size")
     run.add_argument("--lbfgs-first-step", type=float, default=settings.LBFGS_FIRST_STEP, metavar="GREY_LEVELS",
                      help="L-BFGS: RMS change per pixel of its first step (0: SciPy's own start, as the classic tool)")

@@ -74,12 +74,13 @@ def test_every_classic_flag_exists_with_its_default():
     argv = ["--content", "c.png", "--styles", "s.png", "--output", "o.png"]
     args = neural_style.build_parser().parse_args(argv)
     for dest, default in CLASSIC_DEFAULTS.items():
-        # Changed on purpose (docs/quality.md): the network's own style-layer weights (1 for
-        # the embedded network, 0.25 for VGG files), and 150 iterations at the final scale
-        # of coarse-to-fine instead of 1000 at one scale.
-        if dest not in ("style_layer_weight_exp", "iterations"):
+        # Changed on purpose (docs/quality.md, the defaults now): the network's own style-layer
+        # weights, at most 100 iterations at the final scale instead of 1000 at one scale, and
+        # the style weight 600 that goes with L-BFGS's stop when the loss settles.
+        if dest not in ("style_layer_weight_exp", "iterations", "style_weight"):
             assert getattr(args, dest) == default, dest
     assert args.initial_noiseblend == 0.0 and args.style_layer_weight_exp is None and args.iterations == 100
+    assert args.style_weight == 600.0 and args.min_improvement == 1.3
     classic = cli.parse_settings(neural_style.build_parser().parse_args(argv + ["--preset", "classic"]), {"preset"})
     for dest, default in CLASSIC_DEFAULTS.items():
         assert classic.value(dest) == (tuple(default) if isinstance(default, list) else default), dest
@@ -107,7 +108,7 @@ def test_help_shows_every_default(capsys):
                  "--overwrite", "--optimizer", "--lbfgs-corrections", "--seed", "--content-layers",
                  "--style-layers", "--log"):
         assert flag + " " in text, flag
-    for shown in ("(default: 100)", "(default: 5.0)", "(default: 1.0)", "(default: 500.0)", "(default: 10.0)",
+    for shown in ("(default: 100)", "(default: 5.0)", "(default: 1.0)", "(default: 600.0)", "(default: 10.0)", "(default: 1.3)",
                   "(default: 0.9)", "(default: 0.999)", "(default: 1e-08)", "(default: max)", "(default: lbfgs)",
                   "(default: 10)", "cov style losses 0.1 with ImageNet VGG weights", "relu4_2,relu5_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
                   "default: the content's"):
